@@ -1,0 +1,252 @@
+"""Attention capture and modulation on chosen UNet layers.
+
+A method asks for maps with :class:`AttentionRequest` (cross or self attention, target grid sides, places
+``down``/``mid``/``up``). :func:`attention_control` installs a :class:`CaptureProcessor` on exactly those
+layers (and on the layers a method wants to *modulate*); every other layer keeps its own processor
+(diffusers' fast SDPA). The originals come back when the context exits, also when the body raises.
+
+Captured maps are attention *probabilities*, differentiable when grad is on, for the conditional half of
+the batch only, shaped ``(B, heads, Nq, Nk)`` with queries in row-major ``(h, w)`` order of the layer's grid.
+The loop tells the store whether the batch is ``[uncond, cond]`` (CFG pass) or cond-only (guidance pass)
+and whether to record: stores never count calls to find where a step ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import re
+from typing import Callable, Iterator, Literal, Sequence
+
+import torch
+
+Kind = Literal["cross", "self"]
+Place = Literal["down", "mid", "up"]
+
+_NAME = re.compile(r"^(?P<block>down_blocks\.(?P<down>\d+)|mid_block|up_blocks\.(?P<up>\d+))\..*\.(?P<attn>attn1|attn2)$")
+
+
+@dataclasses.dataclass(frozen=True)
+class AttentionRequest:
+    """Which maps a method needs.
+
+    ``sides``: wanted grid sides (the longer side of a layer's map); each picks the available resolution
+    nearest to it, so ``(16,)`` means the 16x16 layers of SD at 512 px (64x64 latents) and the 16x16 layers
+    of the 64 px shapes model (16x16 latents). ``None`` takes every resolution.
+    """
+
+    kind: Kind = "cross"
+    sides: tuple[int, ...] | None = (16,)
+    places: tuple[Place, ...] = ("down", "up")
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerInfo:
+    name: str  # module path, e.g. "up_blocks.1.attentions.0.transformer_blocks.0.attn2"
+    place: Place
+    kind: Kind
+    factor: int  # downsampling factor of this layer's grid relative to the latent
+
+    def grid(self, latent_hw: tuple[int, int]) -> tuple[int, int]:
+        h, w = latent_hw
+        return math.ceil(h / self.factor), math.ceil(w / self.factor)
+
+
+def attention_layers(unet: torch.nn.Module) -> list[LayerInfo]:
+    """Every self/cross attention layer of a UNet2DConditionModel with its place and grid factor."""
+    n_down = len(unet.down_blocks)
+    layers = []
+    for name, _ in unet.named_modules():
+        m = _NAME.match(name)
+        if not m or ".fuser." in name:
+            continue
+        if m["down"] is not None:
+            place, factor = "down", 2 ** int(m["down"])
+        elif m["up"] is not None:
+            place, factor = "up", 2 ** (n_down - 1 - int(m["up"]))
+        else:
+            place, factor = "mid", 2 ** (n_down - 1)
+        layers.append(LayerInfo(name, place, "self" if m["attn"] == "attn1" else "cross", factor))
+    return layers
+
+
+def select_layers(unet: torch.nn.Module, request: AttentionRequest, latent_hw: tuple[int, int]) -> list[LayerInfo]:
+    """The layers of ``unet`` matching ``request`` for latents of size ``latent_hw``."""
+    return _select(attention_layers(unet), request, latent_hw)
+
+
+def _select(layers, request: AttentionRequest, latent_hw: tuple[int, int]) -> list[LayerInfo]:
+    candidates = [l for l in layers if l.kind == request.kind and l.place in request.places]
+    if not candidates:
+        raise ValueError(f"the UNet has no {request.kind}-attention layers in places {request.places}")
+    if request.sides is None:
+        return candidates
+    available = sorted({max(l.grid(latent_hw)) for l in candidates})
+    # nearest available side; on a tie the coarser one (cheaper, and what the papers use)
+    chosen = {min(available, key=lambda s: (abs(s - side), s)) for side in request.sides}
+    return [l for l in candidates if max(l.grid(latent_hw)) in chosen]
+
+
+# Modulators change attention logits before the softmax (Paint-with-Words, DenseDiffusion). They get the
+# logits (B, heads, Nq, Nk) of the *conditional* samples, the layer and the store's context, and return new logits.
+Modulator = Callable[[torch.Tensor, LayerInfo, "AttentionStore"], torch.Tensor]
+
+
+class AttentionStore:
+    """Maps recorded during one UNet forward, keyed by layer name.
+
+    The loop sets ``cfg`` (batch is ``[uncond, cond]``), ``recording``, ``latent_hw`` and ``step`` before
+    each forward and calls :meth:`clear` before each recorded forward.
+    """
+
+    def __init__(self) -> None:
+        self.maps: dict[str, torch.Tensor] = {}
+        self.layers: dict[str, LayerInfo] = {}
+        self.record_layers: set[str] = set()
+        self.modulators: dict[str, list[Modulator]] = {}
+        self.recording = False
+        self.cfg = False
+        self.latent_hw: tuple[int, int] = (0, 0)
+        self.step = 0
+        self.context: dict = {}  # free-form data for modulators (token indices, masks, ...)
+
+    def clear(self) -> None:
+        self.maps.clear()
+
+    def get(self, request: AttentionRequest) -> dict[str, torch.Tensor]:
+        """The recorded maps of the layers matching ``request``."""
+        names = {l.name for l in _select(self.layers.values(), request, self.latent_hw)}
+        return {n: m for n, m in self.maps.items() if n in names}
+
+
+class CaptureProcessor:
+    """Attention that materialises probabilities (records them, applies modulators); SDPA otherwise.
+
+    Keeps the stock processor signature. When neither recording nor modulation applies to this call it
+    delegates to the layer's original processor, so an installed but idle capture costs nothing.
+    """
+
+    def __init__(self, store: AttentionStore, layer: LayerInfo, original) -> None:
+        self.store, self.layer, self.original = store, layer, original
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, *args, **kwargs):
+        store, name = self.store, self.layer.name
+        record = store.recording and name in store.record_layers
+        modulators = store.modulators.get(name, ())
+        if not record and not modulators:
+            return self.original(attn, hidden_states, encoder_hidden_states, attention_mask, temb, *args, **kwargs)
+
+        residual = hidden_states
+        if attn.spatial_norm is not None:
+            hidden_states = attn.spatial_norm(hidden_states, temb)
+        input_ndim = hidden_states.ndim
+        if input_ndim == 4:
+            batch, channel, height, width = hidden_states.shape
+            hidden_states = hidden_states.view(batch, channel, height * width).transpose(1, 2)
+        batch = hidden_states.shape[0]
+        context_len = hidden_states.shape[1] if encoder_hidden_states is None else encoder_hidden_states.shape[1]
+        attention_mask = attn.prepare_attention_mask(attention_mask, context_len, batch)
+        if attn.group_norm is not None:
+            hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
+        query = attn.to_q(hidden_states)
+        if encoder_hidden_states is None:
+            encoder_hidden_states = hidden_states
+        elif attn.norm_cross:
+            encoder_hidden_states = attn.norm_encoder_hidden_states(encoder_hidden_states)
+        key, value = attn.to_k(encoder_hidden_states), attn.to_v(encoder_hidden_states)
+        heads = attn.heads
+        q = attn.head_to_batch_dim(query)  # (B*heads, Nq, d), batch-major: index b*heads + h
+        k = attn.head_to_batch_dim(key)
+        v = attn.head_to_batch_dim(value)
+        if attn.upcast_attention:
+            q, k = q.float(), k.float()
+        logits = torch.bmm(q, k.transpose(-1, -2)) * attn.scale  # (B*heads, Nq, Nk)
+        if attention_mask is not None:
+            logits = logits + attention_mask
+        if attn.upcast_softmax:
+            logits = logits.float()
+        logits = logits.view(batch, heads, *logits.shape[1:])  # (B, heads, Nq, Nk)
+        first_cond = batch // 2 if store.cfg else 0
+        if modulators:
+            cond = logits[first_cond:]
+            for modulate in modulators:
+                cond = modulate(cond, self.layer, store)
+            logits = torch.cat([logits[:first_cond], cond]) if first_cond else cond
+        probs = logits.softmax(dim=-1)
+        if record:
+            store.maps[name] = probs[first_cond:]
+        probs = probs.to(v.dtype).view(batch * heads, *probs.shape[2:])
+        hidden_states = attn.batch_to_head_dim(torch.bmm(probs, v))
+        hidden_states = attn.to_out[1](attn.to_out[0](hidden_states))
+        if input_ndim == 4:
+            hidden_states = hidden_states.transpose(-1, -2).reshape(batch, channel, height, width)
+        if attn.residual_connection:
+            hidden_states = hidden_states + residual
+        return hidden_states / attn.rescale_output_factor
+
+
+@contextlib.contextmanager
+def attention_control(
+    unet: torch.nn.Module,
+    store: AttentionStore,
+    record: Sequence[AttentionRequest] = (),
+    modulate: dict[AttentionRequest, Sequence[Modulator]] | None = None,
+    *,
+    latent_hw: tuple[int, int],
+) -> Iterator[AttentionStore]:
+    """Install capture processors on the requested layers for the duration of the block."""
+    modulate = modulate or {}
+    store.latent_hw = latent_hw
+    store.layers = {l.name: l for l in attention_layers(unet)}
+    store.record_layers = {l.name for r in record for l in select_layers(unet, r, latent_hw)}
+    store.modulators = {}
+    for request, fns in modulate.items():
+        for layer in select_layers(unet, request, latent_hw):
+            store.modulators.setdefault(layer.name, []).extend(fns)
+    names = store.record_layers | set(store.modulators)
+    modules = dict(unet.named_modules())
+    originals = {}
+    try:
+        for name in names:
+            module = modules[name]
+            originals[name] = module.processor
+            module.set_processor(CaptureProcessor(store, store.layers[name], module.processor))
+        yield store
+    finally:
+        for name, processor in originals.items():
+            modules[name].set_processor(processor)
+        store.recording = False
+        store.clear()
+
+
+@contextlib.contextmanager
+def recording(store: AttentionStore, *, cfg: bool, step: int, on: bool = True) -> Iterator[AttentionStore]:
+    """Mark one UNet forward: cond-only or CFG batch, and whether to record."""
+    store.clear()
+    store.cfg, store.step, store.recording = cfg, step, on
+    try:
+        yield store
+    finally:
+        store.recording = False
+
+
+def grid_maps(maps: dict[str, torch.Tensor], layers: dict[str, LayerInfo], latent_hw: tuple[int, int]) -> torch.Tensor:
+    """Average recorded maps over layers and heads, on the finest grid among them.
+
+    Input maps are ``(B, heads, Nq, Nk)``; output ``(B, h, w, Nk)`` for cross attention. Layers on coarser
+    grids are upsampled bilinearly (ZestGuide does the same).
+    """
+    if not maps:
+        raise RuntimeError("no attention maps were recorded; the requested layers did not run")
+    grids = {n: layers[n].grid(latent_hw) for n in maps}
+    h, w = max(grids.values())
+    total = None
+    for name, m in maps.items():
+        gh, gw = grids[name]
+        avg = m.mean(dim=1)  # (B, Nq, Nk)
+        avg = avg.reshape(avg.shape[0], gh, gw, avg.shape[-1])
+        if (gh, gw) != (h, w):
+            avg = torch.nn.functional.interpolate(avg.permute(0, 3, 1, 2), size=(h, w), mode="bilinear", align_corners=False).permute(0, 2, 3, 1)
+        total = avg if total is None else total + avg
+    return total / len(maps)

@@ -1,0 +1,240 @@
+"""Command line: ``layoutguide generate | methods | bench | shapes``. Thin wrappers over the library."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Layout-grounded text-to-image generation.")
+shapes_app = typer.Typer(no_args_is_help=True, help="The shapes world: train, export and inspect its model.")
+bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks with exact metrics.")
+app.add_typer(shapes_app, name="shapes")
+app.add_typer(bench_app, name="bench")
+
+
+def fail(message: str) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(2)
+
+
+def parse_sets(values: list[str] | None) -> dict[str, dict[str, Any]]:
+    """``--set refocus.loss_scale=2 --set refocus.sar=false`` -> ``{"refocus": {"loss_scale": 2, "sar": False}}``."""
+    out: dict[str, dict[str, Any]] = {}
+    for item in values or []:
+        key, sep, raw = item.partition("=")
+        method, dot, option = key.partition(".")
+        if not sep or not dot or not method or not option:
+            fail(f"--set {item!r}: expected METHOD.OPTION=VALUE, e.g. refocus.loss_scale=2")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw  # a bare string such as variant=official
+        out.setdefault(method, {})[option] = value
+    return out
+
+
+def _load(model, device, dtype):
+    from .loading import ModelNotFoundError, load_pipeline
+
+    try:
+        return load_pipeline(model, device=device, dtype=dtype)
+    except (ModelNotFoundError, ValueError) as e:
+        fail(str(e))
+
+
+@app.command()
+def generate(
+    prompt: Optional[str] = typer.Option(None, help="Text prompt (optional when --layout has one)."),
+    layout: Optional[Path] = typer.Option(None, help="Layout JSON (see layoutguide.layout)."),
+    method: str = typer.Option("refocus", help="Layout method (see 'layoutguide methods'); 'none' for plain sampling."),
+    model: Optional[str] = typer.Option(None, help="Diffusers folder or hub id; default: the shipped shapes model."),
+    out: Path = typer.Option(Path("out.png"), help="Output image; with -n > 1, files OUT_0.png, OUT_1.png ..."),
+    seed: int = typer.Option(0, help="Base seed; image j uses a seed derived from (seed, j)."),
+    steps: Optional[int] = typer.Option(None, help="Denoising steps (default: the model's, else 50)."),
+    guidance_scale: Optional[float] = typer.Option(None, help="Classifier-free guidance (default: the model's, else 7.5)."),
+    n: int = typer.Option(1, "-n", help="Images to generate."),
+    negative_prompt: Optional[str] = typer.Option(None, help="Negative prompt."),
+    set_: Optional[list[str]] = typer.Option(None, "--set", help="Method option, METHOD.OPTION=VALUE (repeatable)."),
+    save_attention: Optional[Path] = typer.Option(None, help="Write per-region attention heatmaps to this folder."),
+    overlay: bool = typer.Option(False, help="Also write OUT with the layout drawn on it (suffix _overlay)."),
+    append_missing: bool = typer.Option(False, help="Append region phrases missing from the prompt instead of failing."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1, mps."),
+    dtype: str = typer.Option("auto", help="auto (fp16 on CUDA, fp32 elsewhere), fp32, fp16, bf16."),
+) -> None:
+    """Generate an image whose objects follow a layout."""
+    from .layout import Layout, LayoutError
+    from .methods import MethodOptionError
+    from .tokens import PhraseNotFoundError
+    from .viz import draw_layout, region_heatmaps
+
+    try:
+        lay = Layout.from_json(layout) if layout else None
+    except LayoutError as e:
+        fail(str(e))
+    if lay is None and prompt is None:
+        fail("give --prompt, --layout, or both")
+    options = parse_sets(set_)
+    unknown = set(options) - {method}
+    if unknown:
+        fail(f"--set names method(s) {sorted(unknown)} but --method is {method!r}")
+    pipe = _load(model, device, dtype)
+    try:
+        result = pipe(
+            prompt=prompt,
+            layout=lay,
+            method=None if method == "none" else method,
+            method_options=options.get(method),
+            num_inference_steps=steps,
+            guidance_scale=guidance_scale,
+            negative_prompt=negative_prompt,
+            num_images_per_prompt=n,
+            seed=seed,
+            return_attention=save_attention is not None,
+            append_missing_phrases=append_missing,
+        )
+    except (MethodOptionError, PhraseNotFoundError, LayoutError, ValueError) as e:
+        fail(str(e))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    paths = [out] if n == 1 else [out.with_name(f"{out.stem}_{j}{out.suffix}") for j in range(n)]
+    used = result.layouts[0]
+    for j, (path, image) in enumerate(zip(paths, result.images)):
+        image.save(path)
+        typer.echo(f"wrote {path}")
+        if overlay and used.regions:
+            over = path.with_name(f"{path.stem}_overlay{path.suffix}")
+            draw_layout(image, used).save(over)
+            typer.echo(f"wrote {over}")
+        if save_attention is not None and used.regions:
+            save_attention.mkdir(parents=True, exist_ok=True)
+            from .tokens import map_phrases
+
+            tokens = map_phrases(pipe.tokenizer, used.prompt, used.phrases, on_missing="append" if append_missing else "error")
+            mean_maps = sum(a[j] for a in result.attention) / len(result.attention)  # (h, w, 77), mean over steps
+            for r, tile in enumerate(region_heatmaps(image, used, mean_maps.numpy(), tokens.indices)):
+                name = save_attention / f"{path.stem}_region{r}_{used.regions[r].phrase.replace(' ', '_')}.png"
+                tile.save(name)
+            typer.echo(f"wrote {len(used.regions)} heatmaps to {save_attention}")
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("out/demo"), help="Output folder."),
+    n: int = typer.Option(24, help="Layouts in the benchmark part."),
+    model: Optional[str] = typer.Option(None, help="Default: the shipped shapes model."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda, mps."),
+) -> None:
+    """The main job on the shipped model: guided images with their layouts drawn, and a none-vs-refocus report."""
+    from .bench import MethodSpec, results_table, run_shapes_bench, shapes_suite
+    from .viz import draw_layout, grid
+
+    pipe = _load(model, device, "auto")
+    examples = [s.layout() for s in shapes_suite(6, seed=99)]
+    tiles, captions = [], []
+    for label, method in (("none", None), ("refocus", "refocus")):
+        result = pipe(layout=examples, method=method, seed=0, progress=False)
+        for k, (image, layout) in enumerate(zip(result.images, examples)):
+            path = out / "examples" / f"{k}_{label}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            image.save(path)
+            tiles.append(draw_layout(image, layout))
+            captions.append(f"{label}: {layout.prompt}")
+    grid(tiles, columns=len(examples), captions=captions).save(out / "examples.png")
+    typer.echo(f"wrote {out / 'examples.png'} (top row: unguided, bottom row: refocus; boxes = the layout)")
+    results = run_shapes_bench(pipe, [MethodSpec.parse("none"), MethodSpec.parse("refocus")], n=n, out=out / "bench", command=f"layoutguide bench shapes --methods none,refocus --n {n} --out {out / 'bench'}")
+    typer.echo(results_table(results))
+    typer.echo(f"wrote {out / 'bench' / 'report.md'}")
+
+
+@app.command("methods")
+def list_methods() -> None:
+    """List the registered layout methods, the maps they need and their defaults."""
+    from .methods import REGISTRY
+
+    for name, cls in sorted(REGISTRY.items()):
+        method = cls()
+        maps = ", ".join(f"{r.kind}@{'/'.join(map(str, r.sides or ('all',)))}[{','.join(r.places)}]" for r in method.requests()) or "none"
+        typer.echo(f"{name:12s} {cls.summary}")
+        typer.echo(f"{'':12s} maps: {maps}")
+        defaults = method.options.model_dump()
+        if defaults:
+            typer.echo(f"{'':12s} options: " + ", ".join(f"{k}={v}" for k, v in defaults.items()))
+
+
+@bench_app.command("shapes")
+def bench_shapes(
+    methods: str = typer.Option("none,refocus", help="Comma-separated methods ('none' = unguided)."),
+    n: int = typer.Option(200, help="Number of layouts in the suite."),
+    seed: int = typer.Option(0, help="Suite seed (also seeds the initial noise)."),
+    out: Path = typer.Option(Path("bench-out/shapes"), help="Output folder (resumes if it has images)."),
+    model: Optional[str] = typer.Option(None, help="Default: the shipped shapes model."),
+    steps: Optional[int] = typer.Option(None, help="Denoising steps (default: the model's)."),
+    guidance_scale: Optional[float] = typer.Option(None, help="CFG scale (default: the model's)."),
+    batch_size: int = typer.Option(8, help="Prompts per pipeline call."),
+    masks: bool = typer.Option(False, help="Give the methods exact masks instead of boxes."),
+    set_: Optional[list[str]] = typer.Option(None, "--set", help="Method option, METHOD.OPTION=VALUE (repeatable)."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda, mps."),
+    dtype: str = typer.Option("auto", help="auto, fp32, fp16, bf16."),
+) -> None:
+    """Run methods on the shapes-world suite; write report.md, results.json and grid.png."""
+    from .bench import MethodSpec, results_table, run_shapes_bench
+    from .methods import REGISTRY, MethodOptionError
+
+    options = parse_sets(set_)
+    specs = [MethodSpec.parse(m, options) for m in methods.split(",") if m.strip()]
+    for spec in specs:
+        if spec.method is not None and spec.method not in REGISTRY:
+            fail(f"--methods: unknown method {spec.method!r}; registered: {', '.join(sorted(REGISTRY))}")
+    if n < 1:
+        fail("--n must be at least 1")
+    pipe = _load(model, device, dtype)
+    command = "layoutguide " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("layoutguide") else None
+    try:
+        results = run_shapes_bench(pipe, specs, n=n, seed=seed, out=out, steps=steps, guidance_scale=guidance_scale, batch_size=batch_size, use_masks=masks, command=command)
+    except MethodOptionError as e:
+        fail(str(e))
+    typer.echo(results_table(results))
+    typer.echo(f"wrote {out / 'report.md'}, {out / 'results.json'}, {out / 'grid.png'}")
+
+
+@shapes_app.command("train")
+def shapes_train(
+    out: Path = typer.Option(Path("runs/shapes"), help="Run folder (checkpoints, logs, samples); resumes if present."),
+    unet_steps: Optional[int] = typer.Option(None, help="Denoiser steps (default 8000)."),
+    vae_steps: Optional[int] = typer.Option(None, help="Autoencoder steps (default 1500)."),
+    batch: Optional[int] = typer.Option(None, help="Denoiser batch size (default 32)."),
+    max_minutes: Optional[float] = typer.Option(None, help="Stop after this much wall time (a checkpoint is written)."),
+    device: str = typer.Option("auto", help="auto (CUDA if present), cpu, cuda."),
+) -> None:
+    """Train (or resume) the shapes-world model."""
+    import dataclasses
+
+    from .shapes.train import TrainConfig, Trainer
+
+    state_file = out / "ckpt" / "state.json"
+    base = TrainConfig(**json.loads(state_file.read_text())["config"]) if state_file.exists() else TrainConfig()
+    changes = {k: v for k, v in dict(unet_steps=unet_steps, vae_steps=vae_steps, batch=batch, max_minutes=max_minutes).items() if v is not None}
+    Trainer(out, dataclasses.replace(base, **changes), device=device).run()
+
+
+@shapes_app.command("export")
+def shapes_export(
+    run: Path = typer.Option(Path("runs/shapes"), help="Training run folder."),
+    out: Path = typer.Option(..., help="Folder to write the diffusers pipeline to."),
+) -> None:
+    """Write a run's EMA weights as a diffusers folder (safetensors) loadable with LayoutPipeline.from_pretrained."""
+    from .shapes.train import export
+
+    export(run, out)
+    typer.echo(f"wrote {out}")
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

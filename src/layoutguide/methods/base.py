@@ -1,0 +1,137 @@
+"""The one small interface every layout method implements, and the per-call context the loop gives it.
+
+A method says which attention maps it needs (:meth:`GuidanceMethod.requests`), which steps it guides and
+how hard (:meth:`plan`), and computes a per-sample loss from the recorded maps (:meth:`loss`). The loop
+does the rest: a conditional-only forward with grad, ``autograd.grad`` of the loss, :meth:`update` of the
+latents, repeated for the planned iterations while any sample is not yet done. Methods that modulate
+attention instead (Paint-with-Words, DenseDiffusion) return modulators from :meth:`modulations`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+import torch
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from ..attention import AttentionRequest, AttentionStore, Modulator
+from ..layout import Layout
+from ..tokens import TokenMap
+
+
+class MethodOptions(BaseModel):
+    """Hyperparameters of a method; unknown names are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MethodOptionError(ValueError):
+    """A method option has a bad name or value."""
+
+
+@dataclasses.dataclass(frozen=True)
+class StepPlan:
+    """Guidance at one denoising step: at most ``iterations`` latent updates of size ``step_size``."""
+
+    iterations: int
+    step_size: float
+    info: dict = dataclasses.field(default_factory=dict)  # e.g. the index on the method's reference grid
+
+
+@dataclasses.dataclass
+class LossOutput:
+    loss: torch.Tensor  # (B,) per-sample loss; the gradient of its sum moves each sample's latents
+    done: torch.Tensor  # (B,) bool: this sample needs no further iteration at this step
+    info: dict[str, Any] = dataclasses.field(default_factory=dict)  # per-sample diagnostics, (B,) tensors
+
+
+@dataclasses.dataclass
+class GuidanceContext:
+    """What a method may read about the current call. One entry per sample (prompt x image)."""
+
+    layouts: list[Layout]
+    token_maps: list[TokenMap]
+    num_steps: int
+    latent_hw: tuple[int, int]
+    device: torch.device
+    alphas_cumprod: torch.Tensor  # of the scheduler, on ``device``
+    timesteps: torch.Tensor
+    _mask_cache: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def batch_size(self) -> int:
+        return len(self.layouts)
+
+    def region_masks(self, b: int, grid: tuple[int, int], *, boxes_only: bool = False) -> torch.Tensor:
+        """Sample ``b``'s regions rasterised on ``grid``: float ``(N_regions, h, w)`` in {0, 1}."""
+        key = (b, grid, boxes_only)
+        if key not in self._mask_cache:
+            masks = self.layouts[b].rasterize(grid[0], grid[1], boxes_only=boxes_only)
+            self._mask_cache[key] = torch.from_numpy(masks).to(self.device)
+        return self._mask_cache[key]
+
+
+class GuidanceMethod:
+    """Base class: a method that does nothing (plain sampling). Subclasses override what they need."""
+
+    name: ClassVar[str] = "none"
+    summary: ClassVar[str] = "plain classifier-free-guided sampling, no layout control"
+    needs_layout: ClassVar[bool] = False
+    Options: ClassVar[type[MethodOptions]] = MethodOptions
+
+    def __init__(self, **options: Any) -> None:
+        try:
+            self.options = self.Options(**options)
+        except ValidationError as e:
+            problems = "; ".join(f"{self.name}.{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
+            allowed = ", ".join(self.Options.model_fields) or "none"
+            raise MethodOptionError(f"bad option for method {self.name!r}: {problems} (allowed options: {allowed})") from None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.options!r})"
+
+    def requests(self) -> list[AttentionRequest]:
+        """Attention maps the loss reads (recorded on the guidance forward)."""
+        return []
+
+    def modulations(self, ctx: GuidanceContext) -> dict[AttentionRequest, list[Modulator]]:
+        """Attention-logit modulators applied on every forward (guidance and CFG passes)."""
+        return {}
+
+    def plan(self, step: int, ctx: GuidanceContext) -> StepPlan | None:
+        """Guidance at denoising step ``step`` (0-based) or None for none."""
+        return None
+
+    def loss(self, store: AttentionStore, ctx: GuidanceContext, step: int, plan: StepPlan) -> LossOutput:
+        raise NotImplementedError(f"method {self.name!r} plans guidance steps but defines no loss")
+
+    def update(self, latents: torch.Tensor, grad: torch.Tensor, plan: StepPlan, ctx: GuidanceContext, step: int) -> torch.Tensor:
+        """Default update: plain gradient descent on the (model-input scaled) latents."""
+        return latents - plan.step_size * grad
+
+
+def gaussian_smooth(maps: torch.Tensor, sigma: float = 0.5) -> torch.Tensor:
+    """Attend-and-Excite's 3x3 smoothing (shared by Attention Refocusing), reflect padding.
+
+    Its kernel is ``exp(-((x - mu) / (2 sigma))^2)`` (not the textbook ``/(2 sigma^2)``); normalised taps
+    are about [0.212, 0.576, 0.212]. ``maps`` is ``(..., h, w)``.
+    """
+    x = torch.arange(3, dtype=maps.dtype, device=maps.device) - 1
+    k1 = torch.exp(-((x / (2 * sigma)) ** 2))
+    k1 = k1 / k1.sum()
+    kernel = (k1[:, None] * k1[None, :])[None, None]
+    shape = maps.shape
+    flat = maps.reshape(-1, 1, *shape[-2:])
+    pad = "reflect" if min(shape[-2:]) > 1 else "replicate"
+    out = torch.nn.functional.conv2d(torch.nn.functional.pad(flat, (1, 1, 1, 1), mode=pad), kernel)
+    return out.reshape(shape)
+
+
+def normalized_token_maps(cross: torch.Tensor, temperature: float = 100.0) -> torch.Tensor:
+    """Attend-and-Excite's normalisation of averaged cross-attention ``(B, h, w, 77)``.
+
+    Drop the start token and the last position, multiply by ``temperature`` and softmax over the rest:
+    the result ``(B, h, w, 75)`` has token ``i`` at column ``i - 1``.
+    """
+    return torch.softmax(cross[..., 1:-1] * temperature, dim=-1)

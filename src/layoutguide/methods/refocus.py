@@ -1,0 +1,222 @@
+"""Attention Refocusing: Cross-Attention Refocusing (CAR) and Self-Attention Refocusing (SAR).
+
+Phung, Ge, Huang, "Grounded Text-to-Image Synthesis with Attention Refocusing", CVPR 2024, arXiv 2306.05427;
+official code ``Attention-Refocusing/attention-refocusing`` (HEAD ``2c265cb``).
+
+Maps: cross- and self-attention of the 16x16 layers (``down`` and ``up``; mid excluded), averaged over heads
+and layers per sample, cross maps normalised as in Attend-and-Excite (drop start token and last position,
+x100, softmax) and smoothed with the 3x3 kernel of ``gaussian_smooth``.
+
+CAR, for every token i of a region phrase, M_i the union of the boxes of the regions containing i:
+
+* ``variant="paper"`` (default): ``L_CAR = 1/q sum_i [(1 - max(A_i * M_i)) + max(A_i * (1 - M_i))]``.
+* ``variant="official"``: the official code's thresholded form, per box of the token: ``6(1-m)`` if the
+  in-box peak m < 0.1, ``(1-m)`` if m < 0.2 or early (reference step < 15), else 0; per box of every other
+  token's regions (own boxes zeroed) with peak n: ``4n`` if n > 0.15, ``n`` if n > 0.1 or early; plus
+  ``1/2 k max(A_i outside all boxes)`` with k the token's number of boxes; summed, divided by the number of tokens.
+
+SAR (the official code's form; the paper's extra division by the outside area is unverified): for every
+region box b, the mean over pixels p in b of the self-attention mass p puts outside b, averaged over regions.
+
+Update and schedule (official): ``x <- x - s * grad(L_CAR + L_SAR)``, raw gradient, on a 50-step reference
+grid: steps 0-1: s=4, up to 2 iterations; 2-4: s=4, 6; 5-9: s=3, 3; steps 10 and 15: s=3, 2; steps 20, 25,
+30, 35: s=1, 2; no guidance elsewhere. Iterations stop early once the loss is <= 0.1 (before reference step
+10 only) or every box holds an attention peak >= 0.2. Other step counts map each step to the reference steps
+its share of the 50-step grid covers. ``schedule="v1"`` is the June-2023 code: s=3 (step < 10), 2 (< 20),
+1 (< 30), up to 5/5/1 iterations while loss > 0.1.
+
+``loss_scale`` multiplies every s. The official s was tuned for GLIGEN; on plain Stable Diffusion the
+official issue #3 reports no effect below about 10x that (loss_scale ~ 10). Models differ: calibrate.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from pydantic import Field
+
+from ..attention import AttentionRequest, AttentionStore, grid_maps
+from .base import GuidanceContext, GuidanceMethod, LossOutput, MethodOptions, StepPlan, gaussian_smooth, normalized_token_maps
+
+REFERENCE_STEPS = 50
+
+
+def _official(i: int) -> tuple[float, int] | None:
+    if i <= 1:
+        return 4.0, 2
+    if i <= 4:
+        return 4.0, 6
+    if i <= 9:
+        return 3.0, 3
+    if i in (10, 15):
+        return 3.0, 2
+    if i in (20, 25, 30, 35):
+        return 1.0, 2
+    return None
+
+
+def _v1(i: int) -> tuple[float, int] | None:
+    if i < 10:
+        return 3.0, 5
+    if i < 20:
+        return 2.0, 5
+    if i < 30:
+        return 1.0, 1
+    return None
+
+
+SCHEDULES = {"official": _official, "v1": _v1}
+
+
+def reference_plan(step: int, num_steps: int, schedule) -> tuple[int, tuple[float, int]] | None:
+    """The first scheduled reference step in ``[step, step + 1) * 50 / num_steps``, with its (s, iterations)."""
+    lo = step * REFERENCE_STEPS / num_steps
+    hi = (step + 1) * REFERENCE_STEPS / num_steps
+    for ref in range(int(lo) if float(lo).is_integer() else int(lo) + 1, REFERENCE_STEPS):
+        if ref >= hi:
+            break
+        found = schedule(ref)
+        if found is not None:
+            return ref, found
+    return None
+
+
+class RefocusOptions(MethodOptions):
+    car: bool = True
+    car_foreground: bool = True
+    car_background: bool = True
+    sar: bool = True
+    variant: Literal["paper", "official"] = "paper"
+    schedule: Literal["official", "v1"] = "official"
+    loss_scale: float = Field(1.0, gt=0, description="multiplies the schedule's step sizes")
+    resolution: int = Field(16, gt=0, description="grid side of the attention layers used")
+    tokens: Literal["all", "last"] = "all"  # every token of a phrase (official) or its last token (head noun)
+    smoothing: bool = True
+    early_stop: bool = True
+    loss_threshold: float = 0.1
+    inside_threshold: float = 0.2
+
+
+class Refocus(GuidanceMethod):
+    name = "refocus"
+    summary = "Attention Refocusing (CAR + SAR losses on 16x16 attention; arXiv 2306.05427)"
+    needs_layout = True
+    Options = RefocusOptions
+
+    def requests(self) -> list[AttentionRequest]:
+        o = self.options
+        sides = (o.resolution,)
+        out = []
+        if o.car:
+            out.append(AttentionRequest("cross", sides, ("down", "up")))
+        if o.sar:
+            out.append(AttentionRequest("self", sides, ("down", "up")))
+        return out
+
+    def plan(self, step: int, ctx: GuidanceContext) -> StepPlan | None:
+        if not (self.options.car or self.options.sar):
+            return None
+        found = reference_plan(step, ctx.num_steps, SCHEDULES[self.options.schedule])
+        if found is None:
+            return None
+        ref, (s, iterations) = found
+        return StepPlan(iterations=iterations, step_size=s * self.options.loss_scale, info={"reference_step": ref})
+
+    # ------------------------------------------------------------------------------------------------ loss
+    def loss(self, store: AttentionStore, ctx: GuidanceContext, step: int, plan: StepPlan) -> LossOutput:
+        o = self.options
+        ref = plan.info["reference_step"]
+        early = ref < 15
+        batch = ctx.batch_size
+        zero = torch.zeros(batch, device=ctx.device)
+        car, sar, min_inside = zero.clone(), zero.clone(), torch.ones(batch, device=ctx.device)
+        if o.car:
+            cross = grid_maps(store.get(self.requests()[0]), store.layers, store.latent_hw).float()  # (B, h, w, 77)
+            grid = cross.shape[1:3]
+            tokens = normalized_token_maps(cross)  # (B, h, w, 75): token i at column i-1
+            car_terms, inside_terms = [], []
+            for b in range(batch):
+                masks = ctx.region_masks(b, grid)  # (R, h, w)
+                groups = self._token_groups(ctx.token_maps[b].indices)
+                maps = tokens[b].permute(2, 0, 1)[[t - 1 for t in groups]]  # (T, h, w)
+                if o.smoothing:
+                    maps = gaussian_smooth(maps)
+                fn = self._car_official if o.variant == "official" else self._car_paper
+                value, inside = fn(maps, masks, list(groups.values()), early)
+                car_terms.append(value)
+                inside_terms.append(inside)
+            car, min_inside = torch.stack(car_terms), torch.stack(inside_terms).detach()
+        if o.sar:
+            request = self.requests()[-1]
+            self_maps = grid_maps(store.get(request), store.layers, store.latent_hw).float()  # (B, h, w, h*w)
+            grid = self_maps.shape[1:3]
+            terms = []
+            for b in range(batch):
+                masks = ctx.region_masks(b, grid).flatten(1)  # (R, N)
+                S = self_maps[b].reshape(-1, self_maps.shape[-1])  # (N, N): rows are queries
+                outside_mass = S @ (1 - masks).T  # (N, R): mass each pixel puts outside each region
+                per_region = (outside_mass * masks.T).sum(0) / masks.sum(1).clamp(min=1)
+                terms.append(per_region.mean())
+            sar = torch.stack(terms)
+        total = car + sar
+        if not o.early_stop:
+            done = torch.zeros(batch, dtype=torch.bool, device=ctx.device)
+        elif o.schedule == "v1":
+            done = total <= o.loss_threshold
+        else:
+            peaked = min_inside >= o.inside_threshold
+            done = peaked | (total <= o.loss_threshold) if ref < 10 else peaked
+        return LossOutput(total, done.detach(), {"car": car.detach(), "sar": sar.detach(), "min_inside": min_inside})
+
+    def _token_groups(self, indices: tuple[tuple[int, ...], ...]) -> dict[int, list[int]]:
+        """Token position -> the regions whose phrase contains it (a phrase's words share its boxes)."""
+        groups: dict[int, list[int]] = {}
+        for r, positions in enumerate(indices):
+            for t in positions[-1:] if self.options.tokens == "last" else positions:
+                groups.setdefault(t, []).append(r)
+        return groups
+
+    def _car_paper(self, maps, masks, regions_of_token, early):
+        o = self.options
+        terms, insides = [], []
+        for t, regions in enumerate(regions_of_token):
+            inside = masks[regions].amax(0)  # union of the token's boxes
+            term = maps.new_zeros(())
+            if o.car_foreground:
+                term = term + (1 - (maps[t] * inside).amax())
+            if o.car_background:
+                term = term + (maps[t] * (1 - inside)).amax()
+            terms.append(term)
+            insides += [(maps[t] * masks[r]).amax() for r in regions]
+        return torch.stack(terms).mean(), torch.stack(insides).min()
+
+    def _car_official(self, maps, masks, regions_of_token, early):
+        o = self.options
+        total, insides = maps.new_zeros(()), []
+        everything = masks.amax(0)
+        for t, regions in enumerate(regions_of_token):
+            a = maps[t]
+            if o.car_foreground:
+                for r in regions:
+                    m = (a * masks[r]).amax()
+                    insides.append(m)
+                    if m < 0.1:
+                        total = total + 6 * (1 - m)
+                    elif m < 0.2 or early:
+                        total = total + (1 - m)
+            else:
+                insides += [(a * masks[r]).amax() for r in regions]
+            if o.car_background:
+                own = masks[regions].amax(0)
+                a_other = a * (1 - own)
+                for r in range(masks.shape[0]):
+                    if r in regions:
+                        continue
+                    n = (a_other * masks[r]).amax()
+                    if n > 0.15:
+                        total = total + 4 * n
+                    elif n > 0.1 or early:
+                        total = total + n
+                total = total + 0.5 * len(regions) * (a * (1 - everything)).amax()
+        return total / len(regions_of_token), torch.stack(insides).min()

@@ -1,0 +1,319 @@
+"""``LayoutPipeline``: Stable Diffusion components, one explicit denoising loop, any layout method.
+
+Per step: if the method plans guidance, run a conditional-only UNet forward with grad while recording the
+attention maps it asked for, take the gradient of its loss with respect to the latents, update them, and
+repeat for the planned iterations while any sample still needs it; then the usual classifier-free-guidance
+forward (no grad) and scheduler step. Guidance is applied in the UNet's input space
+(``scheduler.scale_model_input``), so step sizes mean the same for DDIM/PNDM/DPM-Solver (scale 1) and
+Euler-type schedulers (scale 1/sqrt(sigma^2 + 1)).
+
+Seeds are per (prompt, image): image ``j`` of prompt ``i`` starts from noise drawn with
+``seed_for(seed, i, j)``, on the CPU, so results do not depend on the batch size, the device or the order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import PIL.Image
+import torch
+from diffusers import AutoencoderKL, DiffusionPipeline, UNet2DConditionModel
+from diffusers.pipelines.pipeline_utils import StableDiffusionMixin
+from diffusers.schedulers import KarrasDiffusionSchedulers
+from diffusers.utils import BaseOutput
+from transformers import CLIPTextModel, CLIPTokenizer
+
+from .attention import AttentionRequest, AttentionStore, attention_control, grid_maps, recording
+from .layout import Layout, atomic_write_text
+from .loading import MODEL_DEFAULTS_FILE, model_defaults
+from .methods import GuidanceContext, GuidanceMethod, get_method
+from .tokens import map_phrases
+
+
+def seed_for(seed: int, prompt_index: int, image_index: int) -> int:
+    """The seed of image ``image_index`` of prompt ``prompt_index``: independent of batching and process."""
+    return (int(seed) * 1_000_003 + prompt_index * 10_007 + image_index) % (2**63 - 1)
+
+
+@dataclasses.dataclass
+class LayoutPipelineOutput(BaseOutput):
+    """``images``: PIL images (or an array/latents, per ``output_type``), prompt-major.
+
+    ``attention``: when requested, per denoising step a ``(B, h, w, 77)`` float tensor of the conditional
+    cross-attention averaged over heads and the chosen layers (CPU). ``guidance``: per step, a dict with the
+    method's plan and the iterations and losses it ran (empty dict when the step was not guided).
+    """
+
+    images: list[PIL.Image.Image] | np.ndarray | torch.Tensor
+    attention: list[torch.Tensor] | None = None
+    guidance: list[dict[str, Any]] | None = None
+    layouts: list[Layout] | None = None
+
+
+class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
+    r"""Layout-grounded text-to-image generation on Stable Diffusion 1.x/2.x components (and the shapes model).
+
+    Build it with ``LayoutPipeline.from_pretrained(hub_id_or_folder)`` or ``LayoutPipeline.from_pipe(sd_pipe)``.
+    """
+
+    model_cpu_offload_seq = "text_encoder->unet->vae"
+    _optional_components: list[str] = []
+
+    def __init__(
+        self,
+        vae: AutoencoderKL,
+        text_encoder: CLIPTextModel,
+        tokenizer: CLIPTokenizer,
+        unet: UNet2DConditionModel,
+        scheduler: KarrasDiffusionSchedulers,
+    ):
+        super().__init__()
+        self.register_modules(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler)
+        self.vae_scale_factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
+        self.model_defaults: dict[str, Any] = {}
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
+        """``DiffusionPipeline.from_pretrained``, plus the model's own defaults (``layoutguide.json``) if present."""
+        pipe = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        pipe.model_defaults = model_defaults(pretrained_model_name_or_path) if Path(str(pretrained_model_name_or_path)).is_dir() else {}
+        return pipe
+
+    def save_pretrained(self, save_directory, **kwargs):
+        super().save_pretrained(save_directory, **kwargs)
+        if self.model_defaults:
+            atomic_write_text(Path(save_directory) / MODEL_DEFAULTS_FILE, json.dumps(self.model_defaults, indent=2) + "\n")
+
+    def method_with_defaults(self, method, options: dict[str, Any] | None = None) -> GuidanceMethod:
+        """The method, with this model's calibrated option defaults under the caller's ``options``."""
+        if isinstance(method, GuidanceMethod):
+            return get_method(method, **(options or {}))
+        name = method or "none"
+        merged = {**self.model_defaults.get("methods", {}).get(name, {}), **(options or {})}
+        return get_method(name, **merged)
+
+    # ------------------------------------------------------------------------------------------- helpers
+    @torch.no_grad()
+    def encode_prompt(self, prompts: Sequence[str]) -> torch.Tensor:
+        """CLIP text embeddings ``(B, 77, D)`` of ``prompts``, padded to the tokenizer's max length."""
+        ids = self.tokenizer(
+            list(prompts), padding="max_length", max_length=self.tokenizer.model_max_length, truncation=True, return_tensors="pt"
+        ).input_ids
+        return self.text_encoder(ids.to(self.text_encoder.device))[0]
+
+    def _sample_inputs(self, prompt, layout, negative_prompt, num_images_per_prompt):
+        """Normalise the prompt/layout arguments to per-prompt lists, with clear errors."""
+        if layout is not None:
+            layouts = [layout] if isinstance(layout, Layout) else list(layout)
+            if not all(isinstance(l, Layout) for l in layouts):
+                raise ValueError("layout: expected a Layout or a list of Layouts (see layoutguide.layout.Layout)")
+            if prompt is None:
+                prompts = [l.prompt for l in layouts]
+            else:
+                prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+                if len(prompts) != len(layouts):
+                    raise ValueError(f"prompt: {len(prompts)} prompts but {len(layouts)} layouts; give one layout per prompt")
+                layouts = [l if l.prompt == p else l.replace(prompt=p) for l, p in zip(layouts, prompts)]
+        else:
+            if prompt is None:
+                raise ValueError("prompt: give a prompt (or a layout, which carries its prompt)")
+            prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+            layouts = [Layout(prompt=p) for p in prompts]
+        if not prompts or not all(isinstance(p, str) and p.strip() for p in prompts):
+            raise ValueError("prompt: every prompt must be a non-empty string")
+        if negative_prompt is None:
+            negatives = [l.negative_prompt or "" for l in layouts]
+        else:
+            negatives = [negative_prompt] * len(prompts) if isinstance(negative_prompt, str) else list(negative_prompt)
+            if len(negatives) != len(prompts):
+                raise ValueError(f"negative_prompt: {len(negatives)} given for {len(prompts)} prompts")
+        if not isinstance(num_images_per_prompt, int) or num_images_per_prompt < 1:
+            raise ValueError(f"num_images_per_prompt must be a positive integer, got {num_images_per_prompt!r}")
+        return prompts, layouts, negatives
+
+    def _initial_latents(self, n_prompts, n_images, shape, seed, generator, dtype):
+        if generator is not None:
+            generators = generator if isinstance(generator, list) else [generator]
+            if isinstance(generator, list) and len(generators) != n_prompts * n_images:
+                raise ValueError(f"generator: got {len(generators)} generators for {n_prompts * n_images} images")
+            if len(generators) == 1:
+                return torch.randn((n_prompts * n_images, *shape), generator=generators[0], device=generators[0].device, dtype=torch.float32)
+            return torch.stack([torch.randn(shape, generator=g, device=g.device, dtype=torch.float32) for g in generators])
+        seeds = [0 if seed is None else seed] * n_prompts if not isinstance(seed, (list, tuple)) else list(seed)
+        if len(seeds) != n_prompts:
+            raise ValueError(f"seed: got {len(seeds)} seeds for {n_prompts} prompts; give one int, or one per prompt")
+        noise = []
+        for i in range(n_prompts):
+            for j in range(n_images):
+                # an int seed numbers prompts within the call; a list gives each prompt its own base seed
+                value = seed_for(seeds[i], i, j) if not isinstance(seed, (list, tuple)) else seed_for(seeds[i], 0, j)
+                g = torch.Generator("cpu").manual_seed(value)
+                noise.append(torch.randn(shape, generator=g, dtype=torch.float32))
+        return torch.stack(noise)
+
+    def _input_scale(self, t) -> float:
+        """``scale_model_input``'s factor at ``t`` (1 for DDIM/PNDM/DPM-Solver, 1/sqrt(sigma^2+1) for Euler)."""
+        return float(self.scheduler.scale_model_input(torch.ones(1), t).item())
+
+    # ------------------------------------------------------------------------------------------- call
+    def __call__(
+        self,
+        prompt: str | list[str] | None = None,
+        layout: Layout | list[Layout] | None = None,
+        *,
+        method: str | GuidanceMethod | None = None,
+        method_options: dict[str, Any] | None = None,
+        num_inference_steps: int | None = None,
+        guidance_scale: float | None = None,
+        negative_prompt: str | list[str] | None = None,
+        num_images_per_prompt: int = 1,
+        seed: int | list[int] | None = None,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        latents: torch.Tensor | None = None,
+        height: int | None = None,
+        width: int | None = None,
+        output_type: str = "pil",
+        return_attention: bool = False,
+        attention_resolution: int = 16,
+        append_missing_phrases: bool = False,
+        callback: Callable[[dict[str, Any]], None] | None = None,
+        progress: bool = True,
+    ) -> LayoutPipelineOutput:
+        r"""Generate images whose objects follow ``layout``.
+
+        Args:
+            prompt: text prompt(s); may be omitted when ``layout`` is given (its ``prompt`` is used).
+            layout: a :class:`~layoutguide.layout.Layout` or one per prompt; required by layout methods.
+            method: a registered method name (``"refocus"``), a method instance, or None for plain sampling.
+            method_options: hyperparameters of the method by name (validated); unset ones take the model's
+                calibrated defaults (``layoutguide.json`` beside the weights), then the method's own.
+            num_inference_steps, guidance_scale: default to the model's ``layoutguide.json``, else 50 and 7.5.
+            seed: base seed; image ``j`` of prompt ``i`` uses ``seed_for(seed, i, j)``. Default 0. A list gives
+                each prompt its own base seed (``seed_for(seed[i], 0, j)``), independent of its place in the batch.
+            generator: diffusers-style alternative to ``seed`` (one, or one per image).
+            return_attention: also return per-step cross-attention maps at ``attention_resolution``.
+            append_missing_phrases: append region phrases missing from the prompt instead of raising.
+            callback: called after every step with ``{"step", "timestep", "latents", "guidance"}``.
+        """
+        # 1. Check inputs
+        method = self.method_with_defaults(method, method_options)
+        num_inference_steps = num_inference_steps or self.model_defaults.get("num_inference_steps", 50)
+        guidance_scale = self.model_defaults.get("guidance_scale", 7.5) if guidance_scale is None else guidance_scale
+        prompts, layouts, negatives = self._sample_inputs(prompt, layout, negative_prompt, num_images_per_prompt)
+        if method.needs_layout and not any(l.regions for l in layouts):
+            raise ValueError(f"method {method.name!r} needs a layout with regions; pass layout=Layout(...)")
+        height = height or self.unet.config.sample_size * self.vae_scale_factor
+        width = width or self.unet.config.sample_size * self.vae_scale_factor
+        if height % self.vae_scale_factor or width % self.vae_scale_factor:
+            raise ValueError(f"height and width must be multiples of {self.vae_scale_factor}, got {height}x{width}")
+        if num_inference_steps < 1:
+            raise ValueError(f"num_inference_steps must be >= 1, got {num_inference_steps}")
+        if output_type not in ("pil", "np", "pt", "latent"):
+            raise ValueError(f"output_type must be 'pil', 'np', 'pt' or 'latent', got {output_type!r}")
+        device, dtype = self._execution_device, self.unet.dtype
+        n_images = num_images_per_prompt
+
+        # 2. Prompts, token positions, embeddings (sample order: prompt-major)
+        token_maps = [map_phrases(self.tokenizer, l.prompt, l.phrases, on_missing="append" if append_missing_phrases else "error") for l in layouts]
+        sample_layouts = [l for l in layouts for _ in range(n_images)]
+        sample_tokens = [m for m in token_maps for _ in range(n_images)]
+        cond = self.encode_prompt([m.prompt for m in token_maps]).repeat_interleave(n_images, 0)
+        uncond = self.encode_prompt(negatives).repeat_interleave(n_images, 0)
+        do_cfg = guidance_scale > 1.0
+
+        # 3. Timesteps and initial noise
+        self.scheduler.set_timesteps(num_inference_steps, device=device)
+        timesteps = self.scheduler.timesteps
+        latent_hw = (height // self.vae_scale_factor, width // self.vae_scale_factor)
+        shape = (self.unet.config.in_channels, *latent_hw)
+        if latents is None:
+            latents = self._initial_latents(len(prompts), n_images, shape, seed, generator, dtype)
+        elif latents.shape != (len(prompts) * n_images, *shape):
+            raise ValueError(f"latents: expected shape {(len(prompts) * n_images, *shape)}, got {tuple(latents.shape)}")
+        latents = latents.to(device=device, dtype=torch.float32) * self.scheduler.init_noise_sigma
+        step_kwargs = {"eta": 0.0} if "eta" in inspect.signature(self.scheduler.step).parameters else {}
+
+        # 4. Method context and attention hooks
+        ctx = GuidanceContext(
+            layouts=sample_layouts,
+            token_maps=sample_tokens,
+            num_steps=len(timesteps),
+            latent_hw=latent_hw,
+            device=device,
+            alphas_cumprod=self.scheduler.alphas_cumprod.to(device),
+            timesteps=timesteps,
+        )
+        view_request = AttentionRequest("cross", (attention_resolution,), ("down", "up"))
+        record = list(method.requests()) + ([view_request] if return_attention else [])
+        store = AttentionStore()
+        attention_out: list[torch.Tensor] | None = [] if return_attention else None
+        guidance_log: list[dict[str, Any]] = []
+        self.unet.requires_grad_(False)
+
+        # 5. Denoising loop
+        with attention_control(self.unet, store, record, method.modulations(ctx), latent_hw=latent_hw):
+            for i, t in enumerate(self.progress_bar(timesteps) if progress else timesteps):
+                plan = method.plan(i, ctx)
+                log: dict[str, Any] = {}
+                if plan is not None and plan.iterations > 0:
+                    latents, log = self._guide(latents, t, i, plan, method, ctx, store, cond)
+                guidance_log.append(log)
+                with torch.no_grad():
+                    model_in = torch.cat([latents, latents]) if do_cfg else latents
+                    model_in = self.scheduler.scale_model_input(model_in, t).to(dtype)
+                    embeddings = torch.cat([uncond, cond]) if do_cfg else cond
+                    with recording(store, cfg=do_cfg, step=i, on=return_attention):
+                        noise = self.unet(model_in, t, encoder_hidden_states=embeddings).sample.float()
+                        if return_attention:
+                            attention_out.append(grid_maps(store.get(view_request), store.layers, latent_hw).cpu())
+                    if do_cfg:
+                        noise_uncond, noise_cond = noise.chunk(2)
+                        noise = noise_uncond + guidance_scale * (noise_cond - noise_uncond)
+                    latents = self.scheduler.step(noise, t, latents, **step_kwargs).prev_sample
+                if callback is not None:
+                    callback({"step": i, "timestep": t, "latents": latents, "guidance": log})
+
+        # 6. Decode
+        images = self.decode_latents(latents, output_type)
+        self.maybe_free_model_hooks()
+        return LayoutPipelineOutput(images=images, attention=attention_out, guidance=guidance_log, layouts=sample_layouts)
+
+    def _guide(self, latents, t, step, plan, method, ctx, store, cond):
+        """Up to ``plan.iterations`` gradient updates of the latents; returns them and a log of the losses."""
+        scale = self._input_scale(t)
+        active = torch.ones(latents.shape[0], dtype=torch.bool, device=latents.device)
+        losses = []
+        x = latents * scale  # the UNet's input space
+        for _ in range(plan.iterations):
+            with torch.enable_grad():
+                x_var = x.detach().requires_grad_(True)
+                with recording(store, cfg=False, step=step):
+                    self.unet(x_var.to(self.unet.dtype), t, encoder_hidden_states=cond)
+                out = method.loss(store, ctx, step, plan)
+                (grad,) = torch.autograd.grad((out.loss * active).sum(), x_var)
+            store.clear()  # drop the graph's maps now, not at the next forward
+            update = method.update(x, grad.float(), plan, ctx, step)
+            x = torch.where(active.view(-1, *[1] * (x.dim() - 1)), update, x)
+            losses.append(out.loss.detach().cpu().tolist())
+            active &= ~out.done
+            if not active.any():
+                break
+        return x / scale, {"plan": plan.info | {"step_size": plan.step_size, "max_iterations": plan.iterations}, "losses": losses}
+
+    @torch.no_grad()
+    def decode_latents(self, latents: torch.Tensor, output_type: str = "pil"):
+        if output_type == "latent":
+            return latents
+        images = self.vae.decode(latents.to(self.vae.dtype) / self.vae.config.scaling_factor).sample
+        images = (images.float() / 2 + 0.5).clamp(0, 1)
+        if output_type == "pt":
+            return images
+        arrays = images.permute(0, 2, 3, 1).cpu().numpy()
+        if output_type == "np":
+            return arrays
+        return [PIL.Image.fromarray((a * 255).round().astype(np.uint8)) for a in arrays]

@@ -1,0 +1,329 @@
+"""Train the shapes-world model: first the autoencoder, then the text encoder + UNet on its latents.
+
+    layoutguide shapes train --out runs/shapes                  # resumes from runs/shapes/ckpt if present
+    layoutguide shapes train --out runs/shapes --unet-steps 200 # a short run
+    layoutguide shapes export --run runs/shapes --out DIR       # write a diffusers folder (EMA weights)
+
+Scenes are rendered on the fly from seeds (step * batch + i), so a resumed run sees exactly the data it
+would have seen, and no dataset sits on disk. CUDA is used when present; on 2 CPU cores the default run
+takes about an hour. Checkpoints are safetensors (weights and optimiser moments) plus a JSON state file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+
+from ..layout import atomic_write_text
+from .model import ModelConfig, build_components
+from .world import TRAIN_SEEDS, make_scene
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    # autoencoder (stage 1)
+    vae_steps: int = 1500
+    vae_batch: int = 16
+    vae_lr: float = 1e-3
+    kl_weight: float = 1e-6  # small: we need sharp reconstructions, not a smooth prior
+    # denoiser (stage 2)
+    unet_steps: int = 8000
+    batch: int = 32
+    lr: float = 1e-3
+    warmup: int = 200
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    p_uncond: float = 0.1  # empty captions, for classifier-free guidance
+    max_objects: int = 4
+    # bookkeeping
+    seed: int = 0
+    checkpoint_every: int = 250
+    sample_every: int = 1000
+    max_minutes: float | None = None  # stop (after a checkpoint) once this much wall time has passed
+    model: dict = dataclasses.field(default_factory=lambda: dataclasses.asdict(ModelConfig()))
+
+
+def pick_device(device: str | None = None) -> torch.device:
+    if device and device != "auto":
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def render_batch(seeds: list[int], p_uncond: float, rng: random.Random, max_objects: int) -> tuple[torch.Tensor, list[str]]:
+    """Images in [-1, 1], shape (B, 3, 64, 64), and their captions ("" for the unconditional share)."""
+    images, captions = [], []
+    for seed in seeds:
+        scene = make_scene(seed % TRAIN_SEEDS, n_objects=(1, max_objects))
+        images.append(np.asarray(scene.render(), dtype=np.float32))
+        captions.append("" if rng.random() < p_uncond else scene.caption)
+    x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2) / 127.5 - 1.0  # (B, 3, H, W)
+    return x, captions
+
+
+def _optim_state(opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+    """AdamW moments as a flat tensor dict (safetensors, not pickle)."""
+    flat = {}
+    for idx, state in opt.state_dict()["state"].items():
+        for key, value in state.items():
+            flat[f"{idx}.{key}"] = value if torch.is_tensor(value) else torch.tensor(value)
+    return flat
+
+
+def _load_optim_state(opt: torch.optim.Optimizer, flat: dict[str, torch.Tensor]) -> None:
+    sd = opt.state_dict()
+    state: dict[int, dict] = {}
+    for name, value in flat.items():
+        idx, key = name.split(".", 1)
+        state.setdefault(int(idx), {})[key] = value
+    sd["state"] = state
+    opt.load_state_dict(sd)
+
+
+class EMA:
+    """Exponential moving average of parameters, with the usual warm-up of the decay."""
+
+    def __init__(self, modules: dict[str, torch.nn.Module], decay: float):
+        self.decay = decay
+        self.shadow = {f"{m}.{n}": p.detach().clone() for m, mod in modules.items() for n, p in mod.state_dict().items()}
+
+    @torch.no_grad()
+    def update(self, modules: dict[str, torch.nn.Module], step: int) -> None:
+        decay = min(self.decay, (1 + step) / (10 + step))
+        for m, mod in modules.items():
+            for n, p in mod.state_dict().items():
+                shadow = self.shadow[f"{m}.{n}"]
+                if p.dtype.is_floating_point:
+                    shadow.lerp_(p, 1 - decay)
+                else:
+                    shadow.copy_(p)
+
+    def state_for(self, name: str) -> dict[str, torch.Tensor]:
+        prefix = name + "."
+        return {k[len(prefix) :]: v for k, v in self.shadow.items() if k.startswith(prefix)}
+
+
+class Trainer:
+    def __init__(self, out: str | Path, config: TrainConfig | None = None, device: str | None = None):
+        self.out = Path(out)
+        self.ckpt = self.out / "ckpt"
+        self.ckpt.mkdir(parents=True, exist_ok=True)
+        state_file = self.ckpt / "state.json"
+        self.state = json.loads(state_file.read_text()) if state_file.exists() else {"vae_step": 0, "unet_step": 0}
+        if config is None:
+            config = TrainConfig(**self.state["config"]) if "config" in self.state else TrainConfig()
+        self.config = config
+        self.state["config"] = dataclasses.asdict(config)
+        self.device = pick_device(device)
+        model_config = ModelConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in config.model.items()})
+        parts = build_components(model_config, seed=config.seed)
+        self.vae, self.unet, self.text_encoder = parts["vae"], parts["unet"], parts["text_encoder"]
+        self.tokenizer, self.scheduler = parts["tokenizer"], parts["scheduler"]
+        for name in ("vae", "unet", "text_encoder"):
+            path = self.ckpt / f"{name}.safetensors"
+            if path.exists():
+                getattr(self, name).load_state_dict(load_file(path))
+        if "scaling_factor" in self.state:
+            self.vae.register_to_config(scaling_factor=self.state["scaling_factor"])
+        for m in (self.vae, self.unet, self.text_encoder):
+            m.to(self.device)
+        self.started = time.time()
+        self.log_file = self.out / "log.jsonl"
+
+    # ------------------------------------------------------------------------------------------- helpers
+    def _log(self, **record) -> None:
+        with open(self.log_file, "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def _out_of_time(self) -> bool:
+        return self.config.max_minutes is not None and time.time() - self.started > 60 * self.config.max_minutes
+
+    def _save_state(self) -> None:
+        atomic_write_text(self.ckpt / "state.json", json.dumps(self.state, indent=2))
+
+    def _save(self, tensors: dict[str, torch.Tensor], name: str) -> None:
+        tmp = self.ckpt / f".{name}.tmp"
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp))
+        tmp.replace(self.ckpt / name)
+
+    def encode_text(self, captions: list[str]) -> torch.Tensor:
+        ids = self.tokenizer(captions, padding="max_length", max_length=self.tokenizer.model_max_length, truncation=True, return_tensors="pt").input_ids
+        return self.text_encoder(ids.to(self.device))[0]
+
+    # ------------------------------------------------------------------------------------------- stage 1
+    def train_vae(self) -> None:
+        cfg = self.config
+        if self.state["vae_step"] >= cfg.vae_steps and "scaling_factor" in self.state:
+            return
+        opt = torch.optim.AdamW(self.vae.parameters(), lr=cfg.vae_lr, weight_decay=0.0)
+        if (self.ckpt / "vae_optim.safetensors").exists():
+            _load_optim_state(opt, load_file(self.ckpt / "vae_optim.safetensors"))
+        rng = random.Random(cfg.seed + 1)
+        bar = tqdm(range(self.state["vae_step"], cfg.vae_steps), desc="autoencoder", initial=self.state["vae_step"], total=cfg.vae_steps)
+        for step in bar:
+            seeds = [TRAIN_SEEDS - 1 - (step * cfg.vae_batch + i) for i in range(cfg.vae_batch)]
+            x, _ = render_batch(seeds, 0.0, rng, cfg.max_objects)
+            x = x.to(self.device)
+            posterior = self.vae.encode(x).latent_dist
+            recon = self.vae.decode(posterior.sample()).sample
+            rec_loss = F.l1_loss(recon, x) + F.mse_loss(recon, x)
+            loss = rec_loss + cfg.kl_weight * posterior.kl().mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.vae.parameters(), cfg.grad_clip)
+            opt.step()
+            self.state["vae_step"] = step + 1
+            bar.set_postfix(rec=f"{rec_loss.item():.4f}")
+            if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.vae_steps:
+                self._log(stage="vae", step=step + 1, rec=rec_loss.item(), seconds=time.time() - self.started)
+                self._save(self.vae.state_dict(), "vae.safetensors")
+                self._save(_optim_state(opt), "vae_optim.safetensors")
+                self._save_state()
+        # Scale latents to unit variance, as Stable Diffusion's 0.18215 does for its VAE.
+        with torch.no_grad():
+            x, _ = render_batch(list(range(TRAIN_SEEDS - 1, TRAIN_SEEDS - 513, -1)), 0.0, rng, cfg.max_objects)
+            z = torch.cat([self.vae.encode(c.to(self.device)).latent_dist.mean for c in x.split(64)])
+        self.state["scaling_factor"] = float(1.0 / z.std())
+        self.vae.register_to_config(scaling_factor=self.state["scaling_factor"])
+        self._save_state()
+
+    # ------------------------------------------------------------------------------------------- stage 2
+    def train_unet(self) -> None:
+        cfg = self.config
+        self.vae.requires_grad_(False).eval()
+        params = list(self.unet.parameters()) + list(self.text_encoder.parameters())
+        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.01)
+        if (self.ckpt / "optim.safetensors").exists():
+            _load_optim_state(opt, load_file(self.ckpt / "optim.safetensors"))
+        modules = {"unet": self.unet, "text_encoder": self.text_encoder}
+        ema = EMA(modules, cfg.ema_decay)
+        if (self.ckpt / "ema.safetensors").exists():
+            ema.shadow = {k: v.to(self.device) for k, v in load_file(self.ckpt / "ema.safetensors").items()}
+        scaling = self.vae.config.scaling_factor
+        alphas = self.scheduler.alphas_cumprod.to(self.device)
+        gen = torch.Generator(self.device).manual_seed(cfg.seed + self.state["unet_step"])
+        rng = random.Random(cfg.seed + self.state["unet_step"])
+        start = self.state["unet_step"]
+        bar = tqdm(range(start, cfg.unet_steps), desc="denoiser", initial=start, total=cfg.unet_steps)
+        for step in bar:
+            # linear warm-up, then cosine decay to 10% over the planned steps
+            progress = min(1.0, step / max(1, cfg.unet_steps))
+            lr = cfg.lr * min(1.0, (step + 1) / cfg.warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+            for group in opt.param_groups:
+                group["lr"] = lr
+            seeds = [step * cfg.batch + i for i in range(cfg.batch)]
+            x, captions = render_batch(seeds, cfg.p_uncond, rng, cfg.max_objects)
+            with torch.no_grad():
+                z0 = self.vae.encode(x.to(self.device)).latent_dist.mean * scaling  # (B, 4, 16, 16)
+            t = torch.randint(0, self.scheduler.config.num_train_timesteps, (len(seeds),), device=self.device, generator=gen)
+            noise = torch.randn(z0.shape, device=self.device, generator=gen)
+            a = alphas[t].view(-1, 1, 1, 1)
+            zt = a.sqrt() * z0 + (1 - a).sqrt() * noise
+            pred = self.unet(zt, t, self.encode_text(captions)).sample
+            loss = F.mse_loss(pred, noise)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            opt.step()
+            ema.update(modules, step)
+            self.state["unet_step"] = step + 1
+            bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.1e}")
+            done = step + 1 == cfg.unet_steps or self._out_of_time()
+            if (step + 1) % cfg.checkpoint_every == 0 or done:
+                self._log(stage="unet", step=step + 1, loss=loss.item(), grad_norm=float(grad_norm), seconds=time.time() - self.started)
+                for name, module in modules.items():
+                    self._save(module.state_dict(), f"{name}.safetensors")
+                self._save(ema.shadow, "ema.safetensors")
+                self._save(_optim_state(opt), "optim.safetensors")
+                self._save_state()
+            if cfg.sample_every and (step + 1) % cfg.sample_every == 0:
+                self.sample_grid(self.out / f"samples_{step + 1:06d}.png", ema)
+            if done:
+                break
+
+    @torch.no_grad()
+    def sample_grid(self, path: Path, ema: EMA | None = None, n: int = 16, steps: int = 30, cfg_scale: float = 3.0) -> None:
+        """A quick look at progress: n held-out captions sampled with the EMA weights (DDIM, CFG)."""
+        from diffusers import DDIMScheduler
+        from PIL import Image
+
+        unet, text = self.unet, self.text_encoder
+        backup = None
+        if ema is not None:
+            backup = {k: v.detach().clone() for k, v in {**{f"unet.{n}": p for n, p in unet.state_dict().items()}, **{f"text_encoder.{n}": p for n, p in text.state_dict().items()}}.items()}
+            unet.load_state_dict(ema.state_for("unet"))
+            text.load_state_dict(ema.state_for("text_encoder"))
+        unet.eval(), text.eval()
+        try:
+            captions = [make_scene(10_000_000 + i).caption for i in range(n)]
+            cond, uncond = self.encode_text(captions), self.encode_text([""] * n)
+            sched = DDIMScheduler.from_config(self.scheduler.config)
+            sched.set_timesteps(steps)
+            g = torch.Generator(self.device).manual_seed(0)
+            z = torch.randn((n, unet.config.in_channels, unet.config.sample_size, unet.config.sample_size), generator=g, device=self.device)
+            for t in sched.timesteps:
+                eps_u, eps_c = unet(torch.cat([z, z]), t, torch.cat([uncond, cond])).sample.chunk(2)
+                z = sched.step(eps_u + cfg_scale * (eps_c - eps_u), t, z).prev_sample
+            img = self.vae.decode(z / self.vae.config.scaling_factor).sample
+            img = ((img.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+            side = int(math.ceil(math.sqrt(n)))
+            grid = Image.new("RGB", (side * 64, side * 64), "white")
+            for i, im in enumerate(img):
+                grid.paste(Image.fromarray(im), ((i % side) * 64, (i // side) * 64))
+            grid.save(path)
+            (path.with_suffix(".txt")).write_text("\n".join(captions) + "\n")
+        finally:
+            if backup is not None:
+                unet.load_state_dict({k[5:]: v for k, v in backup.items() if k.startswith("unet.")})
+                text.load_state_dict({k[13:]: v for k, v in backup.items() if k.startswith("text_encoder.")})
+            unet.train(), text.train()
+
+    def run(self) -> None:
+        self.train_vae()
+        if not self._out_of_time():
+            self.train_unet()
+
+    def ema_components(self) -> dict:
+        """Components with the EMA weights loaded, for export."""
+        parts = build_components(ModelConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in self.config.model.items()}))
+        parts["vae"].load_state_dict(load_file(self.ckpt / "vae.safetensors"))
+        parts["vae"].register_to_config(scaling_factor=self.state["scaling_factor"])
+        ema = load_file(self.ckpt / "ema.safetensors")
+        for name in ("unet", "text_encoder"):
+            prefix = name + "."
+            parts[name].load_state_dict({k[len(prefix) :]: v for k, v in ema.items() if k.startswith(prefix)})
+        return parts
+
+
+def export(run: str | Path, out: str | Path) -> None:
+    """Write the run's EMA weights as a diffusers pipeline folder plus ``training.json`` (recipe and progress)."""
+    from ..pipeline import LayoutPipeline
+
+    trainer = Trainer(run, device="cpu")
+    pipe = LayoutPipeline(**trainer.ema_components())
+    out = Path(out)
+    defaults_file = out / "layoutguide.json"
+    if defaults_file.exists():  # keep calibrated defaults written earlier
+        pipe.model_defaults = json.loads(defaults_file.read_text())
+    pipe.save_pretrained(out)
+    recipe = {"config": trainer.state["config"], "vae_step": trainer.state["vae_step"], "unet_step": trainer.state["unet_step"], "scaling_factor": trainer.state["scaling_factor"]}
+    atomic_write_text(out / "training.json", json.dumps(recipe, indent=2) + "\n")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    import sys
+
+    Trainer(sys.argv[1] if len(sys.argv) > 1 else "runs/shapes").run()

@@ -1,0 +1,82 @@
+"""Shared fixtures: tiny random-weight pipelines built in code and saved to local folders (no downloads)."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import pytest
+import torch
+
+from layoutguide.layout import Layout, Region
+from layoutguide.pipeline import LayoutPipeline
+from layoutguide.shapes.model import ModelConfig, build_components
+
+
+def sd_scheduler():
+    """Stable Diffusion 1.x's DDIM settings (the shapes model's cosine schedule makes random weights explode)."""
+    from diffusers import DDIMScheduler
+
+    return DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False, set_alpha_to_one=False, steps_offset=1)
+
+
+def tiny_shapes_components(seed: int = 0) -> dict:
+    return {**build_components(ModelConfig.tiny(), seed=seed), "scheduler": sd_scheduler()}
+
+
+def tiny_sd_components(seed: int = 0) -> dict:
+    """Stable Diffusion's block layout (3 cross-attention down blocks + a plain one, f=8 VAE), tiny widths."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+
+    parts = tiny_shapes_components(seed)
+    torch.manual_seed(seed)
+    parts["unet"] = UNet2DConditionModel(
+        sample_size=16,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+        block_out_channels=(8, 8, 16, 16),
+        layers_per_block=1,
+        cross_attention_dim=32,
+        attention_head_dim=2,
+        norm_num_groups=4,
+    )
+    parts["vae"] = AutoencoderKL(
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        block_out_channels=(4, 4, 8, 8),
+        latent_channels=4,
+        norm_num_groups=4,
+        sample_size=128,
+    )
+    return parts
+
+
+@pytest.fixture(scope="session")
+def tiny_pipe() -> LayoutPipeline:
+    """The shapes architecture at tiny widths: 16x16 latents, attention at 16x16, 8x8 and 4x4 (mid)."""
+    return LayoutPipeline(**tiny_shapes_components())
+
+
+@pytest.fixture(scope="session")
+def tiny_sd_pipe() -> LayoutPipeline:
+    return LayoutPipeline(**tiny_sd_components())
+
+
+@pytest.fixture(scope="session")
+def tiny_folder(tmp_path_factory, tiny_pipe) -> str:
+    path = tmp_path_factory.mktemp("tiny-pipe")
+    tiny_pipe.save_pretrained(path)
+    return str(path)
+
+
+@pytest.fixture
+def two_region_layout() -> Layout:
+    return Layout(
+        prompt="a red circle and a blue square",
+        regions=(Region("red circle", box=(0.05, 0.1, 0.45, 0.6)), Region("blue square", box=(0.55, 0.4, 0.95, 0.9))),
+        width=64,
+        height=64,
+    )

@@ -1,0 +1,64 @@
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from layoutguide.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def layout_file(tmp_path, two_region_layout):
+    path = tmp_path / "layout.json"
+    two_region_layout.to_json(path)
+    return path
+
+
+def test_generate_end_to_end(tiny_folder, layout_file, tmp_path):
+    out = tmp_path / "img.png"
+    att = tmp_path / "att"
+    result = runner.invoke(app, ["generate", "--layout", str(layout_file), "--model", tiny_folder, "--method", "refocus", "--steps", "3", "--seed", "1", "--out", str(out), "--overlay", "--save-attention", str(att), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert out.exists() and (tmp_path / "img_overlay.png").exists()
+    heatmaps = sorted(p.name for p in att.iterdir())
+    assert heatmaps == ["img_region0_red_circle.png", "img_region1_blue_square.png"]
+
+
+def test_generate_several_images_and_options(tiny_folder, layout_file, tmp_path):
+    out = tmp_path / "x.png"
+    result = runner.invoke(app, ["generate", "--layout", str(layout_file), "--model", tiny_folder, "--steps", "2", "-n", "2", "--out", str(out), "--set", "refocus.variant=official", "--set", "refocus.loss_scale=2"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "x_0.png").exists() and (tmp_path / "x_1.png").exists()
+
+
+def test_bad_layout_reports_region_and_field(tiny_folder, tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"prompt": "a red circle", "regions": [{"phrase": "red circle", "box": [0.5, 0.2, 0.1, 0.9]}]}))
+    result = runner.invoke(app, ["generate", "--layout", str(bad), "--model", tiny_folder])
+    assert result.exit_code == 2
+    assert "region 0 ('red circle'): field 'box'" in result.output and "Traceback" not in result.output
+
+
+def test_bad_option_and_phrase_errors(tiny_folder, layout_file, tmp_path):
+    result = runner.invoke(app, ["generate", "--layout", str(layout_file), "--model", tiny_folder, "--steps", "2", "--set", "refocus.loss_scale=-3", "--out", str(tmp_path / "a.png")])
+    assert result.exit_code == 2 and "refocus.loss_scale" in result.output
+    result = runner.invoke(app, ["generate", "--layout", str(layout_file), "--model", tiny_folder, "--set", "nonsense"])
+    assert result.exit_code == 2 and "METHOD.OPTION=VALUE" in result.output
+    result = runner.invoke(app, ["generate", "--prompt", "a green triangle", "--layout", str(layout_file), "--model", tiny_folder, "--steps", "2", "--out", str(tmp_path / "b.png")])
+    assert result.exit_code == 2 and "does not occur in the prompt" in result.output
+
+
+def test_missing_model_messages(tmp_path, layout_file, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    result = runner.invoke(app, ["generate", "--layout", str(layout_file), "--model", str(tmp_path)])
+    assert result.exit_code == 2 and "model_index.json" in result.output
+    result = runner.invoke(app, ["generate", "--layout", str(layout_file), "--model", "someone/not-a-model"])
+    assert result.exit_code == 2 and "could not be loaded from the Hugging Face hub" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_methods_listing():
+    result = runner.invoke(app, ["methods"])
+    assert result.exit_code == 0
+    assert "refocus" in result.output and "cross@16[down,up]" in result.output and "loss_scale=1.0" in result.output

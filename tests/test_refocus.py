@@ -1,0 +1,130 @@
+import pytest
+import torch
+
+from layoutguide.attention import AttentionStore, attention_control
+from layoutguide.layout import Layout, Region
+from layoutguide.methods import GuidanceContext, StepPlan, get_method
+from layoutguide.methods.base import gaussian_smooth, normalized_token_maps
+from layoutguide.methods.refocus import SCHEDULES, reference_plan
+from layoutguide.pipeline import LayoutPipeline
+from layoutguide.tokens import map_phrases
+
+
+def test_official_schedule_on_50_steps():
+    plans = {i: reference_plan(i, 50, SCHEDULES["official"]) for i in range(50)}
+    active = {i: p[1] for i, p in plans.items() if p}
+    assert active == {0: (4, 2), 1: (4, 2), 2: (4, 6), 3: (4, 6), 4: (4, 6), 5: (3, 3), 6: (3, 3), 7: (3, 3), 8: (3, 3), 9: (3, 3), 10: (3, 2), 15: (3, 2), 20: (1, 2), 25: (1, 2), 30: (1, 2), 35: (1, 2)}
+
+
+def test_schedule_maps_other_step_counts_to_the_reference_grid():
+    # 25 steps: step i covers reference steps [2i, 2i+2): 15 falls in step 7, 35 in step 17
+    guided = {i: p[0] for i in range(25) if (p := reference_plan(i, 25, SCHEDULES["official"]))}
+    assert guided == {0: 0, 1: 2, 2: 4, 3: 6, 4: 8, 5: 10, 7: 15, 10: 20, 12: 25, 15: 30, 17: 35}
+    # 100 steps: reference step k is hit once, at step 2k
+    guided = {i: p[0] for i in range(100) if (p := reference_plan(i, 100, SCHEDULES["official"]))}
+    assert sorted(guided.values()) == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 15, 20, 25, 30, 35] and guided[20] == 10
+
+
+def test_v1_schedule():
+    assert [reference_plan(i, 50, SCHEDULES["v1"])[1] for i in (0, 9, 10, 19, 20, 29)] == [(3, 5), (3, 5), (2, 5), (2, 5), (1, 1), (1, 1)]
+    assert reference_plan(30, 50, SCHEDULES["v1"]) is None
+
+
+def test_gaussian_kernel_taps():
+    x = torch.zeros(1, 5, 5)
+    x[0, 2, 2] = 1
+    y = gaussian_smooth(x)
+    row = y[0, 2, 1:4] / y[0, 2, 1:4].sum()
+    torch.testing.assert_close(row, torch.tensor([0.212, 0.576, 0.212]), atol=1e-3, rtol=0)
+    assert y.sum().item() == pytest.approx(1.0, abs=1e-6)
+
+
+def test_normalized_token_maps_drops_start_and_last():
+    cross = torch.zeros(1, 2, 2, 77)
+    cross[..., 5] = 1.0
+    out = normalized_token_maps(cross)
+    assert out.shape == (1, 2, 2, 75)
+    assert out[..., 4].min() > 0.99  # token 5 sits at column 4
+
+
+def _masks():
+    masks = torch.zeros(2, 8, 8)
+    masks[0, :4, :4] = 1
+    masks[1, 4:, 4:] = 1
+    return masks
+
+
+def test_car_paper_terms():
+    method = get_method("refocus")
+    maps = torch.zeros(2, 8, 8)
+    maps[0, 1, 1] = 0.9  # token 0 peaks inside its box
+    maps[1, 0, 7] = 0.6  # token 1 peaks outside its box
+    maps[1, 6, 6] = 0.2
+    value, inside = method._car_paper(maps, _masks(), [[0], [1]], early=True)
+    expected = ((1 - 0.9) + 0) / 2 + ((1 - 0.2) + 0.6) / 2
+    assert value.item() == pytest.approx(expected, abs=1e-6)
+    assert inside.item() == pytest.approx(0.2)
+    fg_only = get_method("refocus", car_background=False)._car_paper(maps, _masks(), [[0], [1]], early=True)[0]
+    assert fg_only.item() == pytest.approx(((1 - 0.9) + (1 - 0.2)) / 2, abs=1e-6)
+
+
+def test_car_official_thresholds():
+    method = get_method("refocus", variant="official")
+    maps = torch.zeros(2, 8, 8)
+    maps[0, 1, 1] = 0.05  # weak own peak: 6 (1 - m)
+    maps[0, 6, 6] = 0.3  # strong peak in the other object's box: 4 n
+    maps[1, 6, 6] = 0.5  # good own peak, nothing elsewhere
+    late, _ = method._car_official(maps, _masks(), [[0], [1]], early=False)
+    assert late.item() == pytest.approx((6 * 0.95 + 4 * 0.3) / 2, abs=1e-5)
+    early, inside = method._car_official(maps, _masks(), [[0], [1]], early=True)
+    assert early.item() == pytest.approx((6 * 0.95 + 4 * 0.3 + (1 - 0.5)) / 2, abs=1e-5)  # early: (1 - m) even for m >= 0.2
+    assert inside.item() == pytest.approx(0.05)
+
+
+@pytest.fixture(scope="module")
+def sharp_pipe():
+    """A tiny pipeline with sharpened attention (scaled q/k) so that gradients are not vanishingly small."""
+    from conftest import tiny_shapes_components
+
+    pipe = LayoutPipeline(**tiny_shapes_components(seed=0))
+    with torch.no_grad():
+        for name, module in pipe.unet.named_modules():
+            if name.endswith(("attn1", "attn2")):
+                module.to_q.weight.mul_(4)
+                module.to_k.weight.mul_(4)
+    pipe.unet.requires_grad_(False)
+    return pipe
+
+
+@pytest.mark.parametrize("options", [dict(sar=False), dict(car=False), dict(sar=False, variant="official")], ids=["car", "sar", "car-official"])
+def test_loss_falls_across_inner_iterations(sharp_pipe, options):
+    layout = Layout("a red circle and a blue square", (Region("red circle", box=(0.05, 0.1, 0.45, 0.6)), Region("blue square", box=(0.55, 0.4, 0.95, 0.9))), width=64, height=64)
+    method = get_method("refocus", early_stop=False, **options)
+    pipe = sharp_pipe
+    pipe.scheduler.set_timesteps(10)
+    tokens = map_phrases(pipe.tokenizer, layout.prompt, layout.phrases)
+    ctx = GuidanceContext([layout], [tokens], 10, (16, 16), torch.device("cpu"), pipe.scheduler.alphas_cumprod, pipe.scheduler.timesteps)
+    x = torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(0))
+    cond = pipe.encode_prompt([layout.prompt])
+    store = AttentionStore()
+    with attention_control(pipe.unet, store, method.requests(), latent_hw=(16, 16)):
+        _, log = pipe._guide(x, pipe.scheduler.timesteps[0], 0, StepPlan(8, 100.0, {"reference_step": 0}), method, ctx, store, cond)
+    losses = [l[0] for l in log["losses"]]
+    assert len(losses) == 8
+    assert losses[-1] < 0.9 * losses[0]
+    assert min(losses[4:]) < min(losses[:2])
+
+
+def test_early_stop_ends_iterations(sharp_pipe):
+    layout = Layout("a red circle", (Region("red circle", box=(0.0, 0.0, 1.0, 1.0)),), width=64, height=64)
+    # A box covering the whole canvas: the in-box peak is the map's global peak, far above the 0.2 threshold.
+    out = sharp_pipe(layout=layout, method="refocus", num_inference_steps=10, guidance_scale=3, progress=False, method_options={"sar": False, "inside_threshold": 0.0})
+    assert all(len(g["losses"]) == 1 for g in out.guidance if g)
+    out = sharp_pipe(layout=layout, method="refocus", num_inference_steps=10, guidance_scale=3, progress=False, method_options={"sar": False, "early_stop": False})
+    assert max(len(g["losses"]) for g in out.guidance if g) == 3
+
+
+def test_terms_switch_off():
+    assert [r.kind for r in get_method("refocus").requests()] == ["cross", "self"]
+    assert [r.kind for r in get_method("refocus", car=False).requests()] == ["self"]
+    assert get_method("refocus", car=False, sar=False).plan(0, None) is None
