@@ -80,3 +80,34 @@ def two_region_layout() -> Layout:
         width=64,
         height=64,
     )
+
+
+@pytest.fixture(scope="session")
+def sharp_pipe() -> LayoutPipeline:
+    """A tiny pipeline with sharpened attention (q/k scaled by 4) so that guidance gradients are not vanishingly small."""
+    pipe = LayoutPipeline(**tiny_shapes_components(seed=0))
+    with torch.no_grad():
+        for name, module in pipe.unet.named_modules():
+            if name.endswith(("attn1", "attn2")):
+                module.to_q.weight.mul_(4)
+                module.to_k.weight.mul_(4)
+    pipe.unet.requires_grad_(False)
+    return pipe
+
+
+def guide_losses(pipe, method, layout, iterations: int = 8, step_size: float = 100.0, step: int = 0, n_steps: int = 10, info=None):
+    """Run ``iterations`` guidance updates of ``method`` at one fixed step; return the loss after each."""
+    from layoutguide.attention import AttentionStore, attention_control
+    from layoutguide.methods import GuidanceContext, StepPlan
+    from layoutguide.tokens import map_phrases
+
+    pipe.scheduler.set_timesteps(n_steps)
+    tokens = map_phrases(pipe.tokenizer, layout.prompt, layout.phrases)
+    ctx = GuidanceContext([layout], [tokens], n_steps, (16, 16), torch.device("cpu"), pipe.scheduler.alphas_cumprod, pipe.scheduler.timesteps)
+    x = torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(0))
+    cond = pipe.encode_prompt([layout.prompt])
+    store = AttentionStore()
+    plan = StepPlan(iterations, step_size, info or {"reference_step": 0, "target": None})
+    with attention_control(pipe.unet, store, method.requests(), latent_hw=(16, 16)):
+        _, log = pipe._guide(x, pipe.scheduler.timesteps[step], step, plan, method, ctx, store, cond)
+    return [l[0] for l in log["losses"]]

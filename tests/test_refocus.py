@@ -1,13 +1,11 @@
 import pytest
 import torch
+from conftest import guide_losses
 
-from layoutguide.attention import AttentionStore, attention_control
 from layoutguide.layout import Layout, Region
-from layoutguide.methods import GuidanceContext, StepPlan, get_method
+from layoutguide.methods import get_method
 from layoutguide.methods.base import gaussian_smooth, normalized_token_maps
 from layoutguide.methods.refocus import SCHEDULES, reference_plan
-from layoutguide.pipeline import LayoutPipeline
-from layoutguide.tokens import map_phrases
 
 
 def test_official_schedule_on_50_steps():
@@ -81,35 +79,9 @@ def test_car_official_thresholds():
     assert inside.item() == pytest.approx(0.05)
 
 
-@pytest.fixture(scope="module")
-def sharp_pipe():
-    """A tiny pipeline with sharpened attention (scaled q/k) so that gradients are not vanishingly small."""
-    from conftest import tiny_shapes_components
-
-    pipe = LayoutPipeline(**tiny_shapes_components(seed=0))
-    with torch.no_grad():
-        for name, module in pipe.unet.named_modules():
-            if name.endswith(("attn1", "attn2")):
-                module.to_q.weight.mul_(4)
-                module.to_k.weight.mul_(4)
-    pipe.unet.requires_grad_(False)
-    return pipe
-
-
 @pytest.mark.parametrize("options", [dict(sar=False), dict(car=False), dict(sar=False, variant="official")], ids=["car", "sar", "car-official"])
-def test_loss_falls_across_inner_iterations(sharp_pipe, options):
-    layout = Layout("a red circle and a blue square", (Region("red circle", box=(0.05, 0.1, 0.45, 0.6)), Region("blue square", box=(0.55, 0.4, 0.95, 0.9))), width=64, height=64)
-    method = get_method("refocus", early_stop=False, **options)
-    pipe = sharp_pipe
-    pipe.scheduler.set_timesteps(10)
-    tokens = map_phrases(pipe.tokenizer, layout.prompt, layout.phrases)
-    ctx = GuidanceContext([layout], [tokens], 10, (16, 16), torch.device("cpu"), pipe.scheduler.alphas_cumprod, pipe.scheduler.timesteps)
-    x = torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(0))
-    cond = pipe.encode_prompt([layout.prompt])
-    store = AttentionStore()
-    with attention_control(pipe.unet, store, method.requests(), latent_hw=(16, 16)):
-        _, log = pipe._guide(x, pipe.scheduler.timesteps[0], 0, StepPlan(8, 100.0, {"reference_step": 0}), method, ctx, store, cond)
-    losses = [l[0] for l in log["losses"]]
+def test_loss_falls_across_inner_iterations(sharp_pipe, options, two_region_layout):
+    losses = guide_losses(sharp_pipe, get_method("refocus", early_stop=False, **options), two_region_layout)
     assert len(losses) == 8
     assert losses[-1] < 0.9 * losses[0]
     assert min(losses[4:]) < min(losses[:2])

@@ -44,7 +44,11 @@ class MethodSpec:
     def parse(cls, text: str, options: dict[str, dict[str, Any]] | None = None) -> "MethodSpec":
         """``"none"`` or a registered method name; options come from ``--set METHOD.KEY=VALUE``."""
         name = text.strip()
-        return cls(label=name, method=None if name == "none" else name, options=dict((options or {}).get(name, {})))
+        options = options or {}
+        if "+" in name:  # a combination takes its options per member
+            members = [m.strip() for m in name.split("+")]
+            return cls(label=name, method=name, options={m: dict(options[m]) for m in members if m in options})
+        return cls(label=name, method=None if name == "none" else name, options=dict(options.get(name, {})))
 
 
 def shapes_suite(n: int, seed: int = 0, *, n_objects: tuple[int, int] = (1, 4), with_relation: bool = False) -> list[Scene]:

@@ -78,7 +78,7 @@ def generate(
     if lay is None and prompt is None:
         fail("give --prompt, --layout, or both")
     options = parse_sets(set_)
-    unknown = set(options) - {method}
+    unknown = set(options) - set(method.split("+"))
     if unknown:
         fail(f"--set names method(s) {sorted(unknown)} but --method is {method!r}")
     pipe = _load(model, device, dtype)
@@ -87,7 +87,7 @@ def generate(
             prompt=prompt,
             layout=lay,
             method=None if method == "none" else method,
-            method_options=options.get(method),
+            method_options=options if "+" in method else options.get(method),
             num_inference_steps=steps,
             guidance_scale=guidance_scale,
             negative_prompt=negative_prompt,
@@ -147,6 +147,71 @@ def demo(
     results = run_shapes_bench(pipe, [MethodSpec.parse("none"), MethodSpec.parse("refocus")], n=n, out=out / "bench", command=f"layoutguide bench shapes --methods none,refocus --n {n} --out {out / 'bench'}")
     typer.echo(results_table(results))
     typer.echo(f"wrote {out / 'bench' / 'report.md'}")
+
+
+@app.command()
+def plan(
+    prompt: str = typer.Argument(..., help="Text prompt, e.g. 'a cat to the left of a dog'."),
+    planner: str = typer.Option("rule", help="rule (offline), openai (OpenAI-compatible server) or transformers (local LM)."),
+    base_url: Optional[str] = typer.Option(None, help="openai: server URL (default $OPENAI_BASE_URL or https://api.openai.com/v1)."),
+    llm_model: Optional[str] = typer.Option(None, help="openai: model name; transformers: hub id or folder."),
+    examples: Optional[Path] = typer.Option(None, help="JSON file of in-context examples (see docs/planner.md)."),
+    out: Optional[Path] = typer.Option(None, help="Also write the layout JSON to this file."),
+) -> None:
+    """Plan a layout for a prompt; print it as layout JSON (notes go to stderr)."""
+    from .layout import LayoutError
+    from .planner import PlannerError, get_planner
+
+    try:
+        result = get_planner(planner, base_url=base_url, llm_model=llm_model, examples_path=examples).plan(prompt)
+        text = result.layout.to_json(out)
+    except (PlannerError, LayoutError, OSError) as e:
+        fail(str(e))
+    for note in result.notes:
+        typer.echo(f"note: {note}", err=True)
+    typer.echo(text)
+
+
+@app.command()
+def segment(
+    prompt: Optional[str] = typer.Option(None, help="Text prompt."),
+    phrases: Optional[str] = typer.Option(None, help="Comma-separated phrases of the prompt to segment."),
+    layout: Optional[Path] = typer.Option(None, help="Layout JSON (instead of --prompt/--phrases)."),
+    method: str = typer.Option("none", help="Layout method to generate with (default: none)."),
+    model: Optional[str] = typer.Option(None, help="Default: the shipped shapes model."),
+    out: Path = typer.Option(Path("out/segment"), help="Output folder: image, heatmaps, label map."),
+    seed: int = typer.Option(0),
+    steps: Optional[int] = typer.Option(None),
+    device: str = typer.Option("auto"),
+) -> None:
+    """Show where each phrase lands: per-phrase attention maps and a label map (ZestGuide's segmentation)."""
+    import numpy as np
+    from PIL import Image
+
+    from .layout import Layout, LayoutError
+    from .segment import attention_segmentation
+    from .tokens import PhraseNotFoundError
+    from .viz import PALETTE, grid, heatmap
+
+    try:
+        lay = Layout.from_json(layout) if layout else None
+    except LayoutError as e:
+        fail(str(e))
+    phrase_list = [p.strip() for p in phrases.split(",")] if phrases else None
+    pipe = _load(model, device, "auto")
+    try:
+        seg = attention_segmentation(pipe, prompt, phrase_list, layout=lay, method=None if method == "none" else method, seed=seed, num_inference_steps=steps, progress=True)
+    except (PhraseNotFoundError, LayoutError, ValueError) as e:
+        fail(str(e))
+    out.mkdir(parents=True, exist_ok=True)
+    seg.image.save(out / "image.png")
+    size = (256, 256)
+    tiles = [seg.image.resize(size, Image.NEAREST)] + [heatmap(m, size, seg.image) for m in seg.maps]
+    colours = np.array([(255, 255, 255)] + [PALETTE[i % len(PALETTE)] for i in range(len(seg.phrases))], dtype=np.uint8)
+    tiles.append(Image.fromarray(colours[seg.labels + 1]).resize(size, Image.NEAREST))
+    grid(tiles, columns=len(tiles), captions=["image"] + seg.phrases + ["labels"]).save(out / "segmentation.png")
+    np.save(out / "maps.npy", seg.maps)
+    typer.echo(f"wrote {out / 'segmentation.png'} and maps.npy ({len(seg.phrases)} phrases, steps {seg.steps[0]}-{seg.steps[1]})")
 
 
 @app.command("methods")

@@ -137,20 +137,24 @@ class Layout:
         return dataclasses.replace(self, **changes)
 
     # ----------------------------------------------------------------------------------------- rasterising
-    def rasterize(self, height: int, width: int, *, boxes_only: bool = False) -> np.ndarray:
+    def rasterize(self, height: int, width: int, *, boxes_only: bool = False, soft: bool = False) -> np.ndarray:
         """Region masks on an ``(height, width)`` grid, float32 ``(N, height, width)`` in {0, 1}.
 
         Boxes cover the cells ``[floor(y0*h), ceil(y1*h)) x [floor(x0*w), ceil(x1*w))``, so even a tiny box
         covers at least one cell. Edges within 1e-9 cell of a cell border snap to it, so a box made from pixel
         coordinates (``29/100``) does not gain a row from float error (``0.29 * 100 == 28.999999999999996``).
         Masks are resized by area (a cell is on when at least half of it is covered); a mask that would vanish
-        keeps its single most-covered cell.
+        keeps its single most-covered cell. ``soft=True`` returns the covered share of every cell instead
+        (area downsampling, as ZestGuide compares attention with its masks), for boxes and masks alike.
         """
         if height <= 0 or width <= 0:
             raise LayoutError(f"rasterize: grid size must be positive, got ({height}, {width})")
         out = np.zeros((len(self.regions), height, width), dtype=np.float32)
         for i, region in enumerate(self.regions):
-            if region.mask is not None and not boxes_only:
+            if soft:
+                full = region.mask if region.mask is not None and not boxes_only else self._box_mask(region)
+                out[i] = _coverage(full, height, width)
+            elif region.mask is not None and not boxes_only:
                 out[i] = _resize_mask(region.mask, height, width)
             else:
                 x0, y0, x1, y1 = region.bbox
@@ -158,6 +162,10 @@ class Layout:
                 c0, c1 = _cells(x0, x1, width)
                 out[i, r0:r1, c0:c1] = 1.0
         return out
+
+    def _box_mask(self, region: "Region") -> np.ndarray:
+        """The region's box as a boolean mask on the canvas."""
+        return self.replace(regions=(Region(region.phrase, box=region.bbox),)).rasterize(self.height, self.width)[0] > 0
 
     # ----------------------------------------------------------------------------------------- JSON
     def to_dict(self) -> dict[str, Any]:
@@ -494,10 +502,15 @@ def _clamp(box) -> tuple[float, float, float, float]:
     return tuple(min(max(float(v), 0.0), 1.0) for v in box)
 
 
-def _resize_mask(mask: np.ndarray, height: int, width: int) -> np.ndarray:
+def _coverage(mask: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Share of each cell of an ``(height, width)`` grid covered by ``mask`` (box filter)."""
     from PIL import Image
 
-    coverage = np.asarray(Image.fromarray(mask.astype(np.float32)).resize((width, height), Image.BOX))
+    return np.asarray(Image.fromarray(mask.astype(np.float32)).resize((width, height), Image.BOX), dtype=np.float32).clip(0, 1)
+
+
+def _resize_mask(mask: np.ndarray, height: int, width: int) -> np.ndarray:
+    coverage = _coverage(mask, height, width)
     out = (coverage >= 0.5).astype(np.float32)
     if not out.any():
         out[np.unravel_index(np.argmax(coverage), coverage.shape)] = 1.0

@@ -94,8 +94,14 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
         if isinstance(method, GuidanceMethod):
             return get_method(method, **(options or {}))
         name = method or "none"
-        merged = {**self.model_defaults.get("methods", {}).get(name, {}), **(options or {})}
-        return get_method(name, **merged)
+        defaults = self.model_defaults.get("methods", {})
+        options = options or {}
+        if "+" in name:  # options per member
+            members = [m.strip() for m in name.split("+")]
+            merged = {m: {**defaults.get(m, {}), **options.get(m, {})} for m in members}
+            merged.update({k: v for k, v in options.items() if k not in members})  # let get_method name the mistake
+            return get_method(name, **merged)
+        return get_method(name, **{**defaults.get(name, {}), **options})
 
     # ------------------------------------------------------------------------------------------- helpers
     @torch.no_grad()
@@ -248,6 +254,7 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
             alphas_cumprod=self.scheduler.alphas_cumprod.to(device),
             timesteps=timesteps,
         )
+        cond = method.condition(cond, ctx, self.encode_prompt)
         view_request = AttentionRequest("cross", (attention_resolution,), ("down", "up"))
         record = list(method.requests()) + ([view_request] if return_attention else [])
         store = AttentionStore()

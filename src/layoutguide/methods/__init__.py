@@ -3,21 +3,39 @@
 from __future__ import annotations
 
 from .base import GuidanceContext, GuidanceMethod, LossOutput, MethodOptionError, MethodOptions, StepPlan
+from .attend_excite import AttendExcite
+from .boxdiff import BoxDiff
+from .compose import Composite
+from .dense_diffusion import DenseDiffusion
+from .layout_guidance import LayoutGuidance
+from .paint_with_words import PaintWithWords
 from .refocus import Refocus
+from .zestguide import ZestGuide
 
-REGISTRY: dict[str, type[GuidanceMethod]] = {cls.name: cls for cls in (GuidanceMethod, Refocus)}
+REGISTRY: dict[str, type[GuidanceMethod]] = {cls.name: cls for cls in (GuidanceMethod, Refocus, BoxDiff, LayoutGuidance, AttendExcite, ZestGuide, PaintWithWords, DenseDiffusion)}
 
 
 def get_method(spec: str | GuidanceMethod | None, **options) -> GuidanceMethod:
-    """A method instance from a registered name (``"refocus"``), an instance, or None (plain sampling)."""
+    """A method instance from a registered name (``"refocus"``), a ``+``-joined combination
+    (``"zestguide+pww"``, options given per member: ``{"zestguide": {...}, "pww": {...}}``), an instance, or
+    None (plain sampling)."""
     if isinstance(spec, GuidanceMethod):
         if options:
             raise MethodOptionError("options cannot be given together with a method instance; set them on the instance")
         return spec
     name = spec or "none"
+    if "+" in name:
+        parts = [p.strip() for p in name.split("+")]
+        unknown = set(options) - set(parts)
+        if unknown:
+            raise MethodOptionError(f"options for {sorted(unknown)} given, but {name!r} combines {parts}; key options by member name")
+        bad = [o for o in options.values() if not isinstance(o, dict)]
+        if bad:
+            raise MethodOptionError(f"options of a combination are given per member, e.g. {{'{parts[0]}': {{...}}}}")
+        return Composite([get_method(p, **options.get(p, {})) for p in parts])
     if name not in REGISTRY:
         raise MethodOptionError(f"unknown method {name!r}; registered methods: {', '.join(sorted(REGISTRY))}")
     return REGISTRY[name](**options)
 
 
-__all__ = ["REGISTRY", "get_method", "GuidanceContext", "GuidanceMethod", "LossOutput", "MethodOptionError", "MethodOptions", "StepPlan", "Refocus"]
+__all__ = ["REGISTRY", "get_method", "GuidanceContext", "GuidanceMethod", "LossOutput", "MethodOptionError", "MethodOptions", "StepPlan", "Refocus", "BoxDiff", "LayoutGuidance", "AttendExcite", "ZestGuide", "PaintWithWords", "DenseDiffusion", "Composite"]

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import torch
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from ..attention import AttentionRequest, AttentionStore, Modulator
+from ..attention import AttentionRequest, AttentionStore, Modulator, grid_maps
 from ..layout import Layout
 from ..tokens import TokenMap
 
@@ -63,11 +63,12 @@ class GuidanceContext:
     def batch_size(self) -> int:
         return len(self.layouts)
 
-    def region_masks(self, b: int, grid: tuple[int, int], *, boxes_only: bool = False) -> torch.Tensor:
-        """Sample ``b``'s regions rasterised on ``grid``: float ``(N_regions, h, w)`` in {0, 1}."""
-        key = (b, grid, boxes_only)
+    def region_masks(self, b: int, grid: tuple[int, int], *, boxes_only: bool = False, soft: bool = False) -> torch.Tensor:
+        """Sample ``b``'s regions rasterised on ``grid``: float ``(N_regions, h, w)``, in {0, 1} or, with
+        ``soft``, the covered share of each cell."""
+        key = (b, grid, boxes_only, soft)
         if key not in self._mask_cache:
-            masks = self.layouts[b].rasterize(grid[0], grid[1], boxes_only=boxes_only)
+            masks = self.layouts[b].rasterize(grid[0], grid[1], boxes_only=boxes_only, soft=soft)
             self._mask_cache[key] = torch.from_numpy(masks).to(self.device)
         return self._mask_cache[key]
 
@@ -98,6 +99,10 @@ class GuidanceMethod:
     def modulations(self, ctx: GuidanceContext) -> dict[AttentionRequest, list[Modulator]]:
         """Attention-logit modulators applied on every forward (guidance and CFG passes)."""
         return {}
+
+    def condition(self, embeddings: torch.Tensor, ctx: GuidanceContext, encode) -> torch.Tensor:
+        """Edit the conditional text embeddings ``(B, 77, D)`` before sampling (``encode(texts)`` encodes text)."""
+        return embeddings
 
     def plan(self, step: int, ctx: GuidanceContext) -> StepPlan | None:
         """Guidance at denoising step ``step`` (0-based) or None for none."""
@@ -135,3 +140,17 @@ def normalized_token_maps(cross: torch.Tensor, temperature: float = 100.0) -> to
     the result ``(B, h, w, 75)`` has token ``i`` at column ``i - 1``.
     """
     return torch.softmax(cross[..., 1:-1] * temperature, dim=-1)
+
+
+def smoothed_token_maps(store: AttentionStore, request: AttentionRequest, smoothing: bool = True) -> torch.Tensor:
+    """Per-token maps ``(B, 75, h, w)`` as Attend-and-Excite, BoxDiff and Attention Refocusing read them:
+    cross-attention averaged over heads and layers, normalised (:func:`normalized_token_maps`), smoothed.
+    Token ``i`` of the prompt is at index ``i - 1``."""
+    cross = grid_maps(store.get(request), store.layers, store.latent_hw).float()  # (B, h, w, 77)
+    maps = normalized_token_maps(cross).permute(0, 3, 1, 2)  # (B, 75, h, w)
+    return gaussian_smooth(maps) if smoothing else maps
+
+
+def region_tokens(indices: tuple[int, ...], which: str) -> tuple[int, ...]:
+    """All token positions of a phrase, or only its last one (the head noun: "red *circle*")."""
+    return indices if which == "all" else indices[-1:]

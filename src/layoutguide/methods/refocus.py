@@ -37,7 +37,7 @@ import torch
 from pydantic import Field
 
 from ..attention import AttentionRequest, AttentionStore, grid_maps
-from .base import GuidanceContext, GuidanceMethod, LossOutput, MethodOptions, StepPlan, gaussian_smooth, normalized_token_maps
+from .base import GuidanceContext, GuidanceMethod, LossOutput, MethodOptions, StepPlan, region_tokens, smoothed_token_maps
 
 REFERENCE_STEPS = 50
 
@@ -132,16 +132,13 @@ class Refocus(GuidanceMethod):
         zero = torch.zeros(batch, device=ctx.device)
         car, sar, min_inside = zero.clone(), zero.clone(), torch.ones(batch, device=ctx.device)
         if o.car:
-            cross = grid_maps(store.get(self.requests()[0]), store.layers, store.latent_hw).float()  # (B, h, w, 77)
-            grid = cross.shape[1:3]
-            tokens = normalized_token_maps(cross)  # (B, h, w, 75): token i at column i-1
+            tokens = smoothed_token_maps(store, self.requests()[0], o.smoothing)  # (B, 75, h, w)
+            grid = tuple(tokens.shape[-2:])
             car_terms, inside_terms = [], []
             for b in range(batch):
                 masks = ctx.region_masks(b, grid)  # (R, h, w)
                 groups = self._token_groups(ctx.token_maps[b].indices)
-                maps = tokens[b].permute(2, 0, 1)[[t - 1 for t in groups]]  # (T, h, w)
-                if o.smoothing:
-                    maps = gaussian_smooth(maps)
+                maps = tokens[b, [t - 1 for t in groups]]  # (T, h, w)
                 fn = self._car_official if o.variant == "official" else self._car_paper
                 value, inside = fn(maps, masks, list(groups.values()), early)
                 car_terms.append(value)
@@ -173,7 +170,7 @@ class Refocus(GuidanceMethod):
         """Token position -> the regions whose phrase contains it (a phrase's words share its boxes)."""
         groups: dict[int, list[int]] = {}
         for r, positions in enumerate(indices):
-            for t in positions[-1:] if self.options.tokens == "last" else positions:
+            for t in region_tokens(positions, self.options.tokens):
                 groups.setdefault(t, []).append(r)
         return groups
 

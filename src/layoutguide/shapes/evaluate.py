@@ -51,6 +51,11 @@ Per image:
     ``background_tint`` the estimated background is more than 45 (RGB Euclidean) from white, or a
                       background-like colour component was discarded.
 
+Segmentation (ZestGuide's protocol, ``semantic_miou``): classes are the layout's (colour, shape) kinds;
+    ``miou_inside`` per-class IoU of the detected-object label map against the regions' label map counted only
+    inside the union of the conditioning masks, averaged over the classes present; ``miou_all`` the same over
+    the whole image.
+
 ``aggregate`` averages each per-image number over images (booleans as 0/1), ``relation_ok`` only over the
 images that have a relation (``n_relation_images``; the key is absent when there are none), plus
 ``n_images``.
@@ -69,7 +74,7 @@ from scipy import ndimage
 from scipy.optimize import linear_sum_assignment
 
 from ..layout import Layout
-from .world import COLOURS, IMAGE_SIZE, RELATIONS, SHAPES, parse_phrase, relation_holds
+from .world import COLOURS, IMAGE_SIZE, RELATIONS, parse_phrase, relation_holds
 
 # ------------------------------------------------------------------------------------------- thresholds
 BORDER_FRACTION = 1 / 32  # border ring width for the background estimate: 2 px at 64 px
@@ -338,10 +343,14 @@ class ImageScore:
     relation_ok: bool | None
     n_detections: int
     background_tint: bool
+    miou_inside: float = 0.0
+    miou_all: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: plain numbers and lists, detections without masks."""
         return {
+            "miou_inside": round(self.miou_inside, 6),
+            "miou_all": round(self.miou_all, 6),
             "object_in_box": round(self.object_in_box, 6),
             "mean_iou": round(self.mean_iou, 6),
             "mean_mask_iou": round(self.mean_mask_iou, 6),
@@ -389,6 +398,32 @@ def _as_relation(relation: Any, n_regions: int) -> tuple[int, str, int]:
 def _target_masks(layout: Layout, height: int, width: int) -> np.ndarray:
     """Region masks on the image grid: the region's mask (resized by area if needed) or its rasterised box."""
     return layout.rasterize(height, width) > 0.5
+
+
+def semantic_miou(detections: Sequence[Detection], kinds: list[tuple[str, str]], targets: np.ndarray, *, inside_only: bool) -> float:
+    """Segmentation mIoU with the layout's (colour, shape) kinds as classes, as ZestGuide scores mask layouts.
+
+    Target label map: each region's mask (later regions win where they overlap). Predicted label map: each
+    detection's mask labelled with its (colour, shape), another label for kinds outside the layout. IoU per
+    class present in the target, averaged. ``inside_only`` counts only the pixels inside the union of the
+    conditioning masks (the paper's protocol, which ignores what the model adds elsewhere); otherwise every
+    pixel counts (background is then a class: no detection and no target).
+    """
+    classes = list(dict.fromkeys(kinds))
+    gt = np.full(targets.shape[1:], -1, dtype=np.int32)
+    for region_mask, kind in zip(targets, kinds):
+        gt[region_mask] = classes.index(kind)
+    pred = np.full(targets.shape[1:], -1, dtype=np.int32)
+    for d in detections:
+        pred[d.mask] = classes.index((d.colour, d.shape)) if (d.colour, d.shape) in classes else len(classes)
+    valid = targets.any(0) if inside_only else np.ones_like(gt, dtype=bool)
+    ious = []
+    for c in range(len(classes)):
+        p, g = (pred == c) & valid, (gt == c) & valid
+        union = (p | g).sum()
+        if g.any():
+            ious.append((p & g).sum() / union)
+    return float(np.mean(ious)) if ious else 0.0
 
 
 def evaluate(
@@ -457,10 +492,12 @@ def evaluate(
         relation_ok=None if relation_ok is None else bool(relation_ok),
         n_detections=len(found_dets),
         background_tint=tinted,
+        miou_inside=semantic_miou(found_dets, kinds, targets, inside_only=True),
+        miou_all=semantic_miou(found_dets, kinds, targets, inside_only=False),
     )
 
 
-AGGREGATE_KEYS = ("object_in_box", "mean_iou", "mean_mask_iou", "colour_acc", "found_rate", "count_ok", "n_detections", "background_tint")
+AGGREGATE_KEYS = ("object_in_box", "mean_iou", "mean_mask_iou", "colour_acc", "found_rate", "count_ok", "n_detections", "background_tint", "miou_inside", "miou_all")
 
 
 def aggregate(scores: Sequence[ImageScore]) -> dict[str, float]:
