@@ -132,6 +132,6 @@ def test_combinations(tiny_pipe, two_region_layout):
 
 
 def test_registry_lists_every_method():
-    assert set(REGISTRY) == {"none", "refocus", "boxdiff", "layout-guidance", "attend-excite", "zestguide", "pww", "densediffusion"}
+    assert set(REGISTRY) == {"none", "refocus", "boxdiff", "layout-guidance", "attend-excite", "zestguide", "pww", "densediffusion", "gligen", "reground"}
     for name, cls in REGISTRY.items():
         assert cls.summary and cls().name == name

@@ -21,10 +21,10 @@ from typing import Callable, Iterator, Literal, Sequence
 
 import torch
 
-Kind = Literal["cross", "self"]
+Kind = Literal["cross", "self", "grounding"]  # grounding: GLIGEN's gated self-attention over [visual; grounding tokens]
 Place = Literal["down", "mid", "up"]
 
-_NAME = re.compile(r"^(?P<block>down_blocks\.(?P<down>\d+)|mid_block|up_blocks\.(?P<up>\d+))\..*\.(?P<attn>attn1|attn2)$")
+_NAME = re.compile(r"^(?P<block>down_blocks\.(?P<down>\d+)|mid_block|up_blocks\.(?P<up>\d+))\..*\.(?P<attn>attn1|attn2|fuser\.attn)$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,7 +59,7 @@ def attention_layers(unet: torch.nn.Module) -> list[LayerInfo]:
     layers = []
     for name, _ in unet.named_modules():
         m = _NAME.match(name)
-        if not m or ".fuser." in name:
+        if not m:
             continue
         if m["down"] is not None:
             place, factor = "down", 2 ** int(m["down"])
@@ -67,7 +67,8 @@ def attention_layers(unet: torch.nn.Module) -> list[LayerInfo]:
             place, factor = "up", 2 ** (n_down - 1 - int(m["up"]))
         else:
             place, factor = "mid", 2 ** (n_down - 1)
-        layers.append(LayerInfo(name, place, "self" if m["attn"] == "attn1" else "cross", factor))
+        kind = {"attn1": "self", "attn2": "cross", "fuser.attn": "grounding"}[m["attn"]]
+        layers.append(LayerInfo(name, place, kind, factor))
     return layers
 
 

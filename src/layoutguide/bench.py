@@ -246,3 +246,105 @@ def write_report(results: dict[str, Any], out: Path, scenes: list[Scene], layout
     if cfg.get("command"):
         lines += ["Reproduce:", "", "```", cfg["command"], "```", ""]
     atomic_write_text(out / "report.md", "\n".join(lines))
+
+
+# --------------------------------------------------------------------------------------------- relations
+RELATION_PHRASES = {"left of": "to the left of", "right of": "to the right of", "above": "above", "below": "below"}
+
+
+def relation_prompts(n: int, seed: int = 0) -> list[tuple[str, tuple[str, str, int], str, tuple[str, str, int]]]:
+    """``n`` seeded prompts "two green triangles to the left of a blue square": (prompt, subject, relation, object),
+    subject/object as (colour, shape, count). Counts 1-2; the two kinds always differ."""
+    import random
+
+    from .shapes.world import COLOURS, NUMBER_WORDS, PLURALS, RELATIONS, SHAPES
+
+    rng = random.Random(BENCH_SEED_OFFSET + seed * SUITE_STRIDE + 7)
+    out = []
+    for _ in range(n):
+        a = (rng.choice(list(COLOURS)), rng.choice(SHAPES), rng.choice((1, 1, 2)))
+        while True:
+            b = (rng.choice(list(COLOURS)), rng.choice(SHAPES), rng.choice((1, 1, 2)))
+            if b[:2] != a[:2]:
+                break
+        relation = rng.choice(RELATIONS)
+        words = lambda k: f"{NUMBER_WORDS[k[2]]} {k[0]} {PLURALS[k[1]] if k[2] > 1 else k[1]}"
+        out.append((f"{words(a)} {RELATION_PHRASES[relation]} {words(b)}", a, relation, b))
+    return out
+
+
+def _relation_ok(image, layout: Layout, subject: tuple, relation: str, obj: tuple) -> dict[str, Any]:
+    """Score a planned generation: every subject instance must stand in ``relation`` to every object instance."""
+    from .shapes.evaluate import detect
+    from .shapes.world import parse_phrase
+
+    detections = detect(image)
+    kinds = [parse_phrase(r.phrase) for r in layout.regions]
+    subj = [i for i, k in enumerate(kinds) if k == subject[:2]]
+    objs = [i for i, k in enumerate(kinds) if k == obj[:2]]
+    if not subj or not objs:
+        return {"relation_ok": False, "count_ok": False, "colour_acc": 0.0, "planned": False}
+    pairs = [evaluate(image, layout, (s, relation, o), detections=detections) for s in subj for o in objs]
+    first = pairs[0]
+    return {"relation_ok": all(p.relation_ok for p in pairs), "count_ok": first.count_ok, "colour_acc": first.colour_acc, "object_in_box": first.object_in_box, "planned": True}
+
+
+def run_relation_bench(pipe, planners: Sequence[str], methods: Sequence[MethodSpec], *, n: int = 100, seed: int = 0, out: str | Path = "bench-out/relations", batch_size: int = 8, progress: bool = True, command: str | None = None) -> dict[str, Any]:
+    """Prompt with a relation -> planner -> layout -> generation -> evaluator: relation, count and colour accuracy."""
+    from .planner import get_planner
+
+    out = Path(out)
+    items = relation_prompts(n, seed)
+    pipe.set_progress_bar_config(disable=True)
+    rows: dict[str, dict[str, Any]] = {}
+    for planner_name in planners:
+        planner = get_planner(planner_name)
+        layouts = [planner.plan(prompt).layout for prompt, *_ in items]
+        layout_ok = [_all_nonempty(_layout_relation(l, s, r, o)) for l, (_, s, r, o) in zip(layouts, items)]
+        for spec in methods:
+            label = f"{planner_name} + {spec.label}"
+            folder = out / "images" / planner_name / spec.label
+            todo = [k for k in range(n) if not (folder / f"{k:04d}.png").exists()]
+            for start in tqdm(range(0, len(todo), batch_size), desc=label, disable=not progress):
+                chunk = todo[start : start + batch_size]
+                result = pipe(layout=[layouts[k] for k in chunk], method=spec.method, method_options=spec.options, seed=[seed * SUITE_STRIDE + k for k in chunk], progress=False)
+                for k, image in zip(chunk, result.images):
+                    atomic_write_bytes(folder / f"{k:04d}.png", _png_bytes(image))
+            scores = [_relation_ok(Image.open(folder / f"{k:04d}.png").convert("RGB"), layouts[k], s, r, o) for k, (_, s, r, o) in enumerate(items)]
+            rows[label] = {
+                "relation_acc": sum(x["relation_ok"] for x in scores) / n,
+                "count_acc": sum(x["count_ok"] for x in scores) / n,
+                "colour_acc": sum(x["colour_acc"] for x in scores) / n,
+                "layout_relation_acc": sum(layout_ok) / n,
+            }
+    results = {"config": {"n": n, "seed": seed, "planners": list(planners), "methods": [m.label for m in methods], "command": command}, "rows": rows, "prompts": [p for p, *_ in items]}
+    atomic_write_text(out / "results.json", json.dumps(results, indent=1) + "\n")
+    table = ["| planner + method | relation acc | count acc | colour acc | planned layouts satisfy the relation |", "|---|---|---|---|---|"]
+    for label, r in rows.items():
+        table.append(f"| {label} | {r['relation_acc']:.3f} | {r['count_acc']:.3f} | {r['colour_acc']:.3f} | {r['layout_relation_acc']:.3f} |")
+    text = "\n".join(["# Relation benchmark (shapes world)", "", f"{n} prompts such as \"{items[0][0]}\" (seed {seed}); planner -> layout -> generation -> exact evaluator. Relation accuracy requires every subject instance to stand in the relation to every object instance (box centres).", "", *table, ""] + (["Reproduce:", "", "```", command, "```", ""] if command else []))
+    atomic_write_text(out / "report.md", text)
+    results["table"] = "\n".join(table)
+    return results
+
+
+def _all_nonempty(values) -> bool:
+    values = list(values)
+    return bool(values) and all(values)
+
+
+def _layout_relation(layout: Layout, subject: tuple, relation: str, obj: tuple):
+    """Whether the planned boxes themselves satisfy the relation, per (subject, object) instance pair."""
+    from .shapes.world import parse_phrase, relation_holds
+
+    kinds = []
+    for r in layout.regions:
+        try:
+            kinds.append(parse_phrase(r.phrase))
+        except ValueError:
+            kinds.append(None)
+    centre = lambda b: ((b[0] + b[2]) / 2, (b[1] + b[3]) / 2)
+    for i, ki in enumerate(kinds):
+        for j, kj in enumerate(kinds):
+            if ki == subject[:2] and kj == obj[:2]:
+                yield relation_holds(centre(layout.regions[i].bbox), relation, centre(layout.regions[j].bbox))

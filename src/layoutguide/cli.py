@@ -1,4 +1,5 @@
-"""Command line: ``layoutguide generate | methods | bench | shapes``. Thin wrappers over the library."""
+"""Command line: ``layoutguide generate | demo | plan | segment | methods | bench | shapes``. Thin wrappers over
+the library."""
 
 from __future__ import annotations
 
@@ -62,10 +63,11 @@ def generate(
     save_attention: Optional[Path] = typer.Option(None, help="Write per-region attention heatmaps to this folder."),
     overlay: bool = typer.Option(False, help="Also write OUT with the layout drawn on it (suffix _overlay)."),
     append_missing: bool = typer.Option(False, help="Append region phrases missing from the prompt instead of failing."),
+    plan_with: Optional[str] = typer.Option(None, "--plan", help="Plan the layout from --prompt first: rule, openai or transformers."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1, mps."),
     dtype: str = typer.Option("auto", help="auto (fp16 on CUDA, fp32 elsewhere), fp32, fp16, bf16."),
 ) -> None:
-    """Generate an image whose objects follow a layout."""
+    """Generate an image whose objects follow a layout (given, or planned from the prompt with --plan)."""
     from .layout import Layout, LayoutError
     from .methods import MethodOptionError
     from .tokens import PhraseNotFoundError
@@ -77,6 +79,18 @@ def generate(
         fail(str(e))
     if lay is None and prompt is None:
         fail("give --prompt, --layout, or both")
+    if plan_with is not None:
+        if lay is not None or prompt is None:
+            fail("--plan plans a layout from --prompt: give --prompt and no --layout")
+        from .planner import PlannerError, get_planner
+
+        try:
+            planned = get_planner(plan_with).plan(prompt)
+        except PlannerError as e:
+            fail(str(e))
+        for note in planned.notes:
+            typer.echo(f"note: {note}", err=True)
+        lay = planned.layout
     options = parse_sets(set_)
     unknown = set(options) - set(method.split("+"))
     if unknown:
@@ -263,6 +277,29 @@ def bench_shapes(
         fail(str(e))
     typer.echo(results_table(results))
     typer.echo(f"wrote {out / 'report.md'}, {out / 'results.json'}, {out / 'grid.png'}")
+
+
+@bench_app.command("relations")
+def bench_relations(
+    planners: str = typer.Option("rule", help="Comma-separated planners (rule; openai/transformers need a server or model)."),
+    methods: str = typer.Option("none,refocus", help="Comma-separated methods."),
+    n: int = typer.Option(100, help="Number of relation prompts."),
+    seed: int = typer.Option(0),
+    out: Path = typer.Option(Path("bench-out/relations")),
+    model: Optional[str] = typer.Option(None, help="Default: the shipped shapes model."),
+    set_: Optional[list[str]] = typer.Option(None, "--set", help="Method option, METHOD.OPTION=VALUE (repeatable)."),
+    device: str = typer.Option("auto"),
+) -> None:
+    """Relation prompts -> planner -> generation -> exact evaluation: relation and count accuracy per planner x method."""
+    from .bench import MethodSpec, run_relation_bench
+
+    options = parse_sets(set_)
+    specs = [MethodSpec.parse(m, options) for m in methods.split(",") if m.strip()]
+    pipe = _load(model, device, "auto")
+    command = "layoutguide " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("layoutguide") else None
+    results = run_relation_bench(pipe, [p.strip() for p in planners.split(",") if p.strip()], specs, n=n, seed=seed, out=out, command=command)
+    typer.echo(results["table"])
+    typer.echo(f"wrote {out / 'report.md'}")
 
 
 @shapes_app.command("train")

@@ -263,7 +263,7 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
         self.unet.requires_grad_(False)
 
         # 5. Denoising loop
-        with attention_control(self.unet, store, record, method.modulations(ctx), latent_hw=latent_hw):
+        with method.activate(self, ctx), attention_control(self.unet, store, record, method.modulations(ctx), latent_hw=latent_hw):
             for i, t in enumerate(self.progress_bar(timesteps) if progress else timesteps):
                 plan = method.plan(i, ctx)
                 log: dict[str, Any] = {}
@@ -275,7 +275,8 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
                     model_in = self.scheduler.scale_model_input(model_in, t).to(dtype)
                     embeddings = torch.cat([uncond, cond]) if do_cfg else cond
                     with recording(store, cfg=do_cfg, step=i, on=return_attention):
-                        noise = self.unet(model_in, t, encoder_hidden_states=embeddings).sample.float()
+                        extra = method.unet_kwargs(i, ctx, cfg=do_cfg) or None
+                        noise = self.unet(model_in, t, encoder_hidden_states=embeddings, cross_attention_kwargs=extra).sample.float()
                         if return_attention:
                             attention_out.append(grid_maps(store.get(view_request), store.layers, latent_hw).cpu())
                     if do_cfg:
@@ -300,9 +301,11 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
             with torch.enable_grad():
                 x_var = x.detach().requires_grad_(True)
                 with recording(store, cfg=False, step=step):
-                    self.unet(x_var.to(self.unet.dtype), t, encoder_hidden_states=cond)
+                    self.unet(x_var.to(self.unet.dtype), t, encoder_hidden_states=cond, cross_attention_kwargs=method.unet_kwargs(step, ctx, cfg=False) or None)
                 out = method.loss(store, ctx, step, plan)
-                (grad,) = torch.autograd.grad((out.loss * active).sum(), x_var)
+                objective = (out.loss * active).sum()
+                # a loss with no path to the latents (e.g. no maps at this step) has zero gradient
+                grad = torch.autograd.grad(objective, x_var)[0] if objective.requires_grad else torch.zeros_like(x_var)
             store.clear()  # drop the graph's maps now, not at the next forward
             update = method.update(x, grad.float(), plan, ctx, step)
             x = torch.where(active.view(-1, *[1] * (x.dim() - 1)), update, x)

@@ -7,12 +7,13 @@ from .attend_excite import AttendExcite
 from .boxdiff import BoxDiff
 from .compose import Composite
 from .dense_diffusion import DenseDiffusion
+from .gligen import Gligen, ReGround
 from .layout_guidance import LayoutGuidance
 from .paint_with_words import PaintWithWords
 from .refocus import Refocus
 from .zestguide import ZestGuide
 
-REGISTRY: dict[str, type[GuidanceMethod]] = {cls.name: cls for cls in (GuidanceMethod, Refocus, BoxDiff, LayoutGuidance, AttendExcite, ZestGuide, PaintWithWords, DenseDiffusion)}
+REGISTRY: dict[str, type[GuidanceMethod]] = {cls.name: cls for cls in (GuidanceMethod, Refocus, BoxDiff, LayoutGuidance, AttendExcite, ZestGuide, PaintWithWords, DenseDiffusion, Gligen, ReGround)}
 
 
 def get_method(spec: str | GuidanceMethod | None, **options) -> GuidanceMethod:
@@ -38,4 +39,4 @@ def get_method(spec: str | GuidanceMethod | None, **options) -> GuidanceMethod:
     return REGISTRY[name](**options)
 
 
-__all__ = ["REGISTRY", "get_method", "GuidanceContext", "GuidanceMethod", "LossOutput", "MethodOptionError", "MethodOptions", "StepPlan", "Refocus", "BoxDiff", "LayoutGuidance", "AttendExcite", "ZestGuide", "PaintWithWords", "DenseDiffusion", "Composite"]
+__all__ = ["REGISTRY", "get_method", "GuidanceContext", "GuidanceMethod", "LossOutput", "MethodOptionError", "MethodOptions", "StepPlan", "Refocus", "BoxDiff", "LayoutGuidance", "AttendExcite", "ZestGuide", "PaintWithWords", "DenseDiffusion", "Composite", "Gligen", "ReGround"]

@@ -9,6 +9,7 @@ attention instead (Paint-with-Words, DenseDiffusion) return modulators from :met
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from typing import Any, ClassVar
 
@@ -98,6 +99,14 @@ class GuidanceMethod:
 
     def modulations(self, ctx: GuidanceContext) -> dict[AttentionRequest, list[Modulator]]:
         """Attention-logit modulators applied on every forward (guidance and CFG passes)."""
+        return {}
+
+    def activate(self, pipe, ctx: GuidanceContext) -> contextlib.AbstractContextManager:
+        """Context for the whole call (install hooks, precompute inputs); must undo everything on exit."""
+        return contextlib.nullcontext()
+
+    def unet_kwargs(self, step: int, ctx: GuidanceContext, *, cfg: bool) -> dict[str, Any]:
+        """Extra ``cross_attention_kwargs`` for the UNet forward at ``step`` (``cfg``: batch is [uncond, cond])."""
         return {}
 
     def condition(self, embeddings: torch.Tensor, ctx: GuidanceContext, encode) -> torch.Tensor:

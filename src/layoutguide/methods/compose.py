@@ -6,6 +6,8 @@ no paper defines, so that is an error rather than a guess.
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
 from ..attention import AttentionRequest, AttentionStore, Modulator
@@ -43,6 +45,19 @@ class Composite(GuidanceMethod):
         for member in self.members:
             for request, fns in member.modulations(ctx).items():
                 merged.setdefault(request, []).extend(fns)
+        return merged
+
+    @contextlib.contextmanager
+    def activate(self, pipe, ctx: GuidanceContext):
+        with contextlib.ExitStack() as stack:
+            for member in self.members:
+                stack.enter_context(member.activate(pipe, ctx))
+            yield
+
+    def unet_kwargs(self, step: int, ctx: GuidanceContext, *, cfg: bool) -> dict:
+        merged: dict = {}
+        for member in self.members:
+            merged.update(member.unet_kwargs(step, ctx, cfg=cfg))
         return merged
 
     def condition(self, embeddings: torch.Tensor, ctx: GuidanceContext, encode) -> torch.Tensor:

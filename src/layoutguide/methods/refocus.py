@@ -96,6 +96,7 @@ class RefocusOptions(MethodOptions):
     early_stop: bool = True
     loss_threshold: float = 0.1
     inside_threshold: float = 0.2
+    grounding_weight: float = Field(0.0, ge=0, description="weight of the official code's GLIGEN grounding-token loss L_G (3 there)")
 
 
 class Refocus(GuidanceMethod):
@@ -112,10 +113,12 @@ class Refocus(GuidanceMethod):
             out.append(AttentionRequest("cross", sides, ("down", "up")))
         if o.sar:
             out.append(AttentionRequest("self", sides, ("down", "up")))
+        if o.grounding_weight > 0:
+            out.append(AttentionRequest("grounding", sides, ("down", "up")))
         return out
 
     def plan(self, step: int, ctx: GuidanceContext) -> StepPlan | None:
-        if not (self.options.car or self.options.sar):
+        if not (self.options.car or self.options.sar or self.options.grounding_weight > 0):
             return None
         found = reference_plan(step, ctx.num_steps, SCHEDULES[self.options.schedule])
         if found is None:
@@ -145,7 +148,7 @@ class Refocus(GuidanceMethod):
                 inside_terms.append(inside)
             car, min_inside = torch.stack(car_terms), torch.stack(inside_terms).detach()
         if o.sar:
-            request = self.requests()[-1]
+            request = next(r for r in self.requests() if r.kind == "self")
             self_maps = grid_maps(store.get(request), store.layers, store.latent_hw).float()  # (B, h, w, h*w)
             grid = self_maps.shape[1:3]
             terms = []
@@ -156,7 +159,10 @@ class Refocus(GuidanceMethod):
                 per_region = (outside_mass * masks.T).sum(0) / masks.sum(1).clamp(min=1)
                 terms.append(per_region.mean())
             sar = torch.stack(terms)
-        total = car + sar
+        grounding = zero.clone()
+        if o.grounding_weight > 0:
+            grounding = self._grounding_loss(store, ctx)
+        total = car + sar + o.grounding_weight * grounding
         if not o.early_stop:
             done = torch.zeros(batch, dtype=torch.bool, device=ctx.device)
         elif o.schedule == "v1":
@@ -164,7 +170,33 @@ class Refocus(GuidanceMethod):
         else:
             peaked = min_inside >= o.inside_threshold
             done = peaked | (total <= o.loss_threshold) if ref < 10 else peaked
-        return LossOutput(total, done.detach(), {"car": car.detach(), "sar": sar.detach(), "min_inside": min_inside})
+        return LossOutput(total, done.detach(), {"car": car.detach(), "sar": sar.detach(), "grounding": grounding.detach(), "min_inside": min_inside})
+
+    def _grounding_loss(self, store: AttentionStore, ctx: GuidanceContext) -> torch.Tensor:
+        """L_G: in-box pixels should not attend to *other* boxes' grounding tokens (GLIGEN fuser attention).
+
+        Per layer and region r: mean over r's pixels of the fuser attention to the grounding tokens, own token
+        r zeroed, max over tokens, mean over heads; summed over regions / number of regions, mean over layers.
+        Uses each region's own grounding token (the official code indexes word groups, which agrees only for
+        one-word, one-box objects). Zero where no fuser ran (non-GLIGEN model, or after scheduled sampling).
+        """
+        maps = store.get(next(r for r in self.requests() if r.kind == "grounding"))
+        if not maps:
+            return torch.zeros(ctx.batch_size, device=ctx.device)
+        per_layer = []
+        for name, probs in maps.items():  # (B, heads, N + 30, N + 30)
+            grid = store.layers[name].grid(store.latent_hw)
+            n = grid[0] * grid[1]
+            values = []
+            for b in range(ctx.batch_size):
+                masks = ctx.region_masks(b, grid).flatten(1)  # (R, N)
+                to_tokens = probs[b][:, :n, n:].float()  # (heads, N, 30): visual queries -> grounding keys
+                rows = torch.einsum("rn,hnk->rhk", masks, to_tokens) / masks.sum(1).clamp(min=1)[:, None, None]  # (R, heads, 30)
+                own = torch.zeros_like(rows)
+                own[torch.arange(len(masks)), :, torch.arange(len(masks))] = 1
+                values.append((rows * (1 - own)).amax(-1).mean(-1).sum() / len(masks))
+            per_layer.append(torch.stack(values))
+        return torch.stack(per_layer).mean(0)
 
     def _token_groups(self, indices: tuple[tuple[int, ...], ...]) -> dict[int, list[int]]:
         """Token position -> the regions whose phrase contains it (a phrase's words share its boxes)."""

@@ -1,0 +1,152 @@
+"""GLIGEN grounding through diffusers' core pieces, and ReGround's parallel rewiring.
+
+GLIGEN (Li et al., CVPR 2023, arXiv 2301.07093): a UNet built with ``attention_type="gated"`` has a gated
+self-attention "fuser" in every transformer block and a ``position_net`` that turns (phrase embedding, box)
+pairs into grounding tokens. This method feeds it: phrase embeddings are the text encoder's pooled output of
+each region phrase, boxes normalised xyxy, ``masks`` 1 for real objects, padded to 30; the unconditional half of
+a CFG batch gets masks 0 (GLIGEN's null grounding). Scheduled sampling: grounding on for the first
+``beta`` share of the steps (``gligen_scheduled_sampling_beta``; 0.3 in Attention Refocusing's setup), then
+the ``gligen`` argument is simply not passed, so no fuser runs and none is ever left disabled.
+
+ReGround (Lee et al., ECCV 2024, arXiv 2403.13589), ``rewire="parallel"`` (method ``reground``): every block
+with a fuser computes ``v = h + SA(norm1(h))`` and then ``out = v + CA(norm2(v)) + (fuser(v) - v)`` (both
+branches read the same v), then the feed-forward. Not the double-counting ``fuser(v) + CA(v)``. It is installed
+as a removable diffusers ``ModelHook`` per block (names and state-dict keys untouched, no copied block
+class), and removed after the call. No new parameters, no extra FLOPs.
+
+``grounding_loss`` (Attention Refocusing's code-only L_G) is available through ``refocus``'s option
+``grounding_weight`` when combined as ``gligen+refocus``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Literal
+
+import torch
+from diffusers.hooks import HookRegistry, ModelHook
+from diffusers.models.attention import BasicTransformerBlock, GatedSelfAttentionDense
+from pydantic import Field
+
+from .base import GuidanceContext, GuidanceMethod, MethodOptionError, MethodOptions
+
+MAX_OBJECTS = 30
+REGROUND_HOOK = "layoutguide_reground"
+
+
+class ParallelGroundingHook(ModelHook):
+    """ReGround's forward for a BasicTransformerBlock with a fuser (layer-norm blocks only)."""
+
+    def new_forward(self, block: BasicTransformerBlock, hidden_states, attention_mask=None, encoder_hidden_states=None, encoder_attention_mask=None, timestep=None, cross_attention_kwargs=None, class_labels=None, added_cond_kwargs=None):
+        kwargs = dict(cross_attention_kwargs or {})
+        gligen = kwargs.pop("gligen", None)
+        norm = block.norm1(hidden_states)
+        if block.pos_embed is not None:
+            norm = block.pos_embed(norm)
+        v = block.attn1(norm, encoder_hidden_states=encoder_hidden_states if block.only_cross_attention else None, attention_mask=attention_mask, **kwargs) + hidden_states
+        if v.ndim == 4:
+            v = v.squeeze(1)
+        out = v
+        if block.attn2 is not None:
+            norm = block.norm2(v)
+            if block.pos_embed is not None:
+                norm = block.pos_embed(norm)
+            out = out + block.attn2(norm, encoder_hidden_states=encoder_hidden_states, attention_mask=encoder_attention_mask, **kwargs)
+        if gligen is not None:
+            out = out + (block.fuser(v, gligen["objs"]) - v)  # the fuser returns v + its residual
+        out = out + block.ff(block.norm3(out))
+        return out.squeeze(1) if out.ndim == 4 else out
+
+
+def grounded_blocks(unet: torch.nn.Module) -> list[BasicTransformerBlock]:
+    return [m for m in unet.modules() if isinstance(m, BasicTransformerBlock) and isinstance(getattr(m, "fuser", None), GatedSelfAttentionDense)]
+
+
+@contextlib.contextmanager
+def parallel_grounding(unet: torch.nn.Module):
+    """Install ReGround's rewiring on every block with a fuser for the duration of the block; always removed."""
+    blocks = grounded_blocks(unet)
+    for block in blocks:
+        if block.norm_type != "layer_norm":
+            raise ValueError(f"ReGround supports layer-norm transformer blocks only, got norm_type {block.norm_type!r}")
+    installed = []
+    try:
+        for block in blocks:
+            HookRegistry.check_if_exists_or_initialize(block).register_hook(ParallelGroundingHook(), REGROUND_HOOK)
+            installed.append(block)
+        yield blocks
+    finally:
+        for block in installed:
+            block._diffusers_hook.remove_hook(REGROUND_HOOK, recurse=False)
+
+
+class GligenOptions(MethodOptions):
+    beta: float = Field(0.3, ge=0, le=1, description="share of the steps with grounding on (scheduled sampling)")
+    rewire: Literal["sequential", "parallel"] = "sequential"
+
+
+class Gligen(GuidanceMethod):
+    name = "gligen"
+    summary = "GLIGEN box grounding through the UNet's gated self-attention (needs a gated UNet; arXiv 2301.07093)"
+    needs_layout = True
+    Options = GligenOptions
+
+    def activate(self, pipe, ctx: GuidanceContext):
+        return self._activate(pipe, ctx)
+
+    @contextlib.contextmanager
+    def _activate(self, pipe, ctx: GuidanceContext):
+        unet = pipe.unet
+        if getattr(unet, "position_net", None) is None or not grounded_blocks(unet):
+            raise MethodOptionError(f"method {self.name!r} needs a GLIGEN UNet (attention_type='gated'); this model has no fusers")
+        self._tensors = self._grounding_inputs(pipe, ctx)
+        with parallel_grounding(unet) if self.options.rewire == "parallel" else contextlib.nullcontext():
+            try:
+                yield
+            finally:
+                self._tensors = None
+
+    def _grounding_inputs(self, pipe, ctx: GuidanceContext) -> dict[str, torch.Tensor]:
+        width = pipe.unet.config.cross_attention_dim
+        batch = ctx.batch_size
+        boxes = torch.zeros(batch, MAX_OBJECTS, 4)
+        embeddings = torch.zeros(batch, MAX_OBJECTS, width)
+        masks = torch.zeros(batch, MAX_OBJECTS)
+        for b, layout in enumerate(ctx.layouts):
+            if len(layout.regions) > MAX_OBJECTS:
+                raise ValueError(f"layout: GLIGEN grounds at most {MAX_OBJECTS} objects, got {len(layout.regions)}")
+            if not layout.regions:
+                continue
+            ids = pipe.tokenizer(layout.phrases, padding=True, return_tensors="pt").input_ids.to(pipe.text_encoder.device)
+            with torch.no_grad():
+                pooled = pipe.text_encoder(ids).pooler_output  # (R, D)
+            if pooled.shape[-1] != width:
+                raise ValueError(f"GLIGEN needs phrase embeddings of width {width} (cross_attention_dim), the text encoder gives {pooled.shape[-1]}")
+            n = len(layout.regions)
+            boxes[b, :n] = torch.tensor(layout.boxes, dtype=torch.float32)
+            embeddings[b, :n] = pooled.float().cpu()
+            masks[b, :n] = 1
+        dtype = pipe.unet.dtype
+        return {"boxes": boxes.to(ctx.device, dtype), "positive_embeddings": embeddings.to(ctx.device, dtype), "masks": masks.to(ctx.device, dtype)}
+
+    def unet_kwargs(self, step: int, ctx: GuidanceContext, *, cfg: bool) -> dict[str, Any]:
+        if self._tensors is None or step >= self.options.beta * ctx.num_steps:
+            return {}
+        t = self._tensors
+        if not cfg:
+            return {"gligen": dict(t)}
+        # [uncond, cond]: the unconditional half gets GLIGEN's null grounding (masks 0)
+        return {"gligen": {"boxes": t["boxes"].repeat(2, 1, 1), "positive_embeddings": t["positive_embeddings"].repeat(2, 1, 1), "masks": torch.cat([torch.zeros_like(t["masks"]), t["masks"]])}}
+
+    _tensors: dict[str, torch.Tensor] | None = None
+
+
+class ReGroundOptions(GligenOptions):
+    beta: float = Field(1.0, ge=0, le=1, description="share of the steps with grounding on")
+    rewire: Literal["sequential", "parallel"] = "parallel"
+
+
+class ReGround(Gligen):
+    name = "reground"
+    summary = "ReGround: GLIGEN with gated self-attention and cross-attention in parallel (arXiv 2403.13589)"
+    Options = ReGroundOptions
