@@ -348,3 +348,29 @@ def _layout_relation(layout: Layout, subject: tuple, relation: str, obj: tuple):
         for j, kj in enumerate(kinds):
             if ki == subject[:2] and kj == obj[:2]:
                 yield relation_holds(centre(layout.regions[i].bbox), relation, centre(layout.regions[j].bbox))
+
+
+# --------------------------------------------------------------------------------------------- competence
+def run_competence(pipe, *, n: int = 200, seed: int = 0, out: str | Path | None = None, batch_size: int = 16, progress: bool = True) -> dict[str, Any]:
+    """Unguided competence of a shapes model on held-out prompts: single-object prompts with the right colour and
+    shape, two-object prompts with both colours (and both colour+shape) present."""
+    results: dict[str, Any] = {"n": n, "seed": seed}
+    pipe.set_progress_bar_config(disable=True)
+    for k in (1, 2):
+        scenes = shapes_suite(n, seed + 50 + k, n_objects=(k, k))
+        layouts = [s.layout() for s in scenes]
+        scores = []
+        for start in tqdm(range(0, n, batch_size), desc=f"{k}-object prompts", disable=not progress):
+            chunk = list(range(start, min(n, start + batch_size)))
+            result = pipe(prompt=[layouts[i].prompt for i in chunk], seed=[seed * SUITE_STRIDE + i for i in chunk], progress=False)
+            for i, image in zip(chunk, result.images):
+                if out is not None:
+                    atomic_write_bytes(Path(out) / f"{k}obj" / f"{i:04d}.png", _png_bytes(image))
+                scores.append(evaluate(image, layouts[i]))
+        results[f"{k}obj_all_found"] = sum(s.found_rate == 1.0 for s in scores) / n  # every object, right colour and shape
+        results[f"{k}obj_all_colours"] = sum(s.colour_acc == 1.0 for s in scores) / n
+        results[f"{k}obj_count_ok"] = sum(s.count_ok for s in scores) / n
+        results[f"{k}obj_background_tint"] = sum(s.background_tint for s in scores) / n
+    if out is not None:
+        atomic_write_text(Path(out) / "competence.json", json.dumps(results, indent=1) + "\n")
+    return results

@@ -309,9 +309,10 @@ def shapes_train(
     vae_steps: Optional[int] = typer.Option(None, help="Autoencoder steps (default 1500)."),
     batch: Optional[int] = typer.Option(None, help="Denoiser batch size (default 32)."),
     max_minutes: Optional[float] = typer.Option(None, help="Stop after this much wall time (a checkpoint is written)."),
+    gligen_steps: int = typer.Option(0, help="Then train GLIGEN's gated layers for this many steps (base frozen)."),
     device: str = typer.Option("auto", help="auto (CUDA if present), cpu, cuda."),
 ) -> None:
-    """Train (or resume) the shapes-world model."""
+    """Train (or resume) the shapes-world model (and, with --gligen-steps, its GLIGEN variant)."""
     import dataclasses
 
     from .shapes.train import TrainConfig, Trainer
@@ -319,18 +320,38 @@ def shapes_train(
     state_file = out / "ckpt" / "state.json"
     base = TrainConfig(**json.loads(state_file.read_text())["config"]) if state_file.exists() else TrainConfig()
     changes = {k: v for k, v in dict(unet_steps=unet_steps, vae_steps=vae_steps, batch=batch, max_minutes=max_minutes).items() if v is not None}
-    Trainer(out, dataclasses.replace(base, **changes), device=device).run()
+    trainer = Trainer(out, dataclasses.replace(base, **changes), device=device)
+    trainer.run()
+    if gligen_steps and not trainer._out_of_time():
+        trainer.train_gligen(steps=gligen_steps)
+
+
+@shapes_app.command("competence")
+def shapes_competence(
+    n: int = typer.Option(200, help="Held-out prompts per kind (single-object, two-object)."),
+    seed: int = typer.Option(0),
+    model: Optional[str] = typer.Option(None, help="Default: the shipped shapes model."),
+    out: Optional[Path] = typer.Option(None, help="Also write images and competence.json here."),
+    device: str = typer.Option("auto"),
+) -> None:
+    """Unguided competence on held-out prompts: right colour and shape (1 object), both colours (2 objects)."""
+    from .bench import run_competence
+
+    pipe = _load(model, device, "auto")
+    results = run_competence(pipe, n=n, seed=seed, out=out)
+    typer.echo(json.dumps(results, indent=1))
 
 
 @shapes_app.command("export")
 def shapes_export(
     run: Path = typer.Option(Path("runs/shapes"), help="Training run folder."),
     out: Path = typer.Option(..., help="Folder to write the diffusers pipeline to."),
+    gligen: bool = typer.Option(False, help="Export the GLIGEN (gated) variant trained by --gligen-steps."),
 ) -> None:
     """Write a run's EMA weights as a diffusers folder (safetensors) loadable with LayoutPipeline.from_pretrained."""
     from .shapes.train import export
 
-    export(run, out)
+    export(run, out, gligen=gligen)
     typer.echo(f"wrote {out}")
 
 

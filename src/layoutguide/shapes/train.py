@@ -291,6 +291,94 @@ class Trainer:
                 text.load_state_dict({k[13:]: v for k, v in backup.items() if k.startswith("text_encoder.")})
             unet.train(), text.train()
 
+    # ------------------------------------------------------------------------------------------- stage 3
+    def gligen_components(self, ema_weights: bool = True) -> dict:
+        """A gated (GLIGEN) UNet holding the trained base weights; fusers and position net fresh or from the run."""
+        from .model import ModelConfig
+
+        config = ModelConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in self.config.model.items()})
+        parts = self.ema_components()
+        gated = build_components(config, seed=self.config.seed + 7, gated=True)["unet"]
+        missing, unexpected = gated.load_state_dict(parts["unet"].state_dict(), strict=False)
+        assert not unexpected and all(".fuser." in k or k.startswith("position_net.") for k in missing), (missing, unexpected)
+        name = "gligen_ema.safetensors" if ema_weights else "gligen.safetensors"
+        if (self.ckpt / name).exists():
+            gated.load_state_dict(load_file(self.ckpt / name), strict=False)
+        parts["unet"] = gated
+        return parts
+
+    def train_gligen(self, steps: int = 3000, batch: int = 32, lr: float = 5e-4, p_drop: float = 0.1) -> None:
+        """GLIGEN's recipe on the shapes world: base UNet and text encoder frozen, only the gated self-attention
+        layers and the position net learn. Grounding phrases carry the shape only ("circle"), captions keep the
+        colours, so box grounding (spatial) and colour (textual) can be measured apart."""
+        from ..methods.gligen import MAX_OBJECTS
+
+        parts = self.gligen_components(ema_weights=False)
+        unet, text = parts["unet"].to(self.device), parts["text_encoder"].to(self.device)
+        text.requires_grad_(False).eval()
+        trainable = {n: p for n, p in unet.named_parameters() if ".fuser." in n or n.startswith("position_net.")}
+        unet.requires_grad_(False)
+        for p in trainable.values():
+            p.requires_grad_(True)
+        opt = torch.optim.AdamW(list(trainable.values()), lr=lr, weight_decay=0.0)
+        if (self.ckpt / "gligen_optim.safetensors").exists():
+            _load_optim_state(opt, load_file(self.ckpt / "gligen_optim.safetensors"))
+        ema = EMA({"unet": unet}, self.config.ema_decay)
+        if (self.ckpt / "gligen_ema.safetensors").exists():
+            ema.shadow.update({f"unet.{k}": v.to(self.device) for k, v in load_file(self.ckpt / "gligen_ema.safetensors").items()})
+        scaling = self.vae.config.scaling_factor
+        alphas = self.scheduler.alphas_cumprod.to(self.device)
+        start = self.state.get("gligen_step", 0)
+        gen = torch.Generator(self.device).manual_seed(self.config.seed + 3 + start)
+        rng = random.Random(self.config.seed + 3 + start)
+        width = unet.config.cross_attention_dim
+        shape_ids = {}
+        with torch.no_grad():
+            for shape in ("circle", "square", "triangle"):
+                ids = self.tokenizer([shape], padding=True, return_tensors="pt").input_ids.to(self.device)
+                shape_ids[shape] = text(ids).pooler_output[0]
+        bar = tqdm(range(start, steps), desc="gligen", initial=start, total=steps)
+        for step in bar:
+            seeds = [TRAIN_SEEDS // 2 + step * batch + i for i in range(batch)]  # another slice of the training seeds
+            scenes = [make_scene(s % TRAIN_SEEDS, n_objects=(1, self.config.max_objects)) for s in seeds]
+            x = torch.from_numpy(np.stack([np.asarray(sc.render(), dtype=np.float32) for sc in scenes])).permute(0, 3, 1, 2) / 127.5 - 1.0
+            captions = ["" if rng.random() < self.config.p_uncond else sc.caption for sc in scenes]
+            boxes = torch.zeros(batch, MAX_OBJECTS, 4, device=self.device)
+            embeds = torch.zeros(batch, MAX_OBJECTS, width, device=self.device)
+            masks = torch.zeros(batch, MAX_OBJECTS, device=self.device)
+            for b, sc in enumerate(scenes):
+                if rng.random() < p_drop:
+                    continue  # null grounding, so the model also works without boxes (and for CFG's uncond half)
+                for k, obj in enumerate(sc.objects):
+                    boxes[b, k] = torch.tensor([v / sc.size for v in obj.box], device=self.device)
+                    embeds[b, k] = shape_ids[obj.shape]
+                    masks[b, k] = 1
+            with torch.no_grad():
+                z0 = self.vae.encode(x.to(self.device)).latent_dist.mean * scaling
+                ids = self.tokenizer(captions, padding="max_length", max_length=self.tokenizer.model_max_length, truncation=True, return_tensors="pt").input_ids
+                cond = text(ids.to(self.device))[0]  # the frozen (EMA) text encoder
+            t = torch.randint(0, self.scheduler.config.num_train_timesteps, (batch,), device=self.device, generator=gen)
+            noise = torch.randn(z0.shape, device=self.device, generator=gen)
+            a = alphas[t].view(-1, 1, 1, 1)
+            pred = unet(a.sqrt() * z0 + (1 - a).sqrt() * noise, t, cond, cross_attention_kwargs={"gligen": {"boxes": boxes, "positive_embeddings": embeds, "masks": masks}}).sample
+            loss = F.mse_loss(pred, noise)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(list(trainable.values()), self.config.grad_clip)
+            opt.step()
+            ema.update({"unet": unet}, step)
+            self.state["gligen_step"] = step + 1
+            bar.set_postfix(loss=f"{loss.item():.4f}")
+            done = step + 1 == steps or self._out_of_time()
+            if (step + 1) % self.config.checkpoint_every == 0 or done:
+                self._log(stage="gligen", step=step + 1, loss=loss.item(), seconds=time.time() - self.started)
+                self._save({n: p for n, p in unet.state_dict().items() if n in trainable}, "gligen.safetensors")
+                self._save({k[5:]: v for k, v in ema.shadow.items() if k[5:] in trainable}, "gligen_ema.safetensors")
+                self._save(_optim_state(opt), "gligen_optim.safetensors")
+                self._save_state()
+            if done:
+                break
+
     def run(self) -> None:
         self.train_vae()
         if not self._out_of_time():
@@ -308,18 +396,19 @@ class Trainer:
         return parts
 
 
-def export(run: str | Path, out: str | Path) -> None:
-    """Write the run's EMA weights as a diffusers pipeline folder plus ``training.json`` (recipe and progress)."""
+def export(run: str | Path, out: str | Path, *, gligen: bool = False) -> None:
+    """Write the run's EMA weights as a diffusers pipeline folder plus ``training.json`` (recipe and progress);
+    ``gligen=True`` writes the gated (GLIGEN) model of stage 3 instead."""
     from ..pipeline import LayoutPipeline
 
     trainer = Trainer(run, device="cpu")
-    pipe = LayoutPipeline(**trainer.ema_components())
+    pipe = LayoutPipeline(**(trainer.gligen_components() if gligen else trainer.ema_components()))
     out = Path(out)
     defaults_file = out / "layoutguide.json"
     if defaults_file.exists():  # keep calibrated defaults written earlier
         pipe.model_defaults = json.loads(defaults_file.read_text())
     pipe.save_pretrained(out)
-    recipe = {"config": trainer.state["config"], "vae_step": trainer.state["vae_step"], "unet_step": trainer.state["unet_step"], "scaling_factor": trainer.state["scaling_factor"]}
+    recipe = {"config": trainer.state["config"], "vae_step": trainer.state["vae_step"], "unet_step": trainer.state["unet_step"], "gligen_step": trainer.state.get("gligen_step", 0), "scaling_factor": trainer.state["scaling_factor"]}
     atomic_write_text(out / "training.json", json.dumps(recipe, indent=2) + "\n")
 
 
