@@ -184,3 +184,20 @@ def test_input_errors(tiny_pipe, two_region_layout):
         run(tiny_pipe, two_region_layout.replace(prompt="a green triangle"), method="refocus")
     with pytest.raises(ValueError, match="multiples of 4"):
         run(tiny_pipe, two_region_layout, height=30)
+
+
+def test_word_token_mask_and_masked_model(tiny_pipe, two_region_layout):
+    from layoutguide.shapes.model import word_token_mask
+
+    mask = word_token_mask(tiny_pipe.tokenizer, ["a red circle", ""])
+    assert mask[0, :4].tolist() == [1, 1, 1, 1] and mask[0, 4:].sum() == 0  # start + 3 words; end and padding masked
+    assert mask[1, 0] == 1 and mask[1, 1:].sum() == 0
+    plain = run(tiny_pipe, two_region_layout, seed=0, output_type="np").images
+    tiny_pipe.model_defaults["text_mask"] = "words"
+    try:
+        masked = run(tiny_pipe, two_region_layout, seed=0, output_type="np", method="refocus").images
+        masked_plain = run(tiny_pipe, two_region_layout, seed=0, output_type="np").images
+    finally:
+        del tiny_pipe.model_defaults["text_mask"]
+    assert not np.allclose(plain, masked_plain)
+    assert np.isfinite(masked).all()

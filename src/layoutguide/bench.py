@@ -116,12 +116,13 @@ def run_shapes_bench(
     guidance_scale: float | None = None,
     batch_size: int = 8,
     use_masks: bool = False,
+    max_objects: int = 4,
     progress: bool = True,
     command: str | None = None,
 ) -> dict[str, Any]:
     """Generate, evaluate and report. Returns the results dictionary written to ``results.json``."""
     out = Path(out)
-    scenes = shapes_suite(n, seed)
+    scenes = shapes_suite(n, seed, n_objects=(1, max_objects))
     layouts = [s.layout(with_masks=use_masks) for s in scenes]
     timings_file = out / "timings.jsonl"
     timings: dict[tuple[str, int], float] = {}
@@ -164,7 +165,7 @@ def run_shapes_bench(
     # Evaluate every image (cheap, exact) and aggregate.
     previous = json.loads((out / "results.json").read_text()) if (out / "results.json").exists() else {}
     results: dict[str, Any] = {
-        "config": {"n": n, "seed": seed, "steps": steps, "guidance_scale": guidance_scale, "use_masks": use_masks, "methods": [dataclasses.asdict(m) for m in methods], "device": str(device), "command": command},
+        "config": {"n": n, "seed": seed, "steps": steps, "guidance_scale": guidance_scale, "use_masks": use_masks, "max_objects": max_objects, "methods": [dataclasses.asdict(m) for m in methods], "device": str(device), "command": command},
         "methods": {},
         "images": {},
     }
@@ -193,6 +194,8 @@ COLUMNS = [
     ("colour_acc", "colour acc", "{:.3f}"),
     ("found_rate", "found (colour+shape)", "{:.3f}"),
     ("count_ok", "count acc", "{:.3f}"),
+    ("miou_inside", "mIoU in masks", "{:.3f}"),
+    ("miou_all", "mIoU all", "{:.3f}"),
     ("seconds_per_image", "s/image", "{:.3f}"),
     ("time_vs_none", "time vs none", "{:.2f}x"),
     ("peak_memory_mb", "peak mem (MB)", "{:.0f}"),
@@ -228,7 +231,7 @@ def write_report(results: dict[str, Any], out: Path, scenes: list[Scene], layout
     lines = [
         "# Shapes-world benchmark",
         "",
-        f"{cfg['n']} layouts (suite seed {cfg['seed']}, 1-4 objects, scenes never used in training), one image each, "
+        f"{cfg['n']} layouts (suite seed {cfg['seed']}, 1-{cfg['max_objects']} objects, {'exact masks' if cfg['use_masks'] else 'boxes'}, scenes never used in training), one image each, "
         f"same initial noise for every method; device {cfg['device']}.",
         "",
         results_table(results),
@@ -237,7 +240,9 @@ def write_report(results: dict[str, Any], out: Path, scenes: list[Scene], layout
         "the right colour and shape whose box IoU with the target is >= 0.5; *mean IoU* = mean box IoU of each region's "
         "matched right-colour-and-shape detection (0 if none); *colour acc* = share of regions matched one-to-one to a "
         "detection of their colour anywhere (textual grounding); *found* = same with colour and shape; *count acc* = share "
-        "of images where every (colour, shape) group has exactly the layout's number of objects. s/image and peak memory "
+        "of images where every (colour, shape) group has exactly the layout's number of objects; *mIoU in masks* = ZestGuide's "
+        "segmentation mIoU (classes = the layout's colour+shape kinds) counted only inside the conditioning masks, *mIoU all* "
+        "over the whole image. s/image and peak memory "
         "are measured per method in this run.",
         "",
         "![examples](grid.png)",

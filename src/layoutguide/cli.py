@@ -254,6 +254,7 @@ def bench_shapes(
     guidance_scale: Optional[float] = typer.Option(None, help="CFG scale (default: the model's)."),
     batch_size: int = typer.Option(8, help="Prompts per pipeline call."),
     masks: bool = typer.Option(False, help="Give the methods exact masks instead of boxes."),
+    max_objects: int = typer.Option(4, help="Objects per layout: 1 to this (ZestGuide's Eval-few: 3)."),
     set_: Optional[list[str]] = typer.Option(None, "--set", help="Method option, METHOD.OPTION=VALUE (repeatable)."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, mps."),
     dtype: str = typer.Option("auto", help="auto, fp32, fp16, bf16."),
@@ -272,7 +273,7 @@ def bench_shapes(
     pipe = _load(model, device, dtype)
     command = "layoutguide " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("layoutguide") else None
     try:
-        results = run_shapes_bench(pipe, specs, n=n, seed=seed, out=out, steps=steps, guidance_scale=guidance_scale, batch_size=batch_size, use_masks=masks, command=command)
+        results = run_shapes_bench(pipe, specs, n=n, seed=seed, out=out, steps=steps, guidance_scale=guidance_scale, batch_size=batch_size, use_masks=masks, max_objects=max_objects, command=command)
     except MethodOptionError as e:
         fail(str(e))
     typer.echo(results_table(results))

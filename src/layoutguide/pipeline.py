@@ -112,6 +112,15 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
         ).input_ids
         return self.text_encoder(ids.to(self.text_encoder.device))[0]
 
+    def text_attention_mask(self, prompts: Sequence[str]) -> torch.Tensor | None:
+        """The UNet's ``encoder_attention_mask`` for models trained with one (``"text_mask": "words"`` in
+        ``layoutguide.json``: start token and words only); None for Stable Diffusion and the like."""
+        if self.model_defaults.get("text_mask", "none") != "words":
+            return None
+        from .shapes.model import word_token_mask
+
+        return word_token_mask(self.tokenizer, list(prompts)).to(self._execution_device)
+
     def _sample_inputs(self, prompt, layout, negative_prompt, num_images_per_prompt):
         """Normalise the prompt/layout arguments to per-prompt lists, with clear errors."""
         if layout is not None:
@@ -230,6 +239,10 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
         sample_tokens = [m for m in token_maps for _ in range(n_images)]
         cond = self.encode_prompt([m.prompt for m in token_maps]).repeat_interleave(n_images, 0)
         uncond = self.encode_prompt(negatives).repeat_interleave(n_images, 0)
+        cond_mask = self.text_attention_mask([m.prompt for m in token_maps])
+        uncond_mask = self.text_attention_mask(negatives)
+        if cond_mask is not None:
+            cond_mask, uncond_mask = cond_mask.repeat_interleave(n_images, 0), uncond_mask.repeat_interleave(n_images, 0)
         do_cfg = guidance_scale > 1.0
 
         # 3. Timesteps and initial noise
@@ -268,7 +281,7 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
                 plan = method.plan(i, ctx)
                 log: dict[str, Any] = {}
                 if plan is not None and plan.iterations > 0:
-                    latents, log = self._guide(latents, t, i, plan, method, ctx, store, cond)
+                    latents, log = self._guide(latents, t, i, plan, method, ctx, store, cond, cond_mask)
                 guidance_log.append(log)
                 with torch.no_grad():
                     model_in = torch.cat([latents, latents]) if do_cfg else latents
@@ -276,7 +289,8 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
                     embeddings = torch.cat([uncond, cond]) if do_cfg else cond
                     with recording(store, cfg=do_cfg, step=i, on=return_attention):
                         extra = method.unet_kwargs(i, ctx, cfg=do_cfg) or None
-                        noise = self.unet(model_in, t, encoder_hidden_states=embeddings, cross_attention_kwargs=extra).sample.float()
+                        mask = None if cond_mask is None else (torch.cat([uncond_mask, cond_mask]) if do_cfg else cond_mask)
+                        noise = self.unet(model_in, t, encoder_hidden_states=embeddings, encoder_attention_mask=mask, cross_attention_kwargs=extra).sample.float()
                         if return_attention:
                             attention_out.append(grid_maps(store.get(view_request), store.layers, latent_hw).cpu())
                     if do_cfg:
@@ -291,7 +305,7 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
         self.maybe_free_model_hooks()
         return LayoutPipelineOutput(images=images, attention=attention_out, guidance=guidance_log, layouts=sample_layouts)
 
-    def _guide(self, latents, t, step, plan, method, ctx, store, cond):
+    def _guide(self, latents, t, step, plan, method, ctx, store, cond, cond_mask=None):
         """Up to ``plan.iterations`` gradient updates of the latents; returns them and a log of the losses."""
         scale = self._input_scale(t)
         active = torch.ones(latents.shape[0], dtype=torch.bool, device=latents.device)
@@ -301,7 +315,7 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
             with torch.enable_grad():
                 x_var = x.detach().requires_grad_(True)
                 with recording(store, cfg=False, step=step):
-                    self.unet(x_var.to(self.unet.dtype), t, encoder_hidden_states=cond, cross_attention_kwargs=method.unet_kwargs(step, ctx, cfg=False) or None)
+                    self.unet(x_var.to(self.unet.dtype), t, encoder_hidden_states=cond, encoder_attention_mask=cond_mask, cross_attention_kwargs=method.unet_kwargs(step, ctx, cfg=False) or None)
                 out = method.loss(store, ctx, step, plan)
                 objective = (out.loss * active).sum()
                 # a loss with no path to the latents (e.g. no maps at this step) has zero gradient

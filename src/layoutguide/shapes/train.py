@@ -25,7 +25,8 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from ..layout import atomic_write_text
-from .model import ModelConfig, build_components
+from ..loading import pick_device
+from .model import ModelConfig, build_components, word_token_mask
 from .world import TRAIN_SEEDS, make_scene
 
 
@@ -44,6 +45,10 @@ class TrainConfig:
     grad_clip: float = 1.0
     ema_decay: float = 0.999
     p_uncond: float = 0.1  # empty captions, for classifier-free guidance
+    # Mask the end and padding tokens out of the UNet's cross-attention. Without it this model routed ~80% of its
+    # attention to them (CLIP's causal encoder puts the whole caption there) and its word maps did not localise,
+    # which is the premise of every attention-based layout method.
+    text_mask: bool = False
     max_objects: int = 4
     # bookkeeping
     seed: int = 0
@@ -51,16 +56,6 @@ class TrainConfig:
     sample_every: int = 1000
     max_minutes: float | None = None  # stop (after a checkpoint) once this much wall time has passed
     model: dict = dataclasses.field(default_factory=lambda: dataclasses.asdict(ModelConfig()))
-
-
-def pick_device(device: str | None = None) -> torch.device:
-    if device and device != "auto":
-        return torch.device(device)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
 
 
 def render_batch(seeds: list[int], p_uncond: float, rng: random.Random, max_objects: int) -> tuple[torch.Tensor, list[str]]:
@@ -163,6 +158,12 @@ class Trainer:
         ids = self.tokenizer(captions, padding="max_length", max_length=self.tokenizer.model_max_length, truncation=True, return_tensors="pt").input_ids
         return self.text_encoder(ids.to(self.device))[0]
 
+    def text_mask(self, captions: list[str]) -> torch.Tensor | None:
+        """Cross-attention keys the UNet may use: start token and words (None when ``text_mask`` is off)."""
+        if not self.config.text_mask:
+            return None
+        return word_token_mask(self.tokenizer, captions).to(self.device)
+
     # ------------------------------------------------------------------------------------------- stage 1
     def train_vae(self) -> None:
         cfg = self.config
@@ -232,7 +233,7 @@ class Trainer:
             noise = torch.randn(z0.shape, device=self.device, generator=gen)
             a = alphas[t].view(-1, 1, 1, 1)
             zt = a.sqrt() * z0 + (1 - a).sqrt() * noise
-            pred = self.unet(zt, t, self.encode_text(captions)).sample
+            pred = self.unet(zt, t, self.encode_text(captions), encoder_attention_mask=self.text_mask(captions)).sample
             loss = F.mse_loss(pred, noise)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -270,12 +271,13 @@ class Trainer:
         try:
             captions = [make_scene(10_000_000 + i).caption for i in range(n)]
             cond, uncond = self.encode_text(captions), self.encode_text([""] * n)
+            mask = self.text_mask([""] * n + captions)
             sched = DDIMScheduler.from_config(self.scheduler.config)
             sched.set_timesteps(steps)
             g = torch.Generator(self.device).manual_seed(0)
             z = torch.randn((n, unet.config.in_channels, unet.config.sample_size, unet.config.sample_size), generator=g, device=self.device)
             for t in sched.timesteps:
-                eps_u, eps_c = unet(torch.cat([z, z]), t, torch.cat([uncond, cond])).sample.chunk(2)
+                eps_u, eps_c = unet(torch.cat([z, z]), t, torch.cat([uncond, cond]), encoder_attention_mask=mask).sample.chunk(2)
                 z = sched.step(eps_u + cfg_scale * (eps_c - eps_u), t, z).prev_sample
             img = self.vae.decode(z / self.vae.config.scaling_factor).sample
             img = ((img.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
@@ -360,7 +362,7 @@ class Trainer:
             t = torch.randint(0, self.scheduler.config.num_train_timesteps, (batch,), device=self.device, generator=gen)
             noise = torch.randn(z0.shape, device=self.device, generator=gen)
             a = alphas[t].view(-1, 1, 1, 1)
-            pred = unet(a.sqrt() * z0 + (1 - a).sqrt() * noise, t, cond, cross_attention_kwargs={"gligen": {"boxes": boxes, "positive_embeddings": embeds, "masks": masks}}).sample
+            pred = unet(a.sqrt() * z0 + (1 - a).sqrt() * noise, t, cond, encoder_attention_mask=self.text_mask(captions), cross_attention_kwargs={"gligen": {"boxes": boxes, "positive_embeddings": embeds, "masks": masks}}).sample
             loss = F.mse_loss(pred, noise)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -407,6 +409,7 @@ def export(run: str | Path, out: str | Path, *, gligen: bool = False) -> None:
     defaults_file = out / "layoutguide.json"
     if defaults_file.exists():  # keep calibrated defaults written earlier
         pipe.model_defaults = json.loads(defaults_file.read_text())
+    pipe.model_defaults["text_mask"] = "words" if trainer.config.text_mask else "none"
     pipe.save_pretrained(out)
     recipe = {"config": trainer.state["config"], "vae_step": trainer.state["vae_step"], "unet_step": trainer.state["unet_step"], "gligen_step": trainer.state.get("gligen_step", 0), "scaling_factor": trainer.state["scaling_factor"]}
     atomic_write_text(out / "training.json", json.dumps(recipe, indent=2) + "\n")
