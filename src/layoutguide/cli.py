@@ -266,8 +266,9 @@ def bench_shapes(
     options = parse_sets(set_)
     specs = [MethodSpec.parse(m, options) for m in methods.split(",") if m.strip()]
     for spec in specs:
-        if spec.method is not None and spec.method not in REGISTRY:
-            fail(f"--methods: unknown method {spec.method!r}; registered: {', '.join(sorted(REGISTRY))}")
+        for member in (spec.method or "none").split("+"):
+            if member not in REGISTRY:
+                fail(f"--methods: unknown method {member!r}; registered: {', '.join(sorted(REGISTRY))}")
     if n < 1:
         fail("--n must be at least 1")
     pipe = _load(model, device, dtype)

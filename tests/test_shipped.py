@@ -1,0 +1,47 @@
+"""The shipped shapes model: loads offline as the default, carries its defaults, generates, runs the demo."""
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from layoutguide.cli import app
+from layoutguide.loading import SHIPPED_MODEL, load_pipeline
+from layoutguide.shapes.evaluate import evaluate
+from layoutguide.shapes.world import make_scene
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return load_pipeline(device="cpu")
+
+
+def test_shipped_model_is_small_safetensors_and_has_defaults(shipped):
+    files = [p for p in SHIPPED_MODEL.rglob("*") if p.is_file()]
+    weights = [p for p in files if p.suffix == ".safetensors"]
+    assert len(weights) == 3 and sum(p.stat().st_size for p in weights) <= 40 * 2**20
+    assert not [p for p in files if p.suffix in (".bin", ".pt", ".pkl", ".ckpt")]
+    assert shipped.model_defaults["text_mask"] == "words" and shipped.model_defaults["num_inference_steps"] == 30
+    assert json.loads((SHIPPED_MODEL / "training.json").read_text())["unet_step"] > 0
+
+
+def test_shipped_model_generates_and_guides(shipped):
+    scene = make_scene(10_000_123, n_objects=(2, 2))
+    layout = scene.layout()
+    plain = shipped(layout=layout, seed=0, progress=False, output_type="np").images
+    again = shipped(layout=layout, seed=0, progress=False, output_type="np").images
+    np.testing.assert_array_equal(plain, again)  # deterministic on CPU
+    guided = shipped(layout=layout, method="refocus", seed=0, progress=False)
+    assert any(guided.guidance)
+    score = evaluate(guided.images[0], layout)
+    assert 0.0 <= score.object_in_box <= 1.0 and score.n_detections >= 0
+
+
+@pytest.mark.slow
+def test_demo_command(tmp_path):
+    result = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "demo"), "--n", "2", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "demo" / "examples.png").exists()
+    report = (tmp_path / "demo" / "bench" / "report.md").read_text()
+    assert "| refocus |" in report and (tmp_path / "demo" / "bench" / "grid.png").exists()
