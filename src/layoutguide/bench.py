@@ -57,8 +57,21 @@ def shapes_suite(n: int, seed: int = 0, *, n_objects: tuple[int, int] = (1, 4), 
     return [make_scene(base + k, n_objects=n_objects, with_relation=with_relation) for k in range(n)]
 
 
+def _release_free_memory() -> None:
+    """Return freed heap pages to the OS (glibc ``malloc_trim``), so that RSS growth measures new allocations."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: the measurement is then an underestimate after heavier methods
+        pass
+
+
 class PeakMemory:
-    """Peak memory during a block: CUDA's allocator peak, or on CPU the resident-set peak above the start."""
+    """Peak memory during a block: CUDA's allocator peak, or on CPU the resident-set peak above the start
+    (sampled every 20 ms, after returning freed heap pages to the OS)."""
 
     def __init__(self, device: torch.device):
         self.device = device
@@ -79,6 +92,7 @@ class PeakMemory:
             torch.cuda.reset_peak_memory_stats(self.device)
             self._start = torch.cuda.memory_allocated(self.device)
         else:
+            _release_free_memory()  # otherwise memory freed by the previous method hides this one's growth
             self._start = self._rss()
             self._stop = threading.Event()
             self._thread = threading.Thread(target=self._poll, daemon=True)
