@@ -15,3 +15,4 @@ python benchmarks/attention_localisation.py --n 16 --out $R/attention-localisati
 python benchmarks/overhead.py --model tiny --steps 20 --repeats 3 --out $R/overhead-tiny.md
 python benchmarks/overhead.py --model shipped --steps 30 --repeats 2 --methods none,refocus,refocus[car],refocus[sar],boxdiff,layout-guidance,attend-excite,zestguide,pww,densediffusion --out $R/overhead-shapes.md
 python benchmarks/model_card.py
+python benchmarks/gligen_sweep.py --model src/layoutguide/weights/shapes-gligen --n 32 --out $R/gligen

@@ -45,3 +45,14 @@ def test_demo_command(tmp_path):
     assert (tmp_path / "demo" / "examples.png").exists()
     report = (tmp_path / "demo" / "bench" / "report.md").read_text()
     assert "| refocus |" in report and (tmp_path / "demo" / "bench" / "grid.png").exists()
+
+
+def test_shipped_gligen_model_loads_and_grounds():
+    from layoutguide.methods.gligen import grounded_blocks
+
+    pipe = load_pipeline(SHIPPED_MODEL.parent / "shapes-gligen", device="cpu")
+    assert pipe.unet.config.attention_type == "gated" and grounded_blocks(pipe.unet)
+    assert any(abs(float(b.fuser.alpha_attn)) > 0 for b in grounded_blocks(pipe.unet))  # trained gates
+    layout = make_scene(10_000_321, n_objects=(2, 2)).layout()
+    out = pipe(layout=layout, method="reground", num_inference_steps=4, seed=0, progress=False)
+    assert out.images[0].size == (64, 64)
