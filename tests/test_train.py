@@ -36,3 +36,55 @@ def test_train_resume_export_and_gligen(tmp_path, two_region_layout):
     out = gated(layout=two_region_layout, method="reground+refocus", num_inference_steps=2, progress=False)
     assert out.images[0].size == (64, 64)
     assert json.loads((tmp_path / "model" / "training.json").read_text())["unet_step"] == 3
+
+
+def test_caption_token_targets_cover_colour_and_shape_words():
+    from layoutguide.shapes.model import build_tokenizer
+    from layoutguide.shapes.train import caption_token_targets
+    from layoutguide.shapes.world import make_scene
+
+    tokenizer = build_tokenizer()
+    for seed in range(40):
+        scene = make_scene(seed, n_objects=(1, 4))
+        tokens = tokenizer.convert_ids_to_tokens(tokenizer(scene.caption).input_ids)
+        targets = caption_token_targets(tokenizer, scene)
+        groups = {(o.colour, o.shape) for o in scene.objects}
+        assert len(targets) == 2 * len(groups)
+        for (colour_tok, colour_mask), (shape_tok, shape_mask) in zip(targets[::2], targets[1::2]):
+            colour, noun = tokens[colour_tok].removesuffix("</w>"), tokens[shape_tok].removesuffix("</w>")
+            assert shape_tok == colour_tok + 1 and (colour_mask == shape_mask).all()
+            members = [m for o, m in zip(scene.objects, scene.masks()) if o.colour == colour and noun.startswith(o.shape)]
+            assert members and (colour_mask == sum(m.astype(int) for m in members).astype(bool)).all()
+
+
+def test_attention_grounding_loss_is_zero_inside_masks_and_one_outside():
+    import torch
+
+    from layoutguide.attention import LayerInfo
+    from layoutguide.shapes.train import attention_grounding_loss
+
+    layers = {"l": LayerInfo("l", "down", "cross", 1)}
+    masks = torch.zeros(1, 1, 4, 4)
+    masks[0, 0, :2, :2] = 1  # top-left quarter
+    index, valid = torch.tensor([[3]]), torch.tensor([[True]])
+    probs = torch.full((1, 2, 16, 77), 1 / 77)
+    inside = probs.clone()
+    inside[..., 3] = 0
+    inside[:, :, [0, 1, 4, 5], 3] = 0.5  # token 3's attention only on the quarter
+    outside = probs.clone()
+    outside[..., 3] = 0
+    outside[:, :, [10, 11, 14, 15], 3] = 0.5
+    l_in, p_in = attention_grounding_loss({"l": inside}, layers, (4, 4), index, masks, valid)
+    l_out, p_out = attention_grounding_loss({"l": outside}, layers, (4, 4), index, masks, valid)
+    assert l_in.item() == pytest.approx(0.0, abs=1e-6) and l_out.item() == pytest.approx(1.0)
+    assert p_in < 1e-3 < p_out
+    none = attention_grounding_loss({"l": outside}, layers, (4, 4), index, masks, torch.tensor([[False]]))
+    assert none[0].item() == 0.0  # unused slots (empty captions) contribute nothing
+
+
+@pytest.mark.slow
+def test_attention_supervision_trains_and_logs(tmp_path):
+    config = TrainConfig(vae_steps=1, vae_batch=2, unet_steps=2, batch=3, checkpoint_every=1, sample_every=0, attn_token_weight=1.0, attn_pixel_weight=0.1, text_mask=True, model=dataclasses.asdict(ModelConfig.tiny()))
+    Trainer(tmp_path, config, device="cpu").run()
+    records = [json.loads(l) for l in (tmp_path / "log.jsonl").read_text().splitlines() if '"unet"' in l]
+    assert len(records) == 2 and all(0 <= r["l_token"] <= 1 and r["l_pixel"] > 0 for r in records)

@@ -311,6 +311,10 @@ def shapes_train(
     vae_steps: Optional[int] = typer.Option(None, help="Autoencoder steps (default 1500)."),
     batch: Optional[int] = typer.Option(None, help="Denoiser batch size (default 32)."),
     max_minutes: Optional[float] = typer.Option(None, help="Stop after this much wall time (a checkpoint is written)."),
+    lr: Optional[float] = typer.Option(None, help="Denoiser peak learning rate (default 1e-3)."),
+    attn_token_weight: Optional[float] = typer.Option(None, help="Weight of the token-level attention loss (TokenCompose L_token)."),
+    attn_pixel_weight: Optional[float] = typer.Option(None, help="Weight of the pixel-level attention loss (TokenCompose L_pixel)."),
+    schedule_start: Optional[int] = typer.Option(None, help="Restart the learning-rate schedule at this step (fine-tuning a finished run)."),
     gligen_steps: int = typer.Option(0, help="Then train GLIGEN's gated layers for this many steps (base frozen)."),
     device: str = typer.Option("auto", help="auto (CUDA if present), cpu, cuda."),
 ) -> None:
@@ -321,7 +325,10 @@ def shapes_train(
 
     state_file = out / "ckpt" / "state.json"
     base = TrainConfig(**json.loads(state_file.read_text())["config"]) if state_file.exists() else TrainConfig()
-    changes = {k: v for k, v in dict(unet_steps=unet_steps, vae_steps=vae_steps, batch=batch, max_minutes=max_minutes).items() if v is not None}
+    changes = {k: v for k, v in dict(
+        unet_steps=unet_steps, vae_steps=vae_steps, batch=batch, max_minutes=max_minutes, lr=lr,
+        attn_token_weight=attn_token_weight, attn_pixel_weight=attn_pixel_weight, schedule_start=schedule_start,
+    ).items() if v is not None}
     trainer = Trainer(out, dataclasses.replace(base, **changes), device=device)
     trainer.run()
     if gligen_steps and not trainer._out_of_time():

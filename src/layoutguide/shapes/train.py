@@ -24,10 +24,11 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
+from ..attention import AttentionRequest, AttentionStore, attention_control, recording
 from ..layout import atomic_write_text
 from ..loading import pick_device
 from .model import ModelConfig, build_components, word_token_mask
-from .world import TRAIN_SEEDS, make_scene
+from .world import PLURALS, TRAIN_SEEDS, make_scene
 
 
 @dataclasses.dataclass
@@ -49,7 +50,18 @@ class TrainConfig:
     # attention to them (CLIP's causal encoder puts the whole caption there) and its word maps did not localise,
     # which is the premise of every attention-based layout method.
     text_mask: bool = False
+    # Token-level attention supervision (TokenCompose, Wang et al., CVPR 2024): each caption's colour and shape
+    # tokens are pushed to attend inside their objects' masks, on every cross-attention layer. Stable Diffusion's
+    # word maps localise after web-scale training; a model trained from scratch on a few thousand batches of
+    # shapes does not (docs/shapes.md measures it), and every attention-based layout method assumes they do.
+    # ``attn_token_weight`` weighs TokenCompose's L_token, (1 - share of the token's attention inside its mask)^2;
+    # ``attn_pixel_weight`` their L_pixel, BCE of the max-normalised map against the mask.
+    attn_token_weight: float = 0.0
+    attn_pixel_weight: float = 0.0
     max_objects: int = 4
+    # The warm-up + cosine learning-rate schedule runs from this step to ``unet_steps``: set it to a finished
+    # run's step to fine-tune it (e.g. with attention supervision switched on) on a fresh schedule.
+    schedule_start: int = 0
     # bookkeeping
     seed: int = 0
     checkpoint_every: int = 250
@@ -58,15 +70,71 @@ class TrainConfig:
     model: dict = dataclasses.field(default_factory=lambda: dataclasses.asdict(ModelConfig()))
 
 
-def render_batch(seeds: list[int], p_uncond: float, rng: random.Random, max_objects: int) -> tuple[torch.Tensor, list[str]]:
-    """Images in [-1, 1], shape (B, 3, 64, 64), and their captions ("" for the unconditional share)."""
-    images, captions = [], []
+def render_batch(seeds: list[int], p_uncond: float, rng: random.Random, max_objects: int) -> tuple[torch.Tensor, list[str], list]:
+    """Images in [-1, 1], shape (B, 3, 64, 64), their captions ("" for the unconditional share) and scenes."""
+    images, captions, scenes = [], [], []
     for seed in seeds:
         scene = make_scene(seed % TRAIN_SEEDS, n_objects=(1, max_objects))
         images.append(np.asarray(scene.render(), dtype=np.float32))
         captions.append("" if rng.random() < p_uncond else scene.caption)
+        scenes.append(scene)
     x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2) / 127.5 - 1.0  # (B, 3, H, W)
-    return x, captions
+    return x, captions, scenes
+
+
+def grounding_targets(tokenizer, scenes, captions) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Batched :func:`caption_token_targets`: ``token_index`` (B, K), ``token_masks`` (B, K, H, W), ``valid`` (B, K)."""
+    per_sample = [caption_token_targets(tokenizer, sc) if cap else [] for sc, cap in zip(scenes, captions)]
+    k = max(1, max(len(t) for t in per_sample))
+    size = scenes[0].size
+    index = torch.zeros(len(scenes), k, dtype=torch.long)
+    masks = torch.zeros(len(scenes), k, size, size)
+    valid = torch.zeros(len(scenes), k, dtype=torch.bool)
+    for b, targets in enumerate(per_sample):
+        for j, (token, mask) in enumerate(targets):
+            index[b, j], masks[b, j], valid[b, j] = token, torch.from_numpy(mask.astype(np.float32)), True
+    return index, masks, valid
+
+
+def caption_token_targets(tokenizer, scene) -> list[tuple[int, np.ndarray]]:
+    """``(token index, mask)`` for each colour and shape word of ``scene.caption``; a group ("two red
+    circles") gets the union of its objects' masks. Count words and "and" are left unsupervised."""
+    tokens = tokenizer.convert_ids_to_tokens(tokenizer(scene.caption, truncation=True).input_ids)
+    groups: dict[tuple[str, str], np.ndarray] = {}
+    for obj, mask in zip(scene.objects, scene.masks()):
+        key = (obj.colour, obj.shape)
+        groups[key] = groups[key] | mask if key in groups else mask
+    targets, cursor = [], 1
+    for (colour, shape), mask in groups.items():  # caption order: groups by first appearance
+        noun = shape if sum(o.colour == colour and o.shape == shape for o in scene.objects) == 1 else PLURALS[shape]
+        for word in (colour, noun):
+            cursor = tokens.index(word + "</w>", cursor)
+            targets.append((cursor, mask))
+            cursor += 1
+    return targets
+
+
+def attention_grounding_loss(maps: dict[str, torch.Tensor], layers: dict, latent_hw: tuple[int, int], token_index: torch.Tensor, token_masks: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """TokenCompose's two losses averaged over layers: ``(L_token, L_pixel)``.
+
+    ``maps``: cross-attention probabilities ``(B, heads, Nq, 77)`` per layer; ``token_index`` ``(B, K)`` the
+    supervised tokens, ``token_masks`` ``(B, K, H, W)`` their masks in [0, 1], ``valid`` ``(B, K)`` which of the
+    K slots are used (captions have different numbers of words; empty captions have none).
+    """
+    weight = valid.float()
+    denom = weight.sum().clamp(min=1.0)
+    token_loss = pixel_loss = 0.0
+    for name, probs in maps.items():
+        gh, gw = layers[name].grid(latent_hw)
+        attn = probs.mean(1)  # (B, Nq, 77)
+        attn = attn.gather(2, token_index[:, None, :].expand(-1, attn.shape[1], -1))  # (B, Nq, K)
+        target = F.adaptive_avg_pool2d(token_masks, (gh, gw)).flatten(2).transpose(1, 2)  # (B, Nq, K)
+        share = (attn * target).sum(1) / attn.sum(1).clamp(min=1e-8)
+        token_loss = token_loss + ((1 - share) ** 2 * weight).sum() / denom
+        normalised = (attn / attn.amax(1, keepdim=True).clamp(min=1e-8)).clamp(1e-6, 1 - 1e-6)
+        bce = F.binary_cross_entropy(normalised, target, reduction="none").mean(1)
+        pixel_loss = pixel_loss + (bce * weight).sum() / denom
+    return token_loss / len(maps), pixel_loss / len(maps)
 
 
 def _optim_state(opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
@@ -176,7 +244,7 @@ class Trainer:
         bar = tqdm(range(self.state["vae_step"], cfg.vae_steps), desc="autoencoder", initial=self.state["vae_step"], total=cfg.vae_steps)
         for step in bar:
             seeds = [TRAIN_SEEDS - 1 - (step * cfg.vae_batch + i) for i in range(cfg.vae_batch)]
-            x, _ = render_batch(seeds, 0.0, rng, cfg.max_objects)
+            x, _, _ = render_batch(seeds, 0.0, rng, cfg.max_objects)
             x = x.to(self.device)
             posterior = self.vae.encode(x).latent_dist
             recon = self.vae.decode(posterior.sample()).sample
@@ -195,7 +263,7 @@ class Trainer:
                 self._save_state()
         # Scale latents to unit variance, as Stable Diffusion's 0.18215 does for its VAE.
         with torch.no_grad():
-            x, _ = render_batch(list(range(TRAIN_SEEDS - 1, TRAIN_SEEDS - 513, -1)), 0.0, rng, cfg.max_objects)
+            x, _, _ = render_batch(list(range(TRAIN_SEEDS - 1, TRAIN_SEEDS - 513, -1)), 0.0, rng, cfg.max_objects)
             z = torch.cat([self.vae.encode(c.to(self.device)).latent_dist.mean for c in x.split(64)])
         self.state["scaling_factor"] = float(1.0 / z.std())
         self.vae.register_to_config(scaling_factor=self.state["scaling_factor"])
@@ -218,33 +286,43 @@ class Trainer:
         gen = torch.Generator(self.device).manual_seed(cfg.seed + self.state["unet_step"])
         rng = random.Random(cfg.seed + self.state["unet_step"])
         start = self.state["unet_step"]
+        supervise = cfg.attn_token_weight > 0 or cfg.attn_pixel_weight > 0
+        store, request = AttentionStore(), AttentionRequest(kind="cross", sides=None, places=("down", "mid", "up"))
         bar = tqdm(range(start, cfg.unet_steps), desc="denoiser", initial=start, total=cfg.unet_steps)
         for step in bar:
             # linear warm-up, then cosine decay to 10% over the planned steps
-            progress = min(1.0, step / max(1, cfg.unet_steps))
-            lr = cfg.lr * min(1.0, (step + 1) / cfg.warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+            progress = min(1.0, (step - cfg.schedule_start) / max(1, cfg.unet_steps - cfg.schedule_start))
+            warm = min(1.0, (step - cfg.schedule_start + 1) / cfg.warmup)
+            lr = cfg.lr * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
             for group in opt.param_groups:
                 group["lr"] = lr
             seeds = [step * cfg.batch + i for i in range(cfg.batch)]
-            x, captions = render_batch(seeds, cfg.p_uncond, rng, cfg.max_objects)
+            x, captions, scenes = render_batch(seeds, cfg.p_uncond, rng, cfg.max_objects)
             with torch.no_grad():
                 z0 = self.vae.encode(x.to(self.device)).latent_dist.mean * scaling  # (B, 4, 16, 16)
             t = torch.randint(0, self.scheduler.config.num_train_timesteps, (len(seeds),), device=self.device, generator=gen)
             noise = torch.randn(z0.shape, device=self.device, generator=gen)
             a = alphas[t].view(-1, 1, 1, 1)
             zt = a.sqrt() * z0 + (1 - a).sqrt() * noise
-            pred = self.unet(zt, t, self.encode_text(captions), encoder_attention_mask=self.text_mask(captions)).sample
-            loss = F.mse_loss(pred, noise)
+            with attention_control(self.unet, store, [request] if supervise else [], latent_hw=tuple(z0.shape[-2:])), recording(store, cfg=False, step=step, on=supervise):
+                pred = self.unet(zt, t, self.encode_text(captions), encoder_attention_mask=self.text_mask(captions)).sample
+                mse = F.mse_loss(pred, noise)
+                loss, extra = mse, {}
+                if supervise:  # inside the block: the store is cleared when it exits
+                    index, masks, valid = (v.to(self.device) for v in grounding_targets(self.tokenizer, scenes, captions))
+                    l_token, l_pixel = attention_grounding_loss(store.maps, store.layers, store.latent_hw, index, masks, valid)
+                    loss = mse + cfg.attn_token_weight * l_token + cfg.attn_pixel_weight * l_pixel
+                    extra = {"l_token": float(l_token), "l_pixel": float(l_pixel)}
             opt.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
             opt.step()
             ema.update(modules, step)
             self.state["unet_step"] = step + 1
-            bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.1e}")
+            bar.set_postfix(loss=f"{mse.item():.4f}", lr=f"{lr:.1e}", **{k: f"{v:.3f}" for k, v in extra.items()})
             done = step + 1 == cfg.unet_steps or self._out_of_time()
             if (step + 1) % cfg.checkpoint_every == 0 or done:
-                self._log(stage="unet", step=step + 1, loss=loss.item(), grad_norm=float(grad_norm), seconds=time.time() - self.started)
+                self._log(stage="unet", step=step + 1, loss=mse.item(), **extra, grad_norm=float(grad_norm), seconds=time.time() - self.started)
                 for name, module in modules.items():
                     self._save(module.state_dict(), f"{name}.safetensors")
                 self._save(ema.shadow, "ema.safetensors")
