@@ -17,11 +17,11 @@ from pathlib import Path
 
 # method -> (option, published default, multipliers tried, metric)
 SWEEPS = {
-    "refocus": ("loss_scale", 1.0, (1, 10, 100), "object_in_box"),
-    "boxdiff": ("scale_factor", 20.0, (1, 3, 10), "object_in_box"),
-    "layout-guidance": ("loss_scale", 30.0, (1, 3, 10), "object_in_box"),
-    "attend-excite": ("scale_factor", 20.0, (1, 3), "found_rate"),
-    "zestguide": ("eta", 1.0, (1, 3, 10), "miou_inside"),
+    "refocus": ("loss_scale", 1.0, (0.3, 1, 3, 10, 30), "object_in_box"),
+    "boxdiff": ("scale_factor", 20.0, (0.3, 1, 3, 10), "object_in_box"),
+    "layout-guidance": ("loss_scale", 30.0, (0.1, 0.3, 1, 3), "object_in_box"),
+    "attend-excite": ("scale_factor", 20.0, (0.3, 1, 3), "found_rate"),
+    "zestguide": ("eta", 1.0, (0.3, 1, 3, 10), "miou_inside"),
 }
 
 

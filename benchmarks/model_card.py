@@ -34,7 +34,10 @@ def main() -> None:
         f"- text encoder + UNet: {recipe['unet_step']} steps, batch {cfg['batch']}, AdamW lr {cfg['lr']} (warm-up {cfg['warmup']}, cosine to 10%), "
         f"grad clip {cfg['grad_clip']}, EMA {cfg['ema_decay']}, {int(cfg['p_uncond'] * 100)}% empty captions, cosine noise schedule, epsilon prediction",
         f"- cross-attention mask on end/padding tokens (`text_mask`): {cfg.get('text_mask', False)} (switched on at step 4,250 of this run; see docs/shapes.md)",
-        f"- hardware: 2 CPU cores, about 90 minutes; `layoutguide shapes train` resumes from checkpoints",
+        f"- token-level attention supervision (TokenCompose's L_token x {cfg.get('attn_token_weight', 0)}, L_pixel x {cfg.get('attn_pixel_weight', 0)}) "
+        f"on colour and shape words, every cross-attention layer: steps {cfg.get('schedule_start', 0):,} to {recipe['unet_step']:,}, a fine-tune with the "
+        f"learning-rate schedule restarted at lr {cfg['lr']} (see docs/shapes.md for why)",
+        f"- hardware: 2 CPU cores, about 135 minutes in all (0.65-0.75 s per step); `layoutguide shapes train` resumes from checkpoints",
         f"- weights (safetensors, MiB): " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(sizes.items())),
         f"- sampling defaults (layoutguide.json): {defaults.get('num_inference_steps')} DDIM steps, CFG {defaults.get('guidance_scale')}",
         "",
@@ -45,7 +48,7 @@ def main() -> None:
         f"| single object | {comp['1obj_all_found']:.3f} | {comp['1obj_all_colours']:.3f} | {comp['1obj_count_ok']:.3f} | {comp['1obj_background_tint']:.3f} |",
         f"| two objects | {comp['2obj_all_found']:.3f} | {comp['2obj_all_colours']:.3f} | {comp['2obj_count_ok']:.3f} | {comp['2obj_background_tint']:.3f} |",
         "",
-        "## Calibrated step sizes (`python benchmarks/calibrate.py --n 12 --seed 1 --write`)",
+        "## Calibrated step sizes (`python benchmarks/calibrate.py --n 16 --seed 1 --write`)",
         "",
         calibration,
     ]

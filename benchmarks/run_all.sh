@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 R=docs/results
 mkdir -p $R
 layoutguide shapes competence --n 200 --out $R/competence > $R/competence.txt
-python benchmarks/calibrate.py --n 12 --seed 1 --write --out $R/calibration
+python benchmarks/calibrate.py --n 16 --seed 1 --write --out $R/calibration
 layoutguide bench shapes --methods none,refocus --n 200 --seed 0 --out $R/shapes
 layoutguide bench shapes --methods none,refocus,boxdiff,layout-guidance,attend-excite,zestguide,pww,densediffusion,zestguide+pww --n 48 --seed 0 --out $R/all
 layoutguide bench shapes --masks --max-objects 3 --methods none,zestguide,zestguide+pww,pww,densediffusion,refocus --n 48 --seed 2 --out $R/masks

@@ -6,12 +6,15 @@ evaluator, one report.
 Writes ``OUT/images/METHOD/NNNN.png`` (one file per scene, written atomically), ``OUT/results.json`` (per
 image scores, per method aggregates, timings), ``OUT/report.md`` and ``OUT/grid.png``. A rerun with the
 same arguments skips the images already there (resume after an interruption); timings of earlier runs are
-kept in ``OUT/timings.jsonl``. Seconds per image and peak memory are measured per method in the same run.
+kept in ``OUT/timings.jsonl``. ``OUT/run.json`` records what made the images (model fingerprint and defaults, suite,
+sampling settings, each method's options): resuming into a folder made with other settings is refused, so
+a report never mixes images of two models or two step sizes. Seconds per image and peak memory are measured per method in the same run.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import io
 import json
 import os
@@ -113,6 +116,41 @@ class PeakMemory:
         return False
 
 
+class BenchResumeError(ValueError):
+    """The output folder holds images made with other settings."""
+
+
+def model_fingerprint(pipe) -> str:
+    """A short hash of the pipeline's weights (the first values of every tensor) and its per-model defaults."""
+    digest = hashlib.sha256(json.dumps(getattr(pipe, "model_defaults", {}), sort_keys=True).encode())
+    for name in ("unet", "text_encoder", "vae"):
+        module = getattr(pipe, name, None)
+        for key, tensor in (module.state_dict().items() if module is not None else ()):
+            digest.update(key.encode())
+            digest.update(tensor.detach().flatten()[:64].float().cpu().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def check_resume(out: Path, settings: dict[str, Any], methods: dict[str, Any]) -> None:
+    """Record the run's settings in ``out/run.json``, or refuse to resume a run made with other settings."""
+    path = out / "run.json"
+    record = json.loads(path.read_text()) if path.exists() else {"settings": settings, "methods": {}}
+    for key, value in settings.items():
+        if key in record["settings"] and record["settings"][key] != value:
+            raise BenchResumeError(
+                f"{out} holds a benchmark run with {key}={record['settings'][key]!r}, this one has {key}={value!r}; "
+                "pass another --out, or delete the folder to start over"
+            )
+    for label, options in methods.items():
+        if label in record["methods"] and record["methods"][label] != options:
+            raise BenchResumeError(
+                f"{out} holds images of method {label!r} made with options {record['methods'][label]}, this run asks for "
+                f"{options}; pass another --out, or delete {out / 'images'} to start over"
+            )
+        record["methods"][label] = options
+    atomic_write_text(path, json.dumps(record, indent=1, sort_keys=True) + "\n")
+
+
 def _png_bytes(image: Image.Image) -> bytes:
     buf = io.BytesIO()
     image.save(buf, format="PNG")
@@ -146,6 +184,8 @@ def run_shapes_bench(
                 rec = json.loads(line)
                 timings[(rec["method"], rec["index"])] = rec["seconds"]
     device = pipe._execution_device
+    settings = {"model": model_fingerprint(pipe), "n": n, "seed": seed, "steps": steps, "guidance_scale": guidance_scale, "use_masks": use_masks, "max_objects": max_objects}
+    check_resume(out, settings, {m.label: {"method": m.method, "options": m.options} for m in methods})
     pipe.set_progress_bar_config(disable=True)
     memory: dict[str, int] = {}
     for spec in methods:
@@ -314,6 +354,8 @@ def run_relation_bench(pipe, planners: Sequence[str], methods: Sequence[MethodSp
 
     out = Path(out)
     items = relation_prompts(n, seed)
+    methods_run = {f"{p} + {m.label}": {"method": m.method, "options": m.options} for p in planners for m in methods}
+    check_resume(out, {"model": model_fingerprint(pipe), "n": n, "seed": seed}, methods_run)
     pipe.set_progress_bar_config(disable=True)
     rows: dict[str, dict[str, Any]] = {}
     for planner_name in planners:

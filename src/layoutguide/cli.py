@@ -260,7 +260,7 @@ def bench_shapes(
     dtype: str = typer.Option("auto", help="auto, fp32, fp16, bf16."),
 ) -> None:
     """Run methods on the shapes-world suite; write report.md, results.json and grid.png."""
-    from .bench import MethodSpec, results_table, run_shapes_bench
+    from .bench import BenchResumeError, MethodSpec, results_table, run_shapes_bench
     from .methods import REGISTRY, MethodOptionError
 
     options = parse_sets(set_)
@@ -275,7 +275,7 @@ def bench_shapes(
     command = "layoutguide " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("layoutguide") else None
     try:
         results = run_shapes_bench(pipe, specs, n=n, seed=seed, out=out, steps=steps, guidance_scale=guidance_scale, batch_size=batch_size, use_masks=masks, max_objects=max_objects, command=command)
-    except MethodOptionError as e:
+    except (MethodOptionError, BenchResumeError) as e:
         fail(str(e))
     typer.echo(results_table(results))
     typer.echo(f"wrote {out / 'report.md'}, {out / 'results.json'}, {out / 'grid.png'}")
@@ -293,13 +293,16 @@ def bench_relations(
     device: str = typer.Option("auto"),
 ) -> None:
     """Relation prompts -> planner -> generation -> exact evaluation: relation and count accuracy per planner x method."""
-    from .bench import MethodSpec, run_relation_bench
+    from .bench import BenchResumeError, MethodSpec, run_relation_bench
 
     options = parse_sets(set_)
     specs = [MethodSpec.parse(m, options) for m in methods.split(",") if m.strip()]
     pipe = _load(model, device, "auto")
     command = "layoutguide " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("layoutguide") else None
-    results = run_relation_bench(pipe, [p.strip() for p in planners.split(",") if p.strip()], specs, n=n, seed=seed, out=out, command=command)
+    try:
+        results = run_relation_bench(pipe, [p.strip() for p in planners.split(",") if p.strip()], specs, n=n, seed=seed, out=out, command=command)
+    except BenchResumeError as e:
+        fail(str(e))
     typer.echo(results["table"])
     typer.echo(f"wrote {out / 'report.md'}")
 
@@ -316,6 +319,7 @@ def shapes_train(
     attn_pixel_weight: Optional[float] = typer.Option(None, help="Weight of the pixel-level attention loss (TokenCompose L_pixel)."),
     schedule_start: Optional[int] = typer.Option(None, help="Restart the learning-rate schedule at this step (fine-tuning a finished run)."),
     gligen_steps: int = typer.Option(0, help="Then train GLIGEN's gated layers for this many steps (base frozen)."),
+    gligen_lr: float = typer.Option(5e-4, help="Learning rate of the GLIGEN stage."),
     device: str = typer.Option("auto", help="auto (CUDA if present), cpu, cuda."),
 ) -> None:
     """Train (or resume) the shapes-world model (and, with --gligen-steps, its GLIGEN variant)."""
@@ -332,7 +336,7 @@ def shapes_train(
     trainer = Trainer(out, dataclasses.replace(base, **changes), device=device)
     trainer.run()
     if gligen_steps and not trainer._out_of_time():
-        trainer.train_gligen(steps=gligen_steps)
+        trainer.train_gligen(steps=gligen_steps, lr=gligen_lr)
 
 
 @shapes_app.command("competence")

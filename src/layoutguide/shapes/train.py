@@ -387,10 +387,14 @@ class Trainer:
         parts["unet"] = gated
         return parts
 
-    def train_gligen(self, steps: int = 3000, batch: int = 32, lr: float = 5e-4, p_drop: float = 0.1) -> None:
+    def train_gligen(self, steps: int = 3000, batch: int = 32, lr: float = 5e-4, p_drop: float = 0.1, gate_lr_scale: float = 20.0, ema_decay: float = 0.995) -> None:
         """GLIGEN's recipe on the shapes world: base UNet and text encoder frozen, only the gated self-attention
         layers and the position net learn. Grounding phrases carry the shape only ("circle"), captions keep the
-        colours, so box grounding (spatial) and colour (textual) can be measured apart."""
+        colours, so box grounding (spatial) and colour (textual) can be measured apart.
+
+        The gates (``alpha_attn``, ``alpha_dense``, zero at init as in GLIGEN) get ``gate_lr_scale`` times the
+        learning rate: at the base rate a first 1,218-step run left every tanh(alpha) below 0.07, i.e. the new
+        layers were still almost switched off, and a run of a few thousand steps is all a CPU allows."""
         from ..methods.gligen import MAX_OBJECTS
 
         parts = self.gligen_components(ema_weights=False)
@@ -400,10 +404,12 @@ class Trainer:
         unet.requires_grad_(False)
         for p in trainable.values():
             p.requires_grad_(True)
-        opt = torch.optim.AdamW(list(trainable.values()), lr=lr, weight_decay=0.0)
+        gates = [p for n, p in trainable.items() if n.endswith((".alpha_attn", ".alpha_dense"))]
+        others = [p for n, p in trainable.items() if not n.endswith((".alpha_attn", ".alpha_dense"))]
+        opt = torch.optim.AdamW([{"params": others, "lr": lr}, {"params": gates, "lr": lr * gate_lr_scale}], weight_decay=0.0)
         if (self.ckpt / "gligen_optim.safetensors").exists():
             _load_optim_state(opt, load_file(self.ckpt / "gligen_optim.safetensors"))
-        ema = EMA({"unet": unet}, self.config.ema_decay)
+        ema = EMA({"unet": unet}, ema_decay)
         if (self.ckpt / "gligen_ema.safetensors").exists():
             ema.shadow.update({f"unet.{k}": v.to(self.device) for k, v in load_file(self.ckpt / "gligen_ema.safetensors").items()})
         scaling = self.vae.config.scaling_factor
@@ -448,10 +454,11 @@ class Trainer:
             opt.step()
             ema.update({"unet": unet}, step)
             self.state["gligen_step"] = step + 1
-            bar.set_postfix(loss=f"{loss.item():.4f}")
+            gate = max(abs(math.tanh(float(p))) for p in gates)
+            bar.set_postfix(loss=f"{loss.item():.4f}", max_gate=f"{gate:.2f}")
             done = step + 1 == steps or self._out_of_time()
             if (step + 1) % self.config.checkpoint_every == 0 or done:
-                self._log(stage="gligen", step=step + 1, loss=loss.item(), seconds=time.time() - self.started)
+                self._log(stage="gligen", step=step + 1, loss=loss.item(), max_gate=gate, seconds=time.time() - self.started)
                 self._save({n: p for n, p in unet.state_dict().items() if n in trainable}, "gligen.safetensors")
                 self._save({k[5:]: v for k, v in ema.shadow.items() if k[5:] in trainable}, "gligen_ema.safetensors")
                 self._save(_optim_state(opt), "gligen_optim.safetensors")
