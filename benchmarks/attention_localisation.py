@@ -33,10 +33,15 @@ def main() -> None:
     pipe = load_pipeline(args.model)
     pipe.set_progress_bar_config(disable=True)
     layouts = [s.layout() for s in shapes_suite(args.n, seed=3, n_objects=(1, 2))]
-    lines = ["| layers | steps | localisation ratio (mean) | phrases with ratio > 1.5 | attention on end/padding tokens |", "|---|---|---|---|---|"]
+    lines = [
+        "| layers | steps | localisation ratio (mean) | phrases with ratio > 1.5 | phrase attention inside its object | phrase attention outside | start token | end/padding tokens |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for res in (16, 8):
         ratios: dict[str, list[float]] = {"first third": [], "middle third": [], "last third": []}
-        pad_share = []
+        pad_share, start_share = [], []
+        inside: dict[str, list[float]] = {name: [] for name in ratios}
+        outside: dict[str, list[float]] = {name: [] for name in ratios}
         for layout in layouts:
             out = pipe(layout=layout, return_attention=True, attention_resolution=res, seed=0, progress=False)
             score = evaluate(out.images[0], layout)
@@ -44,6 +49,7 @@ def main() -> None:
             maps = torch.stack([a[0] for a in out.attention])  # (T, h, w, 77)
             eot = len(tokens.input_ids) - 1
             pad_share.append(float(maps[..., eot:].sum(-1).mean()))
+            start_share.append(float(maps[..., 0].mean()))
             n = len(maps)
             for name, window in zip(ratios, (slice(0, n // 3), slice(n // 3, 2 * n // 3), slice(2 * n // 3, n))):
                 mean = maps[window].mean(0)
@@ -56,10 +62,19 @@ def main() -> None:
                         continue
                     phrase_map = mean[..., list(idx)].sum(-1).numpy()
                     ratios[name].append(float(phrase_map[small].mean() / phrase_map.mean()))
+                    inside[name].append(float(phrase_map[small].mean()))
+                    outside[name].append(float(phrase_map[~small].mean()) if (~small).any() else float("nan"))
         for name, values in ratios.items():
             values = np.array(values)
-            lines.append(f"| {res}x{res} | {name} | {values.mean():.2f} | {(values > 1.5).mean():.2f} | {np.mean(pad_share):.2f} |")
-    text = f"Unguided samples of {args.n} held-out 1-2 object layouts.\n\n" + "\n".join(lines) + "\n"
+            lines.append(
+                f"| {res}x{res} | {name} | {values.mean():.2f} | {(values > 1.5).mean():.2f} | {np.mean(inside[name]):.4f} | "
+                f"{np.nanmean(outside[name]):.4f} | {np.mean(start_share):.2f} | {np.mean(pad_share):.2f} |"
+            )
+    text = (
+        f"Unguided samples of {args.n} held-out 1-2 object layouts. Attention columns: mean cross-attention probability "
+        "(the phrase's tokens summed) inside / outside the object the evaluator found for it, and the mean share of the "
+        "start token and of the end/padding tokens.\n\n" + "\n".join(lines) + "\n"
+    )
     print(text)
     if args.out:
         with open(args.out, "w") as f:

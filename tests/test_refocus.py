@@ -100,3 +100,18 @@ def test_terms_switch_off():
     assert [r.kind for r in get_method("refocus").requests()] == ["cross", "self"]
     assert [r.kind for r in get_method("refocus", car=False).requests()] == ["self"]
     assert get_method("refocus", car=False, sar=False).plan(0, None) is None
+
+
+def test_normalized_gradient_step_has_the_step_size_as_largest_move():
+    import torch
+
+    from layoutguide.methods.base import StepPlan
+
+    grad = torch.zeros(2, 4, 3, 3)
+    grad[0, 1, 2, 2], grad[1, 0, 0, 0], grad[1, 3, 1, 1] = 1e-6, -50.0, 5.0  # scales five orders of magnitude apart
+    latents, plan = torch.zeros_like(grad), StepPlan(iterations=1, step_size=0.1)
+    moved = get_method("refocus", normalize_grad=True, loss_scale=0.1).update(latents, grad, plan, None, 0)
+    assert moved.flatten(1).abs().amax(1).tolist() == pytest.approx([0.1, 0.1])
+    assert moved[1, 3, 1, 1].item() == pytest.approx(-0.01) and moved[1, 0, 0, 0].item() == pytest.approx(0.1)
+    raw = get_method("refocus").update(latents, grad, plan, None, 0)
+    assert torch.equal(raw, -0.1 * grad)

@@ -121,8 +121,16 @@ class GuidanceMethod:
         raise NotImplementedError(f"method {self.name!r} plans guidance steps but defines no loss")
 
     def update(self, latents: torch.Tensor, grad: torch.Tensor, plan: StepPlan, ctx: GuidanceContext, step: int) -> torch.Tensor:
-        """Default update: plain gradient descent on the (model-input scaled) latents."""
+        """Gradient descent on the (model-input scaled) latents; methods with a ``normalize_grad`` option take
+        L-inf normalised steps when it is on."""
+        if getattr(self.options, "normalize_grad", False):
+            grad = linf_normalized(grad)
         return latents - plan.step_size * grad
+
+
+def linf_normalized(grad: torch.Tensor) -> torch.Tensor:
+    """Each sample's gradient divided by its largest absolute entry (ZestGuide's update rule)."""
+    return grad / grad.flatten(1).abs().amax(1).clamp(min=1e-12).view(-1, *[1] * (grad.dim() - 1))
 
 
 def gaussian_smooth(maps: torch.Tensor, sigma: float = 0.5) -> torch.Tensor:

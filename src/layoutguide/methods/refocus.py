@@ -90,6 +90,12 @@ class RefocusOptions(MethodOptions):
     variant: Literal["paper", "official"] = "paper"
     schedule: Literal["official", "v1"] = "official"
     loss_scale: float = Field(1.0, gt=0, description="multiplies the schedule's step sizes")
+    normalize_grad: bool = Field(
+        False,
+        description="not in the paper: divide each sample's gradient by its max |entry| (ZestGuide's update), so the "
+        "step is s * loss_scale in latent units whatever the gradient's scale; for models whose raw gradients vary by "
+        "orders of magnitude between images (docs/shapes.md); use a small loss_scale (~0.05)",
+    )
     resolution: int = Field(16, gt=0, description="grid side of the attention layers used")
     tokens: Literal["all", "last"] = "all"  # every token of a phrase (official) or its last token (head noun)
     smoothing: bool = True

@@ -93,8 +93,3 @@ class ZestGuide(GuidanceMethod):
         loss = torch.stack(losses)
         return LossOutput(loss, torch.zeros_like(loss, dtype=torch.bool))
 
-    def update(self, latents, grad, plan, ctx, step):
-        if self.options.normalize_grad:
-            norm = grad.flatten(1).abs().amax(1).clamp(min=1e-12).view(-1, *[1] * (grad.dim() - 1))
-            grad = grad / norm
-        return latents - plan.step_size * grad
