@@ -44,7 +44,32 @@ def test_demo_command(tmp_path):
     assert result.exit_code == 0, result.output
     assert (tmp_path / "demo" / "examples.png").exists()
     report = (tmp_path / "demo" / "bench" / "report.md").read_text()
-    assert "| refocus |" in report and (tmp_path / "demo" / "bench" / "grid.png").exists()
+    assert "| refocus |" in report and "| layout-guidance |" in report and (tmp_path / "demo" / "bench" / "grid.png").exists()
+    bad = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "bad"), "--methods", "none,refocuss"])
+    assert bad.exit_code != 0 and "refocuss" in bad.output and "registered" in bad.output
+
+
+def test_shipped_model_word_attention_localises(shipped):
+    """The premise of the attention-based methods (docs/shapes.md): a phrase's cross-attention is much higher on
+    its own object than on the image as a whole."""
+    from PIL import Image
+
+    from layoutguide.tokens import map_phrases
+
+    ratios = []
+    for seed in (10_000_007, 10_000_011, 10_000_019):
+        layout = make_scene(seed, n_objects=(1, 2)).layout()
+        out = shipped(layout=layout, seed=0, return_attention=True, attention_resolution=16, progress=False)
+        score = evaluate(out.images[0], layout)
+        maps = np.stack([a[0].numpy() for a in out.attention[10:]]).mean(0)  # (16, 16, 77), later two thirds
+        for region, idx in zip(score.regions, map_phrases(shipped.tokenizer, layout.prompt, layout.phrases).indices):
+            if region.detection is None:
+                continue
+            mask = np.asarray(Image.fromarray(score.detections[region.detection].mask.astype(np.float32)).resize((16, 16), Image.BOX)) >= 0.5
+            phrase = maps[..., list(idx)].sum(-1)
+            if mask.any():
+                ratios.append(phrase[mask].mean() / phrase.mean())
+    assert ratios and min(ratios) > 3, ratios
 
 
 def test_shipped_gligen_model_loads_and_grounds():

@@ -138,18 +138,25 @@ def generate(
 def demo(
     out: Path = typer.Option(Path("out/demo"), help="Output folder."),
     n: int = typer.Option(24, help="Layouts in the benchmark part."),
+    methods: str = typer.Option("none,refocus,layout-guidance", help="Comma-separated methods: one row of examples each, and the report's rows."),
     model: Optional[str] = typer.Option(None, help="Default: the shipped shapes model."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, mps."),
 ) -> None:
-    """The main job on the shipped model: guided images with their layouts drawn, and a none-vs-refocus report."""
+    """The main job on the shipped model: guided images with their layouts drawn, and a benchmark report."""
     from .bench import MethodSpec, results_table, run_shapes_bench, shapes_suite
+    from .methods import REGISTRY
     from .viz import draw_layout, grid
 
+    labels = [m.strip() for m in methods.split(",") if m.strip()]
+    for label in labels:
+        for member in label.split("+"):
+            if member != "none" and member not in REGISTRY:
+                fail(f"--methods: unknown method {member!r}; registered: {', '.join(sorted(REGISTRY))}")
     pipe = _load(model, device, "auto")
     examples = [s.layout() for s in shapes_suite(6, seed=99)]
     tiles, captions = [], []
-    for label, method in (("none", None), ("refocus", "refocus")):
-        result = pipe(layout=examples, method=method, seed=0, progress=False)
+    for label in labels:
+        result = pipe(layout=examples, method=None if label == "none" else label, seed=0, progress=False)
         for k, (image, layout) in enumerate(zip(result.images, examples)):
             path = out / "examples" / f"{k}_{label}.png"
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -157,8 +164,9 @@ def demo(
             tiles.append(draw_layout(image, layout))
             captions.append(f"{label}: {layout.prompt}")
     grid(tiles, columns=len(examples), captions=captions).save(out / "examples.png")
-    typer.echo(f"wrote {out / 'examples.png'} (top row: unguided, bottom row: refocus; boxes = the layout)")
-    results = run_shapes_bench(pipe, [MethodSpec.parse("none"), MethodSpec.parse("refocus")], n=n, out=out / "bench", command=f"layoutguide bench shapes --methods none,refocus --n {n} --out {out / 'bench'}")
+    typer.echo(f"wrote {out / 'examples.png'} (one row per method: {', '.join(labels)}; boxes = the layout)")
+    specs = [MethodSpec.parse(label) for label in labels]
+    results = run_shapes_bench(pipe, specs, n=n, out=out / "bench", command=f"layoutguide bench shapes --methods {','.join(labels)} --n {n} --out {out / 'bench'}")
     typer.echo(results_table(results))
     typer.echo(f"wrote {out / 'bench' / 'report.md'}")
 
