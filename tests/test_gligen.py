@@ -147,3 +147,16 @@ def test_grounding_token_loss(gated_pipe):
     guided = [g for g in out.guidance if g]
     assert guided and all(l[0] > 0 for g in guided[:2] for l in g["losses"])  # fusers run in the first 30% of steps
     assert all(l[0] == 0 for l in guided[-1]["losses"])  # grounding off later: no fuser maps, no loss
+
+
+def test_grounding_text_head_embeds_the_last_word(gated_pipe):
+    from types import SimpleNamespace
+
+    layout = Layout("a red circle and two blue squares", (Region("red circle", box=(0.1, 0.1, 0.4, 0.4)), Region("blue squares", box=(0.5, 0.5, 0.9, 0.9))), width=64, height=64)
+    ctx = SimpleNamespace(layouts=[layout], batch_size=1, device=torch.device("cpu"))
+    pooled = lambda words: gated_pipe.text_encoder(gated_pipe.tokenizer(words, padding=True, return_tensors="pt").input_ids).pooler_output
+    with torch.no_grad():
+        head = get_method("gligen", grounding_text="head")._grounding_inputs(gated_pipe, ctx)["positive_embeddings"][0, :2]
+        phrase = get_method("gligen")._grounding_inputs(gated_pipe, ctx)["positive_embeddings"][0, :2]
+        torch.testing.assert_close(head, pooled(["circle", "squares"]))
+        torch.testing.assert_close(phrase, pooled(["red circle", "blue squares"]))

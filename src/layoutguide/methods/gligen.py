@@ -83,6 +83,11 @@ def parallel_grounding(unet: torch.nn.Module):
 class GligenOptions(MethodOptions):
     beta: float = Field(0.3, ge=0, le=1, description="share of the steps with grounding on (scheduled sampling)")
     rewire: Literal["sequential", "parallel"] = "sequential"
+    grounding_text: Literal["phrase", "head"] = Field(
+        "phrase",
+        description="text of each grounding token: the region phrase ('red circle', GLIGEN's usage) or its last word "
+        "('circle'), for models whose grounding tokens were trained on head nouns (the shapes GLIGEN model)",
+    )
 
 
 class Gligen(GuidanceMethod):
@@ -117,7 +122,8 @@ class Gligen(GuidanceMethod):
                 raise ValueError(f"layout: GLIGEN grounds at most {MAX_OBJECTS} objects, got {len(layout.regions)}")
             if not layout.regions:
                 continue
-            ids = pipe.tokenizer(layout.phrases, padding=True, return_tensors="pt").input_ids.to(pipe.text_encoder.device)
+            phrases = [p.split()[-1] for p in layout.phrases] if self.options.grounding_text == "head" else list(layout.phrases)
+            ids = pipe.tokenizer(phrases, padding=True, return_tensors="pt").input_ids.to(pipe.text_encoder.device)
             with torch.no_grad():
                 pooled = pipe.text_encoder(ids).pooler_output  # (R, D)
             if pooled.shape[-1] != width:

@@ -418,11 +418,12 @@ class Trainer:
         gen = torch.Generator(self.device).manual_seed(self.config.seed + 3 + start)
         rng = random.Random(self.config.seed + 3 + start)
         width = unet.config.cross_attention_dim
-        shape_ids = {}
+        # Grounding tokens embed the head noun as the layout writes it ("circle", or "circles" for a group), which
+        # is what the gligen method feeds with grounding_text="head".
+        nouns = sorted(set(PLURALS) | set(PLURALS.values()))
         with torch.no_grad():
-            for shape in ("circle", "square", "triangle"):
-                ids = self.tokenizer([shape], padding=True, return_tensors="pt").input_ids.to(self.device)
-                shape_ids[shape] = text(ids).pooler_output[0]
+            ids = self.tokenizer(nouns, padding=True, return_tensors="pt").input_ids.to(self.device)
+            noun_embedding = dict(zip(nouns, text(ids).pooler_output))
         bar = tqdm(range(start, steps), desc="gligen", initial=start, total=steps)
         for step in bar:
             seeds = [TRAIN_SEEDS // 2 + step * batch + i for i in range(batch)]  # another slice of the training seeds
@@ -435,9 +436,9 @@ class Trainer:
             for b, sc in enumerate(scenes):
                 if rng.random() < p_drop:
                     continue  # null grounding, so the model also works without boxes (and for CFG's uncond half)
-                for k, obj in enumerate(sc.objects):
-                    boxes[b, k] = torch.tensor([v / sc.size for v in obj.box], device=self.device)
-                    embeds[b, k] = shape_ids[obj.shape]
+                for k, region in enumerate(sc.layout(with_masks=False).regions):
+                    boxes[b, k] = torch.tensor(region.box, device=self.device)
+                    embeds[b, k] = noun_embedding[region.phrase.split()[-1]]
                     masks[b, k] = 1
             with torch.no_grad():
                 z0 = self.vae.encode(x.to(self.device)).latent_dist.mean * scaling
