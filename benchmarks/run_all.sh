@@ -8,7 +8,7 @@ mkdir -p $R
 layoutguide shapes competence --n 200 --out $R/competence > $R/competence.txt
 python benchmarks/calibrate.py --n 16 --seed 1 --write --out $R/calibration
 layoutguide bench shapes --methods none,refocus,layout-guidance --n 200 --seed 0 --out $R/shapes
-layoutguide bench shapes --methods none,refocus,boxdiff,layout-guidance,attend-excite,zestguide,pww,densediffusion,zestguide+pww --n 32 --seed 0 --out $R/all
+layoutguide bench shapes --methods all --n 32 --seed 0 --out $R/all
 layoutguide bench shapes --masks --max-objects 3 --methods none,zestguide,zestguide+pww,pww,densediffusion,refocus,layout-guidance --n 32 --seed 2 --out $R/masks
 layoutguide bench relations --planners rule --methods none,refocus,layout-guidance --n 48 --seed 0 --out $R/relations
 python benchmarks/attention_localisation.py --n 16 --out $R/attention-localisation.md

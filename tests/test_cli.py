@@ -62,3 +62,24 @@ def test_methods_listing():
     result = runner.invoke(app, ["methods"])
     assert result.exit_code == 0
     assert "refocus" in result.output and "cross@16[down,up]" in result.output and "loss_scale=1.0" in result.output
+
+
+def test_bench_methods_all_runs_every_method_the_model_supports(tiny_folder, tmp_path):
+    from layoutguide.methods import COMBINATIONS, REGISTRY
+
+    out = tmp_path / "bench"
+    result = runner.invoke(app, ["bench", "shapes", "--methods", "all", "--model", tiny_folder, "--n", "1", "--steps", "2", "--out", str(out), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads((out / "results.json").read_text())["methods"]
+    plain = {n for n in REGISTRY if not REGISTRY[n].needs_gated_unet} | {"zestguide+pww"}
+    assert set(rows) == plain and "gligen" not in rows and (out / "grid.png").exists()
+    assert {c for c in COMBINATIONS if "gligen" in c or "reground" in c}.isdisjoint(rows)
+
+
+def test_runnable_methods_include_gligen_on_gated_unets():
+    from layoutguide.methods import runnable_methods
+    from layoutguide.shapes.model import ModelConfig, build_components
+
+    gated = build_components(ModelConfig.tiny(), gated=True)["unet"]
+    names = runnable_methods(gated)
+    assert names[0] == "none" and {"gligen", "reground", "gligen+refocus", "reground+refocus"} <= set(names)

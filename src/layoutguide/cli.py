@@ -253,7 +253,7 @@ def list_methods() -> None:
 
 @bench_app.command("shapes")
 def bench_shapes(
-    methods: str = typer.Option("none,refocus", help="Comma-separated methods ('none' = unguided)."),
+    methods: str = typer.Option("none,refocus", help="Comma-separated methods ('none' = unguided), or 'all': every method that runs on the model."),
     n: int = typer.Option(200, help="Number of layouts in the suite."),
     seed: int = typer.Option(0, help="Suite seed (also seeds the initial noise)."),
     out: Path = typer.Option(Path("bench-out/shapes"), help="Output folder (resumes if it has images)."),
@@ -269,17 +269,20 @@ def bench_shapes(
 ) -> None:
     """Run methods on the shapes-world suite; write report.md, results.json and grid.png."""
     from .bench import BenchResumeError, MethodSpec, results_table, run_shapes_bench
-    from .methods import REGISTRY, MethodOptionError
+    from .methods import REGISTRY, MethodOptionError, runnable_methods
 
     options = parse_sets(set_)
-    specs = [MethodSpec.parse(m, options) for m in methods.split(",") if m.strip()]
-    for spec in specs:
-        for member in (spec.method or "none").split("+"):
-            if member not in REGISTRY:
-                fail(f"--methods: unknown method {member!r}; registered: {', '.join(sorted(REGISTRY))}")
+    names = [m.strip() for m in methods.split(",") if m.strip()]
+    for name in names:
+        for member in name.split("+"):
+            if member not in REGISTRY and name != "all":
+                fail(f"--methods: unknown method {member!r}; registered: {', '.join(sorted(REGISTRY))} (or 'all')")
     if n < 1:
         fail("--n must be at least 1")
     pipe = _load(model, device, dtype)
+    if "all" in names:  # every method that runs on this model, in the registry's order
+        names = runnable_methods(pipe.unet)
+    specs = [MethodSpec.parse(m, options) for m in names]
     command = "layoutguide " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("layoutguide") else None
     try:
         results = run_shapes_bench(pipe, specs, n=n, seed=seed, out=out, steps=steps, guidance_scale=guidance_scale, batch_size=batch_size, use_masks=masks, max_objects=max_objects, command=command)

@@ -16,6 +16,19 @@ from .zestguide import ZestGuide
 REGISTRY: dict[str, type[GuidanceMethod]] = {cls.name: cls for cls in (GuidanceMethod, Refocus, BoxDiff, LayoutGuidance, AttendExcite, ZestGuide, PaintWithWords, DenseDiffusion, Gligen, ReGround)}
 
 
+# Combinations the papers use; ``--methods all`` runs them beside every registered method (any other `+` join of
+# compatible members works too).
+COMBINATIONS = ("zestguide+pww", "gligen+refocus", "reground+refocus")
+
+
+def runnable_methods(unet) -> list[str]:
+    """``"none"``, every registered method and every listed combination that can run on ``unet`` (GLIGEN and
+    ReGround need a gated UNet)."""
+    gated = getattr(unet, "position_net", None) is not None
+    names = ["none"] + sorted(n for n in REGISTRY if n != "none") + list(COMBINATIONS)
+    return [n for n in names if gated or not any(REGISTRY[m].needs_gated_unet for m in n.split("+"))]
+
+
 def get_method(spec: str | GuidanceMethod | None, **options) -> GuidanceMethod:
     """A method instance from a registered name (``"refocus"``), a ``+``-joined combination
     (``"zestguide+pww"``, options given per member: ``{"zestguide": {...}, "pww": {...}}``), an instance, or

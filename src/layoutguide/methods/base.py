@@ -80,6 +80,7 @@ class GuidanceMethod:
     name: ClassVar[str] = "none"
     summary: ClassVar[str] = "plain classifier-free-guided sampling, no layout control"
     needs_layout: ClassVar[bool] = False
+    needs_gated_unet: ClassVar[bool] = False  # GLIGEN's fusers and position net
     Options: ClassVar[type[MethodOptions]] = MethodOptions
 
     def __init__(self, **options: Any) -> None:

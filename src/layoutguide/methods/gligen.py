@@ -94,6 +94,7 @@ class Gligen(GuidanceMethod):
     name = "gligen"
     summary = "GLIGEN box grounding through the UNet's gated self-attention (needs a gated UNet; arXiv 2301.07093)"
     needs_layout = True
+    needs_gated_unet = True
     Options = GligenOptions
 
     def activate(self, pipe, ctx: GuidanceContext):
