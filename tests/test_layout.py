@@ -974,3 +974,12 @@ def test_atomic_write_creates_overwrites_and_cleans_up(tmp_path):
         atomic_write_bytes(path, "not bytes")  # the write fails half-way
     assert path.read_bytes() == b"second"  # the old content is untouched
     assert [p.name for p in path.parent.iterdir()] == ["file.txt"]  # and no temporary file is left
+
+
+def test_huge_canvas_is_refused_before_allocating():
+    from layoutguide.layout import MAX_CANVAS
+
+    with pytest.raises(LayoutError, match="field 'width'.*at most"):
+        Layout.from_dict({"prompt": "a cat", "width": 10**6, "height": 64, "regions": [{"phrase": "cat", "box": [0, 0, 1, 1], "mask_rle": [1]}]})
+    with pytest.raises(LayoutError, match="field 'height'.*at most"):
+        Layout("a cat", (Region("cat", box=(0, 0, 1, 1)),), width=64, height=MAX_CANVAS + 1)

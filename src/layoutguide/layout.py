@@ -202,6 +202,8 @@ class Layout:
         for name, value in (("width", width), ("height", height)):
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise LayoutError(f"layout: field '{name}' must be a positive integer (pixels), got {value!r}")
+            if value > MAX_CANVAS:
+                raise LayoutError(f"layout: field '{name}' is {value} px; the canvas may be at most {MAX_CANVAS} px (use the image's size)")
         raw_regions = data.get("regions", [])
         if not isinstance(raw_regions, list):
             raise LayoutError("layout: field 'regions' must be a list of {phrase, box} objects")
@@ -426,6 +428,7 @@ class Layout:
 
 
 # --------------------------------------------------------------------------------------------- validation
+MAX_CANVAS = 16384
 def validate(layout: Layout) -> None:
     """Raise LayoutError naming the region and field for any invalid input."""
     if not isinstance(layout.prompt, str) or not layout.prompt.strip():
@@ -434,6 +437,8 @@ def validate(layout: Layout) -> None:
         value = getattr(layout, name)
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value <= 0:
             raise LayoutError(f"layout: field '{name}' must be a positive integer (pixels), got {value!r}")
+        if value > MAX_CANVAS:  # masks are held at canvas size: refuse before allocating gigabytes
+            raise LayoutError(f"layout: field '{name}' is {value} px; the canvas may be at most {MAX_CANVAS} px (use the image's size)")
     for name in ("background", "negative_prompt"):
         value = getattr(layout, name)
         if value is not None and not isinstance(value, str):
