@@ -31,7 +31,9 @@ def main() -> None:
         "## Recipe (from training.json)",
         "",
         f"- autoencoder: {recipe['vae_step']} steps, batch {cfg['vae_batch']}, lr {cfg['vae_lr']}, KL weight {cfg['kl_weight']}; latent scaling factor {recipe['scaling_factor']:.4f}",
-        f"- text encoder + UNet: {recipe['unet_step']} steps, batch {cfg['batch']}, AdamW lr {cfg['lr']} (warm-up {cfg['warmup']}, cosine to 10%), "
+        f"- text encoder + UNet: {recipe['unet_step']} steps, batch {cfg['batch']}, AdamW "
+        + (f"lr 1e-3 for steps 0-{cfg['schedule_start']:,}, then lr {cfg['lr']}" if cfg.get("schedule_start") else f"lr {cfg['lr']}")
+        + f" (each with warm-up {cfg['warmup']}, cosine to 10%), "
         f"grad clip {cfg['grad_clip']}, EMA {cfg['ema_decay']}, {int(cfg['p_uncond'] * 100)}% empty captions, cosine noise schedule, epsilon prediction",
         f"- cross-attention mask on end/padding tokens (`text_mask`): {cfg.get('text_mask', False)} (switched on at step 4,250 of this run; see docs/shapes.md)",
         f"- token-level attention supervision (TokenCompose's L_token x {cfg.get('attn_token_weight', 0)}, L_pixel x {cfg.get('attn_pixel_weight', 0)}) "
