@@ -7,12 +7,12 @@ R=docs/results
 mkdir -p $R
 layoutguide shapes competence --n 200 --out $R/competence > $R/competence.txt
 python benchmarks/calibrate.py --n 16 --seed 1 --write --out $R/calibration
-layoutguide bench shapes --methods none,refocus,layout-guidance --n 200 --seed 0 --out $R/shapes
+layoutguide bench shapes --methods none,refocus,layout-guidance,zestguide --n 200 --seed 0 --out $R/shapes
 layoutguide bench shapes --methods all --n 32 --seed 0 --out $R/all
 layoutguide bench shapes --masks --max-objects 3 --methods none,zestguide,zestguide+pww,pww,densediffusion,refocus,layout-guidance --n 32 --seed 2 --out $R/masks
-layoutguide bench relations --planners rule --methods none,refocus,layout-guidance --n 48 --seed 0 --out $R/relations
+layoutguide bench relations --planners rule --methods none,refocus,layout-guidance,zestguide --n 48 --seed 0 --out $R/relations
 python benchmarks/attention_localisation.py --n 16 --out $R/attention-localisation.md
 python benchmarks/overhead.py --model tiny --steps 20 --repeats 3 --out $R/overhead-tiny.md
 python benchmarks/overhead.py --model shipped --steps 30 --repeats 2 --methods none,refocus,refocus[car],refocus[sar],boxdiff,layout-guidance,attend-excite,zestguide,pww,densediffusion --out $R/overhead-shapes.md
 python benchmarks/model_card.py
-python benchmarks/gligen_sweep.py --model src/layoutguide/weights/shapes-gligen --n 32 --out $R/gligen
+python benchmarks/gligen_sweep.py --model src/layoutguide/weights/shapes-gligen --n 24 --out $R/gligen
