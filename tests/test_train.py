@@ -88,3 +88,30 @@ def test_attention_supervision_trains_and_logs(tmp_path):
     Trainer(tmp_path, config, device="cpu").run()
     records = [json.loads(l) for l in (tmp_path / "log.jsonl").read_text().splitlines() if '"unet"' in l]
     assert len(records) == 2 and all(0 <= r["l_token"] <= 1 and r["l_pixel"] > 0 for r in records)
+
+
+@pytest.mark.slow
+def test_exported_models_are_resumable_checkpoints(tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    from layoutguide.shapes.train import init_run_from_export
+
+    config = TrainConfig(vae_steps=1, vae_batch=2, unet_steps=2, batch=2, checkpoint_every=1, sample_every=0, model=dataclasses.asdict(ModelConfig.tiny()))
+    first = Trainer(tmp_path / "run", config, device="cpu")
+    first.run()
+    first.train_gligen(steps=1, batch=2)
+    export(tmp_path / "run", tmp_path / "gligen", gligen=True)
+    init_run_from_export(tmp_path / "gligen", tmp_path / "again")
+    with pytest.raises(FileExistsError):
+        init_run_from_export(tmp_path / "gligen", tmp_path / "again")
+    state = json.loads((tmp_path / "again" / "ckpt" / "state.json").read_text())
+    assert (state["vae_step"], state["unet_step"], state["gligen_step"]) == (1, 2, 1)
+    ema = load_file(tmp_path / "run" / "ckpt" / "ema.safetensors")
+    resumed = Trainer(tmp_path / "again", dataclasses.replace(config, unet_steps=3), device="cpu")
+    for k, v in resumed.unet.state_dict().items():
+        torch.testing.assert_close(v, ema[f"unet.{k}"])  # the export's (EMA) weights, now the live ones
+    resumed.run()
+    resumed.train_gligen(steps=2, batch=2)
+    state = json.loads((tmp_path / "again" / "ckpt" / "state.json").read_text())
+    assert (state["unet_step"], state["gligen_step"]) == (3, 2)

@@ -350,6 +350,23 @@ def shapes_train(
         trainer.train_gligen(steps=gligen_steps, lr=gligen_lr)
 
 
+@shapes_app.command("init-run")
+def shapes_init_run(
+    from_: Path = typer.Option(Path(__file__).parent / "weights" / "shapes", "--from", help="An exported model folder (default: the shipped model)."),
+    out: Path = typer.Option(..., help="New run folder; then continue with `layoutguide shapes train --out OUT ...`."),
+) -> None:
+    """Start a training run from an exported model (the committed weights are resumable checkpoints)."""
+    from .shapes.train import init_run_from_export
+
+    if not (from_ / "training.json").exists():
+        fail(f"--from: {from_} is not an exported shapes model (no training.json); give a folder written by `layoutguide shapes export`")
+    try:
+        init_run_from_export(from_, out)
+    except FileExistsError as e:
+        fail(str(e))
+    typer.echo(f"wrote {out / 'ckpt'}")
+
+
 @shapes_app.command("competence")
 def shapes_competence(
     n: int = typer.Option(200, help="Held-out prompts per kind (single-object, two-object)."),

@@ -501,6 +501,36 @@ def export(run: str | Path, out: str | Path, *, gligen: bool = False) -> None:
     atomic_write_text(out / "training.json", json.dumps(recipe, indent=2) + "\n")
 
 
+def init_run_from_export(folder: str | Path, run: str | Path) -> None:
+    """Start a run folder from an exported model (``export``'s output, e.g. the committed weights), so training
+    can go on where the export left it: weights (the export's EMA weights serve as both the live and the EMA
+    copy), step counts, recipe and latent scaling. Optimiser moments are not exported: they restart, which the
+    warm-up of the learning-rate schedule absorbs. A gated (GLIGEN) export also seeds the GLIGEN stage."""
+    folder, ckpt = Path(folder), Path(run) / "ckpt"
+    if (ckpt / "state.json").exists():
+        raise FileExistsError(f"{ckpt} already holds a run; pass another --out")
+    recipe = json.loads((folder / "training.json").read_text())
+    unet = load_file(folder / "unet" / "diffusion_pytorch_model.safetensors")
+    text = load_file(folder / "text_encoder" / "model.safetensors")
+    gligen = {k: v for k, v in unet.items() if ".fuser." in k or k.startswith("position_net.")}
+    base = {k: v for k, v in unet.items() if k not in gligen}
+    ckpt.mkdir(parents=True, exist_ok=True)
+    files = {
+        "vae.safetensors": load_file(folder / "vae" / "diffusion_pytorch_model.safetensors"),
+        "unet.safetensors": base,
+        "text_encoder.safetensors": text,
+        "ema.safetensors": {**{f"unet.{k}": v for k, v in base.items()}, **{f"text_encoder.{k}": v for k, v in text.items()}},
+    }
+    if gligen:
+        files.update({"gligen.safetensors": gligen, "gligen_ema.safetensors": gligen})
+    for name, tensors in files.items():
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(ckpt / name))
+    state = {k: recipe[k] for k in ("config", "vae_step", "unet_step", "scaling_factor")}
+    if gligen:
+        state["gligen_step"] = recipe.get("gligen_step", 0)
+    atomic_write_text(ckpt / "state.json", json.dumps(state, indent=2))
+
+
 if __name__ == "__main__":  # pragma: no cover
     import sys
 
