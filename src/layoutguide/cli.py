@@ -138,7 +138,7 @@ def generate(
 def demo(
     out: Path = typer.Option(Path("out/demo"), help="Output folder."),
     n: int = typer.Option(24, help="Layouts in the benchmark part."),
-    methods: str = typer.Option("none,refocus,layout-guidance", help="Comma-separated methods: one row of examples each, and the report's rows."),
+    methods: str = typer.Option("none,refocus,layout-guidance,zestguide", help="Comma-separated methods: one row of examples each, and the report's rows."),
     model: Optional[str] = typer.Option(None, help="Default: the shipped shapes model."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, mps."),
 ) -> None:
