@@ -137,6 +137,11 @@ def attention_grounding_loss(maps: dict[str, torch.Tensor], layers: dict, latent
     return token_loss / len(maps), pixel_loss / len(maps)
 
 
+def is_gligen_param(name: str) -> bool:
+    """Parameters GLIGEN adds to a UNet: the gated self-attention ("fuser") layers and the position net."""
+    return ".fuser." in name or name.startswith("position_net.")
+
+
 def _optim_state(opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
     """AdamW moments as a flat tensor dict (safetensors, not pickle)."""
     flat = {}
@@ -191,8 +196,7 @@ class Trainer:
         self.config = config
         self.state["config"] = dataclasses.asdict(config)
         self.device = pick_device(device)
-        model_config = ModelConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in config.model.items()})
-        parts = build_components(model_config, seed=config.seed)
+        parts = build_components(self.model_config(), seed=config.seed)
         self.vae, self.unet, self.text_encoder = parts["vae"], parts["unet"], parts["text_encoder"]
         self.tokenizer, self.scheduler = parts["tokenizer"], parts["scheduler"]
         for name in ("vae", "unet", "text_encoder"):
@@ -207,6 +211,9 @@ class Trainer:
         self.log_file = self.out / "log.jsonl"
 
     # ------------------------------------------------------------------------------------------- helpers
+    def model_config(self) -> ModelConfig:
+        return ModelConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in self.config.model.items()})
+
     def _log(self, **record) -> None:
         with open(self.log_file, "a") as f:
             f.write(json.dumps(record) + "\n")
@@ -222,9 +229,10 @@ class Trainer:
         save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp))
         tmp.replace(self.ckpt / name)
 
-    def encode_text(self, captions: list[str]) -> torch.Tensor:
+    def encode_text(self, captions: list[str], encoder: torch.nn.Module | None = None) -> torch.Tensor:
+        """Per-token embeddings (B, 77, D) of the captions, by ``encoder`` (default: the one being trained)."""
         ids = self.tokenizer(captions, padding="max_length", max_length=self.tokenizer.model_max_length, truncation=True, return_tensors="pt").input_ids
-        return self.text_encoder(ids.to(self.device))[0]
+        return (encoder or self.text_encoder)(ids.to(self.device))[0]
 
     def text_mask(self, captions: list[str]) -> torch.Tensor | None:
         """Cross-attention keys the UNet may use: start token and words (None when ``text_mask`` is off)."""
@@ -289,49 +297,54 @@ class Trainer:
         supervise = cfg.attn_token_weight > 0 or cfg.attn_pixel_weight > 0
         store, request = AttentionStore(), AttentionRequest(kind="cross", sides=None, places=("down", "mid", "up"))
         bar = tqdm(range(start, cfg.unet_steps), desc="denoiser", initial=start, total=cfg.unet_steps)
-        for step in bar:
-            # linear warm-up, then cosine decay to 10% over the planned steps
-            progress = min(1.0, (step - cfg.schedule_start) / max(1, cfg.unet_steps - cfg.schedule_start))
-            warm = min(1.0, (step - cfg.schedule_start + 1) / cfg.warmup)
-            lr = cfg.lr * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
-            for group in opt.param_groups:
-                group["lr"] = lr
-            seeds = [step * cfg.batch + i for i in range(cfg.batch)]
-            x, captions, scenes = render_batch(seeds, cfg.p_uncond, rng, cfg.max_objects)
-            with torch.no_grad():
-                z0 = self.vae.encode(x.to(self.device)).latent_dist.mean * scaling  # (B, 4, 16, 16)
-            t = torch.randint(0, self.scheduler.config.num_train_timesteps, (len(seeds),), device=self.device, generator=gen)
-            noise = torch.randn(z0.shape, device=self.device, generator=gen)
-            a = alphas[t].view(-1, 1, 1, 1)
-            zt = a.sqrt() * z0 + (1 - a).sqrt() * noise
-            with attention_control(self.unet, store, [request] if supervise else [], latent_hw=tuple(z0.shape[-2:])), recording(store, cfg=False, step=step, on=supervise):
-                pred = self.unet(zt, t, self.encode_text(captions), encoder_attention_mask=self.text_mask(captions)).sample
+        # Capture processors go in once for the whole stage (only on the cross-attention layers, only when
+        # supervising); they fall through to the stock processors when not recording (sample grids).
+        latent_side = self.unet.config.sample_size
+        with attention_control(self.unet, store, [request] if supervise else [], latent_hw=(latent_side, latent_side)):
+            for step in bar:
+                # linear warm-up, then cosine decay to 10% over the planned steps
+                progress = min(1.0, (step - cfg.schedule_start) / max(1, cfg.unet_steps - cfg.schedule_start))
+                warm = min(1.0, (step - cfg.schedule_start + 1) / cfg.warmup)
+                lr = cfg.lr * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+                for group in opt.param_groups:
+                    group["lr"] = lr
+                seeds = [step * cfg.batch + i for i in range(cfg.batch)]
+                x, captions, scenes = render_batch(seeds, cfg.p_uncond, rng, cfg.max_objects)
+                with torch.no_grad():
+                    z0 = self.vae.encode(x.to(self.device)).latent_dist.mean * scaling  # (B, 4, 16, 16)
+                t = torch.randint(0, self.scheduler.config.num_train_timesteps, (len(seeds),), device=self.device, generator=gen)
+                noise = torch.randn(z0.shape, device=self.device, generator=gen)
+                a = alphas[t].view(-1, 1, 1, 1)
+                zt = a.sqrt() * z0 + (1 - a).sqrt() * noise
+                with recording(store, cfg=False, step=step, on=supervise):
+                    pred = self.unet(zt, t, self.encode_text(captions), encoder_attention_mask=self.text_mask(captions)).sample
                 mse = F.mse_loss(pred, noise)
                 loss, extra = mse, {}
-                if supervise:  # inside the block: the store is cleared when it exits
+                if supervise:
                     index, masks, valid = (v.to(self.device) for v in grounding_targets(self.tokenizer, scenes, captions))
                     l_token, l_pixel = attention_grounding_loss(store.maps, store.layers, store.latent_hw, index, masks, valid)
+                    store.clear()  # the loss holds the graph; the dict need not keep the maps until the next step
                     loss = mse + cfg.attn_token_weight * l_token + cfg.attn_pixel_weight * l_pixel
                     extra = {"l_token": float(l_token), "l_pixel": float(l_pixel)}
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            opt.step()
-            ema.update(modules, step)
-            self.state["unet_step"] = step + 1
-            bar.set_postfix(loss=f"{mse.item():.4f}", lr=f"{lr:.1e}", **{k: f"{v:.3f}" for k, v in extra.items()})
-            done = step + 1 == cfg.unet_steps or self._out_of_time()
-            if (step + 1) % cfg.checkpoint_every == 0 or done:
-                self._log(stage="unet", step=step + 1, loss=mse.item(), **extra, grad_norm=float(grad_norm), seconds=time.time() - self.started)
-                for name, module in modules.items():
-                    self._save(module.state_dict(), f"{name}.safetensors")
-                self._save(ema.shadow, "ema.safetensors")
-                self._save(_optim_state(opt), "optim.safetensors")
-                self._save_state()
-            if cfg.sample_every and (step + 1) % cfg.sample_every == 0:
-                self.sample_grid(self.out / f"samples_{step + 1:06d}.png", ema)
-            if done:
-                break
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+                opt.step()
+                ema.update(modules, step)
+                self.state["unet_step"] = step + 1
+                bar.set_postfix(loss=f"{mse.item():.4f}", lr=f"{lr:.1e}", **{k: f"{v:.3f}" for k, v in extra.items()})
+                done = step + 1 == cfg.unet_steps or self._out_of_time()
+                if (step + 1) % cfg.checkpoint_every == 0 or done:
+                    self._log(stage="unet", step=step + 1, loss=mse.item(), **extra, grad_norm=float(grad_norm), seconds=time.time() - self.started)
+                    for name, module in modules.items():
+                        self._save(module.state_dict(), f"{name}.safetensors")
+                    self._save(ema.shadow, "ema.safetensors")
+                    self._save(_optim_state(opt), "optim.safetensors")
+                    self._save_state()
+                if cfg.sample_every and (step + 1) % cfg.sample_every == 0:
+                    self.sample_grid(self.out / f"samples_{step + 1:06d}.png", ema)
+                if done:
+                    break
 
     @torch.no_grad()
     def sample_grid(self, path: Path, ema: EMA | None = None, n: int = 16, steps: int = 30, cfg_scale: float = 3.0) -> None:
@@ -374,13 +387,10 @@ class Trainer:
     # ------------------------------------------------------------------------------------------- stage 3
     def gligen_components(self, ema_weights: bool = True) -> dict:
         """A gated (GLIGEN) UNet holding the trained base weights; fusers and position net fresh or from the run."""
-        from .model import ModelConfig
-
-        config = ModelConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in self.config.model.items()})
         parts = self.ema_components()
-        gated = build_components(config, seed=self.config.seed + 7, gated=True)["unet"]
+        gated = build_components(self.model_config(), seed=self.config.seed + 7, gated=True)["unet"]
         missing, unexpected = gated.load_state_dict(parts["unet"].state_dict(), strict=False)
-        assert not unexpected and all(".fuser." in k or k.startswith("position_net.") for k in missing), (missing, unexpected)
+        assert not unexpected and all(is_gligen_param(k) for k in missing), (missing, unexpected)
         name = "gligen_ema.safetensors" if ema_weights else "gligen.safetensors"
         if (self.ckpt / name).exists():
             gated.load_state_dict(load_file(self.ckpt / name), strict=False)
@@ -400,7 +410,7 @@ class Trainer:
         parts = self.gligen_components(ema_weights=False)
         unet, text = parts["unet"].to(self.device), parts["text_encoder"].to(self.device)
         text.requires_grad_(False).eval()
-        trainable = {n: p for n, p in unet.named_parameters() if ".fuser." in n or n.startswith("position_net.")}
+        trainable = {n: p for n, p in unet.named_parameters() if is_gligen_param(n)}
         unet.requires_grad_(False)
         for p in trainable.values():
             p.requires_grad_(True)
@@ -442,8 +452,7 @@ class Trainer:
                     masks[b, k] = 1
             with torch.no_grad():
                 z0 = self.vae.encode(x.to(self.device)).latent_dist.mean * scaling
-                ids = self.tokenizer(captions, padding="max_length", max_length=self.tokenizer.model_max_length, truncation=True, return_tensors="pt").input_ids
-                cond = text(ids.to(self.device))[0]  # the frozen (EMA) text encoder
+                cond = self.encode_text(captions, text)  # the frozen (EMA) text encoder
             t = torch.randint(0, self.scheduler.config.num_train_timesteps, (batch,), device=self.device, generator=gen)
             noise = torch.randn(z0.shape, device=self.device, generator=gen)
             a = alphas[t].view(-1, 1, 1, 1)
@@ -474,7 +483,7 @@ class Trainer:
 
     def ema_components(self) -> dict:
         """Components with the EMA weights loaded, for export."""
-        parts = build_components(ModelConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in self.config.model.items()}))
+        parts = build_components(self.model_config())
         parts["vae"].load_state_dict(load_file(self.ckpt / "vae.safetensors"))
         parts["vae"].register_to_config(scaling_factor=self.state["scaling_factor"])
         ema = load_file(self.ckpt / "ema.safetensors")
@@ -512,7 +521,7 @@ def init_run_from_export(folder: str | Path, run: str | Path) -> None:
     recipe = json.loads((folder / "training.json").read_text())
     unet = load_file(folder / "unet" / "diffusion_pytorch_model.safetensors")
     text = load_file(folder / "text_encoder" / "model.safetensors")
-    gligen = {k: v for k, v in unet.items() if ".fuser." in k or k.startswith("position_net.")}
+    gligen = {k: v for k, v in unet.items() if is_gligen_param(k)}
     base = {k: v for k, v in unet.items() if k not in gligen}
     ckpt.mkdir(parents=True, exist_ok=True)
     files = {
