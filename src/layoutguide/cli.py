@@ -22,6 +22,20 @@ def fail(message: str) -> None:
     raise typer.Exit(2)
 
 
+def _method_names(methods: str, *, allow_all: bool = False) -> list[str]:
+    """``--methods`` split on commas, every ``+`` member checked against the registry (``none`` is registered)."""
+    from .methods import REGISTRY
+
+    names = [m.strip() for m in methods.split(",") if m.strip()]
+    for name in names:
+        if allow_all and name == "all":
+            continue
+        for member in name.split("+"):
+            if member not in REGISTRY:
+                fail(f"--methods: unknown method {member!r}; registered: {', '.join(sorted(REGISTRY))}" + (" (or 'all')" if allow_all else ""))
+    return names
+
+
 def parse_sets(values: list[str] | None) -> dict[str, dict[str, Any]]:
     """``--set refocus.loss_scale=2 --set refocus.sar=false`` -> ``{"refocus": {"loss_scale": 2, "sar": False}}``."""
     out: dict[str, dict[str, Any]] = {}
@@ -144,14 +158,9 @@ def demo(
 ) -> None:
     """The main job on the shipped model: guided images with their layouts drawn, and a benchmark report."""
     from .bench import MethodSpec, results_table, run_shapes_bench, shapes_suite
-    from .methods import REGISTRY
     from .viz import draw_layout, grid
 
-    labels = [m.strip() for m in methods.split(",") if m.strip()]
-    for label in labels:
-        for member in label.split("+"):
-            if member != "none" and member not in REGISTRY:
-                fail(f"--methods: unknown method {member!r}; registered: {', '.join(sorted(REGISTRY))}")
+    labels = _method_names(methods)
     pipe = _load(model, device, "auto")
     examples = [s.layout() for s in shapes_suite(6, seed=99)]
     tiles, captions = [], []
@@ -269,14 +278,10 @@ def bench_shapes(
 ) -> None:
     """Run methods on the shapes-world suite; write report.md, results.json and grid.png."""
     from .bench import BenchResumeError, MethodSpec, results_table, run_shapes_bench
-    from .methods import REGISTRY, MethodOptionError, runnable_methods
+    from .methods import MethodOptionError, runnable_methods
 
     options = parse_sets(set_)
-    names = [m.strip() for m in methods.split(",") if m.strip()]
-    for name in names:
-        for member in name.split("+"):
-            if member not in REGISTRY and name != "all":
-                fail(f"--methods: unknown method {member!r}; registered: {', '.join(sorted(REGISTRY))} (or 'all')")
+    names = _method_names(methods, allow_all=True)
     if n < 1:
         fail("--n must be at least 1")
     pipe = _load(model, device, dtype)
@@ -307,7 +312,7 @@ def bench_relations(
     from .bench import BenchResumeError, MethodSpec, run_relation_bench
 
     options = parse_sets(set_)
-    specs = [MethodSpec.parse(m, options) for m in methods.split(",") if m.strip()]
+    specs = [MethodSpec.parse(m, options) for m in _method_names(methods)]
     pipe = _load(model, device, "auto")
     command = "layoutguide " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("layoutguide") else None
     try:

@@ -200,10 +200,7 @@ class Layout:
             raise LayoutError(f"layout: field 'version' is {data['version']!r}; this reader supports version {FORMAT_VERSION}")
         width, height = data.get("width", 512), data.get("height", 512)
         for name, value in (("width", width), ("height", height)):
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise LayoutError(f"layout: field '{name}' must be a positive integer (pixels), got {value!r}")
-            if value > MAX_CANVAS:
-                raise LayoutError(f"layout: field '{name}' is {value} px; the canvas may be at most {MAX_CANVAS} px (use the image's size)")
+            _check_canvas_side(name, value)
         raw_regions = data.get("regions", [])
         if not isinstance(raw_regions, list):
             raise LayoutError("layout: field 'regions' must be a list of {phrase, box} objects")
@@ -429,16 +426,21 @@ class Layout:
 
 # --------------------------------------------------------------------------------------------- validation
 MAX_CANVAS = 16384
+
+
+def _check_canvas_side(name: str, value) -> None:
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value <= 0:
+        raise LayoutError(f"layout: field '{name}' must be a positive integer (pixels), got {value!r}")
+    if value > MAX_CANVAS:  # masks are held at canvas size: refuse before allocating gigabytes
+        raise LayoutError(f"layout: field '{name}' is {value} px; the canvas may be at most {MAX_CANVAS} px (use the image's size)")
+
+
 def validate(layout: Layout) -> None:
     """Raise LayoutError naming the region and field for any invalid input."""
     if not isinstance(layout.prompt, str) or not layout.prompt.strip():
         raise LayoutError("layout: field 'prompt' is empty; give the full text prompt")
     for name in ("width", "height"):
-        value = getattr(layout, name)
-        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value <= 0:
-            raise LayoutError(f"layout: field '{name}' must be a positive integer (pixels), got {value!r}")
-        if value > MAX_CANVAS:  # masks are held at canvas size: refuse before allocating gigabytes
-            raise LayoutError(f"layout: field '{name}' is {value} px; the canvas may be at most {MAX_CANVAS} px (use the image's size)")
+        _check_canvas_side(name, getattr(layout, name))
     for name in ("background", "negative_prompt"):
         value = getattr(layout, name)
         if value is not None and not isinstance(value, str):

@@ -239,11 +239,12 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
         sample_tokens = [m for m in token_maps for _ in range(n_images)]
         cond = self.encode_prompt([m.prompt for m in token_maps]).repeat_interleave(n_images, 0)
         uncond = self.encode_prompt(negatives).repeat_interleave(n_images, 0)
-        cond_mask = self.text_attention_mask([m.prompt for m in token_maps])
-        uncond_mask = self.text_attention_mask(negatives)
-        if cond_mask is not None:
-            cond_mask, uncond_mask = cond_mask.repeat_interleave(n_images, 0), uncond_mask.repeat_interleave(n_images, 0)
         do_cfg = guidance_scale > 1.0
+        cond_mask = self.text_attention_mask([m.prompt for m in token_maps])
+        cfg_mask = None  # the mask of the [uncond, cond] batch (or of cond alone without CFG)
+        if cond_mask is not None:
+            cond_mask = cond_mask.repeat_interleave(n_images, 0)
+            cfg_mask = torch.cat([self.text_attention_mask(negatives).repeat_interleave(n_images, 0), cond_mask]) if do_cfg else cond_mask
 
         # 3. Timesteps and initial noise
         self.scheduler.set_timesteps(num_inference_steps, device=device)
@@ -289,8 +290,7 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
                     embeddings = torch.cat([uncond, cond]) if do_cfg else cond
                     with recording(store, cfg=do_cfg, step=i, on=return_attention):
                         extra = method.unet_kwargs(i, ctx, cfg=do_cfg) or None
-                        mask = None if cond_mask is None else (torch.cat([uncond_mask, cond_mask]) if do_cfg else cond_mask)
-                        noise = self.unet(model_in, t, encoder_hidden_states=embeddings, encoder_attention_mask=mask, cross_attention_kwargs=extra).sample.float()
+                        noise = self.unet(model_in, t, encoder_hidden_states=embeddings, encoder_attention_mask=cfg_mask, cross_attention_kwargs=extra).sample.float()
                         if return_attention:
                             attention_out.append(grid_maps(store.get(view_request), store.layers, latent_hw).cpu())
                     if do_cfg:
