@@ -21,6 +21,9 @@ def main() -> None:
     defaults = json.loads((MODEL / "layoutguide.json").read_text())
     sizes = {p.parent.name: p.stat().st_size / 2**20 for p in MODEL.rglob("*.safetensors")}
     cfg = recipe["config"]
+    # (first step, last step, config) per training stage: earlier stages from the recipe's history, then the last
+    ends = [(st["until_unet_step"], st["config"]) for st in recipe.get("stages", [])] + [(recipe["unet_step"], cfg)]
+    stages = [(ends[i - 1][0] if i else 0, end, c) for i, (end, c) in enumerate(ends)]
     lines = [
         "# layoutguide shapes model",
         "",
@@ -31,15 +34,19 @@ def main() -> None:
         "## Recipe (from training.json)",
         "",
         f"- autoencoder: {recipe['vae_step']} steps, batch {cfg['vae_batch']}, lr {cfg['vae_lr']}, KL weight {cfg['kl_weight']}; latent scaling factor {recipe['scaling_factor']:.4f}",
-        f"- text encoder + UNet: {recipe['unet_step']} steps, batch {cfg['batch']}, AdamW "
-        + (f"lr 1e-3 for steps 0-{cfg['schedule_start']:,}, then lr {cfg['lr']}" if cfg.get("schedule_start") else f"lr {cfg['lr']}")
-        + f" (each with warm-up {cfg['warmup']}, cosine to 10%), "
-        f"grad clip {cfg['grad_clip']}, EMA {cfg['ema_decay']}, {int(cfg['p_uncond'] * 100)}% empty captions, cosine noise schedule, epsilon prediction",
-        f"- cross-attention mask on end/padding tokens (`text_mask`): {cfg.get('text_mask', False)} (switched on at step 4,250 of this run; see docs/shapes.md)",
-        f"- token-level attention supervision (TokenCompose's L_token x {cfg.get('attn_token_weight', 0)}, L_pixel x {cfg.get('attn_pixel_weight', 0)}) "
-        f"on colour and shape words, every cross-attention layer: steps {cfg.get('schedule_start', 0):,} to {recipe['unet_step']:,}, a fine-tune with the "
-        f"learning-rate schedule restarted at lr {cfg['lr']} (see docs/shapes.md for why)",
-        f"- hardware: 2 CPU cores, about 135 minutes in all (0.65-0.75 s per step); `layoutguide shapes train` resumes from checkpoints",
+        f"- text encoder + UNet: {recipe['unet_step']:,} steps in {len(stages)} stage(s), batch {cfg['batch']}, AdamW with warm-up {cfg['warmup']} "
+        f"and cosine decay to 10% restarted at each stage, grad clip {cfg['grad_clip']}, EMA {cfg['ema_decay']}, {int(cfg['p_uncond'] * 100)}% empty captions, "
+        "cosine noise schedule, epsilon prediction; cross-attention mask on end/padding tokens (`text_mask`, from step 4,250 of the first stage: docs/shapes.md)",
+        "",
+        "| stage | UNet steps | lr | TokenCompose L_token weight | L_pixel weight |",
+        "|---|---|---|---|---|",
+        *[
+            f"| {i + 1} | {start:,}-{end:,} | {c['lr']:g} | {c.get('attn_token_weight') or 0:g} | {c.get('attn_pixel_weight') or 0:g} |"
+            for i, (start, end, c) in enumerate(stages)
+        ],
+        "",
+        f"- hardware: 2 CPU cores, about 145 minutes in all (0.65-0.75 s per step); `layoutguide shapes train` resumes from checkpoints, "
+        "`layoutguide shapes init-run` starts a new stage from these weights",
         f"- weights (safetensors, MiB): " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(sizes.items())),
         f"- sampling defaults (layoutguide.json): {defaults.get('num_inference_steps')} DDIM steps, CFG {defaults.get('guidance_scale')}",
         "",
@@ -50,7 +57,7 @@ def main() -> None:
         f"| single object | {comp['1obj_all_found']:.3f} | {comp['1obj_all_colours']:.3f} | {comp['1obj_count_ok']:.3f} | {comp['1obj_background_tint']:.3f} |",
         f"| two objects | {comp['2obj_all_found']:.3f} | {comp['2obj_all_colours']:.3f} | {comp['2obj_count_ok']:.3f} | {comp['2obj_background_tint']:.3f} |",
         "",
-        "## Calibrated step sizes (`python benchmarks/calibrate.py --n 16 --seed 1 --write`)",
+        "## Calibrated step sizes and token-map temperatures (`python benchmarks/calibrate.py --n 24 --seed 1 --write`)",
         "",
         calibration,
     ]

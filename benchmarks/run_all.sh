@@ -6,13 +6,17 @@ cd "$(dirname "$0")/.."
 R=docs/results
 mkdir -p $R
 layoutguide shapes competence --n 200 --out $R/competence > $R/competence.txt
-python benchmarks/calibrate.py --n 16 --seed 1 --write --out $R/calibration
+python benchmarks/calibrate.py --n 24 --seed 1 --write --out $R/calibration
 layoutguide bench shapes --methods none,refocus,layout-guidance,zestguide --n 200 --seed 0 --out $R/shapes
 layoutguide bench shapes --methods all --n 32 --seed 0 --out $R/all
 layoutguide bench shapes --masks --max-objects 3 --methods none,zestguide,zestguide+pww,pww,densediffusion,refocus,layout-guidance --n 32 --seed 2 --out $R/masks
 layoutguide bench relations --planners rule --methods none,refocus,layout-guidance,zestguide --n 48 --seed 0 --out $R/relations
 python benchmarks/attention_localisation.py --n 16 --out $R/attention-localisation.md
+python benchmarks/refocus_followthrough.py --n 48 --out $R/refocus-followthrough.md
 python benchmarks/overhead.py --model tiny --steps 20 --repeats 3 --out $R/overhead-tiny.md
 python benchmarks/overhead.py --model shipped --steps 30 --repeats 2 --methods none,refocus,refocus[car],refocus[sar],boxdiff,layout-guidance,attend-excite,zestguide,pww,densediffusion --out $R/overhead-shapes.md
 python benchmarks/model_card.py
+python benchmarks/calibrate.py --model src/layoutguide/weights/shapes-gligen --methods refocus --n 24 --seed 1 --write --out $R/gligen/calibration
 python benchmarks/gligen_sweep.py --model src/layoutguide/weights/shapes-gligen --n 24 --out $R/gligen
+python benchmarks/gligen_position_probe.py probe --n 96 --out $R/gligen/position-probe.md
+python benchmarks/gligen_position_probe.py experiment --arms plain,position,gate --steps 400 --n 24 --out $R/gligen/position-experiment.md

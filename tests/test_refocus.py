@@ -45,6 +45,34 @@ def test_normalized_token_maps_drops_start_and_last():
     assert out[..., 4].min() > 0.99  # token 5 sits at column 4
 
 
+def test_token_map_temperature_sets_the_saturation():
+    """A word with attention 0.3 on its object and ~0 on 74 other columns: at Attend-and-Excite's temperature 100
+    the normalised map is saturated (gradient ~0 on and off the object), at 10 it is not (docs/shapes.md)."""
+
+    def map_and_grad(temperature, value):
+        cross = torch.zeros(1, 1, 1, 77)
+        cross[..., 5] = value
+        cross.requires_grad_(True)
+        m = normalized_token_maps(cross, temperature)[..., 4].sum()
+        (g,) = torch.autograd.grad(m, cross)
+        return m.item(), g[..., 5].item()
+
+    on_100, grad_on_100 = map_and_grad(100.0, 0.3)
+    on_10, grad_on_10 = map_and_grad(10.0, 0.3)
+    assert on_100 > 0.999 and grad_on_100 < 0.01
+    assert 0.1 < on_10 < 0.5 and grad_on_10 > 1.0
+    _, grad_off_100 = map_and_grad(100.0, 0.003)
+    _, grad_off_10 = map_and_grad(10.0, 0.003)
+    assert grad_off_10 > 0.1 and grad_off_100 > grad_off_10  # off the object both move; on it only 10 does
+
+
+def test_temperature_option_reaches_the_token_maps(sharp_pipe, two_region_layout):
+    first = [guide_losses(sharp_pipe, get_method(name, temperature=t, early_stop=False) if name == "refocus" else get_method(name, temperature=t), two_region_layout, iterations=1)[0] for name in ("refocus", "boxdiff") for t in (100.0, 10.0)]
+    assert first[0] != pytest.approx(first[1]) and first[2] != pytest.approx(first[3])
+    with pytest.raises(ValueError, match="temperature"):
+        get_method("attend-excite", temperature=0)
+
+
 def _masks():
     masks = torch.zeros(2, 8, 8)
     masks[0, :4, :4] = 1

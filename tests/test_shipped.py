@@ -77,7 +77,7 @@ def test_shipped_gligen_model_loads_and_grounds():
 
     pipe = load_pipeline(SHIPPED_MODEL.parent / "shapes-gligen", device="cpu")
     assert pipe.unet.config.attention_type == "gated" and grounded_blocks(pipe.unet)
-    assert any(abs(float(b.fuser.alpha_attn)) > 0 for b in grounded_blocks(pipe.unet))  # trained gates
+    assert any(abs(b.fuser.alpha_attn.item()) > 0 for b in grounded_blocks(pipe.unet))  # trained gates
     layout = make_scene(10_000_321, n_objects=(2, 2)).layout()
     out = pipe(layout=layout, method="reground", num_inference_steps=4, seed=0, progress=False)
     assert out.images[0].size == (64, 64)

@@ -37,6 +37,13 @@ def test_train_resume_export_and_gligen(tmp_path, two_region_layout):
     assert out.images[0].size == (64, 64)
     assert json.loads((tmp_path / "model" / "training.json").read_text())["unet_step"] == 3
 
+    # a fine-tune stage on a restarted schedule keeps the earlier stage's recipe in the export
+    Trainer(run, dataclasses.replace(config, unet_steps=4, schedule_start=3, lr=1e-4), device="cpu").train_unet()
+    export(run, tmp_path / "model")
+    recipe = json.loads((tmp_path / "model" / "training.json").read_text())
+    assert recipe["unet_step"] == 4 and recipe["config"]["lr"] == 1e-4
+    assert [(s["until_unet_step"], s["config"]["lr"], s["config"]["schedule_start"]) for s in recipe["stages"]] == [(3, config.lr, 0)]
+
 
 def test_caption_token_targets_cover_colour_and_shape_words():
     from layoutguide.shapes.model import build_tokenizer

@@ -18,7 +18,7 @@ import torch
 from pydantic import Field
 
 from ..attention import AttentionRequest, AttentionStore
-from .base import GuidanceContext, GuidanceMethod, LossOutput, MethodOptions, StepPlan, region_tokens, smoothed_token_maps
+from .base import GuidanceContext, GuidanceMethod, LossOutput, StepPlan, TokenMapOptions, region_tokens, smoothed_token_maps
 
 REFINE_AT = {0: 0.05, 10: 0.5, 20: 0.8}  # reference step (of 50) -> target peak
 
@@ -36,13 +36,12 @@ def excite_plan(step: int, num_steps: int, *, scale_factor: float, guided_fracti
     return StepPlan(1, size, {"target": None})
 
 
-class AttendExciteOptions(MethodOptions):
+class AttendExciteOptions(TokenMapOptions):
     scale_factor: float = Field(20.0, gt=0)
     guided_fraction: float = Field(0.5, gt=0, le=1)
     refine: bool = True
     max_refinement: int = Field(20, ge=0)
     resolution: int = Field(16, gt=0)
-    smoothing: bool = True
     tokens: Literal["last", "all"] = "last"
 
 
@@ -62,7 +61,7 @@ class AttendExcite(GuidanceMethod):
         return excite_plan(step, ctx.num_steps, scale_factor=o.scale_factor, guided_fraction=o.guided_fraction, refine=o.refine, max_refinement=o.max_refinement)
 
     def loss(self, store: AttentionStore, ctx: GuidanceContext, step: int, plan: StepPlan) -> LossOutput:
-        maps = smoothed_token_maps(store, self.requests()[0], self.options.smoothing)  # (B, 75, h, w)
+        maps = smoothed_token_maps(store, self.requests()[0], self.options)  # (B, 75, h, w)
         losses = []
         for b in range(ctx.batch_size):
             tokens = sorted({t for idx in ctx.token_maps[b].indices for t in region_tokens(idx, self.options.tokens)})

@@ -14,7 +14,7 @@ import dataclasses
 from typing import Any, ClassVar
 
 import torch
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..attention import AttentionRequest, AttentionStore, Modulator, grid_maps
 from ..layout import Layout
@@ -25,6 +25,18 @@ class MethodOptions(BaseModel):
     """Hyperparameters of a method; unknown names are errors."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TokenMapOptions(MethodOptions):
+    """Options of the methods that read Attend-and-Excite's normalised token maps (:func:`smoothed_token_maps`)."""
+
+    smoothing: bool = True
+    temperature: float = Field(
+        100.0,
+        gt=0,
+        description="softmax temperature of the token maps (100 in Attend-and-Excite, tuned on Stable Diffusion); a model "
+        "whose word attention is stronger saturates at 100 and needs less (docs/shapes.md: 10 on the shapes model)",
+    )
 
 
 class MethodOptionError(ValueError):
@@ -160,13 +172,13 @@ def normalized_token_maps(cross: torch.Tensor, temperature: float = 100.0) -> to
     return torch.softmax(cross[..., 1:-1] * temperature, dim=-1)
 
 
-def smoothed_token_maps(store: AttentionStore, request: AttentionRequest, smoothing: bool = True) -> torch.Tensor:
+def smoothed_token_maps(store: AttentionStore, request: AttentionRequest, options: TokenMapOptions) -> torch.Tensor:
     """Per-token maps ``(B, 75, h, w)`` as Attend-and-Excite, BoxDiff and Attention Refocusing read them:
-    cross-attention averaged over heads and layers, normalised (:func:`normalized_token_maps`), smoothed.
-    Token ``i`` of the prompt is at index ``i - 1``."""
+    cross-attention averaged over heads and layers, normalised (:func:`normalized_token_maps` at
+    ``options.temperature``), smoothed if ``options.smoothing``. Token ``i`` of the prompt is at index ``i - 1``."""
     cross = grid_maps(store.get(request), store.layers, store.latent_hw).float()  # (B, h, w, 77)
-    maps = normalized_token_maps(cross).permute(0, 3, 1, 2)  # (B, 75, h, w)
-    return gaussian_smooth(maps) if smoothing else maps
+    maps = normalized_token_maps(cross, options.temperature).permute(0, 3, 1, 2)  # (B, 75, h, w)
+    return gaussian_smooth(maps) if options.smoothing else maps
 
 
 def region_tokens(indices: tuple[int, ...], which: str) -> tuple[int, ...]:

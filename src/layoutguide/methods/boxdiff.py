@@ -23,10 +23,10 @@ from pydantic import Field
 
 from ..attention import AttentionRequest, AttentionStore
 from .attend_excite import excite_plan
-from .base import GuidanceContext, GuidanceMethod, LossOutput, MethodOptions, StepPlan, region_tokens, smoothed_token_maps
+from .base import GuidanceContext, GuidanceMethod, LossOutput, StepPlan, TokenMapOptions, region_tokens, smoothed_token_maps
 
 
-class BoxDiffOptions(MethodOptions):
+class BoxDiffOptions(TokenMapOptions):
     top_p: float = Field(0.2, gt=0, le=1, description="P: share of the (in/out) area whose top values count")
     corner_width: int = Field(1, ge=0, description="L: cells either side of a box edge that count for the corner loss")
     inner: bool = True
@@ -37,7 +37,6 @@ class BoxDiffOptions(MethodOptions):
     refine: bool = False
     max_refinement: int = Field(20, ge=0)
     resolution: int = Field(16, gt=0)
-    smoothing: bool = True
     tokens: Literal["last", "all"] = "last"
 
 
@@ -84,7 +83,7 @@ class BoxDiff(GuidanceMethod):
         return excite_plan(step, ctx.num_steps, scale_factor=o.scale_factor, guided_fraction=o.guided_fraction, refine=o.refine, max_refinement=o.max_refinement)
 
     def loss(self, store: AttentionStore, ctx: GuidanceContext, step: int, plan: StepPlan) -> LossOutput:
-        maps = smoothed_token_maps(store, self.requests()[0], self.options.smoothing)  # (B, 75, h, w)
+        maps = smoothed_token_maps(store, self.requests()[0], self.options)  # (B, 75, h, w)
         grid = tuple(maps.shape[-2:])
         losses, peaks = [], []
         for b in range(ctx.batch_size):

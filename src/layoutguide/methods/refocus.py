@@ -37,7 +37,7 @@ import torch
 from pydantic import Field
 
 from ..attention import AttentionRequest, AttentionStore, grid_maps
-from .base import GuidanceContext, GuidanceMethod, LossOutput, MethodOptions, StepPlan, region_tokens, smoothed_token_maps
+from .base import GuidanceContext, GuidanceMethod, LossOutput, StepPlan, TokenMapOptions, region_tokens, smoothed_token_maps
 
 REFERENCE_STEPS = 50
 
@@ -82,7 +82,7 @@ def reference_plan(step: int, num_steps: int, schedule) -> tuple[int, tuple[floa
     return None
 
 
-class RefocusOptions(MethodOptions):
+class RefocusOptions(TokenMapOptions):
     car: bool = True
     car_foreground: bool = True
     car_background: bool = True
@@ -98,7 +98,6 @@ class RefocusOptions(MethodOptions):
     )
     resolution: int = Field(16, gt=0, description="grid side of the attention layers used")
     tokens: Literal["all", "last"] = "all"  # every token of a phrase (official) or its last token (head noun)
-    smoothing: bool = True
     early_stop: bool = True
     loss_threshold: float = 0.1
     inside_threshold: float = 0.2
@@ -141,7 +140,7 @@ class Refocus(GuidanceMethod):
         zero = torch.zeros(batch, device=ctx.device)
         car, sar, min_inside = zero.clone(), zero.clone(), torch.ones(batch, device=ctx.device)
         if o.car:
-            tokens = smoothed_token_maps(store, self.requests()[0], o.smoothing)  # (B, 75, h, w)
+            tokens = smoothed_token_maps(store, self.requests()[0], self.options)  # (B, 75, h, w)
             grid = tuple(tokens.shape[-2:])
             car_terms, inside_terms = [], []
             for b in range(batch):

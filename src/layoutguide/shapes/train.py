@@ -194,6 +194,10 @@ class Trainer:
         if config is None:
             config = TrainConfig(**self.state["config"]) if "config" in self.state else TrainConfig()
         self.config = config
+        previous = self.state.get("config")
+        if previous is not None and previous.get("schedule_start", 0) != config.schedule_start:
+            # a new stage (fine-tune on a restarted schedule): keep the recipe of the steps so far, so the export's is whole
+            self.state.setdefault("stages", []).append({"until_unet_step": self.state["unet_step"], "until_gligen_step": self.state.get("gligen_step", 0), "config": previous})
         self.state["config"] = dataclasses.asdict(config)
         self.device = pick_device(device)
         parts = build_components(self.model_config(), seed=config.seed)
@@ -397,14 +401,17 @@ class Trainer:
         parts["unet"] = gated
         return parts
 
-    def train_gligen(self, steps: int = 3000, batch: int = 32, lr: float = 5e-4, p_drop: float = 0.1, gate_lr_scale: float = 20.0, ema_decay: float = 0.995) -> None:
+    def train_gligen(self, steps: int = 3000, batch: int = 32, lr: float = 5e-4, p_drop: float = 0.1, gate_lr_scale: float = 20.0, ema_decay: float = 0.995, attn_gate_init: float = 0.0) -> None:
         """GLIGEN's recipe on the shapes world: base UNet and text encoder frozen, only the gated self-attention
         layers and the position net learn. Grounding phrases carry the shape only ("circle"), captions keep the
         colours, so box grounding (spatial) and colour (textual) can be measured apart.
 
         The gates (``alpha_attn``, ``alpha_dense``, zero at init as in GLIGEN) get ``gate_lr_scale`` times the
         learning rate: at the base rate a first 1,218-step run left every tanh(alpha) below 0.07, i.e. the new
-        layers were still almost switched off, and a run of a few thousand steps is all a CPU allows."""
+        layers were still almost switched off, and a run of a few thousand steps is all a CPU allows.
+
+        ``attn_gate_init`` (0 in GLIGEN) starts a fresh run's attention gates at that alpha: with a zero gate the
+        fuser's attention gets no gradient, and on the shapes world it never switched on (docs/shapes.md)."""
         from ..methods.gligen import MAX_OBJECTS
 
         parts = self.gligen_components(ema_weights=False)
@@ -414,6 +421,11 @@ class Trainer:
         unet.requires_grad_(False)
         for p in trainable.values():
             p.requires_grad_(True)
+        if self.state.get("gligen_step", 0) == 0 and attn_gate_init:
+            with torch.no_grad():
+                for n, p in trainable.items():
+                    if n.endswith(".alpha_attn"):
+                        p.fill_(attn_gate_init)
         gates = [p for n, p in trainable.items() if n.endswith((".alpha_attn", ".alpha_dense"))]
         others = [p for n, p in trainable.items() if not n.endswith((".alpha_attn", ".alpha_dense"))]
         opt = torch.optim.AdamW([{"params": others, "lr": lr}, {"params": gates, "lr": lr * gate_lr_scale}], weight_decay=0.0)
@@ -464,7 +476,7 @@ class Trainer:
             opt.step()
             ema.update({"unet": unet}, step)
             self.state["gligen_step"] = step + 1
-            gate = max(abs(math.tanh(float(p))) for p in gates)
+            gate = max(abs(math.tanh(p.item())) for p in gates)
             bar.set_postfix(loss=f"{loss.item():.4f}", max_gate=f"{gate:.2f}")
             done = step + 1 == steps or self._out_of_time()
             if (step + 1) % self.config.checkpoint_every == 0 or done:
@@ -506,7 +518,7 @@ def export(run: str | Path, out: str | Path, *, gligen: bool = False) -> None:
         pipe.model_defaults = json.loads(defaults_file.read_text())
     pipe.model_defaults["text_mask"] = "words" if trainer.config.text_mask else "none"
     pipe.save_pretrained(out)
-    recipe = {"config": trainer.state["config"], "vae_step": trainer.state["vae_step"], "unet_step": trainer.state["unet_step"], "gligen_step": trainer.state.get("gligen_step", 0), "scaling_factor": trainer.state["scaling_factor"]}
+    recipe = {"config": trainer.state["config"], "vae_step": trainer.state["vae_step"], "unet_step": trainer.state["unet_step"], "gligen_step": trainer.state.get("gligen_step", 0), "scaling_factor": trainer.state["scaling_factor"], "stages": trainer.state.get("stages", [])}
     atomic_write_text(out / "training.json", json.dumps(recipe, indent=2) + "\n")
 
 
@@ -535,6 +547,7 @@ def init_run_from_export(folder: str | Path, run: str | Path) -> None:
     for name, tensors in files.items():
         save_file({k: v.contiguous() for k, v in tensors.items()}, str(ckpt / name))
     state = {k: recipe[k] for k in ("config", "vae_step", "unet_step", "scaling_factor")}
+    state["stages"] = recipe.get("stages", [])
     if gligen:
         state["gligen_step"] = recipe.get("gligen_step", 0)
     atomic_write_text(ckpt / "state.json", json.dumps(state, indent=2))
