@@ -49,6 +49,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from layoutguide.bench import run_shapes_bench
+    from layoutguide.layout import atomic_write_text
     from layoutguide.loading import MODEL_DEFAULTS_FILE, SHIPPED_MODEL, load_pipeline
 
     folder = Path(args.model) if args.model else SHIPPED_MODEL
@@ -67,18 +68,18 @@ def main() -> None:
             values = ", ".join(f"{k}={v:g}" for k, v in spec.options.items())
             lines.append(f"| {name} | {values} | {metric} | {scores[metric]:.3f}{mark} | {scores['found_rate']:.3f} |")
         print("\n".join(lines), flush=True)
-        (args.out / name / "calibration.md").write_text("\n".join(lines) + "\n")
+        atomic_write_text(args.out / name / "calibration.md", "\n".join(lines) + "\n")
         if args.write:  # per method, so that methods calibrated in separate processes all land
             path = folder / MODEL_DEFAULTS_FILE
             defaults = json.loads(path.read_text()) if path.exists() else {}
             defaults.setdefault("methods", {})[name] = dict(best.options)
-            path.write_text(json.dumps(defaults, indent=2) + "\n")
+            atomic_write_text(path, json.dumps(defaults, indent=2) + "\n")
             print(f"wrote {path}")
     # the summary holds every method calibrated into this folder so far (runs for subsets of methods add up)
     rows = [(args.out / name / "calibration.md").read_text().rstrip("\n") for name in SWEEPS if (args.out / name / "calibration.md").exists()]
     table = "\n".join(header + rows)
     print(table)
-    (args.out / "calibration.md").write_text(f"Calibration suite: seed {args.seed}, n {args.n}, model `{folder.name}`.\n\n{table}\n")
+    atomic_write_text(args.out / "calibration.md", f"Calibration suite: seed {args.seed}, n {args.n}, model `{folder.name}`.\n\n{table}\n")
 
 
 if __name__ == "__main__":

@@ -239,11 +239,12 @@ def run_experiment(args) -> None:
 
 
 def write(args, title: str, command: str, lines: list[str]) -> None:
+    from layoutguide.layout import atomic_write_text
+
     text = "\n".join(lines)
     print(text)
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(f"# {title}\n\n`{command}`\n\n{text}\n")
+        atomic_write_text(args.out, f"# {title}\n\n`{command}`\n\n{text}\n")
 
 
 def main() -> None:

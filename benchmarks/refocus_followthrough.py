@@ -29,6 +29,7 @@ def main() -> None:
     from tqdm.auto import tqdm
 
     from layoutguide.bench import shapes_suite
+    from layoutguide.layout import atomic_write_text
     from layoutguide.loading import load_pipeline
     from layoutguide.methods.refocus import SCHEDULES, reference_plan
     from layoutguide.shapes.evaluate import evaluate
@@ -72,7 +73,7 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if args.out:
-        args.out.write_text(f"# Does the image follow the attention?\n\n`python benchmarks/refocus_followthrough.py --n {args.n}`\n\n{text}\n")
+        atomic_write_text(args.out, f"# Does the image follow the attention?\n\n`python benchmarks/refocus_followthrough.py --n {args.n}`\n\n{text}\n")
 
 
 if __name__ == "__main__":
