@@ -19,7 +19,8 @@ published (arm ``plain``) and with a fixed 2D sinusoidal position code added to 
 (a diagnostic hook, not a shipped architecture). If missing position is what stops grounding, only the second
 learns box-selective attention, lowers the denoising loss with boxes given, and places objects. A third arm
 (``gate``) starts the fusers' attention gates at ``--gate-init`` instead of GLIGEN's zero, which tests the other
-explanation: a zero gate passes no gradient to the attention that reads the grounding tokens.
+explanation: a zero gate passes no gradient to the attention that reads the grounding tokens. A fourth
+(``highnoise``) trains on timesteps from ``--min-timestep`` up only, where the boxes should help most.
 """
 
 from __future__ import annotations
@@ -224,7 +225,7 @@ def run_experiment(args) -> None:
 
             trainer.gligen_components = gligen_components
         with contextlib.ExitStack() as stack:
-            trainer.train_gligen(steps=args.steps, batch=args.batch, attn_gate_init=args.gate_init if arm == "gate" else 0.0)
+            trainer.train_gligen(steps=args.steps, batch=args.batch, attn_gate_init=args.gate_init if arm == "gate" else 0.0, min_timestep=args.min_timestep if arm == "highnoise" else 0)
         export(run, args.work / f"{arm}-model", gligen=True)
         pipe = load_pipeline(args.work / f"{arm}-model")
         with fuser_positions(pipe.unet) if arm == "position" else contextlib.nullcontext():
@@ -259,8 +260,9 @@ def main() -> None:
     e.add_argument("--steps", type=int, default=400)
     e.add_argument("--batch", type=int, default=32)
     e.add_argument("--n", type=int, default=24, help="benchmark layouts per arm")
-    e.add_argument("--arms", default="plain,position", help="plain (GLIGEN as published), position (+ position code), gate (attention gates start at --gate-init)")
+    e.add_argument("--arms", default="plain,position", help="plain (GLIGEN as published), position (+ position code), gate (attention gates start at --gate-init), highnoise (timesteps >= --min-timestep)")
     e.add_argument("--gate-init", type=float, default=0.5)
+    e.add_argument("--min-timestep", type=int, default=500, help="arm highnoise trains on timesteps from this one up")
     e.add_argument("--work", type=Path, default=Path("runs/gligen-position"))
     e.add_argument("--out", type=Path)
     args = parser.parse_args()

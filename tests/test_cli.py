@@ -83,3 +83,24 @@ def test_runnable_methods_include_gligen_on_gated_unets():
     gated = build_components(ModelConfig.tiny(), gated=True)["unet"]
     names = runnable_methods(gated)
     assert names[0] == "none" and {"gligen", "reground", "gligen+refocus", "reground+refocus"} <= set(names)
+
+
+@pytest.mark.slow
+def test_shapes_train_time_limit_is_not_inherited(tmp_path):
+    """--max-minutes limits one invocation; a later `shapes train` without it must not stop early."""
+    import dataclasses
+    import json
+
+    from layoutguide.shapes.model import ModelConfig
+    from layoutguide.shapes.train import TrainConfig, Trainer
+
+    run = tmp_path / "run"
+    config = TrainConfig(vae_steps=1, vae_batch=2, unet_steps=1, batch=2, checkpoint_every=1, sample_every=0, max_minutes=1e-9, model=dataclasses.asdict(ModelConfig.tiny()))
+    Trainer(run, config, device="cpu").run()  # stops at once: its limit is already spent
+    assert json.loads((run / "ckpt" / "state.json").read_text())["config"]["max_minutes"] == 1e-9
+    result = runner.invoke(app, ["shapes", "train", "--out", str(run), "--vae-steps", "1", "--unet-steps", "2", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    state = json.loads((run / "ckpt" / "state.json").read_text())
+    assert (state["vae_step"], state["unet_step"], state["config"]["max_minutes"]) == (1, 2, None)
+    result = runner.invoke(app, ["shapes", "train", "--out", str(run), "--unet-steps", "3", "--max-minutes", "1e-9", "--device", "cpu"])
+    assert result.exit_code == 0 and "--max-minutes" in result.output

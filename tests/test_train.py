@@ -122,3 +122,24 @@ def test_exported_models_are_resumable_checkpoints(tmp_path):
     resumed.train_gligen(steps=2, batch=2)
     state = json.loads((tmp_path / "again" / "ckpt" / "state.json").read_text())
     assert (state["unet_step"], state["gligen_step"]) == (3, 2)
+
+
+@pytest.mark.slow
+def test_gligen_stage_diagnostic_options(tmp_path):
+    """attn_gate_init starts a fresh GLIGEN stage's attention gates there (dense gates stay at GLIGEN's zero) and
+    is ignored on resume; min_timestep restricts the noise levels and is range-checked."""
+    from safetensors.torch import load_file
+
+    config = TrainConfig(vae_steps=1, vae_batch=2, unet_steps=1, batch=2, checkpoint_every=1, sample_every=0, model=dataclasses.asdict(ModelConfig.tiny()))
+    trainer = Trainer(tmp_path, config, device="cpu")
+    trainer.run()
+    trainer.train_gligen(steps=1, batch=2, lr=1e-8, attn_gate_init=0.5, min_timestep=900)
+    gates = load_file(tmp_path / "ckpt" / "gligen.safetensors")
+    attn = [float(v) for k, v in gates.items() if k.endswith("alpha_attn")]
+    dense = [float(v) for k, v in gates.items() if k.endswith("alpha_dense")]
+    assert attn and all(abs(a - 0.5) < 1e-3 for a in attn) and all(abs(d) < 1e-3 for d in dense)
+    trainer.train_gligen(steps=2, batch=2, lr=1e-8, attn_gate_init=0.9)  # resumed: no re-initialisation
+    attn = [float(v) for k, v in load_file(tmp_path / "ckpt" / "gligen.safetensors").items() if k.endswith("alpha_attn")]
+    assert all(abs(a - 0.5) < 1e-3 for a in attn)
+    with pytest.raises(ValueError, match="min_timestep"):
+        trainer.train_gligen(steps=3, batch=2, min_timestep=5000)

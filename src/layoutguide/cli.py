@@ -346,13 +346,16 @@ def shapes_train(
     state_file = out / "ckpt" / "state.json"
     base = TrainConfig(**json.loads(state_file.read_text())["config"]) if state_file.exists() else TrainConfig()
     changes = {k: v for k, v in dict(
-        unet_steps=unet_steps, vae_steps=vae_steps, batch=batch, max_minutes=max_minutes, lr=lr,
+        unet_steps=unet_steps, vae_steps=vae_steps, batch=batch, lr=lr,
         attn_token_weight=attn_token_weight, attn_pixel_weight=attn_pixel_weight, schedule_start=schedule_start,
     ).items() if v is not None}
-    trainer = Trainer(out, dataclasses.replace(base, **changes), device=device)
+    # the recipe carries over from the run; the wall-time limit belongs to this invocation only
+    trainer = Trainer(out, dataclasses.replace(base, **changes, max_minutes=max_minutes), device=device)
     trainer.run()
     if gligen_steps and not trainer._out_of_time():
         trainer.train_gligen(steps=gligen_steps, lr=gligen_lr)
+    if trainer._out_of_time():
+        typer.echo(f"stopped after --max-minutes {max_minutes:g} at a checkpoint; run the same command again to go on")
 
 
 @shapes_app.command("init-run")

@@ -401,7 +401,7 @@ class Trainer:
         parts["unet"] = gated
         return parts
 
-    def train_gligen(self, steps: int = 3000, batch: int = 32, lr: float = 5e-4, p_drop: float = 0.1, gate_lr_scale: float = 20.0, ema_decay: float = 0.995, attn_gate_init: float = 0.0) -> None:
+    def train_gligen(self, steps: int = 3000, batch: int = 32, lr: float = 5e-4, p_drop: float = 0.1, gate_lr_scale: float = 20.0, ema_decay: float = 0.995, attn_gate_init: float = 0.0, min_timestep: int = 0) -> None:
         """GLIGEN's recipe on the shapes world: base UNet and text encoder frozen, only the gated self-attention
         layers and the position net learn. Grounding phrases carry the shape only ("circle"), captions keep the
         colours, so box grounding (spatial) and colour (textual) can be measured apart.
@@ -411,9 +411,13 @@ class Trainer:
         layers were still almost switched off, and a run of a few thousand steps is all a CPU allows.
 
         ``attn_gate_init`` (0 in GLIGEN) starts a fresh run's attention gates at that alpha: with a zero gate the
-        fuser's attention gets no gradient, and on the shapes world it never switched on (docs/shapes.md)."""
+        fuser's attention gets no gradient, and on the shapes world it never switched on (docs/shapes.md).
+        ``min_timestep`` (0 in GLIGEN) trains on noise levels from that timestep up only, where the object positions
+        are least determined by the noisy image and the boxes should help most."""
         from ..methods.gligen import MAX_OBJECTS
 
+        if not 0 <= min_timestep < self.scheduler.config.num_train_timesteps:
+            raise ValueError(f"min_timestep must be in [0, {self.scheduler.config.num_train_timesteps}), got {min_timestep}")
         parts = self.gligen_components(ema_weights=False)
         unet, text = parts["unet"].to(self.device), parts["text_encoder"].to(self.device)
         text.requires_grad_(False).eval()
@@ -465,7 +469,7 @@ class Trainer:
             with torch.no_grad():
                 z0 = self.vae.encode(x.to(self.device)).latent_dist.mean * scaling
                 cond = self.encode_text(captions, text)  # the frozen (EMA) text encoder
-            t = torch.randint(0, self.scheduler.config.num_train_timesteps, (batch,), device=self.device, generator=gen)
+            t = torch.randint(min_timestep, self.scheduler.config.num_train_timesteps, (batch,), device=self.device, generator=gen)
             noise = torch.randn(z0.shape, device=self.device, generator=gen)
             a = alphas[t].view(-1, 1, 1, 1)
             pred = unet(a.sqrt() * z0 + (1 - a).sqrt() * noise, t, cond, encoder_attention_mask=self.text_mask(captions), cross_attention_kwargs={"gligen": {"boxes": boxes, "positive_embeddings": embeds, "masks": masks}}).sample
