@@ -19,4 +19,4 @@ python benchmarks/model_card.py
 python benchmarks/calibrate.py --model src/layoutguide/weights/shapes-gligen --methods refocus --n 24 --seed 1 --write --out $R/gligen/calibration
 python benchmarks/gligen_sweep.py --model src/layoutguide/weights/shapes-gligen --n 24 --out $R/gligen
 python benchmarks/gligen_position_probe.py probe --n 96 --out $R/gligen/position-probe.md
-python benchmarks/gligen_position_probe.py experiment --arms plain,position,gate --steps 400 --n 24 --out $R/gligen/position-experiment.md
+python benchmarks/gligen_position_probe.py experiment --arms plain,position,gate,highnoise --steps 400 --n 24 --out $R/gligen/position-experiment.md
