@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every figure in README and docs/results, regenerated from the shipped shapes model (CPU is fine; minutes).
+# Every figure in README and docs/results, regenerated from the shipped shapes model (CPU is fine: about 3 hours on 2 cores).
 # Benchmarks resume: rerunning skips images already written.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -329,7 +329,7 @@ class Trainer:
                     l_token, l_pixel = attention_grounding_loss(store.maps, store.layers, store.latent_hw, index, masks, valid)
                     store.clear()  # the loss holds the graph; the dict need not keep the maps until the next step
                     loss = mse + cfg.attn_token_weight * l_token + cfg.attn_pixel_weight * l_pixel
-                    extra = {"l_token": float(l_token), "l_pixel": float(l_pixel)}
+                    extra = {"l_token": l_token.item(), "l_pixel": l_pixel.item()}
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
