@@ -103,7 +103,8 @@ def measure(pipe, n: int = 96, timesteps=(250, 500, 750)) -> list[dict]:
     from layoutguide.methods.gligen import grounded_blocks
 
     unet = pipe.unet
-    blocks = {name: m for name, m in unet.named_modules() if m in grounded_blocks(unet)}
+    grounded = {id(block) for block in grounded_blocks(unet)}
+    blocks = {name: m for name, m in unet.named_modules() if id(m) in grounded}
     scenes, ctx, z0, cond, text_mask, gligen = held_out_batch(pipe, n, seed=4)
     generator = torch.Generator().manual_seed(0)
     features: dict[str, list[torch.Tensor]] = {name: [] for name in blocks}
@@ -164,31 +165,33 @@ def probe_lines(rows: list[dict]) -> list[str]:
     ]
 
 
-def grounding_gain(pipe, n: int = 64, timesteps=(100, 300, 500, 700, 900)) -> float:
-    """Denoising MSE on held-out scenes with their boxes given, relative to null grounding (< 1: boxes help)."""
+def denoising_losses(pipe, n: int = 64, timesteps=(100, 300, 500, 700, 900)) -> dict[int, tuple[float, float]]:
+    """Per timestep, the denoising MSE on held-out scenes with their boxes given and with null grounding
+    (boxes / null < 1: the boxes help). One batch of scenes, one noise draw per timestep in order."""
     scenes, ctx, z0, cond, text_mask, gligen = held_out_batch(pipe, n, seed=5)
     null = {**gligen, "masks": torch.zeros_like(gligen["masks"])}
     generator = torch.Generator().manual_seed(1)
-    losses = {"boxes": 0.0, "null": 0.0}
+    losses = {}
     with torch.no_grad():
         for t in timesteps:
             a = pipe.scheduler.alphas_cumprod[t]
             noise = torch.randn(z0.shape, generator=generator)
             x_t = a.sqrt() * z0 + (1 - a).sqrt() * noise
-            for key, kwargs in (("boxes", gligen), ("null", null)):
-                pred = pipe.unet(x_t, torch.full((len(z0),), t), cond, encoder_attention_mask=text_mask, cross_attention_kwargs={"gligen": kwargs}).sample
-                losses[key] += float(torch.nn.functional.mse_loss(pred, noise))
-    return losses["boxes"] / losses["null"]
+            losses[t] = tuple(
+                float(torch.nn.functional.mse_loss(pipe.unet(x_t, torch.full((len(z0),), t), cond, encoder_attention_mask=text_mask, cross_attention_kwargs={"gligen": kwargs}).sample, noise))
+                for kwargs in (gligen, null)
+            )
+    return losses
 
 
 def run_probe(args) -> None:
     from layoutguide.loading import SHIPPED_MODEL, load_pipeline
 
     pipe = load_pipeline(args.model or SHIPPED_MODEL.parent / "shapes-gligen")
-    gains = {t: grounding_gain(pipe, timesteps=(t,)) for t in (100, 300, 500, 700, 900)}
+    losses = denoising_losses(pipe)
     lines = [
         "Denoising loss with the true boxes / with null grounding, 64 held-out scenes (< 1: the boxes help): "
-        + ", ".join(f"t={t}: {g:.4f}" for t, g in gains.items())
+        + ", ".join(f"t={t}: {boxes / null:.4f}" for t, (boxes, null) in losses.items())
         + ".",
         "",
         f"Probes on {args.n} held-out scenes (three quarters train the probe, a quarter test it), noise timesteps 250/500/750, "
@@ -234,7 +237,8 @@ def run_experiment(args) -> None:
         export(run, args.work / f"{arm}-model", gligen=True)
         pipe = load_pipeline(args.work / f"{arm}-model")
         with fuser_positions(pipe.unet) if arm == "position" else contextlib.nullcontext():
-            gain = grounding_gain(pipe)
+            losses = denoising_losses(pipe)
+            gain = sum(boxes for boxes, _ in losses.values()) / sum(null for _, null in losses.values())
             rows = measure(pipe, 48)
             spec = MethodSpec("gligen", "gligen", {"beta": 1.0, "grounding_text": "head"})
             scores = run_shapes_bench(pipe, [spec], n=args.n, seed=1, out=args.work / f"{arm}-bench", progress=False)["methods"]["gligen"]
