@@ -165,23 +165,46 @@ def probe_lines(rows: list[dict]) -> list[str]:
     ]
 
 
-def denoising_losses(pipe, n: int = 64, timesteps=(100, 300, 500, 700, 900)) -> dict[int, tuple[float, float]]:
-    """Per timestep, the denoising MSE on held-out scenes with their boxes given and with null grounding
-    (boxes / null < 1: the boxes help). One batch of scenes, one noise draw per timestep in order."""
+def denoising_losses(pipe, n: int = 64, timesteps=(100, 300, 500, 700, 900)) -> dict[int, dict[str, float]]:
+    """Per timestep, on held-out scenes: the denoising MSE with their boxes given (``boxes``) and with null
+    grounding (``null``; boxes / null < 1: the boxes help), and the mean |difference| of the noise prediction
+    between boxes and null (``box_effect``) and between boxes and no fuser at all (``fuser_effect``). One batch
+    of scenes, one noise draw per timestep in order."""
     scenes, ctx, z0, cond, text_mask, gligen = held_out_batch(pipe, n, seed=5)
     null = {**gligen, "masks": torch.zeros_like(gligen["masks"])}
     generator = torch.Generator().manual_seed(1)
-    losses = {}
+    out = {}
     with torch.no_grad():
         for t in timesteps:
             a = pipe.scheduler.alphas_cumprod[t]
             noise = torch.randn(z0.shape, generator=generator)
             x_t = a.sqrt() * z0 + (1 - a).sqrt() * noise
-            losses[t] = tuple(
-                float(torch.nn.functional.mse_loss(pipe.unet(x_t, torch.full((len(z0),), t), cond, encoder_attention_mask=text_mask, cross_attention_kwargs={"gligen": kwargs}).sample, noise))
-                for kwargs in (gligen, null)
-            )
-    return losses
+            pred = {
+                key: pipe.unet(x_t, torch.full((len(z0),), t), cond, encoder_attention_mask=text_mask, cross_attention_kwargs=kwargs).sample
+                for key, kwargs in (("boxes", {"gligen": gligen}), ("null", {"gligen": null}), ("no fuser", None))
+            }
+            out[t] = {
+                "boxes": float(torch.nn.functional.mse_loss(pred["boxes"], noise)),
+                "null": float(torch.nn.functional.mse_loss(pred["null"], noise)),
+                "box_effect": float((pred["boxes"] - pred["null"]).abs().mean()),
+                "fuser_effect": float((pred["boxes"] - pred["no fuser"]).abs().mean()),
+            }
+    return out
+
+
+def gate_lines(unet) -> list[str]:
+    """tanh of each fuser's attention and dense gates (0 = the fuser's branch is off)."""
+    from layoutguide.methods.gligen import grounded_blocks
+
+    return [
+        "| block | tanh(alpha_attn) | tanh(alpha_dense) |",
+        "|---|---|---|",
+        *(
+            f"| {name} | {math.tanh(block.fuser.alpha_attn.item()):.3f} | {math.tanh(block.fuser.alpha_dense.item()):.3f} |"
+            for name, block in unet.named_modules()
+            if any(block is b for b in grounded_blocks(unet))
+        ),
+    ]
 
 
 def run_probe(args) -> None:
@@ -191,8 +214,14 @@ def run_probe(args) -> None:
     losses = denoising_losses(pipe)
     lines = [
         "Denoising loss with the true boxes / with null grounding, 64 held-out scenes (< 1: the boxes help): "
-        + ", ".join(f"t={t}: {boxes / null:.4f}" for t, (boxes, null) in losses.items())
+        + ", ".join(f"t={t}: {v['boxes'] / v['null']:.4f}" for t, v in losses.items())
+        + ". Mean |change of the noise prediction| from the boxes (true vs null): "
+        + ", ".join(f"{v['box_effect']:.1e}" for v in losses.values())
+        + "; from the fusers as a whole (true boxes vs no fuser): "
+        + ", ".join(f"{v['fuser_effect']:.1e}" for v in losses.values())
         + ".",
+        "",
+        *gate_lines(pipe.unet),
         "",
         f"Probes on {args.n} held-out scenes (three quarters train the probe, a quarter test it), noise timesteps 250/500/750, "
         f"model `{args.model or 'shapes-gligen (shipped)'}`. Objects are 12-30 px on a 64 px canvas; a probe that knew "
@@ -238,7 +267,7 @@ def run_experiment(args) -> None:
         pipe = load_pipeline(args.work / f"{arm}-model")
         with fuser_positions(pipe.unet) if arm == "position" else contextlib.nullcontext():
             losses = denoising_losses(pipe)
-            gain = sum(boxes for boxes, _ in losses.values()) / sum(null for _, null in losses.values())
+            gain = sum(v["boxes"] for v in losses.values()) / sum(v["null"] for v in losses.values())
             rows = measure(pipe, 48)
             spec = MethodSpec("gligen", "gligen", {"beta": 1.0, "grounding_text": "head"})
             scores = run_shapes_bench(pipe, [spec], n=args.n, seed=1, out=args.work / f"{arm}-bench", progress=False)["methods"]["gligen"]
