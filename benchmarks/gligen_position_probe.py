@@ -16,11 +16,14 @@ receives from tokens outside (1 = the fuser cannot tell where a box is).
 
 ``experiment`` is the causal test: GLIGEN's stage is trained from the same base for the same steps, as
 published (arm ``plain``) and with a fixed 2D sinusoidal position code added to the fusers' normalised visual tokens
-(a diagnostic hook, not a shipped architecture). If missing position is what stops grounding, only the second
+(arm ``position``, :func:`layoutguide.methods.gligen.fuser_position_code`). If missing position is what stops grounding, only the second
 learns box-selective attention, lowers the denoising loss with boxes given, and places objects. A third arm
 (``gate``) starts the fusers' attention gates at ``--gate-init`` instead of GLIGEN's zero, which tests the other
 explanation: a zero gate passes no gradient to the attention that reads the grounding tokens. A fourth
-(``highnoise``) trains on timesteps from ``--min-timestep`` up only, where the boxes should help most.
+(``highnoise``) trains on timesteps from ``--min-timestep`` up only, where the boxes should help most. Two more test
+the fix the shipped shapes GLIGEN model uses: ``supervised`` adds the grounding-attention loss (each grounding token's
+attention should come from inside its box; ``train_gligen(grounding_token_weight=1)``), and ``supervised+position``
+adds it and the position code (the shipped recipe, library function ``fuser_position_code``).
 """
 
 from __future__ import annotations
@@ -44,40 +47,6 @@ def ridge_r2(train_x, train_y, test_x, test_y, lam: float = 1.0) -> tuple[np.nda
     residual = ((b @ w - test_y) ** 2).sum(0)
     total = ((test_y - test_y.mean(0)) ** 2).sum(0)
     return 1 - residual / total, np.sqrt(residual / len(test_y))
-
-
-def position_code(side: int, channels: int) -> torch.Tensor:
-    """(side*side, channels) 2D sinusoidal code, row-major like the UNet's tokens: half the channels for x, half for y."""
-    quarter = channels // 4
-    freqs = torch.exp(-math.log(100.0) * torch.arange(quarter) / max(quarter - 1, 1)) * math.pi * side
-    pos = (torch.arange(side) + 0.5) / side
-    ys, xs = torch.meshgrid(pos, pos, indexing="ij")
-    code = torch.zeros(side * side, channels)
-    for k, coord in enumerate((xs.flatten(), ys.flatten())):
-        angles = coord[:, None] * freqs[None]
-        code[:, 2 * k * quarter : (2 * k + 1) * quarter] = angles.sin()
-        code[:, (2 * k + 1) * quarter : (2 * k + 2) * quarter] = angles.cos()
-    return code
-
-
-@contextlib.contextmanager
-def fuser_positions(unet: torch.nn.Module):
-    """Diagnostic: add :func:`position_code` to the visual tokens of every fuser, after its norm1 (so the
-    residual stream is untouched and the grounding tokens are not)."""
-    from layoutguide.methods.gligen import MAX_OBJECTS, grounded_blocks
-
-    def hook(module, inputs, out):
-        n = out.shape[1] - MAX_OBJECTS
-        side = int(round(math.sqrt(n)))
-        code = position_code(side, out.shape[-1]).to(out)
-        return torch.cat([out[:, :n] + code, out[:, n:]], 1)
-
-    handles = [block.fuser.norm1.register_forward_hook(hook) for block in grounded_blocks(unet)]
-    try:
-        yield
-    finally:
-        for h in handles:
-            h.remove()
 
 
 def held_out_batch(pipe, n: int, seed: int):
@@ -211,6 +180,11 @@ def run_probe(args) -> None:
     from layoutguide.loading import SHIPPED_MODEL, load_pipeline
 
     pipe = load_pipeline(args.model or SHIPPED_MODEL.parent / "shapes-gligen")
+    with position_context(pipe):
+        run_probe_on(args, pipe)
+
+
+def run_probe_on(args, pipe) -> None:
     losses = denoising_losses(pipe)
     lines = [
         "Denoising loss with the true boxes / with null grounding, 64 held-out scenes (< 1: the boxes help): "
@@ -252,20 +226,10 @@ def run_experiment(args) -> None:
         if not (run / "ckpt" / "state.json").exists():
             init_run_from_export(base, run)
         trainer = Trainer(run, device="cpu")
-        if arm == "position":
-            build = trainer.gligen_components
-
-            def gligen_components(ema_weights: bool = True, build=build):
-                parts = build(ema_weights)
-                stack.enter_context(fuser_positions(parts["unet"]))
-                return parts
-
-            trainer.gligen_components = gligen_components
-        with contextlib.ExitStack() as stack:
-            trainer.train_gligen(steps=args.steps, batch=args.batch, attn_gate_init=args.gate_init if arm == "gate" else 0.0, min_timestep=args.min_timestep if arm == "highnoise" else 0)
+        trainer.train_gligen(steps=args.steps, batch=args.batch, **ARMS[arm](args))
         export(run, args.work / f"{arm}-model", gligen=True)
         pipe = load_pipeline(args.work / f"{arm}-model")
-        with fuser_positions(pipe.unet) if arm == "position" else contextlib.nullcontext():
+        with position_context(pipe):
             losses = denoising_losses(pipe)
             gain = sum(v["boxes"] for v in losses.values()) / sum(v["null"] for v in losses.values())
             rows = measure(pipe, 48)
@@ -275,6 +239,27 @@ def run_experiment(args) -> None:
         lines.append(f"| {arm} | {gain:.3f} | {scores['object_in_box']:.3f} | {scores['colour_acc']:.3f} | {scores['found_rate']:.3f} | {by_side[16]:.2f} | {by_side[8]:.2f} |")
         print(lines[-1], flush=True)
     write(args, "GLIGEN position experiment", f"python benchmarks/gligen_position_probe.py experiment --arms {args.arms} --steps {args.steps} --n {args.n}", lines)
+
+
+# train_gligen's options per experiment arm
+ARMS = {
+    "plain": lambda args: {},
+    "position": lambda args: {"position_code": True},
+    "gate": lambda args: {"attn_gate_init": args.gate_init},
+    "highnoise": lambda args: {"min_timestep": args.min_timestep},
+    "supervised": lambda args: {"grounding_token_weight": 1.0},
+    "supervised+position": lambda args: {"grounding_token_weight": 1.0, "position_code": True},
+}
+
+
+def position_context(pipe):
+    """The fusers' position code on, for direct UNet calls, when the model was trained with it (its defaults say so)."""
+    from layoutguide.methods.gligen import fuser_position_code
+
+    if pipe.model_defaults.get("methods", {}).get("gligen", {}).get("position_code", False):
+        side = pipe.unet.config.sample_size
+        return fuser_position_code(pipe.unet, (side, side))
+    return contextlib.nullcontext()
 
 
 def write(args, title: str, command: str, lines: list[str]) -> None:
@@ -298,7 +283,7 @@ def main() -> None:
     e.add_argument("--steps", type=int, default=400)
     e.add_argument("--batch", type=int, default=32)
     e.add_argument("--n", type=int, default=24, help="benchmark layouts per arm")
-    e.add_argument("--arms", default="plain,position", help="plain (GLIGEN as published), position (+ position code), gate (attention gates start at --gate-init), highnoise (timesteps >= --min-timestep)")
+    e.add_argument("--arms", default="plain,position", help="plain (GLIGEN as published), position (+ position code), gate (attention gates start at --gate-init), highnoise (timesteps >= --min-timestep), supervised (+ grounding-attention loss), supervised+position (both: the shipped recipe)")
     e.add_argument("--gate-init", type=float, default=0.5)
     e.add_argument("--min-timestep", type=int, default=500, help="arm highnoise trains on timesteps from this one up")
     e.add_argument("--work", type=Path, default=Path("runs/gligen-position"))

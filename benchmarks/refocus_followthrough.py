@@ -6,6 +6,11 @@ the map's peak cell lies in the box), and the image is scored by the exact evalu
 cross-table separates two failure modes: the guidance did not move the attention (the optimisation), and the
 attention sat in the box but the object did not (the model's denoiser does not follow its own attention).
 
+A second table splits the misses among drawn objects (found with the right colour and shape, box IoU < 0.5) by
+cause: *size* (the detected box, moved onto the target's centre, still has IoU < 0.5: the object is too small or
+too large for its box, whatever its position) or *offset* (recentred it would be in the box: only its position is
+off); with the median ratio of the detected box's area to the target's.
+
     python benchmarks/refocus_followthrough.py --n 48 --out docs/results/refocus-followthrough.md
 """
 
@@ -32,7 +37,7 @@ def main() -> None:
     from layoutguide.layout import atomic_write_text
     from layoutguide.loading import load_pipeline
     from layoutguide.methods.refocus import SCHEDULES, reference_plan
-    from layoutguide.shapes.evaluate import evaluate
+    from layoutguide.shapes.evaluate import box_iou, evaluate
     from layoutguide.tokens import map_phrases
 
     pipe = load_pipeline(args.model)
@@ -47,8 +52,13 @@ def main() -> None:
         "| method | regions | attention peak in box (guided end) | (last step) | object in box | object in box, given attention in box (last step) | object in box, given attention outside | given attention in box: object found anywhere | its box IoU (median) |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
+    misses = [
+        "| method | drawn objects not in their box | size: recentred IoU < 0.5 | of those, smaller than the box | offset only | area ratio, detected / target (median) |",
+        "|---|---|---|---|---|---|",
+    ]
     for method in args.methods.split(","):
         at_end, at_last, placed, found, iou = [], [], [], [], []
+        recentred, area_ratio = [], []
         for k, layout in enumerate(tqdm(layouts, desc=method)):
             out = pipe(layout=layout, method=None if method == "none" else method, return_attention=True, attention_resolution=16, seed=k, progress=False)
             score = evaluate(out.images[0], layout)
@@ -58,9 +68,14 @@ def main() -> None:
                 for step, sink in ((last_guided, at_end), (len(out.attention) - 1, at_last)):
                     phrase = out.attention[step][0][..., list(idx)].sum(-1).numpy()  # (16, 16)
                     sink.append(bool(boxes[r].ravel()[phrase.argmax()] > 0.5))
-                placed.append(score.regions[r].in_box)
-                found.append(score.regions[r].found)
-                iou.append(score.regions[r].iou)
+                region = score.regions[r]
+                placed.append(region.in_box)
+                found.append(region.found)
+                iou.append(region.iou)
+                if region.found and not region.in_box:
+                    detected, target = score.detections[region.detection].box, layout.regions[r].bbox
+                    recentred.append(box_iou(_centred_on(detected, target), target))
+                    area_ratio.append(_area(detected) / _area(target))
         at_end, at_last, placed, found, iou = map(np.array, (at_end, at_last, placed, found, iou))
         given_in = placed[at_last].mean() if at_last.any() else float("nan")
         given_out = placed[~at_last].mean() if (~at_last).any() else float("nan")
@@ -70,10 +85,27 @@ def main() -> None:
             f"{found[at_last].mean() if at_last.any() else float('nan'):.3f} | {np.median(iou[followed]) if followed.any() else float('nan'):.2f} |"
         )
         print(lines[-1], flush=True)
-    text = "\n".join(lines)
+        recentred, area_ratio = np.array(recentred), np.array(area_ratio)
+        size = recentred < 0.5
+        misses.append(
+            f"| {method} | {len(recentred)} | {size.mean():.3f} | {(area_ratio[size] < 1).mean() if size.any() else float('nan'):.3f} | "
+            f"{(~size).mean():.3f} | {np.median(area_ratio) if len(area_ratio) else float('nan'):.2f} |"
+        )
+    text = "\n".join(lines + ["", "Drawn objects that miss their box (found, box IoU < 0.5), by cause:", ""] + misses)
     print(text)
     if args.out:
         atomic_write_text(args.out, f"# Does the image follow the attention?\n\n`python benchmarks/refocus_followthrough.py --n {args.n}`\n\n{text}\n")
+
+
+def _area(box) -> float:
+    return max(0.0, box[2] - box[0]) * max(0.0, box[3] - box[1])
+
+
+def _centred_on(box, target):
+    """``box`` moved (same size) so that its centre is ``target``'s."""
+    dx = (target[0] + target[2] - box[0] - box[2]) / 2
+    dy = (target[1] + target[3] - box[1] - box[3]) / 2
+    return (box[0] + dx, box[1] + dy, box[2] + dx, box[3] + dy)
 
 
 if __name__ == "__main__":

@@ -160,3 +160,47 @@ def test_grounding_text_head_embeds_the_last_word(gated_pipe):
         phrase = get_method("gligen")._grounding_inputs(gated_pipe, ctx)["positive_embeddings"][0, :2]
         torch.testing.assert_close(head, pooled(["circle", "squares"]))
         torch.testing.assert_close(phrase, pooled(["red circle", "blue squares"]))
+
+
+def test_position_code_rows_are_distinct_and_follow_the_token_order():
+    from layoutguide.methods.gligen import position_code
+
+    code = position_code(3, 5, 16)  # non-square grid: 3 rows, 5 columns, row-major tokens
+    assert code.shape == (15, 16)
+    assert torch.cdist(code, code).add(torch.eye(15) * 99).min() > 0.1  # every cell has its own code
+    x_half, y_half = code[:, :8], code[:, 8:]
+    torch.testing.assert_close(x_half[0], x_half[5])  # same column, next row: same x code
+    torch.testing.assert_close(y_half[0], y_half[4])  # same row: same y code
+    assert not torch.allclose(x_half[0], x_half[1])
+
+
+def test_fuser_position_code_adds_the_code_to_visual_tokens_only_and_is_removed(gated_pipe):
+    from layoutguide.methods.gligen import MAX_OBJECTS, fuser_position_code, position_code
+
+    unet = gated_pipe.unet
+    side = unet.config.sample_size
+    block = grounded_blocks(unet)[0]
+    seen = []
+    handle = block.fuser.attn.register_forward_pre_hook(lambda module, args: seen.append(args[0].clone()))
+    h, _, objs = _block_inputs(gated_pipe, block)
+    h = torch.randn(2, side * side, h.shape[-1])
+    try:
+        with torch.no_grad():
+            plain = block.fuser(h, objs)
+            with fuser_position_code(unet, (side, side)):
+                coded = block.fuser(h, objs)
+            again = block.fuser(h, objs)
+    finally:
+        handle.remove()
+    expected = position_code(side, side, h.shape[-1])
+    torch.testing.assert_close(seen[1][:, : side * side] - seen[0][:, : side * side], expected.expand(2, -1, -1))
+    torch.testing.assert_close(seen[1][:, -MAX_OBJECTS:], seen[0][:, -MAX_OBJECTS:])  # grounding tokens untouched
+    assert not torch.allclose(plain, coded)
+    torch.testing.assert_close(plain, again, rtol=0, atol=0)  # hook gone: bit for bit
+
+
+def test_gligen_position_code_option_changes_grounded_samples(gated_pipe):
+    run = lambda **o: gated_pipe(layout=_layout(), method="gligen", method_options={"beta": 1.0, **o}, num_inference_steps=3, progress=False, output_type="np").images
+    plain, coded = run(), run(position_code=True)
+    assert not torch.allclose(torch.from_numpy(plain), torch.from_numpy(coded), atol=1e-5)
+    torch.testing.assert_close(torch.from_numpy(run()), torch.from_numpy(plain))  # nothing left installed

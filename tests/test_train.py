@@ -143,3 +143,50 @@ def test_gligen_stage_diagnostic_options(tmp_path):
     assert all(abs(a - 0.5) < 1e-3 for a in attn)
     with pytest.raises(ValueError, match="min_timestep"):
         trainer.train_gligen(steps=3, batch=2, min_timestep=5000)
+
+
+def test_grounding_attention_loss_reads_visual_rows_and_grounding_columns():
+    """The GLIGEN-stage supervision: grounding token k's attention from the visual tokens, against box k."""
+    import torch
+
+    from layoutguide.attention import AttentionStore, LayerInfo
+    from layoutguide.methods.gligen import MAX_OBJECTS
+    from layoutguide.shapes.train import grounding_attention_loss
+
+    store = AttentionStore()
+    store.layers, store.latent_hw = {"f": LayerInfo("f", "down", "grounding", 1)}, (4, 4)
+    n = 16
+    boxes = torch.zeros(1, 2, 8, 8)
+    boxes[0, 0, :4, :4] = 1  # object 0: top-left quarter of the canvas
+    boxes[0, 1, 4:, 4:] = 1  # object 1: bottom-right quarter
+    probs = torch.full((1, 2, n + MAX_OBJECTS, n + MAX_OBJECTS), 1e-4)
+    top_left, bottom_right = [0, 1, 4, 5], [10, 11, 14, 15]
+    probs[:, :, top_left, n + 0] = 0.5  # grounding token 0 drawn from its box only
+    probs[:, :, bottom_right, n + 1] = 0.5
+    probs[:, :, n:, :] = 0.3  # the grounding tokens' own rows must not count
+    store.maps = {"f": probs}
+    valid = torch.zeros(1, MAX_OBJECTS, dtype=torch.bool)
+    valid[0, :2] = True
+    right, right_pixel = grounding_attention_loss(store, boxes, valid)
+    store.maps = {"f": probs[..., [*range(n), n + 1, n + 0, *range(n + 2, n + MAX_OBJECTS)]]}  # tokens swapped
+    wrong, wrong_pixel = grounding_attention_loss(store, boxes, valid)
+    assert right.item() < 1e-3 and wrong.item() > 0.99 and right_pixel < wrong_pixel
+    store.maps = {"f": probs}
+    assert grounding_attention_loss(store, boxes, torch.zeros_like(valid))[0].item() == 0.0  # null grounding: no loss
+
+
+@pytest.mark.slow
+def test_gligen_stage_grounding_supervision_trains_logs_and_is_recorded(tmp_path):
+    config = TrainConfig(vae_steps=1, vae_batch=2, unet_steps=1, batch=2, checkpoint_every=1, sample_every=0, model=dataclasses.asdict(ModelConfig.tiny()))
+    trainer = Trainer(tmp_path / "run", config, device="cpu")
+    trainer.run()
+    trainer.train_gligen(steps=2, batch=3, p_drop=0.0, grounding_token_weight=1.0, grounding_pixel_weight=0.1, position_code=True)
+    records = [json.loads(l) for l in (tmp_path / "run" / "log.jsonl").read_text().splitlines() if '"gligen"' in l]
+    assert len(records) == 2 and all(0 < r["g_token"] <= 1 and r["g_pixel"] > 0 for r in records)
+    with pytest.raises(ValueError, match="position_code=True"):
+        trainer.train_gligen(steps=3, batch=3)  # resuming without the code the stage was trained with
+    export(tmp_path / "run", tmp_path / "gligen", gligen=True)
+    recipe = json.loads((tmp_path / "gligen" / "training.json").read_text())
+    assert recipe["gligen_config"]["grounding_token_weight"] == 1.0 and recipe["gligen_config"]["position_code"] and recipe["gligen_step"] == 2
+    pipe = LayoutPipeline.from_pretrained(tmp_path / "gligen")
+    assert pipe.method_with_defaults("gligen").options.position_code and pipe.method_with_defaults("reground").options.position_code

@@ -336,6 +336,9 @@ def shapes_train(
     schedule_start: Optional[int] = typer.Option(None, help="Restart the learning-rate schedule at this step (fine-tuning a finished run)."),
     gligen_steps: int = typer.Option(0, help="Then train GLIGEN's gated layers for this many steps (base frozen)."),
     gligen_lr: float = typer.Option(5e-4, help="Learning rate of the GLIGEN stage."),
+    gligen_token_weight: float = typer.Option(0.0, help="GLIGEN stage: weight of the grounding-attention loss (share of each grounding token's attention from inside its box; not in GLIGEN's recipe)."),
+    gligen_position_code: bool = typer.Option(False, help="GLIGEN stage: add a fixed 2D sinusoidal code to the fusers' visual tokens (not in GLIGEN; the exported model samples with it)."),
+    gligen_pixel_weight: float = typer.Option(0.0, help="GLIGEN stage: weight of the pixel-level grounding-attention loss (BCE of each grounding token's map against its box)."),
     device: str = typer.Option("auto", help="auto (CUDA if present), cpu, cuda."),
 ) -> None:
     """Train (or resume) the shapes-world model (and, with --gligen-steps, its GLIGEN variant)."""
@@ -353,7 +356,7 @@ def shapes_train(
     trainer = Trainer(out, dataclasses.replace(base, **changes, max_minutes=max_minutes), device=device)
     trainer.run()
     if gligen_steps and not trainer._out_of_time():
-        trainer.train_gligen(steps=gligen_steps, lr=gligen_lr)
+        trainer.train_gligen(steps=gligen_steps, lr=gligen_lr, grounding_token_weight=gligen_token_weight, grounding_pixel_weight=gligen_pixel_weight, position_code=gligen_position_code)
     if trainer._out_of_time():
         typer.echo(f"stopped after --max-minutes {max_minutes:g} at a checkpoint; run the same command again to go on")
 

@@ -14,6 +14,11 @@ branches read the same v), then the feed-forward. Not the double-counting ``fuse
 as a removable diffusers ``ModelHook`` per block (names and state-dict keys untouched, no copied block
 class), and removed after the call. No new parameters, no extra FLOPs.
 
+``position_code`` (off by default; not in GLIGEN) adds a fixed 2D sinusoidal code to the visual tokens inside every
+fuser, after its first norm, for GLIGEN models trained with it. The shapes GLIGEN model is: its tiny frozen base
+carries too little absolute position in the fusers' input for box-selective attention (docs/shapes.md). Real GLIGEN
+checkpoints were trained without it and must keep it off.
+
 ``grounding_loss`` (Attention Refocusing's code-only L_G) is available through ``refocus``'s option
 ``grounding_weight`` when combined as ``gligen+refocus``.
 """
@@ -21,6 +26,7 @@ class), and removed after the call. No new parameters, no extra FLOPs.
 from __future__ import annotations
 
 import contextlib
+import math
 from typing import Any, Literal
 
 import torch
@@ -80,6 +86,51 @@ def parallel_grounding(unet: torch.nn.Module):
             block._diffusers_hook.remove_hook(REGROUND_HOOK, recurse=False)
 
 
+def position_code(height: int, width: int, channels: int) -> torch.Tensor:
+    """``(height * width, channels)`` fixed 2D sinusoidal code in the UNet's row-major token order: the first half
+    of the channels code x, the second half y, each as sines and cosines of cell centres at geometric frequencies
+    (finest: one cycle per two cells)."""
+    quarter = channels // 4
+    code = torch.zeros(height * width, channels)
+    ys, xs = torch.meshgrid((torch.arange(height) + 0.5) / height, (torch.arange(width) + 0.5) / width, indexing="ij")
+    for k, (coord, side) in enumerate(((xs.flatten(), width), (ys.flatten(), height))):
+        freqs = torch.exp(-math.log(100.0) * torch.arange(quarter) / max(quarter - 1, 1)) * math.pi * side
+        angles = coord[:, None] * freqs[None]
+        code[:, 2 * k * quarter : (2 * k + 1) * quarter] = angles.sin()
+        code[:, (2 * k + 1) * quarter : (2 * k + 2) * quarter] = angles.cos()
+    return code
+
+
+def _token_grid(n: int, latent_hw: tuple[int, int]) -> tuple[int, int]:
+    """The grid of a layer with ``n`` tokens on latents of ``latent_hw`` (the UNet halves the grid per level)."""
+    h, w = latent_hw
+    factor = 1
+    while math.ceil(h / factor) * math.ceil(w / factor) > n:
+        factor *= 2
+    grid = (math.ceil(h / factor), math.ceil(w / factor))
+    if grid[0] * grid[1] != n:
+        raise ValueError(f"a fuser got {n} visual tokens, which is no level of {h}x{w} latents")
+    return grid
+
+
+@contextlib.contextmanager
+def fuser_position_code(unet: torch.nn.Module, latent_hw: tuple[int, int]):
+    """Add :func:`position_code` to the visual tokens of every fuser's attention input (after its ``norm1``, so the
+    residual stream and the grounding tokens are untouched) for the duration of the block; always removed."""
+
+    def hook(module, inputs, out):
+        n = out.shape[1] - MAX_OBJECTS
+        code = position_code(*_token_grid(n, latent_hw), out.shape[-1]).to(out)
+        return torch.cat([out[:, :n] + code, out[:, n:]], 1)
+
+    handles = [block.fuser.norm1.register_forward_hook(hook) for block in grounded_blocks(unet)]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
 class GligenOptions(MethodOptions):
     beta: float = Field(0.3, ge=0, le=1, description="share of the steps with grounding on (scheduled sampling)")
     rewire: Literal["sequential", "parallel"] = "sequential"
@@ -87,6 +138,11 @@ class GligenOptions(MethodOptions):
         "phrase",
         description="text of each grounding token: the region phrase ('red circle', GLIGEN's usage) or its last word "
         "('circle'), for models whose grounding tokens were trained on head nouns (the shapes GLIGEN model)",
+    )
+    position_code: bool = Field(
+        False,
+        description="add a fixed 2D sinusoidal code to the fusers' visual tokens; only for GLIGEN models trained with it "
+        "(the shapes GLIGEN model's layoutguide.json sets it), never for real GLIGEN checkpoints",
     )
 
 
@@ -106,7 +162,11 @@ class Gligen(GuidanceMethod):
         if getattr(unet, "position_net", None) is None or not grounded_blocks(unet):
             raise MethodOptionError(f"method {self.name!r} needs a GLIGEN UNet (attention_type='gated'); this model has no fusers")
         self._tensors = self._grounding_inputs(pipe, ctx)
-        with parallel_grounding(unet) if self.options.rewire == "parallel" else contextlib.nullcontext():
+        with contextlib.ExitStack() as stack:
+            if self.options.rewire == "parallel":
+                stack.enter_context(parallel_grounding(unet))
+            if self.options.position_code:
+                stack.enter_context(fuser_position_code(unet, ctx.latent_hw))
             try:
                 yield
             finally:

@@ -11,6 +11,7 @@ takes about an hour. Checkpoints are safetensors (weights and optimiser moments)
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -135,6 +136,30 @@ def attention_grounding_loss(maps: dict[str, torch.Tensor], layers: dict, latent
         bce = F.binary_cross_entropy(normalised, target, reduction="none").mean(1)
         pixel_loss = pixel_loss + (bce * weight).sum() / denom
     return token_loss / len(maps), pixel_loss / len(maps)
+
+
+def box_masks(scenes, masks: torch.Tensor) -> torch.Tensor:
+    """``(B, K, H, W)`` each scene's object boxes on its canvas, K = the most objects in a scene; zero where
+    ``masks`` (B, >=K) drops a scene's grounding (null grounding)."""
+    k = max(len(sc.objects) for sc in scenes)
+    out = torch.zeros(len(scenes), k, scenes[0].size, scenes[0].size)
+    for b, sc in enumerate(scenes):
+        boxes = torch.from_numpy(sc.layout(with_masks=False).rasterize(sc.size, sc.size, boxes_only=True))
+        out[b, : len(boxes)] = boxes
+    return out * masks[:, :k, None, None].cpu()
+
+
+def grounding_attention_loss(store: AttentionStore, boxes: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """TokenCompose's ``(L_token, L_pixel)`` on GLIGEN's fuser attention: grounding token k plays the word, box k
+    (``boxes`` (B, K, H, W)) its mask; ``valid`` (B, >=K) marks real grounding tokens. The recorded maps are
+    ``(B, heads, N + 30, N + 30)`` over [visual; grounding] tokens; the visual queries' rows are used."""
+    k = boxes.shape[1]
+    maps = {}
+    for name, probs in store.maps.items():
+        gh, gw = store.layers[name].grid(store.latent_hw)
+        maps[name] = probs[:, :, : gh * gw, gh * gw :]  # visual queries -> grounding keys
+    index = torch.arange(k, device=boxes.device).expand(len(boxes), k)
+    return attention_grounding_loss(maps, store.layers, store.latent_hw, index, boxes, valid[:, :k])
 
 
 def is_gligen_param(name: str) -> bool:
@@ -401,7 +426,7 @@ class Trainer:
         parts["unet"] = gated
         return parts
 
-    def train_gligen(self, steps: int = 3000, batch: int = 32, lr: float = 5e-4, p_drop: float = 0.1, gate_lr_scale: float = 20.0, ema_decay: float = 0.995, attn_gate_init: float = 0.0, min_timestep: int = 0) -> None:
+    def train_gligen(self, steps: int = 3000, batch: int = 32, lr: float = 5e-4, p_drop: float = 0.1, gate_lr_scale: float = 20.0, ema_decay: float = 0.995, attn_gate_init: float = 0.0, min_timestep: int = 0, grounding_token_weight: float = 0.0, grounding_pixel_weight: float = 0.0, position_code: bool = False) -> None:
         """GLIGEN's recipe on the shapes world: base UNet and text encoder frozen, only the gated self-attention
         layers and the position net learn. Grounding phrases carry the shape only ("circle"), captions keep the
         colours, so box grounding (spatial) and colour (textual) can be measured apart.
@@ -413,8 +438,23 @@ class Trainer:
         ``attn_gate_init`` (0 in GLIGEN) starts a fresh run's attention gates at that alpha: with a zero gate the
         fuser's attention gets no gradient, and on the shapes world it never switched on (docs/shapes.md).
         ``min_timestep`` (0 in GLIGEN) trains on noise levels from that timestep up only, where the object positions
-        are least determined by the noisy image and the boxes should help most."""
-        from ..methods.gligen import MAX_OBJECTS
+        are least determined by the noisy image and the boxes should help most.
+
+        ``grounding_token_weight`` / ``grounding_pixel_weight`` (0 in GLIGEN) add TokenCompose's two attention losses
+        to the fusers' attention, with each grounding token as the "word" and its box as the mask: the share of a
+        grounding token's attention (from the visual tokens) that comes from inside its box, and the BCE of its
+        max-normalised map against the box. Not GLIGEN's recipe: a training aid, as the base model's attention
+        supervision is; the architecture and inference are unchanged. Why (docs/shapes.md, the GLIGEN stage): the
+        fusers start with uniform attention over 256 visual and 30 grounding tokens, so the real grounding tokens
+        reach the output through about 1% of the attention, and in thousands of steps on this model the denoising
+        loss alone never made that attention box-selective; with the loss it is within a few dozen steps.
+
+        ``position_code`` (not in GLIGEN) trains with :func:`~layoutguide.methods.gligen.fuser_position_code` on, a fixed
+        2D sinusoidal code on the fusers' visual tokens: the frozen tiny base's features carry little absolute
+        position, and without it the supervised attention stays half outside the boxes. A model trained with it
+        must be sampled with it (the gligen method's ``position_code`` option; ``export`` writes it into the
+        model's defaults)."""
+        from ..methods.gligen import MAX_OBJECTS, fuser_position_code
 
         if not 0 <= min_timestep < self.scheduler.config.num_train_timesteps:
             raise ValueError(f"min_timestep must be in [0, {self.scheduler.config.num_train_timesteps}), got {min_timestep}")
@@ -441,6 +481,9 @@ class Trainer:
         scaling = self.vae.config.scaling_factor
         alphas = self.scheduler.alphas_cumprod.to(self.device)
         start = self.state.get("gligen_step", 0)
+        trained_with = self.state.get("gligen_config", {}).get("position_code", False)
+        if start and trained_with != position_code:
+            raise ValueError(f"this run's GLIGEN stage was trained with position_code={trained_with}; resume it with the same setting")
         gen = torch.Generator(self.device).manual_seed(self.config.seed + 3 + start)
         rng = random.Random(self.config.seed + 3 + start)
         width = unet.config.cross_attention_dim
@@ -450,47 +493,61 @@ class Trainer:
         with torch.no_grad():
             ids = self.tokenizer(nouns, padding=True, return_tensors="pt").input_ids.to(self.device)
             noun_embedding = dict(zip(nouns, text(ids).pooler_output))
+        self.state["gligen_config"] = {"lr": lr, "batch": batch, "p_drop": p_drop, "gate_lr_scale": gate_lr_scale, "ema_decay": ema_decay, "attn_gate_init": attn_gate_init, "min_timestep": min_timestep, "grounding_token_weight": grounding_token_weight, "grounding_pixel_weight": grounding_pixel_weight, "position_code": position_code}
+        supervise = grounding_token_weight > 0 or grounding_pixel_weight > 0
+        store, request = AttentionStore(), AttentionRequest(kind="grounding", sides=None, places=("down", "mid", "up"))
+        latent_side = unet.config.sample_size
         bar = tqdm(range(start, steps), desc="gligen", initial=start, total=steps)
-        for step in bar:
-            seeds = [TRAIN_SEEDS // 2 + step * batch + i for i in range(batch)]  # another slice of the training seeds
-            scenes = [make_scene(s % TRAIN_SEEDS, n_objects=(1, self.config.max_objects)) for s in seeds]
-            x = torch.from_numpy(np.stack([np.asarray(sc.render(), dtype=np.float32) for sc in scenes])).permute(0, 3, 1, 2) / 127.5 - 1.0
-            captions = ["" if rng.random() < self.config.p_uncond else sc.caption for sc in scenes]
-            boxes = torch.zeros(batch, MAX_OBJECTS, 4, device=self.device)
-            embeds = torch.zeros(batch, MAX_OBJECTS, width, device=self.device)
-            masks = torch.zeros(batch, MAX_OBJECTS, device=self.device)
-            for b, sc in enumerate(scenes):
-                if rng.random() < p_drop:
-                    continue  # null grounding, so the model also works without boxes (and for CFG's uncond half)
-                for k, region in enumerate(sc.layout(with_masks=False).regions):
-                    boxes[b, k] = torch.tensor(region.box, device=self.device)
-                    embeds[b, k] = noun_embedding[region.phrase.split()[-1]]
-                    masks[b, k] = 1
-            with torch.no_grad():
-                z0 = self.vae.encode(x.to(self.device)).latent_dist.mean * scaling
-                cond = self.encode_text(captions, text)  # the frozen (EMA) text encoder
-            t = torch.randint(min_timestep, self.scheduler.config.num_train_timesteps, (batch,), device=self.device, generator=gen)
-            noise = torch.randn(z0.shape, device=self.device, generator=gen)
-            a = alphas[t].view(-1, 1, 1, 1)
-            pred = unet(a.sqrt() * z0 + (1 - a).sqrt() * noise, t, cond, encoder_attention_mask=self.text_mask(captions), cross_attention_kwargs={"gligen": {"boxes": boxes, "positive_embeddings": embeds, "masks": masks}}).sample
-            loss = F.mse_loss(pred, noise)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(list(trainable.values()), self.config.grad_clip)
-            opt.step()
-            ema.update({"unet": unet}, step)
-            self.state["gligen_step"] = step + 1
-            gate = max(abs(math.tanh(p.item())) for p in gates)
-            bar.set_postfix(loss=f"{loss.item():.4f}", max_gate=f"{gate:.2f}")
-            done = step + 1 == steps or self._out_of_time()
-            if (step + 1) % self.config.checkpoint_every == 0 or done:
-                self._log(stage="gligen", step=step + 1, loss=loss.item(), max_gate=gate, seconds=time.time() - self.started)
-                self._save({n: p for n, p in unet.state_dict().items() if n in trainable}, "gligen.safetensors")
-                self._save({k[5:]: v for k, v in ema.shadow.items() if k[5:] in trainable}, "gligen_ema.safetensors")
-                self._save(_optim_state(opt), "gligen_optim.safetensors")
-                self._save_state()
-            if done:
-                break
+        with attention_control(unet, store, [request] if supervise else [], latent_hw=(latent_side, latent_side)), (
+            fuser_position_code(unet, (latent_side, latent_side)) if position_code else contextlib.nullcontext()
+        ):
+            for step in bar:
+                seeds = [TRAIN_SEEDS // 2 + step * batch + i for i in range(batch)]  # another slice of the training seeds
+                scenes = [make_scene(s % TRAIN_SEEDS, n_objects=(1, self.config.max_objects)) for s in seeds]
+                x = torch.from_numpy(np.stack([np.asarray(sc.render(), dtype=np.float32) for sc in scenes])).permute(0, 3, 1, 2) / 127.5 - 1.0
+                captions = ["" if rng.random() < self.config.p_uncond else sc.caption for sc in scenes]
+                boxes = torch.zeros(batch, MAX_OBJECTS, 4, device=self.device)
+                embeds = torch.zeros(batch, MAX_OBJECTS, width, device=self.device)
+                masks = torch.zeros(batch, MAX_OBJECTS, device=self.device)
+                for b, sc in enumerate(scenes):
+                    if rng.random() < p_drop:
+                        continue  # null grounding, so the model also works without boxes (and for CFG's uncond half)
+                    for k, region in enumerate(sc.layout(with_masks=False).regions):
+                        boxes[b, k] = torch.tensor(region.box, device=self.device)
+                        embeds[b, k] = noun_embedding[region.phrase.split()[-1]]
+                        masks[b, k] = 1
+                with torch.no_grad():
+                    z0 = self.vae.encode(x.to(self.device)).latent_dist.mean * scaling
+                    cond = self.encode_text(captions, text)  # the frozen (EMA) text encoder
+                t = torch.randint(min_timestep, self.scheduler.config.num_train_timesteps, (batch,), device=self.device, generator=gen)
+                noise = torch.randn(z0.shape, device=self.device, generator=gen)
+                a = alphas[t].view(-1, 1, 1, 1)
+                with recording(store, cfg=False, step=step, on=supervise):
+                    pred = unet(a.sqrt() * z0 + (1 - a).sqrt() * noise, t, cond, encoder_attention_mask=self.text_mask(captions), cross_attention_kwargs={"gligen": {"boxes": boxes, "positive_embeddings": embeds, "masks": masks}}).sample
+                mse = F.mse_loss(pred, noise)
+                loss, extra = mse, {}
+                if supervise:
+                    l_token, l_pixel = grounding_attention_loss(store, box_masks(scenes, masks).to(self.device), masks > 0)
+                    store.clear()
+                    loss = mse + grounding_token_weight * l_token + grounding_pixel_weight * l_pixel
+                    extra = {"g_token": l_token.item(), "g_pixel": l_pixel.item()}
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(list(trainable.values()), self.config.grad_clip)
+                opt.step()
+                ema.update({"unet": unet}, step)
+                self.state["gligen_step"] = step + 1
+                gate = max(abs(math.tanh(p.item())) for p in gates)
+                bar.set_postfix(loss=f"{mse.item():.4f}", max_gate=f"{gate:.2f}", **{k: f"{v:.3f}" for k, v in extra.items()})
+                done = step + 1 == steps or self._out_of_time()
+                if (step + 1) % self.config.checkpoint_every == 0 or done:
+                    self._log(stage="gligen", step=step + 1, loss=mse.item(), **extra, max_gate=gate, seconds=time.time() - self.started)
+                    self._save({n: p for n, p in unet.state_dict().items() if n in trainable}, "gligen.safetensors")
+                    self._save({k[5:]: v for k, v in ema.shadow.items() if k[5:] in trainable}, "gligen_ema.safetensors")
+                    self._save(_optim_state(opt), "gligen_optim.safetensors")
+                    self._save_state()
+                if done:
+                    break
 
     def run(self) -> None:
         self.train_vae()
@@ -521,8 +578,15 @@ def export(run: str | Path, out: str | Path, *, gligen: bool = False) -> None:
     if defaults_file.exists():  # keep calibrated defaults written earlier
         pipe.model_defaults = json.loads(defaults_file.read_text())
     pipe.model_defaults["text_mask"] = "words" if trainer.config.text_mask else "none"
+    if gligen:
+        position = bool(trainer.state.get("gligen_config", {}).get("position_code", False))
+        methods = pipe.model_defaults.setdefault("methods", {})
+        for name in ("gligen", "reground"):
+            methods.setdefault(name, {})["position_code"] = position
     pipe.save_pretrained(out)
     recipe = {"config": trainer.state["config"], "vae_step": trainer.state["vae_step"], "unet_step": trainer.state["unet_step"], "gligen_step": trainer.state.get("gligen_step", 0), "scaling_factor": trainer.state["scaling_factor"], "stages": trainer.state.get("stages", [])}
+    if gligen and "gligen_config" in trainer.state:
+        recipe["gligen_config"] = trainer.state["gligen_config"]
     atomic_write_text(out / "training.json", json.dumps(recipe, indent=2) + "\n")
 
 
@@ -554,6 +618,8 @@ def init_run_from_export(folder: str | Path, run: str | Path) -> None:
     state["stages"] = recipe.get("stages", [])
     if gligen:
         state["gligen_step"] = recipe.get("gligen_step", 0)
+        if "gligen_config" in recipe:
+            state["gligen_config"] = recipe["gligen_config"]
     atomic_write_text(ckpt / "state.json", json.dumps(state, indent=2))
 
 
