@@ -53,6 +53,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from layoutguide.bench import MethodSpec, results_table, run_shapes_bench
+    from layoutguide.layout import atomic_write_text
     from layoutguide.loading import load_pipeline
 
     pipe = load_pipeline(args.model)
@@ -68,8 +69,8 @@ def main() -> None:
         points[key].append((spec.options["beta"], s["object_in_box"], s["colour_acc"]))
     plot(points, args.out / "tradeoff.png")
     text = "\n".join(["# GLIGEN and ReGround on the shapes GLIGEN model", "", f"{args.n} layouts, suite seed {args.seed}. Grounding phrases carry the shape only; colours are in the caption.", "", "## Methods", "", results_table(table), "", "## Scheduled-sampling sweep (beta = share of steps with grounding)", "", results_table(sweep), "", "![trade-off](tradeoff.png)", "", "Reproduce: `python benchmarks/gligen_sweep.py --model " + args.model + f" --n {args.n}`", ""])
-    (args.out / "report.md").write_text(text)
-    (args.out / "points.json").write_text(json.dumps(points, indent=1))
+    atomic_write_text(args.out / "report.md", text)
+    atomic_write_text(args.out / "points.json", json.dumps(points, indent=1))
     print(text)
 
 

@@ -1,5 +1,7 @@
-"""Write the shipped model's card (src/layoutguide/weights/shapes/README.md) from measured files only:
-training.json (recipe), docs/results/competence.txt and docs/results/calibration/calibration.md.
+"""Write the shipped models' cards from measured files only: src/layoutguide/weights/shapes/README.md from
+training.json (recipe), docs/results/competence.txt and docs/results/calibration/calibration.md, and
+src/layoutguide/weights/shapes-gligen/README.md from its training.json and docs/results/gligen/ (methods table,
+position probe).
 
     python benchmarks/model_card.py
 """
@@ -9,8 +11,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from layoutguide.layout import atomic_write_text
+
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "src/layoutguide/weights/shapes"
+GLIGEN_MODEL = ROOT / "src/layoutguide/weights/shapes-gligen"
 RESULTS = ROOT / "docs/results"
 
 
@@ -61,8 +66,46 @@ def main() -> None:
         "",
         calibration,
     ]
-    (MODEL / "README.md").write_text("\n".join(lines) + "\n")
+    atomic_write_text(MODEL / "README.md", "\n".join(lines) + "\n")
     print(f"wrote {MODEL / 'README.md'}")
+    gligen_card()
+
+
+def gligen_card() -> None:
+    from layoutguide.bench import results_table
+
+    recipe = json.loads((GLIGEN_MODEL / "training.json").read_text())
+    g = recipe.get("gligen_config", {})
+    methods = json.loads((RESULTS / "gligen" / "methods" / "results.json").read_text())
+    probe = RESULTS / "gligen" / "position-probe.md"
+    first_line = next((l for l in probe.read_text().splitlines() if l.startswith("Denoising loss")), "") if probe.exists() else ""
+    lines = [
+        "# layoutguide shapes GLIGEN model",
+        "",
+        f"The shapes model (`../shapes`, UNet step {recipe['unet_step']:,}) with GLIGEN's gated self-attention layers and position net "
+        f"added and trained for {recipe['gligen_step']:,} steps with the base UNet and text encoder frozen (`layoutguide shapes train "
+        "--gligen-steps N`, the GLIGEN stage in `docs/shapes.md`). Grounding phrases are head nouns only (\"circle\", \"circles\"); "
+        "colours come from the caption. `layoutguide.json` makes `gligen` and `reground` feed head nouns (`grounding_text: head`)"
+        + (" and switch on the fusers' position code (`position_code: true`)" if g.get("position_code") else "")
+        + ". Use with `--model src/layoutguide/weights/shapes-gligen --method gligen|reground|gligen+refocus|reground+refocus`.",
+        "",
+        "## Recipe (from training.json)",
+        "",
+        f"- AdamW {g.get('lr', 5e-4):g} (gates x{g.get('gate_lr_scale', 20):g}), batch {g.get('batch', 32)}, {int(100 * g.get('p_drop', 0.1))}% null grounding, "
+        f"EMA {g.get('ema_decay', 0.995)}; attention gates start at {g.get('attn_gate_init', 0.0):g}; timesteps from {g.get('min_timestep', 0)}",
+        f"- grounding-attention supervision (not in GLIGEN): L_token weight {g.get('grounding_token_weight', 0):g}, L_pixel weight {g.get('grounding_pixel_weight', 0):g}",
+        f"- fixed 2D sinusoidal position code on the fusers' visual tokens (not in GLIGEN): {'on' if g.get('position_code') else 'off'}",
+        "",
+        f"## Measured (`python benchmarks/gligen_sweep.py --model src/layoutguide/weights/shapes-gligen`, {methods['config'].get('n', '?')} layouts)",
+        "",
+        results_table(methods),
+        "",
+        first_line,
+        "",
+        "Details and the beta sweep for both wirings: `docs/results/gligen/report.md`.",
+    ]
+    atomic_write_text(GLIGEN_MODEL / "README.md", "\n".join(lines) + "\n")
+    print(f"wrote {GLIGEN_MODEL / 'README.md'}")
 
 
 if __name__ == "__main__":

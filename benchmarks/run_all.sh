@@ -12,11 +12,13 @@ layoutguide bench shapes --methods all --n 32 --seed 0 --out $R/all
 layoutguide bench shapes --masks --max-objects 3 --methods none,zestguide,zestguide+pww,pww,densediffusion,refocus,layout-guidance --n 32 --seed 2 --out $R/masks
 layoutguide bench relations --planners rule --methods none,refocus,layout-guidance,zestguide --n 48 --seed 0 --out $R/relations
 python benchmarks/attention_localisation.py --n 16 --out $R/attention-localisation.md
+python benchmarks/decision_time.py --n 64 --out $R/decision-time.md
 python benchmarks/refocus_followthrough.py --n 48 --out $R/refocus-followthrough.md
 python benchmarks/overhead.py --model tiny --steps 20 --repeats 3 --out $R/overhead-tiny.md
 python benchmarks/overhead.py --model shipped --steps 30 --repeats 2 --methods none,refocus,refocus[car],refocus[sar],boxdiff,layout-guidance,attend-excite,zestguide,pww,densediffusion --out $R/overhead-shapes.md
 python benchmarks/model_card.py
-python benchmarks/calibrate.py --model src/layoutguide/weights/shapes-gligen --methods refocus --n 24 --seed 1 --write --out $R/gligen/calibration
-python benchmarks/gligen_sweep.py --model src/layoutguide/weights/shapes-gligen --n 24 --out $R/gligen
+python benchmarks/gligen_sweep.py --model src/layoutguide/weights/shapes-gligen --n 32 --out $R/gligen
+layoutguide bench relations --model src/layoutguide/weights/shapes-gligen --planners rule --methods none,gligen,reground,gligen+refocus,reground+refocus --n 48 --seed 0 --out $R/gligen/relations
 python benchmarks/gligen_position_probe.py probe --n 96 --out $R/gligen/position-probe.md
 python benchmarks/gligen_position_probe.py experiment --arms plain,position,gate,highnoise --steps 400 --n 24 --out $R/gligen/position-experiment.md
+python benchmarks/gligen_position_probe.py experiment --arms supervised,supervised+position --steps 250 --n 24 --work bench-out/gligen-fix --out $R/gligen/position-experiment-fix.md

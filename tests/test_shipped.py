@@ -81,3 +81,35 @@ def test_shipped_gligen_model_loads_and_grounds():
     layout = make_scene(10_000_321, n_objects=(2, 2)).layout()
     out = pipe(layout=layout, method="reground", num_inference_steps=4, seed=0, progress=False)
     assert out.images[0].size == (64, 64)
+
+
+def test_shipped_gligen_model_uses_its_boxes():
+    """The true boxes lower the high-noise denoising loss against GLIGEN's null grounding (the model shipped before
+    the grounding-attention supervision gave 1.0000 here), with the position code the model's defaults switch on."""
+    import torch
+
+    from layoutguide.methods.base import GuidanceContext
+    from layoutguide.methods.gligen import fuser_position_code
+
+    pipe = load_pipeline(SHIPPED_MODEL.parent / "shapes-gligen", device="cpu")
+    gligen = pipe.method_with_defaults("gligen")
+    assert gligen.options.position_code and gligen.options.grounding_text == "head"
+    scenes = [make_scene(10_000_500 + k) for k in range(16)]
+    layouts = [s.layout() for s in scenes]
+    images = torch.from_numpy(np.stack([np.asarray(s.render(), dtype=np.float32) for s in scenes])).permute(0, 3, 1, 2) / 127.5 - 1
+    side = pipe.unet.config.sample_size
+    ctx = GuidanceContext(layouts, [], 1, (side, side), torch.device("cpu"), pipe.scheduler.alphas_cumprod, torch.zeros(1))
+    boxes = gligen._grounding_inputs(pipe, ctx)
+    null = {**boxes, "masks": torch.zeros_like(boxes["masks"])}
+    prompts = [l.prompt for l in layouts]
+    with torch.no_grad(), fuser_position_code(pipe.unet, (side, side)):
+        z0 = pipe.vae.encode(images).latent_dist.mean * pipe.vae.config.scaling_factor
+        cond, mask = pipe.encode_prompt(prompts), pipe.text_attention_mask(prompts)
+        a = pipe.scheduler.alphas_cumprod[900]
+        noise = torch.randn(z0.shape, generator=torch.Generator().manual_seed(0))
+        x_t = a.sqrt() * z0 + (1 - a).sqrt() * noise
+        loss = {
+            name: torch.nn.functional.mse_loss(pipe.unet(x_t, torch.full((16,), 900), cond, encoder_attention_mask=mask, cross_attention_kwargs={"gligen": g}).sample, noise).item()
+            for name, g in (("boxes", boxes), ("null", null))
+        }
+    assert loss["boxes"] < 0.9 * loss["null"], loss
