@@ -451,7 +451,9 @@ class Trainer:
 
         ``position_code`` (not in GLIGEN) trains with :func:`~layoutguide.methods.gligen.fuser_position_code` on, a fixed
         2D sinusoidal code on the fusers' visual tokens: the frozen tiny base's features carry little absolute
-        position, and without it the supervised attention stays half outside the boxes. A model trained with it
+        position, and without it the supervised attention matches content instead (the tokens of an object already
+        visible in x_t attend to its grounding token): box-selective on training scenes, useless for placing an
+        object in noise (docs/results/gligen/position-experiment-fix.md). A model trained with it
         must be sampled with it (the gligen method's ``position_code`` option; ``export`` writes it into the
         model's defaults)."""
         from ..methods.gligen import MAX_OBJECTS, fuser_position_code
