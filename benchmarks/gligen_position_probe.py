@@ -256,7 +256,7 @@ def position_context(pipe):
     """The fusers' position code on, for direct UNet calls, when the model was trained with it (its defaults say so)."""
     from layoutguide.methods.gligen import fuser_position_code
 
-    if pipe.model_defaults.get("methods", {}).get("gligen", {}).get("position_code", False):
+    if pipe.method_with_defaults("gligen").options.position_code:
         side = pipe.unet.config.sample_size
         return fuser_position_code(pipe.unet, (side, side))
     return contextlib.nullcontext()

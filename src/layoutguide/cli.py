@@ -337,8 +337,8 @@ def shapes_train(
     gligen_steps: int = typer.Option(0, help="Then train GLIGEN's gated layers for this many steps (base frozen)."),
     gligen_lr: float = typer.Option(5e-4, help="Learning rate of the GLIGEN stage."),
     gligen_token_weight: float = typer.Option(0.0, help="GLIGEN stage: weight of the grounding-attention loss (share of each grounding token's attention from inside its box; not in GLIGEN's recipe)."),
-    gligen_position_code: bool = typer.Option(False, help="GLIGEN stage: add a fixed 2D sinusoidal code to the fusers' visual tokens (not in GLIGEN; the exported model samples with it)."),
     gligen_pixel_weight: float = typer.Option(0.0, help="GLIGEN stage: weight of the pixel-level grounding-attention loss (BCE of each grounding token's map against its box)."),
+    gligen_position_code: bool = typer.Option(False, help="GLIGEN stage: add a fixed 2D sinusoidal code to the fusers' visual tokens (not in GLIGEN; the exported model samples with it)."),
     device: str = typer.Option("auto", help="auto (CUDA if present), cpu, cuda."),
 ) -> None:
     """Train (or resume) the shapes-world model (and, with --gligen-steps, its GLIGEN variant)."""

@@ -118,10 +118,14 @@ def fuser_position_code(unet: torch.nn.Module, latent_hw: tuple[int, int]):
     """Add :func:`position_code` to the visual tokens of every fuser's attention input (after its ``norm1``, so the
     residual stream and the grounding tokens are untouched) for the duration of the block; always removed."""
 
+    codes: dict[tuple, torch.Tensor] = {}  # one per grid, channels, dtype and device: built once, not per call
+
     def hook(module, inputs, out):
         n = out.shape[1] - MAX_OBJECTS
-        code = position_code(*_token_grid(n, latent_hw), out.shape[-1]).to(out)
-        return torch.cat([out[:, :n] + code, out[:, n:]], 1)
+        key = (n, out.shape[-1], out.dtype, out.device)
+        if key not in codes:
+            codes[key] = position_code(*_token_grid(n, latent_hw), out.shape[-1]).to(out)
+        return torch.cat([out[:, :n] + codes[key], out[:, n:]], 1)
 
     handles = [block.fuser.norm1.register_forward_hook(hook) for block in grounded_blocks(unet)]
     try:

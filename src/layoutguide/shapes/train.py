@@ -138,13 +138,13 @@ def attention_grounding_loss(maps: dict[str, torch.Tensor], layers: dict, latent
     return token_loss / len(maps), pixel_loss / len(maps)
 
 
-def box_masks(scenes, masks: torch.Tensor) -> torch.Tensor:
-    """``(B, K, H, W)`` each scene's object boxes on its canvas, K = the most objects in a scene; zero where
-    ``masks`` (B, >=K) drops a scene's grounding (null grounding)."""
-    k = max(len(sc.objects) for sc in scenes)
-    out = torch.zeros(len(scenes), k, scenes[0].size, scenes[0].size)
-    for b, sc in enumerate(scenes):
-        boxes = torch.from_numpy(sc.layout(with_masks=False).rasterize(sc.size, sc.size, boxes_only=True))
+def box_masks(layouts, masks: torch.Tensor) -> torch.Tensor:
+    """``(B, K, H, W)`` each layout's region boxes on its canvas, K = the most regions in a layout; zero where
+    ``masks`` (B, >=K) drops a layout's grounding (null grounding)."""
+    k = max(len(l.regions) for l in layouts)
+    out = torch.zeros(len(layouts), k, layouts[0].height, layouts[0].width)
+    for b, layout in enumerate(layouts):
+        boxes = torch.from_numpy(layout.rasterize(layout.height, layout.width, boxes_only=True))
         out[b, : len(boxes)] = boxes
     return out * masks[:, :k, None, None].cpu()
 
@@ -508,13 +508,14 @@ class Trainer:
                 scenes = [make_scene(s % TRAIN_SEEDS, n_objects=(1, self.config.max_objects)) for s in seeds]
                 x = torch.from_numpy(np.stack([np.asarray(sc.render(), dtype=np.float32) for sc in scenes])).permute(0, 3, 1, 2) / 127.5 - 1.0
                 captions = ["" if rng.random() < self.config.p_uncond else sc.caption for sc in scenes]
+                layouts = [sc.layout(with_masks=False) for sc in scenes]
                 boxes = torch.zeros(batch, MAX_OBJECTS, 4, device=self.device)
                 embeds = torch.zeros(batch, MAX_OBJECTS, width, device=self.device)
                 masks = torch.zeros(batch, MAX_OBJECTS, device=self.device)
-                for b, sc in enumerate(scenes):
+                for b, layout in enumerate(layouts):
                     if rng.random() < p_drop:
                         continue  # null grounding, so the model also works without boxes (and for CFG's uncond half)
-                    for k, region in enumerate(sc.layout(with_masks=False).regions):
+                    for k, region in enumerate(layout.regions):
                         boxes[b, k] = torch.tensor(region.box, device=self.device)
                         embeds[b, k] = noun_embedding[region.phrase.split()[-1]]
                         masks[b, k] = 1
@@ -529,7 +530,7 @@ class Trainer:
                 mse = F.mse_loss(pred, noise)
                 loss, extra = mse, {}
                 if supervise:
-                    l_token, l_pixel = grounding_attention_loss(store, box_masks(scenes, masks).to(self.device), masks > 0)
+                    l_token, l_pixel = grounding_attention_loss(store, box_masks(layouts, masks).to(self.device), masks > 0)
                     store.clear()
                     loss = mse + grounding_token_weight * l_token + grounding_pixel_weight * l_pixel
                     extra = {"g_token": l_token.item(), "g_pixel": l_pixel.item()}
