@@ -23,6 +23,7 @@ def main() -> None:
     parser.add_argument("--model", default=None)
     parser.add_argument("--n", type=int, default=24)
     parser.add_argument("--out")
+    parser.add_argument("--guidance-interval", default=None, help="CFG only at timesteps LOW,HIGH, or 'all' (every step); default: the model's")
     args = parser.parse_args()
 
     from layoutguide.bench import shapes_suite
@@ -30,7 +31,7 @@ def main() -> None:
     from layoutguide.shapes.evaluate import evaluate
     from layoutguide.tokens import map_phrases
 
-    pipe = load_pipeline(args.model)
+    pipe = load_pipeline(args.model, guidance_interval=args.guidance_interval)
     pipe.set_progress_bar_config(disable=True)
     layouts = [s.layout() for s in shapes_suite(args.n, seed=3, n_objects=(1, 2))]
     lines = [

@@ -46,6 +46,7 @@ def main() -> None:
     parser.add_argument("--methods", default=",".join(SWEEPS))
     parser.add_argument("--out", type=Path, default=Path("bench-out/calibration"))
     parser.add_argument("--write", action="store_true", help="write the chosen values into the model's layoutguide.json")
+    parser.add_argument("--guidance-interval", default=None, help="CFG only at timesteps LOW,HIGH, or 'all' (every step); default: the model's")
     args = parser.parse_args()
 
     from layoutguide.bench import run_shapes_bench
@@ -53,7 +54,7 @@ def main() -> None:
     from layoutguide.loading import MODEL_DEFAULTS_FILE, SHIPPED_MODEL, load_pipeline
 
     folder = Path(args.model) if args.model else SHIPPED_MODEL
-    pipe = load_pipeline(folder)
+    pipe = load_pipeline(folder, guidance_interval=args.guidance_interval)
     pipe.model_defaults = {k: v for k, v in pipe.model_defaults.items() if k != "methods"}  # sweep from the published values
     header = ["| method | options | metric | score | found (colour+shape) |", "|---|---|---|---|---|"]
     for name in args.methods.split(","):

@@ -53,7 +53,9 @@ def main() -> None:
         f"- hardware: 2 CPU cores, about 145 minutes in all (0.65-0.75 s per step); `layoutguide shapes train` resumes from checkpoints, "
         "`layoutguide shapes init-run` starts a new stage from these weights",
         f"- weights (safetensors, MiB): " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(sizes.items())),
-        f"- sampling defaults (layoutguide.json): {defaults.get('num_inference_steps')} DDIM steps, CFG {defaults.get('guidance_scale')}",
+        f"- sampling defaults (layoutguide.json): {defaults.get('num_inference_steps')} DDIM steps, CFG {defaults.get('guidance_scale')}"
+        + (f" at timesteps {defaults['guidance_interval'][0]}-{defaults['guidance_interval'][1]} only (the conditional prediction alone above: "
+           "docs/shapes.md, item 3 of \"What limits\")" if defaults.get("guidance_interval") else ""),
         "",
         f"## Competence, unguided, {comp['n']} held-out prompts each (`layoutguide shapes competence --n {comp['n']}`)",
         "",
@@ -62,7 +64,7 @@ def main() -> None:
         f"| single object | {comp['1obj_all_found']:.3f} | {comp['1obj_all_colours']:.3f} | {comp['1obj_count_ok']:.3f} | {comp['1obj_background_tint']:.3f} |",
         f"| two objects | {comp['2obj_all_found']:.3f} | {comp['2obj_all_colours']:.3f} | {comp['2obj_count_ok']:.3f} | {comp['2obj_background_tint']:.3f} |",
         "",
-        "## Calibrated step sizes and token-map temperatures (`python benchmarks/calibrate.py --n 24 --seed 1 --write`)",
+        "## Calibrated step sizes and token-map temperatures, with CFG at every step (`python benchmarks/calibrate.py --n 24 --seed 1 --write --guidance-interval all`)",
         "",
         calibration,
     ]

@@ -28,6 +28,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--methods", default="none,refocus,refocus[car],refocus[sar],boxdiff,layout-guidance,attend-excite,zestguide,pww,densediffusion,zestguide+pww")
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--guidance-interval", default=None, help="CFG only at timesteps LOW,HIGH, or 'all' (every step); default: the model's")
     args = parser.parse_args()
 
     from layoutguide.bench import shapes_suite
@@ -39,7 +40,7 @@ def main() -> None:
 
         pipe = LayoutPipeline(**tiny_shapes_components())
     else:
-        pipe = load_pipeline(None if args.model == "shipped" else args.model)
+        pipe = load_pipeline(None if args.model == "shipped" else args.model, guidance_interval=args.guidance_interval)
     pipe.set_progress_bar_config(disable=True)
     layouts = [s.layout() for s in shapes_suite(args.batch, seed=5, n_objects=(2, 2))]
     variants = {"refocus[car]": ("refocus", {"sar": False}), "refocus[sar]": ("refocus", {"car": False})}

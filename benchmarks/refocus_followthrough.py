@@ -29,6 +29,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--methods", default="none,refocus,layout-guidance")
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--guidance-interval", default=None, help="CFG only at timesteps LOW,HIGH, or 'all' (every step); default: the model's")
     args = parser.parse_args()
 
     from tqdm.auto import tqdm
@@ -40,7 +41,7 @@ def main() -> None:
     from layoutguide.shapes.evaluate import box_iou, evaluate
     from layoutguide.tokens import map_phrases
 
-    pipe = load_pipeline(args.model)
+    pipe = load_pipeline(args.model, guidance_interval=args.guidance_interval)
     pipe.set_progress_bar_config(disable=True)
     steps = pipe.model_defaults.get("num_inference_steps", 30)
     last_guided = max(i for i in range(steps) if reference_plan(i, steps, SCHEDULES["official"]))

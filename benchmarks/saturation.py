@@ -2,17 +2,21 @@
 
     python benchmarks/saturation.py grad --model src/layoutguide/weights/shapes   # word attention and CAR-style gradient size per step
     python benchmarks/saturation.py cfg --model src/layoutguide/weights/shapes    # unguided single-object competence vs CFG scale
+    python benchmarks/saturation.py cfg --n 64 --scales 3 --intervals all,0:900,0:850,0:800,0:600 --out docs/results/cfg-interval.md
 
 ``grad``: for one held-out single-object prompt and four denoising steps, the start token's mean attention
 share, the word tokens' peak and mean attention (16x16 layers), and the norm of the gradient of "attention mass
 of the noun inside a fixed box" with respect to the latent (against the latent's own norm). ``cfg``: share of
 the first ``--n`` competence prompts (``layoutguide shapes competence`` uses the same prompts and seeds) whose
-images show the object with the right colour and shape, and the share of blank images, per CFG scale.
+images show the object with the right colour and shape, the share of blank images and the share with more
+objects than the prompt names, per CFG scale and guidance interval (CFG only at timesteps LOW <= t <= HIGH).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import sys
 
 import torch
 
@@ -40,21 +44,27 @@ def grad_report(pipe) -> None:
         )
 
 
-def cfg_report(pipe, n: int, scales: list[float]) -> None:
+def cfg_report(pipe, n: int, scales: list[float], intervals: list[tuple[float, float]]) -> str:
     from layoutguide.bench import shapes_suite
     from layoutguide.shapes.evaluate import evaluate
 
     pipe.set_progress_bar_config(disable=True)
     layouts = [s.layout() for s in shapes_suite(n, 51, n_objects=(1, 1))]  # run_competence's single-object prompts
+    rows = ["| CFG | guidance interval | right colour and shape | blank | more than one object |", "|---|---|---|---|---|"]
     for scale in scales:
-        images = []
-        for start in range(0, n, 16):
-            chunk = range(start, min(n, start + 16))
-            images += pipe(prompt=[layouts[i].prompt for i in chunk], seed=list(chunk), guidance_scale=scale, progress=False).images
-        scores = [evaluate(image, layout) for image, layout in zip(images, layouts)]
-        found = sum(s.found_rate == 1 for s in scores) / n
-        blank = sum(s.n_detections == 0 for s in scores) / n
-        print(f"CFG {scale:g}: all found {found:.3f}, blank {blank:.3f} ({n} prompts)")
+        for interval in intervals:
+            images = []
+            for start in range(0, n, 16):
+                chunk = range(start, min(n, start + 16))
+                images += pipe(prompt=[layouts[i].prompt for i in chunk], seed=list(chunk), guidance_scale=scale, guidance_interval=interval, progress=False).images
+            scores = [evaluate(image, layout) for image, layout in zip(images, layouts)]
+            found = sum(s.found_rate == 1 for s in scores) / n
+            blank = sum(s.n_detections == 0 for s in scores) / n
+            extra = sum(s.n_detections > 1 for s in scores) / n
+            span = "every step" if math.isinf(interval[1]) else f"{interval[0]:g} <= t <= {interval[1]:g}"
+            rows.append(f"| {scale:g} | {span} | {found:.3f} | {blank:.3f} | {extra:.3f} |")
+            print(rows[-1], flush=True)
+    return "\n".join(rows)
 
 
 def main() -> None:
@@ -63,6 +73,8 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="model folder (default: the shipped shapes model)")
     parser.add_argument("--n", type=int, default=32, help="cfg: prompts")
     parser.add_argument("--scales", default="1,2,3,5,7.5", help="cfg: comma-separated CFG scales")
+    parser.add_argument("--intervals", default="all", help="cfg: comma-separated guidance intervals LOW:HIGH, or 'all' (every step)")
+    parser.add_argument("--out", default=None, help="cfg: also write the table (markdown) here")
     args = parser.parse_args()
 
     from layoutguide.loading import load_pipeline
@@ -72,7 +84,13 @@ def main() -> None:
         if args.report == "grad":
             grad_report(pipe)
         else:
-            cfg_report(pipe, args.n, [float(s) for s in args.scales.split(",")])
+            intervals = [(0.0, math.inf) if v == "all" else tuple(float(x) for x in v.split(":")) for v in args.intervals.split(",")]
+            table = cfg_report(pipe, args.n, [float(s) for s in args.scales.split(",")], intervals)
+            if args.out:
+                from layoutguide.layout import atomic_write_text
+
+                command = "python benchmarks/saturation.py cfg " + " ".join(sys.argv[2:])
+                atomic_write_text(args.out, f"# Unguided single-object competence vs CFG\n\n{args.n} held-out single-object prompts (`layoutguide shapes competence`'s first {args.n}).\n\n{table}\n\nReproduce: `{command}`\n")
 
 
 if __name__ == "__main__":

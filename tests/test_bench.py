@@ -40,3 +40,42 @@ def test_resume_skips_done_images_and_refuses_other_settings(tiny_pipe, tmp_path
     # a new method joins the same run
     run_shapes_bench(tiny_pipe, [MethodSpec("pww", "pww")], n=2, seed=3, out=tmp_path, steps=2, progress=False)
     assert set(json.loads((tmp_path / "run.json").read_text())["methods"]) == {"none", "refocus", "pww"}
+
+
+def test_relation_score_names_the_first_cause_of_a_failure():
+    from layoutguide.bench import _relation_ok
+    from layoutguide.shapes.world import ShapeObject, Scene, render_objects
+
+    red = ShapeObject("red", "circle", (4, 20, 24, 40))
+    blue = ShapeObject("blue", "square", (40, 20, 60, 40))
+    layout = Scene(seed=0, objects=(red, blue)).layout()
+    subject, obj = ("red", "circle"), ("blue", "square")
+
+    def score(*objects):
+        return _relation_ok(render_objects(objects), layout, subject, "left of", obj)
+
+    assert score(red, blue)["relation_ok"] and score(red, blue)["failure"] is None
+    swapped = (ShapeObject("red", "circle", blue.box), ShapeObject("blue", "square", red.box))
+    assert score(*swapped)["failure"] == "placement"
+    assert score(red, ShapeObject("blue", "triangle", blue.box))["failure"] == "attributes"
+    assert score(red, ShapeObject("red", "square", blue.box))["failure"] == "attributes"  # colour bound to the wrong object
+    assert score(red)["failure"] == "objects"
+    assert score(red, blue, ShapeObject("green", "circle", (24, 44, 40, 60)))["relation_ok"]  # an extra object does not break the relation
+
+
+def test_relation_bench_writes_failure_split_and_resumes(tiny_pipe, tmp_path):
+    from layoutguide.bench import RELATION_FAILURES, run_relation_bench
+
+    saved = tiny_pipe.model_defaults
+    tiny_pipe.model_defaults = {**saved, "num_inference_steps": 2}
+    try:
+        first = run_relation_bench(tiny_pipe, ["rule"], [MethodSpec("none", None)], n=2, out=tmp_path, progress=False)
+        row = first["rows"]["rule + none"]
+        assert row["relation_acc"] + sum(row["failures"][f] for f in RELATION_FAILURES) == pytest.approx(1.0)
+        assert "failed: attributes" in (tmp_path / "report.md").read_text()
+        images = sorted((tmp_path / "images").rglob("*.png"))
+        stamps = [p.stat().st_mtime_ns for p in images]
+        again = run_relation_bench(tiny_pipe, ["rule"], [MethodSpec("none", None)], n=2, out=tmp_path, progress=False)
+        assert [p.stat().st_mtime_ns for p in images] == stamps and again["rows"] == first["rows"]
+    finally:
+        tiny_pipe.model_defaults = saved

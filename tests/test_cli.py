@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -30,6 +31,24 @@ def test_generate_several_images_and_options(tiny_folder, layout_file, tmp_path)
     result = runner.invoke(app, ["generate", "--layout", str(layout_file), "--model", tiny_folder, "--steps", "2", "-n", "2", "--out", str(out), "--set", "refocus.variant=official", "--set", "refocus.loss_scale=2"])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "x_0.png").exists() and (tmp_path / "x_1.png").exists()
+
+
+def test_guidance_interval_option(tiny_folder, layout_file, tmp_path):
+    from PIL import Image
+
+    def generate(*extra):
+        out = tmp_path / f"g{len(list(tmp_path.iterdir()))}.png"
+        result = runner.invoke(app, ["generate", "--layout", str(layout_file), "--model", tiny_folder, "--method", "none", "--steps", "3", "--out", str(out), "--device", "cpu", *extra])
+        return result, out
+
+    (_, plain), (_, everywhere), (result, interval) = generate(), generate("--guidance-interval", "all"), generate("--guidance-interval", "0,500")
+    assert result.exit_code == 0, result.output
+    pixels = [np.asarray(Image.open(p)) for p in (plain, everywhere, interval)]
+    np.testing.assert_array_equal(pixels[0], pixels[1])  # the tiny model has no interval of its own
+    assert not np.array_equal(pixels[0], pixels[2])
+    for bad in ("900", "9,1", "a,b"):
+        result, _ = generate("--guidance-interval", bad)
+        assert result.exit_code == 2 and "--guidance-interval" in result.output and "Traceback" not in result.output
 
 
 def test_bad_layout_reports_region_and_field(tiny_folder, tmp_path):

@@ -168,6 +168,28 @@ def test_schedulers(tiny_pipe, two_region_layout, scheduler_cls):
     assert any(out.guidance)
 
 
+def test_guidance_interval(tiny_pipe, two_region_layout):
+    """CFG only inside [t_low, t_high]: the whole range is plain CFG, an empty one is the conditional model alone,
+    and a partial one runs the unconditional forward on exactly the steps inside it."""
+    full = run(tiny_pipe, two_region_layout, seed=4, output_type="np").images
+    np.testing.assert_array_equal(full, run(tiny_pipe, two_region_layout, seed=4, output_type="np", guidance_interval=(0, 1000)).images)
+    cond_only = run(tiny_pipe, two_region_layout, seed=4, output_type="np", guidance_scale=1.0).images
+    np.testing.assert_array_equal(cond_only, run(tiny_pipe, two_region_layout, seed=4, output_type="np", guidance_interval=(2000, 3000)).images)
+    batches = []
+    hook = tiny_pipe.unet.register_forward_pre_hook(lambda module, args: batches.append(args[0].shape[0]))
+    try:
+        partial = run(tiny_pipe, two_region_layout, seed=4, output_type="np", method="refocus", guidance_interval=(0, 600)).images
+    finally:
+        hook.remove()
+    tiny_pipe.scheduler.set_timesteps(STEPS)
+    guided_steps = [int(t) <= 600 for t in tiny_pipe.scheduler.timesteps]
+    # refocus's gradient forwards have batch 1; the sampling forwards have 2 with CFG and 1 without
+    assert batches.count(2) == sum(guided_steps) > 0
+    assert not np.allclose(partial, run(tiny_pipe, two_region_layout, seed=4, output_type="np", method="refocus").images)
+    with pytest.raises(ValueError, match="guidance_interval"):
+        run(tiny_pipe, two_region_layout, guidance_interval=(800, 100))
+
+
 def test_input_errors(tiny_pipe, two_region_layout):
     from layoutguide.methods import MethodOptionError
     from layoutguide.tokens import PhraseNotFoundError

@@ -23,6 +23,8 @@ def test_shipped_model_is_small_safetensors_and_has_defaults(shipped):
     assert len(weights) == 3 and sum(p.stat().st_size for p in weights) <= 40 * 2**20
     assert not [p for p in files if p.suffix in (".bin", ".pt", ".pkl", ".ckpt")]
     assert shipped.model_defaults["text_mask"] == "words" and shipped.model_defaults["num_inference_steps"] == 30
+    low, high = shipped.model_defaults["guidance_interval"]  # CFG off in the noisiest steps (docs/shapes.md, item 3)
+    assert 0 <= low < high < shipped.scheduler.config.num_train_timesteps
     assert json.loads((SHIPPED_MODEL / "training.json").read_text())["unet_step"] > 0
 
 

@@ -190,3 +190,19 @@ def test_gligen_stage_grounding_supervision_trains_logs_and_is_recorded(tmp_path
     assert recipe["gligen_config"]["grounding_token_weight"] == 1.0 and recipe["gligen_config"]["position_code"] and recipe["gligen_step"] == 2
     pipe = LayoutPipeline.from_pretrained(tmp_path / "gligen")
     assert pipe.method_with_defaults("gligen").options.position_code and pipe.method_with_defaults("reground").options.position_code
+
+
+def test_gligen_stage_phrase_grounding_is_exported(tmp_path):
+    config = TrainConfig(vae_steps=1, vae_batch=2, unet_steps=1, batch=2, checkpoint_every=1, sample_every=0, model=dataclasses.asdict(ModelConfig.tiny()))
+    trainer = Trainer(tmp_path / "run", config, device="cpu")
+    trainer.run()
+    with pytest.raises(ValueError, match="grounding_text"):
+        trainer.train_gligen(steps=1, batch=2, grounding_text="noun")
+    trainer.train_gligen(steps=1, batch=2, p_drop=0.0, position_code=True)  # head nouns first, as the shipped stage
+    export(tmp_path / "run", tmp_path / "head", gligen=True)
+    assert LayoutPipeline.from_pretrained(tmp_path / "head").method_with_defaults("gligen").options.grounding_text == "head"
+    trainer.train_gligen(steps=2, batch=2, p_drop=0.0, position_code=True, grounding_text="phrase")  # then whole phrases
+    export(tmp_path / "run", tmp_path / "phrase", gligen=True)
+    assert json.loads((tmp_path / "phrase" / "training.json").read_text())["gligen_config"]["grounding_text"] == "phrase"
+    pipe = LayoutPipeline.from_pretrained(tmp_path / "phrase")
+    assert {pipe.method_with_defaults(m).options.grounding_text for m in ("gligen", "reground")} == {"phrase"}

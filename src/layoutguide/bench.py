@@ -332,8 +332,17 @@ def relation_prompts(n: int, seed: int = 0) -> list[tuple[str, tuple[str, str, i
     return out
 
 
+RELATION_FAILURES = ("objects", "attributes", "placement")
+
+
 def _relation_ok(image, layout: Layout, subject: tuple, relation: str, obj: tuple) -> dict[str, Any]:
-    """Score a planned generation: every subject instance must stand in ``relation`` to every object instance."""
+    """Score a planned generation: every subject instance must stand in ``relation`` to every object instance.
+
+    ``failure`` says why a relation failed, first cause first: ``objects`` (the image has more or fewer objects
+    than the layout), ``attributes`` (the right number, but not the layout's colours and shapes: a colour bound
+    to the wrong object, a triangle drawn as a square), ``placement`` (the right objects, in the wrong places);
+    None when the relation holds.
+    """
     from .shapes.evaluate import detect
     from .shapes.world import parse_phrase
 
@@ -342,10 +351,19 @@ def _relation_ok(image, layout: Layout, subject: tuple, relation: str, obj: tupl
     subj = [i for i, k in enumerate(kinds) if k == subject[:2]]
     objs = [i for i, k in enumerate(kinds) if k == obj[:2]]
     if not subj or not objs:
-        return {"relation_ok": False, "count_ok": False, "colour_acc": 0.0, "planned": False}
+        return {"relation_ok": False, "count_ok": False, "colour_acc": 0.0, "planned": False, "failure": "objects"}
     pairs = [evaluate(image, layout, (s, relation, o), detections=detections) for s in subj for o in objs]
     first = pairs[0]
-    return {"relation_ok": all(p.relation_ok for p in pairs), "count_ok": first.count_ok, "colour_acc": first.colour_acc, "object_in_box": first.object_in_box, "planned": True}
+    ok = all(p.relation_ok for p in pairs)
+    if ok:
+        failure = None
+    elif len(detections) != len(kinds):
+        failure = "objects"
+    elif sorted((d.colour, d.shape) for d in detections) != sorted(kinds):
+        failure = "attributes"
+    else:
+        failure = "placement"
+    return {"relation_ok": ok, "count_ok": first.count_ok, "colour_acc": first.colour_acc, "object_in_box": first.object_in_box, "planned": True, "failure": failure}
 
 
 def run_relation_bench(pipe, planners: Sequence[str], methods: Sequence[MethodSpec], *, n: int = 100, seed: int = 0, out: str | Path = "bench-out/relations", batch_size: int = 8, progress: bool = True, command: str | None = None) -> dict[str, Any]:
@@ -377,13 +395,20 @@ def run_relation_bench(pipe, planners: Sequence[str], methods: Sequence[MethodSp
                 "count_acc": sum(x["count_ok"] for x in scores) / n,
                 "colour_acc": sum(x["colour_acc"] for x in scores) / n,
                 "layout_relation_acc": sum(layout_ok) / n,
+                "failures": {f: sum(x["failure"] == f for x in scores) / n for f in RELATION_FAILURES},
             }
     results = {"config": {"n": n, "seed": seed, "planners": list(planners), "methods": [m.label for m in methods], "command": command}, "rows": rows, "prompts": [p for p, *_ in items]}
     atomic_write_text(out / "results.json", json.dumps(results, indent=1) + "\n")
-    table = ["| planner + method | relation acc | count acc | colour acc | planned layouts satisfy the relation |", "|---|---|---|---|---|"]
+    table = ["| planner + method | relation acc | count acc | colour acc | planned layouts satisfy the relation | failed: objects | failed: attributes | failed: placement |", "|---|---|---|---|---|---|---|---|"]
     for label, r in rows.items():
-        table.append(f"| {label} | {r['relation_acc']:.3f} | {r['count_acc']:.3f} | {r['colour_acc']:.3f} | {r['layout_relation_acc']:.3f} |")
-    text = "\n".join(["# Relation benchmark (shapes world)", "", f"{n} prompts such as \"{items[0][0]}\" (seed {seed}); planner -> layout -> generation -> exact evaluator. Relation accuracy requires every subject instance to stand in the relation to every object instance (box centres).", "", *table, ""] + (["Reproduce:", "", "```", command, "```", ""] if command else []))
+        split = " | ".join(f"{r['failures'][f]:.3f}" for f in RELATION_FAILURES)
+        table.append(f"| {label} | {r['relation_acc']:.3f} | {r['count_acc']:.3f} | {r['colour_acc']:.3f} | {r['layout_relation_acc']:.3f} | {split} |")
+    legend = (
+        "Each failed prompt is counted once, under its first cause: *objects*, the image has more or fewer objects than the layout; "
+        "*attributes*, the right number but not the layout's colours and shapes (a colour on the wrong object, a triangle drawn as a square); "
+        "*placement*, the right objects in places that break the relation. Relation acc plus the three failure shares is 1."
+    )
+    text = "\n".join(["# Relation benchmark (shapes world)", "", f"{n} prompts such as \"{items[0][0]}\" (seed {seed}); planner -> layout -> generation -> exact evaluator. Relation accuracy requires every subject instance to stand in the relation to every object instance (box centres).", "", *table, "", legend, ""] + (["Reproduce:", "", "```", command, "```", ""] if command else []))
     atomic_write_text(out / "report.md", text)
     results["table"] = "\n".join(table)
     return results

@@ -52,11 +52,18 @@ def parse_sets(values: list[str] | None) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _load(model, device, dtype):
+def guidance_interval_option():
+    return typer.Option(
+        None,
+        help="CFG only at timesteps LOW<=t<=HIGH, e.g. 0,900 (the conditional model alone elsewhere); 'all' for every step. Default: the model's.",
+    )
+
+
+def _load(model, device, dtype, guidance_interval: str | None = None):
     from .loading import ModelNotFoundError, load_pipeline
 
     try:
-        return load_pipeline(model, device=device, dtype=dtype)
+        return load_pipeline(model, device=device, dtype=dtype, guidance_interval=guidance_interval)
     except (ModelNotFoundError, ValueError) as e:
         fail(str(e))
 
@@ -71,6 +78,7 @@ def generate(
     seed: int = typer.Option(0, help="Base seed; image j uses a seed derived from (seed, j)."),
     steps: Optional[int] = typer.Option(None, help="Denoising steps (default: the model's, else 50)."),
     guidance_scale: Optional[float] = typer.Option(None, help="Classifier-free guidance (default: the model's, else 7.5)."),
+    guidance_interval: Optional[str] = guidance_interval_option(),
     n: int = typer.Option(1, "-n", help="Images to generate."),
     negative_prompt: Optional[str] = typer.Option(None, help="Negative prompt."),
     set_: Optional[list[str]] = typer.Option(None, "--set", help="Method option, METHOD.OPTION=VALUE (repeatable)."),
@@ -109,7 +117,7 @@ def generate(
     unknown = set(options) - set(method.split("+"))
     if unknown:
         fail(f"--set names method(s) {sorted(unknown)} but --method is {method!r}")
-    pipe = _load(model, device, dtype)
+    pipe = _load(model, device, dtype, guidance_interval)
     try:
         result = pipe(
             prompt=prompt,
@@ -269,6 +277,7 @@ def bench_shapes(
     model: Optional[str] = typer.Option(None, help="Default: the shipped shapes model."),
     steps: Optional[int] = typer.Option(None, help="Denoising steps (default: the model's)."),
     guidance_scale: Optional[float] = typer.Option(None, help="CFG scale (default: the model's)."),
+    guidance_interval: Optional[str] = guidance_interval_option(),
     batch_size: int = typer.Option(8, help="Prompts per pipeline call."),
     masks: bool = typer.Option(False, help="Give the methods exact masks instead of boxes."),
     max_objects: int = typer.Option(4, help="Objects per layout: 1 to this (ZestGuide's Eval-few: 3)."),
@@ -284,7 +293,7 @@ def bench_shapes(
     names = _method_names(methods, allow_all=True)
     if n < 1:
         fail("--n must be at least 1")
-    pipe = _load(model, device, dtype)
+    pipe = _load(model, device, dtype, guidance_interval)
     if "all" in names:  # every method that runs on this model, in the registry's order
         names = runnable_methods(pipe.unet)
     specs = [MethodSpec.parse(m, options) for m in names]
@@ -306,6 +315,7 @@ def bench_relations(
     out: Path = typer.Option(Path("bench-out/relations")),
     model: Optional[str] = typer.Option(None, help="Default: the shipped shapes model."),
     set_: Optional[list[str]] = typer.Option(None, "--set", help="Method option, METHOD.OPTION=VALUE (repeatable)."),
+    guidance_interval: Optional[str] = guidance_interval_option(),
     device: str = typer.Option("auto"),
 ) -> None:
     """Relation prompts -> planner -> generation -> exact evaluation: relation and count accuracy per planner x method."""
@@ -313,7 +323,7 @@ def bench_relations(
 
     options = parse_sets(set_)
     specs = [MethodSpec.parse(m, options) for m in _method_names(methods)]
-    pipe = _load(model, device, "auto")
+    pipe = _load(model, device, "auto", guidance_interval)
     command = "layoutguide " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("layoutguide") else None
     try:
         results = run_relation_bench(pipe, [p.strip() for p in planners.split(",") if p.strip()], specs, n=n, seed=seed, out=out, command=command)
@@ -339,6 +349,7 @@ def shapes_train(
     gligen_token_weight: float = typer.Option(0.0, help="GLIGEN stage: weight of the grounding-attention loss (share of each grounding token's attention from inside its box; not in GLIGEN's recipe)."),
     gligen_pixel_weight: float = typer.Option(0.0, help="GLIGEN stage: weight of the pixel-level grounding-attention loss (BCE of each grounding token's map against its box)."),
     gligen_position_code: bool = typer.Option(False, help="GLIGEN stage: add a fixed 2D sinusoidal code to the fusers' visual tokens (not in GLIGEN; the exported model samples with it)."),
+    gligen_grounding_text: str = typer.Option("head", help="GLIGEN stage: grounding phrases carry the head noun ('circle') or the whole phrase ('red circle', binds colours to boxes); the exported model samples the same way."),
     device: str = typer.Option("auto", help="auto (CUDA if present), cpu, cuda."),
 ) -> None:
     """Train (or resume) the shapes-world model (and, with --gligen-steps, its GLIGEN variant)."""
@@ -353,10 +364,12 @@ def shapes_train(
         attn_token_weight=attn_token_weight, attn_pixel_weight=attn_pixel_weight, schedule_start=schedule_start,
     ).items() if v is not None}
     # the recipe carries over from the run; the wall-time limit belongs to this invocation only
+    if gligen_grounding_text not in ("head", "phrase"):
+        fail(f"--gligen-grounding-text must be 'head' or 'phrase', got {gligen_grounding_text!r}")
     trainer = Trainer(out, dataclasses.replace(base, **changes, max_minutes=max_minutes), device=device)
     trainer.run()
     if gligen_steps and not trainer._out_of_time():
-        trainer.train_gligen(steps=gligen_steps, lr=gligen_lr, grounding_token_weight=gligen_token_weight, grounding_pixel_weight=gligen_pixel_weight, position_code=gligen_position_code)
+        trainer.train_gligen(steps=gligen_steps, lr=gligen_lr, grounding_token_weight=gligen_token_weight, grounding_pixel_weight=gligen_pixel_weight, position_code=gligen_position_code, grounding_text=gligen_grounding_text)
     if trainer._out_of_time():
         typer.echo(f"stopped after --max-minutes {max_minutes:g} at a checkpoint; run the same command again to go on")
 
@@ -384,12 +397,13 @@ def shapes_competence(
     seed: int = typer.Option(0),
     model: Optional[str] = typer.Option(None, help="Default: the shipped shapes model."),
     out: Optional[Path] = typer.Option(None, help="Also write images and competence.json here."),
+    guidance_interval: Optional[str] = guidance_interval_option(),
     device: str = typer.Option("auto"),
 ) -> None:
     """Unguided competence on held-out prompts: right colour and shape (1 object), both colours (2 objects)."""
     from .bench import run_competence
 
-    pipe = _load(model, device, "auto")
+    pipe = _load(model, device, "auto", guidance_interval)
     results = run_competence(pipe, n=n, seed=seed, out=out)
     typer.echo(json.dumps(results, indent=1))
 

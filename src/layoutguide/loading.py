@@ -45,10 +45,28 @@ def model_defaults(path: str | os.PathLike) -> dict:
     return json.loads(f.read_text()) if f.is_file() else {}
 
 
-def load_pipeline(model: str | os.PathLike | None = None, *, device: str | None = None, dtype: str | torch.dtype | None = None):
-    """A LayoutPipeline from ``model`` (None: the shipped shapes model; a folder; or a hub id), on ``device``."""
+def parse_guidance_interval(text: str) -> list[float] | None:
+    """``"0,900"`` -> ``[0.0, 900.0]`` (CFG only at timesteps 0 <= t <= 900); ``"all"`` -> None (every step)."""
+    if text.strip().lower() == "all":
+        return None
+    try:
+        low, high = (float(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"--guidance-interval {text!r}: expected LOW,HIGH in timesteps (e.g. 0,900) or 'all'") from None
+    if not 0 <= low <= high:
+        raise ValueError(f"--guidance-interval {text!r}: need 0 <= LOW <= HIGH")
+    return [low, high]
+
+
+def load_pipeline(model: str | os.PathLike | None = None, *, device: str | None = None, dtype: str | torch.dtype | None = None, guidance_interval: str | None = None):
+    """A LayoutPipeline from ``model`` (None: the shipped shapes model; a folder; or a hub id), on ``device``.
+
+    ``guidance_interval`` (``"LOW,HIGH"`` or ``"all"``) replaces the model's default for this pipeline, so it also
+    enters a benchmark's model fingerprint.
+    """
     from .pipeline import LayoutPipeline
 
+    interval = None if guidance_interval is None else parse_guidance_interval(guidance_interval)  # bad input fails before loading
     source = SHIPPED_MODEL if model is None else model
     local = Path(source).expanduser()
     if model is None and not (local / "model_index.json").is_file():
@@ -68,4 +86,6 @@ def load_pipeline(model: str | os.PathLike | None = None, *, device: str | None 
             "(huggingface-cli download ID --local-dir DIR) and pass the folder, or omit --model for the shipped shapes model."
         ) from None
     pipe.set_progress_bar_config(leave=False)
+    if guidance_interval is not None:
+        pipe.model_defaults = {**pipe.model_defaults, "guidance_interval": interval}
     return pipe.to(device_)

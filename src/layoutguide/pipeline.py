@@ -185,6 +185,7 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
         method_options: dict[str, Any] | None = None,
         num_inference_steps: int | None = None,
         guidance_scale: float | None = None,
+        guidance_interval: tuple[float, float] | None = None,
         negative_prompt: str | list[str] | None = None,
         num_images_per_prompt: int = 1,
         seed: int | list[int] | None = None,
@@ -208,6 +209,11 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
             method_options: hyperparameters of the method by name (validated); unset ones take the model's
                 calibrated defaults (``layoutguide.json`` beside the weights), then the method's own.
             num_inference_steps, guidance_scale: default to the model's ``layoutguide.json``, else 50 and 7.5.
+            guidance_interval: ``(t_low, t_high)``: classifier-free guidance only at timesteps t_low <= t <= t_high,
+                the conditional prediction alone elsewhere (Kynkaanniemi et al., NeurIPS 2024, arXiv 2404.07724:
+                guidance at high noise drives samples to the mode; here, to a blank canvas). Steps outside the
+                interval skip the unconditional forward. Default: the model's ``layoutguide.json``, else every step;
+                ``(0, math.inf)`` forces every step.
             seed: base seed; image ``j`` of prompt ``i`` uses ``seed_for(seed, i, j)``. Default 0. A list gives
                 each prompt its own base seed (``seed_for(seed[i], 0, j)``), independent of its place in the batch.
             generator: diffusers-style alternative to ``seed`` (one, or one per image).
@@ -219,6 +225,10 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
         method = self.method_with_defaults(method, method_options)
         num_inference_steps = num_inference_steps or self.model_defaults.get("num_inference_steps", 50)
         guidance_scale = self.model_defaults.get("guidance_scale", 7.5) if guidance_scale is None else guidance_scale
+        guidance_interval = self.model_defaults.get("guidance_interval") if guidance_interval is None else guidance_interval
+        if guidance_interval is not None:
+            if len(guidance_interval) != 2 or not 0 <= guidance_interval[0] <= guidance_interval[1]:
+                raise ValueError(f"guidance_interval must be (t_low, t_high) with 0 <= t_low <= t_high, got {guidance_interval!r}")
         prompts, layouts, negatives = self._sample_inputs(prompt, layout, negative_prompt, num_images_per_prompt)
         if method.needs_layout and not any(l.regions for l in layouts):
             raise ValueError(f"method {method.name!r} needs a layout with regions; pass layout=Layout(...)")
@@ -285,15 +295,17 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
                     latents, log = self._guide(latents, t, i, plan, method, ctx, store, cond, cond_mask)
                 guidance_log.append(log)
                 with torch.no_grad():
-                    model_in = torch.cat([latents, latents]) if do_cfg else latents
+                    guided = do_cfg and (guidance_interval is None or guidance_interval[0] <= t <= guidance_interval[1])
+                    model_in = torch.cat([latents, latents]) if guided else latents
                     model_in = self.scheduler.scale_model_input(model_in, t).to(dtype)
-                    embeddings = torch.cat([uncond, cond]) if do_cfg else cond
-                    with recording(store, cfg=do_cfg, step=i, on=return_attention):
-                        extra = method.unet_kwargs(i, ctx, cfg=do_cfg) or None
-                        noise = self.unet(model_in, t, encoder_hidden_states=embeddings, encoder_attention_mask=cfg_mask, cross_attention_kwargs=extra).sample.float()
+                    embeddings = torch.cat([uncond, cond]) if guided else cond
+                    with recording(store, cfg=guided, step=i, on=return_attention):
+                        extra = method.unet_kwargs(i, ctx, cfg=guided) or None
+                        mask = cfg_mask if guided else cond_mask
+                        noise = self.unet(model_in, t, encoder_hidden_states=embeddings, encoder_attention_mask=mask, cross_attention_kwargs=extra).sample.float()
                         if return_attention:
                             attention_out.append(grid_maps(store.get(view_request), store.layers, latent_hw).cpu())
-                    if do_cfg:
+                    if guided:
                         noise_uncond, noise_cond = noise.chunk(2)
                         noise = noise_uncond + guidance_scale * (noise_cond - noise_uncond)
                     latents = self.scheduler.step(noise, t, latents, **step_kwargs).prev_sample

@@ -29,7 +29,7 @@ from ..attention import AttentionRequest, AttentionStore, attention_control, rec
 from ..layout import atomic_write_text
 from ..loading import pick_device
 from .model import ModelConfig, build_components, word_token_mask
-from .world import PLURALS, TRAIN_SEEDS, make_scene
+from .world import COLOURS, PLURALS, TRAIN_SEEDS, make_scene
 
 
 @dataclasses.dataclass
@@ -426,10 +426,12 @@ class Trainer:
         parts["unet"] = gated
         return parts
 
-    def train_gligen(self, steps: int = 3000, batch: int = 32, lr: float = 5e-4, p_drop: float = 0.1, gate_lr_scale: float = 20.0, ema_decay: float = 0.995, attn_gate_init: float = 0.0, min_timestep: int = 0, grounding_token_weight: float = 0.0, grounding_pixel_weight: float = 0.0, position_code: bool = False) -> None:
+    def train_gligen(self, steps: int = 3000, batch: int = 32, lr: float = 5e-4, p_drop: float = 0.1, gate_lr_scale: float = 20.0, ema_decay: float = 0.995, attn_gate_init: float = 0.0, min_timestep: int = 0, grounding_token_weight: float = 0.0, grounding_pixel_weight: float = 0.0, position_code: bool = False, grounding_text: str = "head") -> None:
         """GLIGEN's recipe on the shapes world: base UNet and text encoder frozen, only the gated self-attention
-        layers and the position net learn. Grounding phrases carry the shape only ("circle"), captions keep the
-        colours, so box grounding (spatial) and colour (textual) can be measured apart.
+        layers and the position net learn. With ``grounding_text="head"`` grounding phrases carry the shape only
+        ("circle"), captions keep the colours, so box grounding (spatial) and colour (textual) can be measured apart.
+        With ``"phrase"`` they carry the region's whole phrase ("red circle"), as GLIGEN is trained on real data:
+        the box then says which colour goes where, which binds attributes to objects.
 
         The gates (``alpha_attn``, ``alpha_dense``, zero at init as in GLIGEN) get ``gate_lr_scale`` times the
         learning rate: at the base rate a first 1,218-step run left every tanh(alpha) below 0.07, i.e. the new
@@ -489,13 +491,17 @@ class Trainer:
         gen = torch.Generator(self.device).manual_seed(self.config.seed + 3 + start)
         rng = random.Random(self.config.seed + 3 + start)
         width = unet.config.cross_attention_dim
-        # Grounding tokens embed the head noun as the layout writes it ("circle", or "circles" for a group), which
-        # is what the gligen method feeds with grounding_text="head".
+        if grounding_text not in ("head", "phrase"):
+            raise ValueError(f"grounding_text must be 'head' or 'phrase', got {grounding_text!r}")
+        # Grounding tokens embed the head noun as the layout writes it ("circle", or "circles" for a group), or the
+        # whole phrase ("red circles"): what the gligen method feeds with the same grounding_text.
         nouns = sorted(set(PLURALS) | set(PLURALS.values()))
+        phrases = nouns if grounding_text == "head" else [f"{c} {n}" for c in COLOURS for n in nouns]
         with torch.no_grad():
-            ids = self.tokenizer(nouns, padding=True, return_tensors="pt").input_ids.to(self.device)
-            noun_embedding = dict(zip(nouns, text(ids).pooler_output))
-        self.state["gligen_config"] = {"lr": lr, "batch": batch, "p_drop": p_drop, "gate_lr_scale": gate_lr_scale, "ema_decay": ema_decay, "attn_gate_init": attn_gate_init, "min_timestep": min_timestep, "grounding_token_weight": grounding_token_weight, "grounding_pixel_weight": grounding_pixel_weight, "position_code": position_code}
+            ids = self.tokenizer(phrases, padding=True, return_tensors="pt").input_ids.to(self.device)
+            phrase_embedding = dict(zip(phrases, text(ids).pooler_output))
+        grounding_key = (lambda phrase: phrase.split()[-1]) if grounding_text == "head" else (lambda phrase: phrase)
+        self.state["gligen_config"] = {"lr": lr, "batch": batch, "p_drop": p_drop, "gate_lr_scale": gate_lr_scale, "ema_decay": ema_decay, "attn_gate_init": attn_gate_init, "min_timestep": min_timestep, "grounding_token_weight": grounding_token_weight, "grounding_pixel_weight": grounding_pixel_weight, "position_code": position_code, "grounding_text": grounding_text}
         supervise = grounding_token_weight > 0 or grounding_pixel_weight > 0
         store, request = AttentionStore(), AttentionRequest(kind="grounding", sides=None, places=("down", "mid", "up"))
         latent_side = unet.config.sample_size
@@ -517,7 +523,7 @@ class Trainer:
                         continue  # null grounding, so the model also works without boxes (and for CFG's uncond half)
                     for k, region in enumerate(layout.regions):
                         boxes[b, k] = torch.tensor(region.box, device=self.device)
-                        embeds[b, k] = noun_embedding[region.phrase.split()[-1]]
+                        embeds[b, k] = phrase_embedding[grounding_key(region.phrase)]
                         masks[b, k] = 1
                 with torch.no_grad():
                     z0 = self.vae.encode(x.to(self.device)).latent_dist.mean * scaling
@@ -582,10 +588,10 @@ def export(run: str | Path, out: str | Path, *, gligen: bool = False) -> None:
         pipe.model_defaults = json.loads(defaults_file.read_text())
     pipe.model_defaults["text_mask"] = "words" if trainer.config.text_mask else "none"
     if gligen:
-        position = bool(trainer.state.get("gligen_config", {}).get("position_code", False))
+        config = trainer.state.get("gligen_config", {})
         methods = pipe.model_defaults.setdefault("methods", {})
-        for name in ("gligen", "reground"):
-            methods.setdefault(name, {})["position_code"] = position
+        for name in ("gligen", "reground"):  # sample as the stage was trained
+            methods.setdefault(name, {}).update(position_code=bool(config.get("position_code", False)), grounding_text=config.get("grounding_text", "head"))
     pipe.save_pretrained(out)
     recipe = {"config": trainer.state["config"], "vae_step": trainer.state["vae_step"], "unet_step": trainer.state["unet_step"], "gligen_step": trainer.state.get("gligen_step", 0), "scaling_factor": trainer.state["scaling_factor"], "stages": trainer.state.get("stages", [])}
     if gligen and "gligen_config" in trainer.state:
