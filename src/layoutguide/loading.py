@@ -45,17 +45,22 @@ def model_defaults(path: str | os.PathLike) -> dict:
     return json.loads(f.read_text()) if f.is_file() else {}
 
 
+def check_guidance_interval(interval, field: str = "guidance_interval") -> None:
+    """Raise a ValueError naming ``field`` unless ``interval`` is ``(t_low, t_high)`` with 0 <= t_low <= t_high."""
+    if len(interval) != 2 or not 0 <= interval[0] <= interval[1]:
+        raise ValueError(f"{field} must be (t_low, t_high) with 0 <= t_low <= t_high, got {tuple(interval)!r}")
+
+
 def parse_guidance_interval(text: str) -> list[float] | None:
     """``"0,900"`` -> ``[0.0, 900.0]`` (CFG only at timesteps 0 <= t <= 900); ``"all"`` -> None (every step)."""
     if text.strip().lower() == "all":
         return None
     try:
-        low, high = (float(v) for v in text.split(","))
+        interval = [float(v) for v in text.split(",")]
     except ValueError:
         raise ValueError(f"--guidance-interval {text!r}: expected LOW,HIGH in timesteps (e.g. 0,900) or 'all'") from None
-    if not 0 <= low <= high:
-        raise ValueError(f"--guidance-interval {text!r}: need 0 <= LOW <= HIGH")
-    return [low, high]
+    check_guidance_interval(interval, f"--guidance-interval {text!r}")
+    return interval
 
 
 def load_pipeline(model: str | os.PathLike | None = None, *, device: str | None = None, dtype: str | torch.dtype | None = None, guidance_interval: str | None = None):

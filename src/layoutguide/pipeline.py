@@ -30,7 +30,7 @@ from transformers import CLIPTextModel, CLIPTokenizer
 
 from .attention import AttentionRequest, AttentionStore, attention_control, grid_maps, recording
 from .layout import Layout, atomic_write_text
-from .loading import MODEL_DEFAULTS_FILE, model_defaults
+from .loading import MODEL_DEFAULTS_FILE, check_guidance_interval, model_defaults
 from .methods import GuidanceContext, GuidanceMethod, get_method
 from .tokens import map_phrases
 
@@ -227,8 +227,7 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
         guidance_scale = self.model_defaults.get("guidance_scale", 7.5) if guidance_scale is None else guidance_scale
         guidance_interval = self.model_defaults.get("guidance_interval") if guidance_interval is None else guidance_interval
         if guidance_interval is not None:
-            if len(guidance_interval) != 2 or not 0 <= guidance_interval[0] <= guidance_interval[1]:
-                raise ValueError(f"guidance_interval must be (t_low, t_high) with 0 <= t_low <= t_high, got {guidance_interval!r}")
+            check_guidance_interval(guidance_interval)
         prompts, layouts, negatives = self._sample_inputs(prompt, layout, negative_prompt, num_images_per_prompt)
         if method.needs_layout and not any(l.regions for l in layouts):
             raise ValueError(f"method {method.name!r} needs a layout with regions; pass layout=Layout(...)")

@@ -135,6 +135,11 @@ def fuser_position_code(unet: torch.nn.Module, latent_hw: tuple[int, int]):
             handle.remove()
 
 
+def grounding_phrase(phrase: str, grounding_text: str) -> str:
+    """The text a grounding token embeds: the region phrase, or its last word (``grounding_text="head"``)."""
+    return phrase.split()[-1] if grounding_text == "head" else phrase
+
+
 class GligenOptions(MethodOptions):
     beta: float = Field(0.3, ge=0, le=1, description="share of the steps with grounding on (scheduled sampling)")
     rewire: Literal["sequential", "parallel"] = "sequential"
@@ -187,7 +192,7 @@ class Gligen(GuidanceMethod):
                 raise ValueError(f"layout: GLIGEN grounds at most {MAX_OBJECTS} objects, got {len(layout.regions)}")
             if not layout.regions:
                 continue
-            phrases = [p.split()[-1] for p in layout.phrases] if self.options.grounding_text == "head" else list(layout.phrases)
+            phrases = [grounding_phrase(p, self.options.grounding_text) for p in layout.phrases]
             ids = pipe.tokenizer(phrases, padding=True, return_tensors="pt").input_ids.to(pipe.text_encoder.device)
             with torch.no_grad():
                 pooled = pipe.text_encoder(ids).pooler_output  # (R, D)

@@ -458,10 +458,12 @@ class Trainer:
         object in noise (docs/results/gligen/position-experiment-fix.md). A model trained with it
         must be sampled with it (the gligen method's ``position_code`` option; ``export`` writes it into the
         model's defaults)."""
-        from ..methods.gligen import MAX_OBJECTS, fuser_position_code
+        from ..methods.gligen import MAX_OBJECTS, fuser_position_code, grounding_phrase
 
         if not 0 <= min_timestep < self.scheduler.config.num_train_timesteps:
             raise ValueError(f"min_timestep must be in [0, {self.scheduler.config.num_train_timesteps}), got {min_timestep}")
+        if grounding_text not in ("head", "phrase"):
+            raise ValueError(f"grounding_text must be 'head' or 'phrase', got {grounding_text!r}")
         parts = self.gligen_components(ema_weights=False)
         unet, text = parts["unet"].to(self.device), parts["text_encoder"].to(self.device)
         text.requires_grad_(False).eval()
@@ -491,8 +493,6 @@ class Trainer:
         gen = torch.Generator(self.device).manual_seed(self.config.seed + 3 + start)
         rng = random.Random(self.config.seed + 3 + start)
         width = unet.config.cross_attention_dim
-        if grounding_text not in ("head", "phrase"):
-            raise ValueError(f"grounding_text must be 'head' or 'phrase', got {grounding_text!r}")
         # Grounding tokens embed the head noun as the layout writes it ("circle", or "circles" for a group), or the
         # whole phrase ("red circles"): what the gligen method feeds with the same grounding_text.
         nouns = sorted(set(PLURALS) | set(PLURALS.values()))
@@ -500,7 +500,6 @@ class Trainer:
         with torch.no_grad():
             ids = self.tokenizer(phrases, padding=True, return_tensors="pt").input_ids.to(self.device)
             phrase_embedding = dict(zip(phrases, text(ids).pooler_output))
-        grounding_key = (lambda phrase: phrase.split()[-1]) if grounding_text == "head" else (lambda phrase: phrase)
         self.state["gligen_config"] = {"lr": lr, "batch": batch, "p_drop": p_drop, "gate_lr_scale": gate_lr_scale, "ema_decay": ema_decay, "attn_gate_init": attn_gate_init, "min_timestep": min_timestep, "grounding_token_weight": grounding_token_weight, "grounding_pixel_weight": grounding_pixel_weight, "position_code": position_code, "grounding_text": grounding_text}
         supervise = grounding_token_weight > 0 or grounding_pixel_weight > 0
         store, request = AttentionStore(), AttentionRequest(kind="grounding", sides=None, places=("down", "mid", "up"))
@@ -523,7 +522,7 @@ class Trainer:
                         continue  # null grounding, so the model also works without boxes (and for CFG's uncond half)
                     for k, region in enumerate(layout.regions):
                         boxes[b, k] = torch.tensor(region.box, device=self.device)
-                        embeds[b, k] = phrase_embedding[grounding_key(region.phrase)]
+                        embeds[b, k] = phrase_embedding[grounding_phrase(region.phrase, grounding_text)]
                         masks[b, k] = 1
                 with torch.no_grad():
                     z0 = self.vae.encode(x.to(self.device)).latent_dist.mean * scaling
