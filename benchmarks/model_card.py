@@ -81,15 +81,20 @@ def gligen_card() -> None:
     methods = json.loads((RESULTS / "gligen" / "methods" / "results.json").read_text())
     probe = RESULTS / "gligen" / "position-probe.md"
     first_line = next((l for l in probe.read_text().splitlines() if l.startswith("Denoising loss")), "") if probe.exists() else ""
+    # (first step, last step, config) per GLIGEN stage, as for the base model's stages
+    ends = [(st["until_gligen_step"], st["config"]) for st in recipe.get("gligen_stages", [])] + [(recipe["gligen_step"], g)]
+    stages = [(ends[i - 1][0] if i else 0, end, c) for i, (end, c) in enumerate(ends)]
+    grounding = {"head": "head nouns (\"circle\", \"circles\"; colours come from the caption)", "phrase": "whole phrases (\"red circle\")"}
     lines = [
         "# layoutguide shapes GLIGEN model",
         "",
         f"The shapes model (`../shapes`, UNet step {recipe['unet_step']:,}) with GLIGEN's gated self-attention layers and position net "
         f"added and trained for {recipe['gligen_step']:,} steps with the base UNet and text encoder frozen (`layoutguide shapes train "
-        "--gligen-steps N`, the GLIGEN stage in `docs/shapes.md`). Grounding phrases are head nouns only (\"circle\", \"circles\"); "
-        "colours come from the caption. `layoutguide.json` makes `gligen` and `reground` feed head nouns (`grounding_text: head`)"
+        "--gligen-steps N`, the GLIGEN stage in `docs/shapes.md`). Grounding tokens embed "
+        + "; then ".join(f"{grounding[c.get('grounding_text', 'head')]} for steps {a:,}-{b:,}" for a, b, c in stages)
+        + f". `layoutguide.json` makes `gligen` and `reground` feed the same (`grounding_text: {g.get('grounding_text', 'head')}`)"
         + (" and switch on the fusers' position code (`position_code: true`)" if g.get("position_code") else "")
-        + ". Use with `--model src/layoutguide/weights/shapes-gligen --method gligen|reground|gligen+refocus|reground+refocus`.",
+        + ". Use with `--model src/layoutguide/weights/shapes-gligen --method gligen|reground|gligen+refocus|gligen+pww+refocus|reground+refocus`.",
         "",
         "## Recipe (from training.json)",
         "",

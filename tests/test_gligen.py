@@ -116,12 +116,21 @@ def test_gligen_in_the_loop_and_scheduled_sampling(gated_pipe):
     assert all(getattr(block, "_diffusers_hook", None) is None or block._diffusers_hook.get_hook(REGROUND_HOOK) is None for block in grounded_blocks(gated_pipe.unet))
 
 
-@pytest.mark.parametrize("name", ["reground", "gligen+refocus", "reground+refocus"])
+@pytest.mark.parametrize("name", ["reground", "gligen+refocus", "reground+refocus", "gligen+pww+refocus"])
 def test_compositions_run(gated_pipe, name):
     out = gated_pipe(layout=_layout(), method=name, num_inference_steps=4, guidance_scale=3, progress=False)
     assert out.images[0].size == (64, 64)
     if "refocus" in name:
         assert any(out.guidance)
+
+
+def test_pww_modulates_gligen_refocus(gated_pipe):
+    # the relation benchmark's best combination: the modulation must reach the UNet beside GLIGEN's inputs and
+    # refocus's gradient
+    run = lambda name, **options: torch.from_numpy(gated_pipe(layout=_layout(), method=name, method_options=options, num_inference_steps=4, guidance_scale=3, progress=False, output_type="np", seed=3).images)
+    reference = run("gligen+refocus")
+    torch.testing.assert_close(run("gligen+pww+refocus", pww={"weight": 0.0}), reference)
+    assert not torch.allclose(run("gligen+pww+refocus"), reference, atol=1e-5)
 
 
 def test_reground_differs_from_gligen(gated_pipe):

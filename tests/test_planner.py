@@ -171,6 +171,20 @@ def test_rule_planner_sizes_shrink_with_counts_and_groups_keep_to_their_area():
     assert len({round(centre(b)[1], 6) for b in tri}) == 1 and all(b[3] <= 0.5 for b in tri)
 
 
+def test_rule_planner_boxes_keep_their_objects_proportions():
+    aspect = lambda b: (b[2] - b[0]) / (b[3] - b[1])
+    # the shapes world only draws square boxes: a lone object beside a pair gets a square box, not its tall cell
+    lay = PLANNER.plan("a red circle to the right of two green squares").layout
+    assert all(aspect(b) == pytest.approx(1.0, rel=1e-3) for b in lay.boxes), lay.boxes
+    # known nouns take their usual proportions, unknown ones are square
+    lay = PLANNER.plan("a person next to a car and a blorp").layout
+    (person,), (car,), (blorp,) = (boxes_of(lay, p) for p in ("person", "car", "blorp"))
+    assert aspect(person) < 0.6 and aspect(car) > 1.4 and aspect(blorp) == pytest.approx(1.0, rel=1e-3)
+    # a support stays wide enough to stand on
+    (table,) = boxes_of(PLANNER.plan("a cat on top of a table").layout, "table")
+    assert aspect(table) >= 1.6
+
+
 def test_rule_planner_counts_and_region_cap():
     assert len(PLANNER.plan("seven stars").layout.regions) == 7
     assert len(PLANNER.plan("a dozen eggs").layout.regions) == 12

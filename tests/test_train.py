@@ -7,7 +7,7 @@ import pytest
 
 from layoutguide.pipeline import LayoutPipeline
 from layoutguide.shapes.model import ModelConfig
-from layoutguide.shapes.train import TrainConfig, Trainer, export
+from layoutguide.shapes.train import TrainConfig, Trainer, export, init_run_from_export
 
 
 @pytest.mark.slow
@@ -102,7 +102,6 @@ def test_exported_models_are_resumable_checkpoints(tmp_path):
     import torch
     from safetensors.torch import load_file
 
-    from layoutguide.shapes.train import init_run_from_export
 
     config = TrainConfig(vae_steps=1, vae_batch=2, unet_steps=2, batch=2, checkpoint_every=1, sample_every=0, model=dataclasses.asdict(ModelConfig.tiny()))
     first = Trainer(tmp_path / "run", config, device="cpu")
@@ -203,6 +202,11 @@ def test_gligen_stage_phrase_grounding_is_exported(tmp_path):
     assert LayoutPipeline.from_pretrained(tmp_path / "head").method_with_defaults("gligen").options.grounding_text == "head"
     trainer.train_gligen(steps=2, batch=2, p_drop=0.0, position_code=True, grounding_text="phrase")  # then whole phrases
     export(tmp_path / "run", tmp_path / "phrase", gligen=True)
-    assert json.loads((tmp_path / "phrase" / "training.json").read_text())["gligen_config"]["grounding_text"] == "phrase"
+    recipe = json.loads((tmp_path / "phrase" / "training.json").read_text())
+    assert recipe["gligen_config"]["grounding_text"] == "phrase"
+    # the head-noun steps are kept in the recipe's history, and a run started from the export keeps it too
+    assert [(st["until_gligen_step"], st["config"]["grounding_text"]) for st in recipe["gligen_stages"]] == [(1, "head")]
+    init_run_from_export(tmp_path / "phrase", tmp_path / "again")
+    assert json.loads((tmp_path / "again" / "ckpt" / "state.json").read_text())["gligen_stages"] == recipe["gligen_stages"]
     pipe = LayoutPipeline.from_pretrained(tmp_path / "phrase")
     assert {pipe.method_with_defaults(m).options.grounding_text for m in ("gligen", "reground")} == {"phrase"}

@@ -570,10 +570,21 @@ class _Parser:
 # ============================================================================================ rule-based placement
 _MARGIN = 0.04  # canvas border
 _FILL = 0.8  # box side / cell side
-_ASPECT = 1.25  # max box aspect ratio inside a cell
+_WIDE_ASPECT = 2.0  # max width / height of a support ("a cat on top of a table"): a surface to stand on
 _MAX_SIDE = 0.7  # a lone object does not fill the canvas
 _SEPARATION = 0.05  # required centre distance along a relation's axis
 _H_KINDS = ("left of", "right of", "next to")
+# Width / height of a box, by singular head noun: a box keeps its object's usual proportions, as the boxes layout
+# models are trained on do (a person is tall, a bus is wide; every shapes-world box is square). Rough typical
+# proportions of upright, whole objects; a noun not listed gets a square box.
+_ASPECTS = {
+    **dict.fromkeys(("person", "man", "woman", "boy", "girl", "child", "kid", "lady", "player", "soldier", "astronaut", "robot", "statue"), 0.45),
+    **dict.fromkeys(("bottle", "candle", "vase", "lamp", "tower", "lighthouse", "rocket", "door", "penguin"), 0.45),
+    **dict.fromkeys(("tree", "giraffe", "chair", "flower", "plant", "cactus", "glass", "mug", "book", "window", "building"), 0.7),
+    **dict.fromkeys(("dog", "horse", "cow", "sheep", "zebra", "elephant", "deer", "bear", "lion", "tiger", "pig", "fox", "umbrella", "laptop", "tv", "monitor"), 1.3),
+    **dict.fromkeys(("car", "bicycle", "bike", "motorcycle", "boat", "table", "desk", "bed", "banana", "sandwich", "crocodile", "fish"), 1.6),
+    **dict.fromkeys(("bus", "truck", "train", "airplane", "plane", "bench", "couch", "sofa", "skateboard"), 2.0),
+}
 
 
 def _reaches(succ: list[set[int]], a: int, b: int) -> bool:
@@ -656,13 +667,19 @@ def _arrange(area, n: int, line: str | None = None) -> list[tuple[float, float, 
     return cells
 
 
-def _box_in(cell, *, wide: bool = False, width_scale: float = 1.0) -> list[float]:
-    """A box centred in ``cell``: ``_FILL`` of the cell, aspect at most ``_ASPECT`` (2 for ``wide`` supports)."""
+def _box_in(cell, *, aspect: float = 1.0, wide: bool = False, width_scale: float = 1.0) -> list[float]:
+    """A box centred in ``cell``, with width / height ``aspect``: as large as ``_FILL`` of the cell and
+    ``_MAX_SIDE`` allow, then ``width_scale`` of that (both sides). A ``wide`` support takes the cell's width up
+    to ``_WIDE_ASPECT`` times its height instead, so what stands on it has room."""
     x0, y0, x1, y1 = cell
-    cw, ch = x1 - x0, y1 - y0
-    aspect = 2.0 if wide else _ASPECT
-    bw = min(cw * _FILL, ch * _FILL * aspect, 0.9 if wide else _MAX_SIDE) * width_scale
-    bh = min(ch * _FILL, cw * _FILL * _ASPECT, _MAX_SIDE)
+    cw, ch = (x1 - x0) * _FILL, (y1 - y0) * _FILL
+    if wide:
+        bh = min(ch, cw / max(aspect, 1.0), _MAX_SIDE)
+        bw = min(cw, bh * max(aspect, _WIDE_ASPECT), 0.9)
+    else:
+        bw = min(cw, ch * aspect, _MAX_SIDE, _MAX_SIDE * aspect)
+        bh = bw / aspect
+    bw, bh = bw * width_scale, bh * width_scale
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
     return [cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2]
 
@@ -781,7 +798,7 @@ def _place(
     touched = set(range(n)) if any_position else {r.a for r in rels} | {r.b for r in rels}
     if not touched:  # nothing related: every instance on one grid, groups in order
         cells = iter(_arrange((lo, lo, hi, hi), sum(g.count for g in groups)))
-        return [[_box_in(next(cells)) for _ in range(grp.count)] for grp in groups]
+        return [[_box_in(next(cells), aspect=_ASPECTS.get(grp.head, 1.0)) for _ in range(grp.count)] for grp in groups]
     cols, _, _ = _ranks(n, cons.h_strict, cons.col_equal, notes, cons.flexible)
     rows, row_class, row_succ = _ranks(n, cons.v_strict, cons.row_equal, notes)
     # "on top of": pull the subject down to the row just above its nearest successor (its support, normally)
@@ -864,7 +881,7 @@ def _place(
     supports = {r.b for r in rels if r.kind == "on top of"}
     for g in range(n):
         for cell in _arrange(tuple(areas[g]), groups[g].count, line[g]):
-            boxes[g].append(_box_in(cell, wide=g in supports, width_scale=0.75 if g in subjects else 1.0))
+            boxes[g].append(_box_in(cell, aspect=_ASPECTS.get(groups[g].head, 1.0), wide=g in supports, width_scale=0.75 if g in subjects else 1.0))
     # stacking: a support that sits on nothing moves up to its area's top; what sits on a support then moves down
     # onto it (bottom edges = the support's top edge), centred over it as a whole; bottom-most supports first, so
     # chains stack

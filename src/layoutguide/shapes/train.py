@@ -500,7 +500,12 @@ class Trainer:
         with torch.no_grad():
             ids = self.tokenizer(phrases, padding=True, return_tensors="pt").input_ids.to(self.device)
             phrase_embedding = dict(zip(phrases, text(ids).pooler_output))
-        self.state["gligen_config"] = {"lr": lr, "batch": batch, "p_drop": p_drop, "gate_lr_scale": gate_lr_scale, "ema_decay": ema_decay, "attn_gate_init": attn_gate_init, "min_timestep": min_timestep, "grounding_token_weight": grounding_token_weight, "grounding_pixel_weight": grounding_pixel_weight, "position_code": position_code, "grounding_text": grounding_text}
+        gligen_config = {"lr": lr, "batch": batch, "p_drop": p_drop, "gate_lr_scale": gate_lr_scale, "ema_decay": ema_decay, "attn_gate_init": attn_gate_init, "min_timestep": min_timestep, "grounding_token_weight": grounding_token_weight, "grounding_pixel_weight": grounding_pixel_weight, "position_code": position_code, "grounding_text": grounding_text}
+        previous = self.state.get("gligen_config")
+        if start and previous is not None and previous != gligen_config:
+            # the stage goes on with another recipe: keep the one of the steps so far, so the export's is whole
+            self.state.setdefault("gligen_stages", []).append({"until_gligen_step": start, "config": previous})
+        self.state["gligen_config"] = gligen_config
         supervise = grounding_token_weight > 0 or grounding_pixel_weight > 0
         store, request = AttentionStore(), AttentionRequest(kind="grounding", sides=None, places=("down", "mid", "up"))
         latent_side = unet.config.sample_size
@@ -595,6 +600,7 @@ def export(run: str | Path, out: str | Path, *, gligen: bool = False) -> None:
     recipe = {"config": trainer.state["config"], "vae_step": trainer.state["vae_step"], "unet_step": trainer.state["unet_step"], "gligen_step": trainer.state.get("gligen_step", 0), "scaling_factor": trainer.state["scaling_factor"], "stages": trainer.state.get("stages", [])}
     if gligen and "gligen_config" in trainer.state:
         recipe["gligen_config"] = trainer.state["gligen_config"]
+        recipe["gligen_stages"] = trainer.state.get("gligen_stages", [])
     atomic_write_text(out / "training.json", json.dumps(recipe, indent=2) + "\n")
 
 
@@ -626,8 +632,9 @@ def init_run_from_export(folder: str | Path, run: str | Path) -> None:
     state["stages"] = recipe.get("stages", [])
     if gligen:
         state["gligen_step"] = recipe.get("gligen_step", 0)
-        if "gligen_config" in recipe:
-            state["gligen_config"] = recipe["gligen_config"]
+        for key in ("gligen_config", "gligen_stages"):
+            if key in recipe:
+                state[key] = recipe[key]
     atomic_write_text(ckpt / "state.json", json.dumps(state, indent=2))
 
 
