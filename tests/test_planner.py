@@ -13,7 +13,7 @@ from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
@@ -185,6 +185,16 @@ def test_rule_planner_boxes_keep_their_objects_proportions():
     assert aspect(table) >= 1.6
 
 
+def test_rule_planner_relations_hold_with_a_margin():
+    # two above two: a 2x2 grid puts the diagonal pairs at 45 degrees, where a drift of a pixel breaks "above"
+    lay = PLANNER.plan("two red triangles above two blue circles").layout
+    for a in boxes_of(lay, "red triangles"):
+        for b in boxes_of(lay, "blue circles"):
+            (ax, ay), (bx, by) = centre(a), centre(b)
+            assert by - ay >= abs(bx - ax) + 0.05 - 1e-6
+    assert min(b[2] - b[0] for b in lay.boxes) > 0.25  # by moving the columns closer, not by shrinking the boxes
+
+
 def test_rule_planner_counts_and_region_cap():
     assert len(PLANNER.plan("seven stars").layout.regions) == 7
     assert len(PLANNER.plan("a dozen eggs").layout.regions) == 12
@@ -282,6 +292,7 @@ FUZZ_WORDS = (
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.sampled_from(FUZZ_WORDS), min_size=1, max_size=14))
+@example(words="twenty a below several a on it".split())  # a stack taller than the canvas: its top box was clipped to nothing
 def test_rule_planner_never_crashes(words):
     prompt = " ".join(words)
     try:

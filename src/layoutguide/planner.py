@@ -573,6 +573,9 @@ _FILL = 0.8  # box side / cell side
 _WIDE_ASPECT = 2.0  # max width / height of a support ("a cat on top of a table"): a surface to stand on
 _MAX_SIDE = 0.7  # a lone object does not fill the canvas
 _SEPARATION = 0.05  # required centre distance along a relation's axis
+# ... and by how much it must exceed the distance across it: generated objects drift a few pixels from their boxes,
+# and a pair planned on the diagonal (two above two, in a 2x2 grid) then breaks the relation half the time
+_DOMINANCE = 0.05
 _H_KINDS = ("left of", "right of", "next to")
 # Width / height of a box, by singular head noun: a box keeps its object's usual proportions, as the boxes layout
 # models are trained on do (a person is tall, a bus is wide; every shapes-world box is square). Rough typical
@@ -693,21 +696,21 @@ def _overlap(a, b) -> float:
 
 
 def _relation_ok(a, kind: str, b) -> bool:
-    """Box ``a`` is ``kind`` box ``b``: centres apart by more than ``_SEPARATION`` along the relation's axis and at
-    least as far as across it (the shapes evaluator's rule); "on top of" touches and overlaps horizontally; "x<" /
-    "y<" (absolute positions) only order the centres."""
+    """Box ``a`` is ``kind`` box ``b``: centres apart by more than ``_SEPARATION`` along the relation's axis and
+    farther than across it by ``_DOMINANCE`` (the shapes evaluator's rule, with margins); "on top of" touches and
+    overlaps horizontally; "x<" / "y<" (absolute positions) only order the centres."""
     (ax, ay), (bx, by) = _centre(a), _centre(b)
     dx, dy = bx - ax, by - ay
     if kind == "left of":
-        return dx > _SEPARATION and abs(dx) >= abs(dy)
+        return dx > _SEPARATION and abs(dx) >= abs(dy) + _DOMINANCE
     if kind == "right of":
-        return -dx > _SEPARATION and abs(dx) >= abs(dy)
+        return -dx > _SEPARATION and abs(dx) >= abs(dy) + _DOMINANCE
     if kind == "above":
-        return dy > _SEPARATION and abs(dy) >= abs(dx)
+        return dy > _SEPARATION and abs(dy) >= abs(dx) + _DOMINANCE
     if kind == "below":
-        return -dy > _SEPARATION and abs(dy) >= abs(dx)
+        return -dy > _SEPARATION and abs(dy) >= abs(dx) + _DOMINANCE
     if kind == "next to":
-        return abs(dx) > _SEPARATION and abs(dx) >= abs(dy)
+        return abs(dx) > _SEPARATION and abs(dx) >= abs(dy) + _DOMINANCE
     if kind == "on top of":
         return abs(a[3] - b[1]) < 1e-6 and min(a[2], b[2]) > max(a[0], b[0]) and ay < by
     if kind == "x<":
@@ -895,6 +898,17 @@ def _place(
     return boxes
 
 
+def _on_canvas(box) -> tuple[float, ...]:
+    """``box`` moved onto the canvas where it sticks out (a stack taller than the canvas), then clipped to it, so no
+    box loses its area."""
+    out = list(box)
+    for axis in (0, 1):
+        lo, hi = out[axis], out[axis + 2]
+        shift = -lo if lo < 0 else min(0.0, 1 - hi)
+        out[axis], out[axis + 2] = lo + shift, hi + shift
+    return tuple(min(max(round(v, 6), 0.0), 1.0) for v in out)
+
+
 def _mid(boxes, axis: int) -> float:
     return (min(b[axis] for b in boxes) + max(b[axis + 2] for b in boxes)) / 2
 
@@ -941,7 +955,7 @@ class RuleBasedPlanner:
         names = [g.phrase for g in groups]
         best = None
         # try grids, then rows/columns of instances, with each cell-sharing direction; keep the first clean layout
-        for (lines, squeeze), axis in itertools.product(((False, 1.0), (False, 0.6), (False, 0.4), (True, 1.0)), (None, "x", "y")):
+        for (lines, squeeze), axis in itertools.product(((False, 1.0), (False, 0.85), (False, 0.6), (False, 0.4), (True, 1.0)), (None, "x", "y")):
             attempt_notes: list[str] = []
             boxes = _place(groups, rels, cons, attempt_notes, axis, lines, squeeze)
             ignored = {note.split("ignored ", 1)[1] for note in attempt_notes if note.startswith("contradictory")}
@@ -954,7 +968,7 @@ class RuleBasedPlanner:
         notes.extend(place_notes)
         notes.extend(f"could not satisfy: {p}" for p in problems)
         regions = [
-            Region(grp.phrase, box=tuple(min(max(round(v, 6), 0.0), 1.0) for v in box))
+            Region(grp.phrase, box=_on_canvas(box))
             for grp, group_boxes in zip(groups, boxes)
             for box in group_boxes
         ]
