@@ -1,5 +1,6 @@
 """Benchmark harness: resume skips finished images, and refuses a folder made with other settings."""
 
+import dataclasses
 import io
 import json
 
@@ -77,5 +78,21 @@ def test_relation_bench_writes_failure_split_and_resumes(tiny_pipe, tmp_path):
         stamps = [p.stat().st_mtime_ns for p in images]
         again = run_relation_bench(tiny_pipe, ["rule"], [MethodSpec("none", None)], n=2, out=tmp_path, progress=False)
         assert [p.stat().st_mtime_ns for p in images] == stamps and again["rows"] == first["rows"]
+        # a planner that now places other boxes must not be scored against the old images
+        from layoutguide import planner as planner_module
+
+        original = planner_module.RuleBasedPlanner.plan
+
+        def moved(self, prompt):
+            result = original(self, prompt)
+            regions = [dataclasses.replace(r, box=(r.bbox[0] * 0.9, r.bbox[1], r.bbox[2] * 0.9, r.bbox[3])) for r in result.layout.regions]
+            return planner_module.PlanResult(result.layout.replace(regions=tuple(regions)), result.notes, result.fallback)
+
+        planner_module.RuleBasedPlanner.plan = moved
+        try:
+            with pytest.raises(BenchResumeError, match="layouts\\[rule\\]"):
+                run_relation_bench(tiny_pipe, ["rule"], [MethodSpec("none", None)], n=2, out=tmp_path, progress=False)
+        finally:
+            planner_module.RuleBasedPlanner.plan = original
     finally:
         tiny_pipe.model_defaults = saved

@@ -141,6 +141,7 @@ def check_resume(out: Path, settings: dict[str, Any], methods: dict[str, Any]) -
                 f"{out} holds a benchmark run with {key}={record['settings'][key]!r}, this one has {key}={value!r}; "
                 "pass another --out, or delete the folder to start over"
             )
+        record["settings"].setdefault(key, value)  # a planner added to a run: its layouts are recorded too
     for label, options in methods.items():
         if label in record["methods"] and record["methods"][label] != options:
             raise BenchResumeError(
@@ -373,12 +374,14 @@ def run_relation_bench(pipe, planners: Sequence[str], methods: Sequence[MethodSp
     out = Path(out)
     items = relation_prompts(n, seed)
     methods_run = {f"{p} + {m.label}": {"method": m.method, "options": m.options} for p in planners for m in methods}
-    check_resume(out, {"model": model_fingerprint(pipe), "n": n, "seed": seed}, methods_run)
+    planned = {name: [get_planner(name).plan(prompt).layout for prompt, *_ in items] for name in planners}
+    # images are kept per planner and method: a planner that now places other boxes must not reuse them
+    digests = {f"layouts[{name}]": hashlib.sha256(json.dumps([l.to_dict() for l in ls], sort_keys=True).encode()).hexdigest()[:16] for name, ls in planned.items()}
+    check_resume(out, {"model": model_fingerprint(pipe), "n": n, "seed": seed, **digests}, methods_run)
     pipe.set_progress_bar_config(disable=True)
     rows: dict[str, dict[str, Any]] = {}
     for planner_name in planners:
-        planner = get_planner(planner_name)
-        layouts = [planner.plan(prompt).layout for prompt, *_ in items]
+        layouts = planned[planner_name]
         layout_ok = [_all_nonempty(_layout_relation(l, s, r, o)) for l, (_, s, r, o) in zip(layouts, items)]
         for spec in methods:
             label = f"{planner_name} + {spec.label}"
