@@ -3,6 +3,7 @@
 import dataclasses
 import io
 import json
+import re
 
 import numpy as np
 from PIL import Image
@@ -64,6 +65,18 @@ def test_relation_score_names_the_first_cause_of_a_failure():
     assert score(red, blue, ShapeObject("green", "circle", (24, 44, 40, 60)))["relation_ok"]  # an extra object does not break the relation
 
 
+def test_chance_rate_of_a_relation():
+    from layoutguide.bench import chance_relation_rate
+
+    pair = lambda relation, k=1: [("", ("red", "circle", k), relation, ("blue", "square", k))]
+    one = {r: chance_relation_rate(pair(r), trials=2000) for r in ("left of", "right of", "above", "below")}
+    # four directions share the plane: about a quarter each (less the pairs at exactly 45 degrees)
+    assert all(0.18 < v < 0.32 for v in one.values()), one
+    assert abs(one["left of"] - one["right of"]) < 0.05 and abs(one["above"] - one["below"]) < 0.05
+    assert chance_relation_rate(pair("left of", 2), trials=2000) < 0.5 * one["left of"]  # all four pairs must hold
+    assert chance_relation_rate(pair("above"), seed=3) == chance_relation_rate(pair("above"), seed=3)
+
+
 def test_relation_bench_writes_failure_split_and_resumes(tiny_pipe, tmp_path):
     from layoutguide.bench import RELATION_FAILURES, run_relation_bench
 
@@ -73,7 +86,8 @@ def test_relation_bench_writes_failure_split_and_resumes(tiny_pipe, tmp_path):
         first = run_relation_bench(tiny_pipe, ["rule"], [MethodSpec("none", None)], n=2, out=tmp_path, progress=False)
         row = first["rows"]["rule + none"]
         assert row["relation_acc"] + sum(row["failures"][f] for f in RELATION_FAILURES) == pytest.approx(1.0)
-        assert "failed: attributes" in (tmp_path / "report.md").read_text()
+        report = (tmp_path / "report.md").read_text()
+        assert "failed: attributes" in report and f"By chance, the relation holds for {first['chance']:.3f}" in report
         images = sorted((tmp_path / "images").rglob("*.png"))
         stamps = [p.stat().st_mtime_ns for p in images]
         again = run_relation_bench(tiny_pipe, ["rule"], [MethodSpec("none", None)], n=2, out=tmp_path, progress=False)
@@ -96,3 +110,34 @@ def test_relation_bench_writes_failure_split_and_resumes(tiny_pipe, tmp_path):
             planner_module.RuleBasedPlanner.plan = original
     finally:
         tiny_pipe.model_defaults = saved
+
+
+def test_method_variants_in_brackets():
+    from layoutguide.bench import split_methods
+    from layoutguide.methods import MethodOptionError
+
+    assert split_methods("none, refocus[tokens=last,sar=false],gligen+pww+refocus[refocus.tokens=last;pww.weight=0.2]") == [
+        "none", "refocus[tokens=last,sar=false]", "gligen+pww+refocus[refocus.tokens=last;pww.weight=0.2]"]
+    # --set applies to every entry; the brackets override it for their own entry only
+    spec = MethodSpec.parse("refocus[tokens=last,sar=false]", {"refocus": {"loss_scale": 3, "tokens": "all"}})
+    assert spec == MethodSpec("refocus[tokens=last,sar=false]", "refocus", {"loss_scale": 3, "tokens": "last", "sar": False})
+    assert MethodSpec.parse("refocus", {"refocus": {"loss_scale": 3}}).options == {"loss_scale": 3}
+    combo = MethodSpec.parse("gligen+pww+refocus[refocus.tokens=last;pww.weight=0.2]")
+    assert combo.method == "gligen+pww+refocus" and combo.options == {"refocus": {"tokens": "last"}, "pww": {"weight": 0.2}}
+    for bad, says in [
+        ("gligen+refocus[tokens=last]", "refocus.OPTION=VALUE"),  # which member?
+        ("refocus[tokens=last", "']' last"),
+        ("refocus[tokens=first]", "refocus.tokens"),  # the method's own validation names the option
+        ("refocus[other.tokens=last]", "bad variant option"),
+        ("refocus[tokens]", "bad variant option"),
+    ]:
+        with pytest.raises(MethodOptionError, match=re.escape(says)):
+            MethodSpec.parse(bad)
+
+
+def test_bench_runs_variants_side_by_side(tiny_pipe, tmp_path):
+    specs = [MethodSpec.parse(m) for m in ("refocus", "refocus[loss_scale=50]")]
+    results = run_shapes_bench(tiny_pipe, specs, n=1, seed=3, out=tmp_path, steps=2, progress=False)
+    assert set(results["methods"]) == {"refocus", "refocus[loss_scale=50]"}
+    a, b = (np.asarray(Image.open(tmp_path / "images" / label / "0000.png"), dtype=float) for label in results["methods"])
+    assert np.abs(a - b).max() > 0  # the variant's option reached the sampler

@@ -123,3 +123,9 @@ def test_shapes_train_time_limit_is_not_inherited(tmp_path):
     assert (state["vae_step"], state["unet_step"], state["config"]["max_minutes"]) == (1, 2, None)
     result = runner.invoke(app, ["shapes", "train", "--out", str(run), "--unet-steps", "3", "--max-minutes", "1e-9", "--device", "cpu"])
     assert result.exit_code == 0 and "--max-minutes" in result.output
+
+
+def test_bench_rejects_a_bad_variant_before_loading_anything(tmp_path):
+    result = runner.invoke(app, ["bench", "relations", "--methods", "none,gligen+refocus[tokens=last]", "--model", str(tmp_path / "missing"), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert "--methods" in result.output and "refocus.OPTION=VALUE" in result.output

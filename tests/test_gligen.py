@@ -116,11 +116,11 @@ def test_gligen_in_the_loop_and_scheduled_sampling(gated_pipe):
     assert all(getattr(block, "_diffusers_hook", None) is None or block._diffusers_hook.get_hook(REGROUND_HOOK) is None for block in grounded_blocks(gated_pipe.unet))
 
 
-@pytest.mark.parametrize("name", ["reground", "gligen+refocus", "reground+refocus", "gligen+pww+refocus"])
+@pytest.mark.parametrize("name", ["reground", "gligen+refocus", "reground+refocus", "gligen+pww+refocus", "gligen+layout-guidance"])
 def test_compositions_run(gated_pipe, name):
     out = gated_pipe(layout=_layout(), method=name, num_inference_steps=4, guidance_scale=3, progress=False)
     assert out.images[0].size == (64, 64)
-    if "refocus" in name:
+    if "refocus" in name or "layout-guidance" in name:
         assert any(out.guidance)
 
 

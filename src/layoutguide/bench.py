@@ -18,6 +18,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import threading
 import time
 from pathlib import Path
@@ -35,6 +36,19 @@ from .viz import draw_layout, grid
 SUITE_STRIDE = 100_000  # suites for different --seed values never share scenes
 
 
+def option_value(raw: str) -> Any:
+    """An option value as written on a command line: JSON (``2``, ``0.5``, ``true``, ``"x"``) or a bare string."""
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw  # a bare string such as variant=official
+
+
+def split_methods(text: str) -> list[str]:
+    """``--methods`` split on the commas outside brackets: ``"none,refocus[tokens=last,sar=false]"`` is two entries."""
+    return [m.strip() for m in re.split(r",(?![^\[]*\])", text) if m.strip()]
+
+
 @dataclasses.dataclass(frozen=True)
 class MethodSpec:
     """A benchmark entry: a label, a registered method (or None) and its options."""
@@ -45,13 +59,34 @@ class MethodSpec:
 
     @classmethod
     def parse(cls, text: str, options: dict[str, dict[str, Any]] | None = None) -> "MethodSpec":
-        """``"none"`` or a registered method name; options come from ``--set METHOD.KEY=VALUE``."""
-        name = text.strip()
-        options = options or {}
+        """``"none"``, a registered method name or a ``+`` combination, optionally with a variant in brackets:
+        ``refocus[tokens=last]``, ``gligen+pww+refocus[refocus.tokens=last;pww.weight=0.2]`` (``,`` or ``;`` between
+        options), so that variants of one method sit side by side in one run, each under its own label. Options come
+        from ``--set METHOD.KEY=VALUE`` (all entries) and then the brackets (this entry). Raises MethodOptionError."""
+        from .methods import MethodOptionError, get_method
+
+        label = text.strip()
+        name, _, bracket = label.partition("[")
+        if bracket and not bracket.endswith("]"):
+            raise MethodOptionError(f"method {label!r}: a variant is written NAME[OPTION=VALUE,...] with the ']' last")
+        members = [m.strip() for m in name.split("+")]
+        merged = {m: dict((options or {}).get(m, {})) for m in members}
+        for item in filter(None, (part.strip() for part in re.split(r"[;,]", bracket[:-1]))):
+            key, sep, raw = item.partition("=")
+            member, _, option = key.strip().rpartition(".")
+            member = member or (members[0] if len(members) == 1 else "")
+            if not sep or not option or member not in merged:
+                raise MethodOptionError(
+                    f"method {label!r}: bad variant option {item!r}; write OPTION=VALUE"
+                    + (f", with the member named in a combination: {members[-1]}.OPTION=VALUE" if len(members) > 1 else "")
+                )
+            merged[member][option] = option_value(raw.strip())
         if "+" in name:  # a combination takes its options per member
-            members = [m.strip() for m in name.split("+")]
-            return cls(label=name, method=name, options={m: dict(options[m]) for m in members if m in options})
-        return cls(label=name, method=None if name == "none" else name, options=dict(options.get(name, {})))
+            spec = cls(label=label, method=name, options={m: o for m, o in merged.items() if o})
+        else:
+            spec = cls(label=label, method=None if name == "none" else name, options=merged[name])
+        get_method(spec.method, **spec.options)  # a bad name or value fails here, before any image is made
+        return spec
 
 
 def shapes_suite(n: int, seed: int = 0, *, n_objects: tuple[int, int] = (1, 4), with_relation: bool = False) -> list[Scene]:
@@ -336,6 +371,31 @@ def relation_prompts(n: int, seed: int = 0) -> list[tuple[str, tuple[str, str, i
 RELATION_FAILURES = ("objects", "attributes", "placement")
 
 
+def chance_relation_rate(items: Sequence[tuple], *, trials: int = 200, seed: int = 0) -> float:
+    """How often the relation holds by chance: each prompt's objects (the right kinds and counts) placed at random
+    as the shapes world places them (sizes from ``SIZE_RANGES``, never touching), every subject/object pair checked
+    as the evaluator checks it (box centres); the mean over prompts of the share of ``trials`` placements that pass.
+    What an image with the right objects and no sense of the relation scores."""
+    import random
+
+    from .shapes.world import IMAGE_SIZE, SIZE_RANGES, _place, relation_holds
+
+    rng = random.Random(seed)
+    centre = lambda b: ((b[0] + b[2]) / 2, (b[1] + b[3]) / 2)
+    rates = []
+    for _, subject, relation, obj in items:
+        hits = placed = 0
+        while placed < trials:
+            sizes = [rng.randint(*SIZE_RANGES[rng.choice(list(SIZE_RANGES))]) for _ in range(subject[2] + obj[2])]
+            boxes = _place(rng, sizes, IMAGE_SIZE)
+            if boxes is None:  # no room for this draw: the world draws again too
+                continue
+            placed += 1
+            hits += all(relation_holds(centre(a), relation, centre(b)) for a in boxes[: subject[2]] for b in boxes[subject[2] :])
+        rates.append(hits / trials)
+    return sum(rates) / len(rates)
+
+
 def _relation_ok(image, layout: Layout, subject: tuple, relation: str, obj: tuple) -> dict[str, Any]:
     """Score a planned generation: every subject instance must stand in ``relation`` to every object instance.
 
@@ -400,7 +460,8 @@ def run_relation_bench(pipe, planners: Sequence[str], methods: Sequence[MethodSp
                 "layout_relation_acc": sum(layout_ok) / n,
                 "failures": {f: sum(x["failure"] == f for x in scores) / n for f in RELATION_FAILURES},
             }
-    results = {"config": {"n": n, "seed": seed, "planners": list(planners), "methods": [m.label for m in methods], "command": command}, "rows": rows, "prompts": [p for p, *_ in items]}
+    chance = chance_relation_rate(items, seed=seed)
+    results = {"config": {"n": n, "seed": seed, "planners": list(planners), "methods": [m.label for m in methods], "command": command}, "rows": rows, "chance": chance, "prompts": [p for p, *_ in items]}
     atomic_write_text(out / "results.json", json.dumps(results, indent=1) + "\n")
     table = ["| planner + method | relation acc | count acc | colour acc | planned layouts satisfy the relation | failed: objects | failed: attributes | failed: placement |", "|---|---|---|---|---|---|---|---|"]
     for label, r in rows.items():
@@ -411,7 +472,11 @@ def run_relation_bench(pipe, planners: Sequence[str], methods: Sequence[MethodSp
         "*attributes*, the right number but not the layout's colours and shapes (a colour on the wrong object, a triangle drawn as a square); "
         "*placement*, the right objects in places that break the relation. Relation acc plus the three failure shares is 1."
     )
-    text = "\n".join(["# Relation benchmark (shapes world)", "", f"{n} prompts such as \"{items[0][0]}\" (seed {seed}); planner -> layout -> generation -> exact evaluator. Relation accuracy requires every subject instance to stand in the relation to every object instance (box centres).", "", *table, "", legend, ""] + (["Reproduce:", "", "```", command, "```", ""] if command else []))
+    baseline = (
+        f"By chance, the relation holds for {chance:.3f}: each prompt's objects, the right ones, placed at random as the shapes "
+        "world places them (200 placements per prompt). An unguided model scores that times its rate of drawing the right objects."
+    )
+    text = "\n".join(["# Relation benchmark (shapes world)", "", f"{n} prompts such as \"{items[0][0]}\" (seed {seed}); planner -> layout -> generation -> exact evaluator. Relation accuracy requires every subject instance to stand in the relation to every object instance (box centres).", "", *table, "", legend, "", baseline, ""] + (["Reproduce:", "", "```", command, "```", ""] if command else []))
     atomic_write_text(out / "report.md", text)
     results["table"] = "\n".join(table)
     return results

@@ -4,6 +4,7 @@ the library."""
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -23,32 +24,48 @@ def fail(message: str) -> None:
 
 
 def _method_names(methods: str, *, allow_all: bool = False) -> list[str]:
-    """``--methods`` split on commas, every ``+`` member checked against the registry (``none`` is registered)."""
+    """``--methods`` split on the commas outside brackets, every ``+`` member checked against the registry (``none``
+    is registered); a variant in brackets (``refocus[tokens=last]``) is checked by :meth:`MethodSpec.parse`."""
+    from .bench import split_methods
     from .methods import REGISTRY
 
-    names = [m.strip() for m in methods.split(",") if m.strip()]
+    names = split_methods(methods)
     for name in names:
         if allow_all and name == "all":
             continue
-        for member in name.split("+"):
+        for member in name.partition("[")[0].split("+"):
             if member not in REGISTRY:
                 fail(f"--methods: unknown method {member!r}; registered: {', '.join(sorted(REGISTRY))}" + (" (or 'all')" if allow_all else ""))
     return names
 
 
+def _command_line() -> str | None:
+    """This invocation as a shell command a reader can paste (``refocus[tokens=last]`` quoted), for reports."""
+    return "layoutguide " + shlex.join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("layoutguide") else None
+
+
+def _method_specs(names: list[str], options: dict[str, dict[str, Any]] | None = None) -> list:
+    """One :class:`~layoutguide.bench.MethodSpec` per ``--methods`` entry; a bad variant or option is a clear error."""
+    from .bench import MethodSpec
+    from .methods import MethodOptionError
+
+    try:
+        return [MethodSpec.parse(name, options) for name in names]
+    except MethodOptionError as e:
+        fail(f"--methods: {e}")
+
+
 def parse_sets(values: list[str] | None) -> dict[str, dict[str, Any]]:
     """``--set refocus.loss_scale=2 --set refocus.sar=false`` -> ``{"refocus": {"loss_scale": 2, "sar": False}}``."""
+    from .bench import option_value
+
     out: dict[str, dict[str, Any]] = {}
     for item in values or []:
         key, sep, raw = item.partition("=")
         method, dot, option = key.partition(".")
         if not sep or not dot or not method or not option:
             fail(f"--set {item!r}: expected METHOD.OPTION=VALUE, e.g. refocus.loss_scale=2")
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError:
-            value = raw  # a bare string such as variant=official
-        out.setdefault(method, {})[option] = value
+        out.setdefault(method, {})[option] = option_value(raw)
     return out
 
 
@@ -165,15 +182,16 @@ def demo(
     device: str = typer.Option("auto", help="auto, cpu, cuda, mps."),
 ) -> None:
     """The main job on the shipped model: guided images with their layouts drawn, and a benchmark report."""
-    from .bench import MethodSpec, results_table, run_shapes_bench, shapes_suite
+    from .bench import results_table, run_shapes_bench, shapes_suite
     from .viz import draw_layout, grid
 
     labels = _method_names(methods)
+    specs = _method_specs(labels)
     pipe = _load(model, device, "auto")
     examples = [s.layout() for s in shapes_suite(6, seed=99)]
     tiles, captions = [], []
-    for label in labels:
-        result = pipe(layout=examples, method=None if label == "none" else label, seed=0, progress=False)
+    for label, spec in zip(labels, specs):
+        result = pipe(layout=examples, method=spec.method, method_options=spec.options, seed=0, progress=False)
         for k, (image, layout) in enumerate(zip(result.images, examples)):
             path = out / "examples" / f"{k}_{label}.png"
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -182,7 +200,6 @@ def demo(
             captions.append(f"{label}: {layout.prompt}")
     grid(tiles, columns=len(examples), captions=captions).save(out / "examples.png")
     typer.echo(f"wrote {out / 'examples.png'} (one row per method: {', '.join(labels)}; boxes = the layout)")
-    specs = [MethodSpec.parse(label) for label in labels]
     results = run_shapes_bench(pipe, specs, n=n, out=out / "bench", command=f"layoutguide bench shapes --methods {','.join(labels)} --n {n} --out {out / 'bench'}")
     typer.echo(results_table(results))
     typer.echo(f"wrote {out / 'bench' / 'report.md'}")
@@ -286,7 +303,7 @@ def bench_shapes(
     dtype: str = typer.Option("auto", help="auto, fp32, fp16, bf16."),
 ) -> None:
     """Run methods on the shapes-world suite; write report.md, results.json and grid.png."""
-    from .bench import BenchResumeError, MethodSpec, results_table, run_shapes_bench
+    from .bench import BenchResumeError, results_table, run_shapes_bench
     from .methods import MethodOptionError, runnable_methods
 
     options = parse_sets(set_)
@@ -296,8 +313,8 @@ def bench_shapes(
     pipe = _load(model, device, dtype, guidance_interval)
     if "all" in names:  # every method that runs on this model, in the registry's order
         names = runnable_methods(pipe.unet)
-    specs = [MethodSpec.parse(m, options) for m in names]
-    command = "layoutguide " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("layoutguide") else None
+    specs = _method_specs(names, options)
+    command = _command_line()
     try:
         results = run_shapes_bench(pipe, specs, n=n, seed=seed, out=out, steps=steps, guidance_scale=guidance_scale, batch_size=batch_size, use_masks=masks, max_objects=max_objects, command=command)
     except (MethodOptionError, BenchResumeError) as e:
@@ -319,12 +336,12 @@ def bench_relations(
     device: str = typer.Option("auto"),
 ) -> None:
     """Relation prompts -> planner -> generation -> exact evaluation: relation and count accuracy per planner x method."""
-    from .bench import BenchResumeError, MethodSpec, run_relation_bench
+    from .bench import BenchResumeError, run_relation_bench
 
     options = parse_sets(set_)
-    specs = [MethodSpec.parse(m, options) for m in _method_names(methods)]
+    specs = _method_specs(_method_names(methods), options)
     pipe = _load(model, device, "auto", guidance_interval)
-    command = "layoutguide " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("layoutguide") else None
+    command = _command_line()
     try:
         results = run_relation_bench(pipe, [p.strip() for p in planners.split(",") if p.strip()], specs, n=n, seed=seed, out=out, command=command)
     except BenchResumeError as e:

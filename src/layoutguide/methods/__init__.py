@@ -18,7 +18,7 @@ REGISTRY: dict[str, type[GuidanceMethod]] = {cls.name: cls for cls in (GuidanceM
 
 # Combinations the papers use; ``--methods all`` runs them beside every registered method (any other `+` join of
 # compatible members works too).
-COMBINATIONS = ("zestguide+pww", "gligen+refocus", "gligen+pww+refocus", "reground+refocus")
+COMBINATIONS = ("zestguide+pww", "gligen+refocus", "gligen+pww+refocus", "reground+refocus", "gligen+layout-guidance")
 
 
 def runnable_methods(unet) -> list[str]:
