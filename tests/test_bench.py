@@ -59,8 +59,15 @@ def test_relation_score_names_the_first_cause_of_a_failure():
     assert score(red, blue)["relation_ok"] and score(red, blue)["failure"] is None
     swapped = (ShapeObject("red", "circle", blue.box), ShapeObject("blue", "square", red.box))
     assert score(*swapped)["failure"] == "placement"
-    assert score(red, ShapeObject("blue", "triangle", blue.box))["failure"] == "attributes"
-    assert score(red, ShapeObject("red", "square", blue.box))["failure"] == "attributes"  # colour bound to the wrong object
+    assert score(*swapped)["wrong"] == ()
+    triangle = score(red, ShapeObject("blue", "triangle", blue.box))
+    assert triangle["failure"] == "attributes" and triangle["wrong"] == ("shape",)
+    red_square = score(red, ShapeObject("red", "square", blue.box))  # colour bound to the wrong object
+    assert red_square["failure"] == "attributes" and red_square["wrong"] == ("colour",)
+    both = score(red, ShapeObject("green", "circle", blue.box))
+    assert both["wrong"] == ("colour", "shape")
+    colours_swapped = score(ShapeObject("blue", "circle", red.box), ShapeObject("red", "square", blue.box))
+    assert colours_swapped["failure"] == "attributes" and colours_swapped["wrong"] == ("colour", "shape")
     assert score(red)["failure"] == "objects"
     assert score(red, blue, ShapeObject("green", "circle", (24, 44, 40, 60)))["relation_ok"]  # an extra object does not break the relation
 
@@ -86,8 +93,9 @@ def test_relation_bench_writes_failure_split_and_resumes(tiny_pipe, tmp_path):
         first = run_relation_bench(tiny_pipe, ["rule"], [MethodSpec("none", None)], n=2, out=tmp_path, progress=False)
         row = first["rows"]["rule + none"]
         assert row["relation_acc"] + sum(row["failures"][f] for f in RELATION_FAILURES) == pytest.approx(1.0)
+        assert all(0 <= v <= row["failures"]["attributes"] for v in row["attributes_wrong"].values())
         report = (tmp_path / "report.md").read_text()
-        assert "failed: attributes" in report and f"By chance, the relation holds for {first['chance']:.3f}" in report
+        assert (tmp_path / "grid.png").exists() and "failed: attributes" in report and f"By chance, the relation holds for {first['chance']:.3f}" in report
         images = sorted((tmp_path / "images").rglob("*.png"))
         stamps = [p.stat().st_mtime_ns for p in images]
         again = run_relation_bench(tiny_pipe, ["rule"], [MethodSpec("none", None)], n=2, out=tmp_path, progress=False)

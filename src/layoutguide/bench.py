@@ -317,7 +317,7 @@ def write_report(results: dict[str, Any], out: Path, scenes: list[Scene], layout
             tiles.append(draw_layout(image, layouts[k], scale=2, labels=False))
             score = results["images"][label][k]
             captions.append(f"{label}: in-box {score['object_in_box']:.2f}")
-    grid(tiles, columns=len(labels) + 1, captions=captions).save(out / "grid.png")
+    atomic_write_bytes(out / "grid.png", _png_bytes(grid(tiles, columns=len(labels) + 1, captions=captions)))
     lines = [
         "# Shapes-world benchmark",
         "",
@@ -369,6 +369,8 @@ def relation_prompts(n: int, seed: int = 0) -> list[tuple[str, tuple[str, str, i
 
 
 RELATION_FAILURES = ("objects", "attributes", "placement")
+RELATION_EXAMPLES = 8  # prompts shown in the report's grid.png
+EXAMPLE_TILE = (192, 192)  # pixels per tile: planned layouts are on a 512 canvas, the shapes model draws 64
 
 
 def chance_relation_rate(items: Sequence[tuple], *, trials: int = 200, seed: int = 0) -> float:
@@ -402,7 +404,8 @@ def _relation_ok(image, layout: Layout, subject: tuple, relation: str, obj: tupl
     ``failure`` says why a relation failed, first cause first: ``objects`` (the image has more or fewer objects
     than the layout), ``attributes`` (the right number, but not the layout's colours and shapes: a colour bound
     to the wrong object, a triangle drawn as a square), ``placement`` (the right objects, in the wrong places);
-    None when the relation holds.
+    None when the relation holds. For an attributes failure, ``wrong`` says which of the image's colours and shapes,
+    counted without their objects, differ from the layout's: ``("colour",)``, ``("shape",)`` or both.
     """
     from .shapes.evaluate import detect
     from .shapes.world import parse_phrase
@@ -412,7 +415,7 @@ def _relation_ok(image, layout: Layout, subject: tuple, relation: str, obj: tupl
     subj = [i for i, k in enumerate(kinds) if k == subject[:2]]
     objs = [i for i, k in enumerate(kinds) if k == obj[:2]]
     if not subj or not objs:
-        return {"relation_ok": False, "count_ok": False, "colour_acc": 0.0, "planned": False, "failure": "objects"}
+        return {"relation_ok": False, "count_ok": False, "colour_acc": 0.0, "planned": False, "failure": "objects", "wrong": ()}
     pairs = [evaluate(image, layout, (s, relation, o), detections=detections) for s in subj for o in objs]
     first = pairs[0]
     ok = all(p.relation_ok for p in pairs)
@@ -424,7 +427,10 @@ def _relation_ok(image, layout: Layout, subject: tuple, relation: str, obj: tupl
         failure = "attributes"
     else:
         failure = "placement"
-    return {"relation_ok": ok, "count_ok": first.count_ok, "colour_acc": first.colour_acc, "object_in_box": first.object_in_box, "planned": True, "failure": failure}
+    wrong = ()
+    if failure == "attributes":  # a swap of colours between objects has the right colours and shapes: both listed then
+        wrong = tuple(a for a, i in (("colour", 0), ("shape", 1)) if sorted(k[i] for k in kinds) != sorted((d.colour, d.shape)[i] for d in detections)) or ("colour", "shape")
+    return {"relation_ok": ok, "count_ok": first.count_ok, "colour_acc": first.colour_acc, "object_in_box": first.object_in_box, "planned": True, "failure": failure, "wrong": wrong}
 
 
 def run_relation_bench(pipe, planners: Sequence[str], methods: Sequence[MethodSpec], *, n: int = 100, seed: int = 0, out: str | Path = "bench-out/relations", batch_size: int = 8, progress: bool = True, command: str | None = None) -> dict[str, Any]:
@@ -440,6 +446,7 @@ def run_relation_bench(pipe, planners: Sequence[str], methods: Sequence[MethodSp
     check_resume(out, {"model": model_fingerprint(pipe), "n": n, "seed": seed, **digests}, methods_run)
     pipe.set_progress_bar_config(disable=True)
     rows: dict[str, dict[str, Any]] = {}
+    examples: dict[str, list[tuple[Image.Image, str]]] = {}  # label -> (image with its layout drawn, verdict) per example prompt
     for planner_name in planners:
         layouts = planned[planner_name]
         layout_ok = [_all_nonempty(_layout_relation(l, s, r, o)) for l, (_, s, r, o) in zip(layouts, items)]
@@ -453,30 +460,49 @@ def run_relation_bench(pipe, planners: Sequence[str], methods: Sequence[MethodSp
                 for k, image in zip(chunk, result.images):
                     atomic_write_bytes(folder / f"{k:04d}.png", _png_bytes(image))
             scores = [_relation_ok(Image.open(folder / f"{k:04d}.png").convert("RGB"), layouts[k], s, r, o) for k, (_, s, r, o) in enumerate(items)]
+            examples[label] = [
+                (draw_layout(Image.open(folder / f"{k:04d}.png").convert("RGB").resize(EXAMPLE_TILE, Image.NEAREST), layouts[k], labels=False), "ok" if x["relation_ok"] else f"failed: {x['failure']}")
+                for k, x in enumerate(scores[:RELATION_EXAMPLES])
+            ]
             rows[label] = {
                 "relation_acc": sum(x["relation_ok"] for x in scores) / n,
                 "count_acc": sum(x["count_ok"] for x in scores) / n,
                 "colour_acc": sum(x["colour_acc"] for x in scores) / n,
                 "layout_relation_acc": sum(layout_ok) / n,
                 "failures": {f: sum(x["failure"] == f for x in scores) / n for f in RELATION_FAILURES},
+                "attributes_wrong": {a: sum(a in x["wrong"] for x in scores) / n for a in ("colour", "shape")},
             }
     chance = chance_relation_rate(items, seed=seed)
+    tiles, captions = [], []
+    for k in range(min(n, RELATION_EXAMPLES)):
+        tiles.append(draw_layout(Image.new("RGB", EXAMPLE_TILE, "white"), planned[planners[0]][k]))
+        captions.append(f"{planners[0]} layout: {items[k][0]}")
+        for label, shown in examples.items():
+            tiles.append(shown[k][0])
+            captions.append(f"{shown[k][1]}: {label}")  # the verdict first: long labels wrap
+    atomic_write_bytes(out / "grid.png", _png_bytes(grid(tiles, columns=len(examples) + 1, captions=captions)))
     results = {"config": {"n": n, "seed": seed, "planners": list(planners), "methods": [m.label for m in methods], "command": command}, "rows": rows, "chance": chance, "prompts": [p for p, *_ in items]}
     atomic_write_text(out / "results.json", json.dumps(results, indent=1) + "\n")
-    table = ["| planner + method | relation acc | count acc | colour acc | planned layouts satisfy the relation | failed: objects | failed: attributes | failed: placement |", "|---|---|---|---|---|---|---|---|"]
+    table = [
+        "| planner + method | relation acc | count acc | colour acc | planned layouts satisfy the relation | failed: objects | failed: attributes | failed: placement | attributes: colours wrong | attributes: shapes wrong |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for label, r in rows.items():
         split = " | ".join(f"{r['failures'][f]:.3f}" for f in RELATION_FAILURES)
-        table.append(f"| {label} | {r['relation_acc']:.3f} | {r['count_acc']:.3f} | {r['colour_acc']:.3f} | {r['layout_relation_acc']:.3f} | {split} |")
+        wrong = " | ".join(f"{r['attributes_wrong'][a]:.3f}" for a in ("colour", "shape"))
+        table.append(f"| {label} | {r['relation_acc']:.3f} | {r['count_acc']:.3f} | {r['colour_acc']:.3f} | {r['layout_relation_acc']:.3f} | {split} | {wrong} |")
     legend = (
         "Each failed prompt is counted once, under its first cause: *objects*, the image has more or fewer objects than the layout; "
         "*attributes*, the right number but not the layout's colours and shapes (a colour on the wrong object, a triangle drawn as a square); "
-        "*placement*, the right objects in places that break the relation. Relation acc plus the three failure shares is 1."
+        "*placement*, the right objects in places that break the relation. Relation acc plus the three failure shares is 1. "
+        "The last two columns split the attributes failures: the image's colours (or shapes), counted without their objects, differ "
+        "from the layout's; a prompt can be in both, and a colour swapped between two objects counts in both."
     )
     baseline = (
         f"By chance, the relation holds for {chance:.3f}: each prompt's objects, the right ones, placed at random as the shapes "
         "world places them (200 placements per prompt). An unguided model scores that times its rate of drawing the right objects."
     )
-    text = "\n".join(["# Relation benchmark (shapes world)", "", f"{n} prompts such as \"{items[0][0]}\" (seed {seed}); planner -> layout -> generation -> exact evaluator. Relation accuracy requires every subject instance to stand in the relation to every object instance (box centres).", "", *table, "", legend, "", baseline, ""] + (["Reproduce:", "", "```", command, "```", ""] if command else []))
+    text = "\n".join(["# Relation benchmark (shapes world)", "", f"{n} prompts such as \"{items[0][0]}\" (seed {seed}); planner -> layout -> generation -> exact evaluator. Relation accuracy requires every subject instance to stand in the relation to every object instance (box centres).", "", *table, "", legend, "", baseline, "", "![the first prompts, every method, planned boxes drawn](grid.png)", ""] + (["Reproduce:", "", "```", command, "```", ""] if command else []))
     atomic_write_text(out / "report.md", text)
     results["table"] = "\n".join(table)
     return results
