@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every figure in README and docs/results, regenerated from the shipped shapes model (CPU is fine: about 3 hours on 2 cores).
+# Every figure in README and docs/results, regenerated from the shipped shapes model (CPU is fine: about 4.5 hours on 2 cores).
 # Benchmarks resume: rerunning skips images already written. Lines with --guidance-interval all reproduce files measured
 # before the model's guidance interval (CFG at every step), as docs/results/README.md says.
 set -euo pipefail
@@ -12,7 +12,7 @@ python benchmarks/calibrate.py --n 24 --seed 1 --write --guidance-interval all -
 layoutguide bench shapes --methods none,refocus,layout-guidance,zestguide --n 200 --seed 0 --out $R/shapes
 layoutguide bench shapes --methods all --n 32 --seed 0 --guidance-interval all --out $R/all
 layoutguide bench shapes --masks --max-objects 3 --methods none,zestguide,zestguide+pww,pww,densediffusion,refocus,layout-guidance --n 32 --seed 2 --guidance-interval all --out $R/masks
-layoutguide bench relations --planners rule --methods none,refocus,layout-guidance,zestguide --n 48 --seed 0 --out $R/relations
+layoutguide bench relations --planners rule --methods 'none,refocus,layout-guidance,zestguide,refocus[tokens=last],pww+refocus[refocus.tokens=last]' --n 48 --seed 0 --out $R/relations
 python benchmarks/attention_localisation.py --n 16 --guidance-interval all --out $R/attention-localisation.md
 python benchmarks/decision_time.py --n 64 --out $R/decision-time.md
 python benchmarks/refocus_followthrough.py --n 48 --guidance-interval all --out $R/refocus-followthrough.md
@@ -20,7 +20,10 @@ python benchmarks/overhead.py --model tiny --steps 20 --repeats 3 --out $R/overh
 python benchmarks/overhead.py --model shipped --guidance-interval all --steps 30 --repeats 2 --methods none,refocus,refocus[car],refocus[sar],boxdiff,layout-guidance,attend-excite,zestguide,pww,densediffusion --out $R/overhead-shapes.md
 python benchmarks/model_card.py
 python benchmarks/gligen_sweep.py --model src/layoutguide/weights/shapes-gligen --n 32 --out $R/gligen
-layoutguide bench relations --model src/layoutguide/weights/shapes-gligen --planners rule --methods none,gligen,reground,gligen+refocus,reground+refocus --n 48 --seed 0 --out $R/gligen/relations
+G=src/layoutguide/weights/shapes-gligen
+layoutguide bench relations --model $G --planners rule --methods 'none,gligen,reground,gligen+refocus,reground+refocus,gligen+pww+refocus,gligen+refocus[refocus.tokens=last],gligen+pww+refocus[refocus.tokens=last],gligen+layout-guidance,gligen+pww+layout-guidance' --n 96 --seed 0 --out $R/gligen/relations
+layoutguide bench relations --model $G --planners rule --methods 'none,gligen,gligen+refocus,gligen+pww+refocus,gligen+refocus[refocus.tokens=last],gligen+pww+refocus[refocus.tokens=last],gligen+layout-guidance,gligen+pww+layout-guidance' --n 96 --seed 1 --out $R/gligen/relations-seed1
+layoutguide bench relations --model $G --planners rule --methods 'gligen+pww+refocus,gligen+pww+refocus[refocus.tokens=last],gligen+pww+refocus[pww.weight=0.3],gligen+pww+densediffusion+refocus[densediffusion.w_cross=0;densediffusion.w_self=0],gligen+densediffusion+refocus,gligen+pww+refocus[refocus.variant=official],gligen+pww+refocus[refocus.early_stop=false],gligen+pww+refocus[refocus.grounding_weight=3],gligen+pww+zestguide' --n 48 --seed 0 --out $R/gligen/relations-ablations
 python benchmarks/gligen_position_probe.py probe --n 96 --out $R/gligen/position-probe.md
 python benchmarks/gligen_position_probe.py experiment --arms plain,position,gate,highnoise --steps 400 --n 24 --out $R/gligen/position-experiment.md
 python benchmarks/gligen_position_probe.py experiment --arms supervised,supervised+position --steps 250 --n 24 --work bench-out/gligen-fix --out $R/gligen/position-experiment-fix.md
