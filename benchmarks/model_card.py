@@ -110,9 +110,31 @@ def gligen_card() -> None:
         first_line,
         "",
         "Details and the beta sweep for both wirings: `docs/results/gligen/report.md`.",
+        *relation_lines(),
     ]
     atomic_write_text(GLIGEN_MODEL / "README.md", "\n".join(lines) + "\n")
     print(f"wrote {GLIGEN_MODEL / 'README.md'}")
+
+
+def relation_lines() -> list[str]:
+    """Relation accuracy per method, mean over the seeds of docs/results/gligen/relations*, for the card."""
+    runs = [json.loads(path.read_text()) for path in sorted((RESULTS / "gligen").glob("relations*/results.json")) if "ablations" not in str(path)]
+    if not runs:
+        return []
+    shared = [label for label in runs[0]["rows"] if all(label in r["rows"] for r in runs)]
+    n = sum(r["config"]["n"] for r in runs)
+    lines = [
+        "",
+        f"## Relation benchmark (`layoutguide bench relations`, rule planner, {n} prompts over {len(runs)} seeds; docs/planner.md)",
+        "",
+        "| method | relation acc | " + " | ".join(f"seed {r['config']['seed']}" for r in runs) + " |",
+        "|---|---|" + "---|" * len(runs),
+    ]
+    for label in shared:
+        accs = [r["rows"][label]["relation_acc"] for r in runs]
+        lines.append(f"| {label.split(' + ', 1)[1]} | {sum(accs) / len(accs):.3f} | " + " | ".join(f"{a:.3f}" for a in accs) + " |")
+    lines += ["", "`[refocus.tokens=last]`: CAR on each phrase's head noun (`--set refocus.tokens=last`); this model's defaults keep every token."]
+    return lines
 
 
 if __name__ == "__main__":
