@@ -117,22 +117,23 @@ def gligen_card() -> None:
 
 
 def relation_lines() -> list[str]:
-    """Relation accuracy per method, mean over the seeds of docs/results/gligen/relations*, for the card."""
+    """Relation accuracy per method, mean over the seeds of docs/results/gligen/relations* it was run on, for the card."""
     runs = [json.loads(path.read_text()) for path in sorted((RESULTS / "gligen").glob("relations*/results.json")) if "ablations" not in str(path)]
     if not runs:
         return []
-    shared = [label for label in runs[0]["rows"] if all(label in r["rows"] for r in runs)]
-    n = sum(r["config"]["n"] for r in runs)
+    labels = list(dict.fromkeys(label for r in runs for label in r["rows"]))
     lines = [
         "",
-        f"## Relation benchmark (`layoutguide bench relations`, rule planner, {n} prompts over {len(runs)} seeds; docs/planner.md)",
+        f"## Relation benchmark (`layoutguide bench relations`, rule planner, {runs[0]['config']['n']} prompts per seed; docs/planner.md)",
         "",
-        "| method | relation acc | " + " | ".join(f"seed {r['config']['seed']}" for r in runs) + " |",
+        "| method | relation acc (prompts) | " + " | ".join(f"seed {r['config']['seed']}" for r in runs) + " |",
         "|---|---|" + "---|" * len(runs),
     ]
-    for label in shared:
-        accs = [r["rows"][label]["relation_acc"] for r in runs]
-        lines.append(f"| {label.split(' + ', 1)[1]} | {sum(accs) / len(accs):.3f} | " + " | ".join(f"{a:.3f}" for a in accs) + " |")
+    for label in labels:
+        accs = [r["rows"][label]["relation_acc"] for r in runs if label in r["rows"]]
+        cells = " | ".join(f"{r['rows'][label]['relation_acc']:.3f}" if label in r["rows"] else "-" for r in runs)
+        prompts = sum(r["config"]["n"] for r in runs if label in r["rows"])
+        lines.append(f"| {label.split(' + ', 1)[1]} | {sum(accs) / len(accs):.3f} ({prompts}) | {cells} |")
     lines += ["", "`[refocus.tokens=last]`: CAR on each phrase's head noun (`--set refocus.tokens=last`); this model's defaults keep every token."]
     return lines
 
