@@ -419,17 +419,18 @@ def _relation_ok(image, layout: Layout, subject: tuple, relation: str, obj: tupl
     pairs = [evaluate(image, layout, (s, relation, o), detections=detections) for s in subj for o in objs]
     first = pairs[0]
     ok = all(p.relation_ok for p in pairs)
+    drawn = [(d.colour, d.shape) for d in detections]
     if ok:
         failure = None
-    elif len(detections) != len(kinds):
+    elif len(drawn) != len(kinds):
         failure = "objects"
-    elif sorted((d.colour, d.shape) for d in detections) != sorted(kinds):
+    elif sorted(drawn) != sorted(kinds):
         failure = "attributes"
     else:
         failure = "placement"
     wrong = ()
     if failure == "attributes":  # a swap of colours between objects has the right colours and shapes: both listed then
-        wrong = tuple(a for a, i in (("colour", 0), ("shape", 1)) if sorted(k[i] for k in kinds) != sorted((d.colour, d.shape)[i] for d in detections)) or ("colour", "shape")
+        wrong = tuple(a for i, a in enumerate(("colour", "shape")) if sorted(k[i] for k in kinds) != sorted(k[i] for k in drawn)) or ("colour", "shape")
     return {"relation_ok": ok, "count_ok": first.count_ok, "colour_acc": first.colour_acc, "object_in_box": first.object_in_box, "planned": True, "failure": failure, "wrong": wrong}
 
 
