@@ -373,6 +373,10 @@ RELATION_EXAMPLES = 8  # prompts shown in the report's grid.png
 EXAMPLE_TILE = (192, 192)  # pixels per tile: planned layouts are on a 512 canvas, the shapes model draws 64
 
 
+def _box_centre(box) -> tuple[float, float]:
+    return (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+
+
 def chance_relation_rate(items: Sequence[tuple], *, trials: int = 200, seed: int = 0) -> float:
     """How often the relation holds by chance: each prompt's objects (the right kinds and counts) placed at random
     as the shapes world places them (sizes from ``SIZE_RANGES``, never touching), every subject/object pair checked
@@ -383,7 +387,6 @@ def chance_relation_rate(items: Sequence[tuple], *, trials: int = 200, seed: int
     from .shapes.world import IMAGE_SIZE, SIZE_RANGES, _place, relation_holds
 
     rng = random.Random(seed)
-    centre = lambda b: ((b[0] + b[2]) / 2, (b[1] + b[3]) / 2)
     rates = []
     for _, subject, relation, obj in items:
         hits = placed = 0
@@ -393,7 +396,7 @@ def chance_relation_rate(items: Sequence[tuple], *, trials: int = 200, seed: int
             if boxes is None:  # no room for this draw: the world draws again too
                 continue
             placed += 1
-            hits += all(relation_holds(centre(a), relation, centre(b)) for a in boxes[: subject[2]] for b in boxes[subject[2] :])
+            hits += all(relation_holds(_box_centre(a), relation, _box_centre(b)) for a in boxes[: subject[2]] for b in boxes[subject[2] :])
         rates.append(hits / trials)
     return sum(rates) / len(rates)
 
@@ -460,10 +463,11 @@ def run_relation_bench(pipe, planners: Sequence[str], methods: Sequence[MethodSp
                 result = pipe(layout=[layouts[k] for k in chunk], method=spec.method, method_options=spec.options, seed=[seed * SUITE_STRIDE + k for k in chunk], progress=False)
                 for k, image in zip(chunk, result.images):
                     atomic_write_bytes(folder / f"{k:04d}.png", _png_bytes(image))
-            scores = [_relation_ok(Image.open(folder / f"{k:04d}.png").convert("RGB"), layouts[k], s, r, o) for k, (_, s, r, o) in enumerate(items)]
+            images = [Image.open(folder / f"{k:04d}.png").convert("RGB") for k in range(n)]
+            scores = [_relation_ok(image, layouts[k], s, r, o) for k, (image, (_, s, r, o)) in enumerate(zip(images, items))]
             examples[label] = [
-                (draw_layout(Image.open(folder / f"{k:04d}.png").convert("RGB").resize(EXAMPLE_TILE, Image.NEAREST), layouts[k], labels=False), "ok" if x["relation_ok"] else f"failed: {x['failure']}")
-                for k, x in enumerate(scores[:RELATION_EXAMPLES])
+                (draw_layout(image.resize(EXAMPLE_TILE, Image.NEAREST), layouts[k], labels=False), "ok" if x["relation_ok"] else f"failed: {x['failure']}")
+                for k, (image, x) in enumerate(zip(images[:RELATION_EXAMPLES], scores))
             ]
             rows[label] = {
                 "relation_acc": sum(x["relation_ok"] for x in scores) / n,
@@ -524,11 +528,10 @@ def _layout_relation(layout: Layout, subject: tuple, relation: str, obj: tuple):
             kinds.append(parse_phrase(r.phrase))
         except ValueError:
             kinds.append(None)
-    centre = lambda b: ((b[0] + b[2]) / 2, (b[1] + b[3]) / 2)
     for i, ki in enumerate(kinds):
         for j, kj in enumerate(kinds):
             if ki == subject[:2] and kj == obj[:2]:
-                yield relation_holds(centre(layout.regions[i].bbox), relation, centre(layout.regions[j].bbox))
+                yield relation_holds(_box_centre(layout.regions[i].bbox), relation, _box_centre(layout.regions[j].bbox))
 
 
 # --------------------------------------------------------------------------------------------- competence
