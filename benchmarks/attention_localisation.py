@@ -23,7 +23,11 @@ def main() -> None:
     parser.add_argument("--model", default=None)
     parser.add_argument("--n", type=int, default=24)
     parser.add_argument("--out")
-    parser.add_argument("--guidance-interval", default=None, help="CFG only at timesteps LOW,HIGH, or 'all' (every step); default: the model's")
+    parser.add_argument(
+        "--guidance-interval",
+        default=None,
+        help="CFG only at timesteps LOW,HIGH, or 'all' (every step); default: the model's",
+    )
     args = parser.parse_args()
 
     from layoutguide.bench import shapes_suite
@@ -58,7 +62,10 @@ def main() -> None:
                     if region.detection is None:
                         continue
                     mask = score.detections[region.detection].mask
-                    small = np.asarray(Image.fromarray(mask.astype(np.float32)).resize(mean.shape[1::-1], Image.BOX)) >= 0.5
+                    small = (
+                        np.asarray(Image.fromarray(mask.astype(np.float32)).resize(mean.shape[1::-1], Image.BOX))
+                        >= 0.5
+                    )
                     if not small.any():
                         continue
                     phrase_map = mean[..., list(idx)].sum(-1).numpy()

@@ -35,7 +35,10 @@ def sweep_specs(name: str) -> list:
     grid = [{option: default * m} for m in multipliers]
     if temperatures:
         grid = [{"temperature": t, **point} for t in temperatures for point in grid]
-    return [MethodSpec(label=f"{name}[{','.join(f'{k}={v:g}' for k, v in point.items())}]", method=name, options=point) for point in grid]
+    return [
+        MethodSpec(label=f"{name}[{','.join(f'{k}={v:g}' for k, v in point.items())}]", method=name, options=point)
+        for point in grid
+    ]
 
 
 def main() -> None:
@@ -45,8 +48,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--methods", default=",".join(SWEEPS))
     parser.add_argument("--out", type=Path, default=Path("bench-out/calibration"))
-    parser.add_argument("--write", action="store_true", help="write the chosen values into the model's layoutguide.json")
-    parser.add_argument("--guidance-interval", default=None, help="CFG only at timesteps LOW,HIGH, or 'all' (every step); default: the model's")
+    parser.add_argument(
+        "--write", action="store_true", help="write the chosen values into the model's layoutguide.json"
+    )
+    parser.add_argument(
+        "--guidance-interval",
+        default=None,
+        help="CFG only at timesteps LOW,HIGH, or 'all' (every step); default: the model's",
+    )
     args = parser.parse_args()
 
     from layoutguide.bench import run_shapes_bench
@@ -55,12 +64,16 @@ def main() -> None:
 
     folder = Path(args.model) if args.model else SHIPPED_MODEL
     pipe = load_pipeline(folder, guidance_interval=args.guidance_interval)
-    pipe.model_defaults = {k: v for k, v in pipe.model_defaults.items() if k != "methods"}  # sweep from the published values
+    pipe.model_defaults = {
+        k: v for k, v in pipe.model_defaults.items() if k != "methods"
+    }  # sweep from the published values
     header = ["| method | options | metric | score | found (colour+shape) |", "|---|---|---|---|---|"]
     for name in args.methods.split(","):
         metric = SWEEPS[name][3]
         specs = sweep_specs(name)
-        results = run_shapes_bench(pipe, specs, n=args.n, seed=args.seed, out=args.out / name, use_masks=name == "zestguide", progress=False)
+        results = run_shapes_bench(
+            pipe, specs, n=args.n, seed=args.seed, out=args.out / name, use_masks=name == "zestguide", progress=False
+        )
         best = max(specs, key=lambda s: results["methods"][s.label][metric])
         lines = []
         for spec in specs:
@@ -77,10 +90,17 @@ def main() -> None:
             atomic_write_text(path, json.dumps(defaults, indent=2) + "\n")
             print(f"wrote {path}")
     # the summary holds every method calibrated into this folder so far (runs for subsets of methods add up)
-    rows = [(args.out / name / "calibration.md").read_text().rstrip("\n") for name in SWEEPS if (args.out / name / "calibration.md").exists()]
+    rows = [
+        (args.out / name / "calibration.md").read_text().rstrip("\n")
+        for name in SWEEPS
+        if (args.out / name / "calibration.md").exists()
+    ]
     table = "\n".join(header + rows)
     print(table)
-    atomic_write_text(args.out / "calibration.md", f"Calibration suite: seed {args.seed}, n {args.n}, model `{folder.name}`.\n\n{table}\n")
+    atomic_write_text(
+        args.out / "calibration.md",
+        f"Calibration suite: seed {args.seed}, n {args.n}, model `{folder.name}`.\n\n{table}\n",
+    )
 
 
 if __name__ == "__main__":

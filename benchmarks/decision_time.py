@@ -43,7 +43,11 @@ def main() -> None:
     scenes = shapes_suite(args.n, seed=args.seed)
     layouts = [s.layout() for s in scenes]
     prompts = [l.prompt for l in layouts]
-    images = torch.from_numpy(np.stack([np.asarray(s.render(), dtype=np.float32) for s in scenes])).permute(0, 3, 1, 2) / 127.5 - 1
+    images = (
+        torch.from_numpy(np.stack([np.asarray(s.render(), dtype=np.float32) for s in scenes])).permute(0, 3, 1, 2)
+        / 127.5
+        - 1
+    )
     scale = pipe.vae.config.scaling_factor
     alphas = pipe.scheduler.alphas_cumprod
     generator = torch.Generator().manual_seed(0)
@@ -64,7 +68,8 @@ def main() -> None:
                     "t": t,
                     "alphabar": float(a),
                     "eps_weight": float(a / (1 - a)),
-                    "share_above": (pipe.scheduler.config.num_train_timesteps - t) / pipe.scheduler.config.num_train_timesteps,
+                    "share_above": (pipe.scheduler.config.num_train_timesteps - t)
+                    / pipe.scheduler.config.num_train_timesteps,
                     "object_in_box": float(np.mean([s.object_in_box for s in scores])),
                     "found": float(np.mean([s.found_rate for s in scores])),
                     "mean_iou": float(np.mean([s.mean_iou for s in scores])),
@@ -102,7 +107,13 @@ def main() -> None:
     ]
     for lo, hi in reversed(bands):
         lines.append(f"| [{lo}, {hi}) | {sum(lo <= t < hi for t in sampled)} |")
-    text = "# When the model decides where objects go\n\n`python benchmarks/decision_time.py " + (f"--model {args.model} " if args.model else "") + f"--n {args.n} --seed {args.seed}`\n\n" + "\n".join(lines) + "\n"
+    text = (
+        "# When the model decides where objects go\n\n`python benchmarks/decision_time.py "
+        + (f"--model {args.model} " if args.model else "")
+        + f"--n {args.n} --seed {args.seed}`\n\n"
+        + "\n".join(lines)
+        + "\n"
+    )
     print(text)
     if args.out:
         atomic_write_text(args.out, text)

@@ -57,11 +57,17 @@ def held_out_batch(pipe, n: int, seed: int):
 
     scenes = shapes_suite(n, seed=seed)
     layouts = [s.layout(with_masks=True) for s in scenes]
-    images = torch.from_numpy(np.stack([np.asarray(s.render(), dtype=np.float32) for s in scenes])).permute(0, 3, 1, 2) / 127.5 - 1
+    images = (
+        torch.from_numpy(np.stack([np.asarray(s.render(), dtype=np.float32) for s in scenes])).permute(0, 3, 1, 2)
+        / 127.5
+        - 1
+    )
     with torch.no_grad():
         z0 = pipe.vae.encode(images).latent_dist.mean * pipe.vae.config.scaling_factor
         cond = pipe.encode_prompt([l.prompt for l in layouts])
-    ctx = GuidanceContext(layouts, [], 1, tuple(z0.shape[-2:]), z0.device, pipe.scheduler.alphas_cumprod, torch.zeros(1))
+    ctx = GuidanceContext(
+        layouts, [], 1, tuple(z0.shape[-2:]), z0.device, pipe.scheduler.alphas_cumprod, torch.zeros(1)
+    )
     gligen = Gligen(grounding_text="head")._grounding_inputs(pipe, ctx)
     return scenes, ctx, z0, cond, pipe.text_attention_mask([l.prompt for l in layouts]), gligen
 
@@ -77,7 +83,10 @@ def measure(pipe, n: int = 96, timesteps=(250, 500, 750)) -> list[dict]:
     scenes, ctx, z0, cond, text_mask, gligen = held_out_batch(pipe, n, seed=4)
     generator = torch.Generator().manual_seed(0)
     features: dict[str, list[torch.Tensor]] = {name: [] for name in blocks}
-    hooks = [blocks[name].fuser.register_forward_pre_hook(lambda m, a, name=name: features[name].append(a[0].detach())) for name in blocks]
+    hooks = [
+        blocks[name].fuser.register_forward_pre_hook(lambda m, a, name=name: features[name].append(a[0].detach()))
+        for name in blocks
+    ]
     store = AttentionStore()
     request = AttentionRequest("grounding", None, ("down", "mid", "up"))
     ratios: dict[str, list[float]] = {}
@@ -87,7 +96,13 @@ def measure(pipe, n: int = 96, timesteps=(250, 500, 750)) -> list[dict]:
                 a = pipe.scheduler.alphas_cumprod[t]
                 x_t = a.sqrt() * z0 + (1 - a).sqrt() * torch.randn(z0.shape, generator=generator)
                 with recording(store, cfg=False, step=0):
-                    unet(x_t, torch.full((len(z0),), t), cond, encoder_attention_mask=text_mask, cross_attention_kwargs={"gligen": gligen})
+                    unet(
+                        x_t,
+                        torch.full((len(z0),), t),
+                        cond,
+                        encoder_attention_mask=text_mask,
+                        cross_attention_kwargs={"gligen": gligen},
+                    )
                 for name, probs in store.get(request).items():  # (B, heads, N + 30, N + 30)
                     grid = store.layers[name].grid(ctx.latent_hw)
                     cells = grid[0] * grid[1]
@@ -112,12 +127,27 @@ def measure(pipe, n: int = 96, timesteps=(250, 500, 750)) -> list[dict]:
         side = int(round(n_tok**0.5))
         ys, xs = np.meshgrid((np.arange(side) + 0.5) / side, (np.arange(side) + 0.5) / side, indexing="ij")
         coords = np.stack([xs.ravel(), ys.ravel()], 1)  # (N, 2)
-        on_object = np.stack([ctx.layouts[b].rasterize(side, side).max(0).ravel() for b in range(len(scenes))])  # (B, N)
+        on_object = np.stack(
+            [ctx.layouts[b].rasterize(side, side).max(0).ravel() for b in range(len(scenes))]
+        )  # (B, N)
         scene_of = np.tile(np.arange(len(scenes)), feats.shape[0] // len(scenes))
         test = scene_of >= len(scenes) - held_out
         targets = np.concatenate([np.broadcast_to(coords, (len(feats), n_tok, 2)), on_object[scene_of][..., None]], -1)
-        r2, rmse = ridge_r2(feats[~test].reshape(-1, feats.shape[-1]), targets[~test].reshape(-1, 3), feats[test].reshape(-1, feats.shape[-1]), targets[test].reshape(-1, 3))
-        rows.append({"block": name, "side": side, "r2": r2, "rmse_px": rmse[:2] * scenes[0].size, "ratio": float(np.median(ratios.get(name, [float("nan")])))})
+        r2, rmse = ridge_r2(
+            feats[~test].reshape(-1, feats.shape[-1]),
+            targets[~test].reshape(-1, 3),
+            feats[test].reshape(-1, feats.shape[-1]),
+            targets[test].reshape(-1, 3),
+        )
+        rows.append(
+            {
+                "block": name,
+                "side": side,
+                "r2": r2,
+                "rmse_px": rmse[:2] * scenes[0].size,
+                "ratio": float(np.median(ratios.get(name, [float("nan")]))),
+            }
+        )
     return rows
 
 
@@ -149,7 +179,13 @@ def denoising_losses(pipe, n: int = 64, timesteps=(100, 300, 500, 700, 900)) -> 
             noise = torch.randn(z0.shape, generator=generator)
             x_t = a.sqrt() * z0 + (1 - a).sqrt() * noise
             pred = {
-                key: pipe.unet(x_t, torch.full((len(z0),), t), cond, encoder_attention_mask=text_mask, cross_attention_kwargs=kwargs).sample
+                key: pipe.unet(
+                    x_t,
+                    torch.full((len(z0),), t),
+                    cond,
+                    encoder_attention_mask=text_mask,
+                    cross_attention_kwargs=kwargs,
+                ).sample
                 for key, kwargs in (("boxes", {"gligen": gligen}), ("null", {"gligen": null}), ("no fuser", None))
             }
             out[t] = {
@@ -234,11 +270,20 @@ def run_experiment(args) -> None:
             gain = sum(v["boxes"] for v in losses.values()) / sum(v["null"] for v in losses.values())
             rows = measure(pipe, 48)
             spec = MethodSpec("gligen", "gligen", {"beta": 1.0, "grounding_text": "head"})
-            scores = run_shapes_bench(pipe, [spec], n=args.n, seed=1, out=args.work / f"{arm}-bench", progress=False)["methods"]["gligen"]
+            scores = run_shapes_bench(pipe, [spec], n=args.n, seed=1, out=args.work / f"{arm}-bench", progress=False)[
+                "methods"
+            ]["gligen"]
         by_side = {s: np.median([r["ratio"] for r in rows if r["side"] == s]) for s in (16, 8)}
-        lines.append(f"| {arm} | {gain:.3f} | {scores['object_in_box']:.3f} | {scores['colour_acc']:.3f} | {scores['found_rate']:.3f} | {by_side[16]:.2f} | {by_side[8]:.2f} |")
+        lines.append(
+            f"| {arm} | {gain:.3f} | {scores['object_in_box']:.3f} | {scores['colour_acc']:.3f} | {scores['found_rate']:.3f} | {by_side[16]:.2f} | {by_side[8]:.2f} |"
+        )
         print(lines[-1], flush=True)
-    write(args, "GLIGEN position experiment", f"python benchmarks/gligen_position_probe.py experiment --arms {args.arms} --steps {args.steps} --n {args.n}", lines)
+    write(
+        args,
+        "GLIGEN position experiment",
+        f"python benchmarks/gligen_position_probe.py experiment --arms {args.arms} --steps {args.steps} --n {args.n}",
+        lines,
+    )
 
 
 # train_gligen's options per experiment arm
@@ -275,15 +320,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("probe", help="linear position probes and grounding attention on a GLIGEN model")
-    p.add_argument("--model", default=None, help="a GLIGEN (gated) model folder (default: the shipped shapes-gligen model)")
+    p.add_argument(
+        "--model", default=None, help="a GLIGEN (gated) model folder (default: the shipped shapes-gligen model)"
+    )
     p.add_argument("--n", type=int, default=96, help="held-out scenes; a quarter test the probes")
     p.add_argument("--out", type=Path)
-    e = sub.add_parser("experiment", help="train GLIGEN's stage with and without a position code on the fusers' tokens")
+    e = sub.add_parser(
+        "experiment", help="train GLIGEN's stage with and without a position code on the fusers' tokens"
+    )
     e.add_argument("--base", default=None, help="base model folder (default: the shipped shapes model)")
     e.add_argument("--steps", type=int, default=400)
     e.add_argument("--batch", type=int, default=32)
     e.add_argument("--n", type=int, default=24, help="benchmark layouts per arm")
-    e.add_argument("--arms", default="plain,position", help="plain (GLIGEN as published), position (+ position code), gate (attention gates start at --gate-init), highnoise (timesteps >= --min-timestep), supervised (+ grounding-attention loss), supervised+position (both: the shipped recipe)")
+    e.add_argument(
+        "--arms",
+        default="plain,position",
+        help="plain (GLIGEN as published), position (+ position code), gate (attention gates start at --gate-init), highnoise (timesteps >= --min-timestep), supervised (+ grounding-attention loss), supervised+position (both: the shipped recipe)",
+    )
     e.add_argument("--gate-init", type=float, default=0.5)
     e.add_argument("--min-timestep", type=int, default=500, help="arm highnoise trains on timesteps from this one up")
     e.add_argument("--work", type=Path, default=Path("runs/gligen-position"))

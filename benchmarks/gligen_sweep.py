@@ -58,7 +58,15 @@ def main() -> None:
 
     pipe = load_pipeline(args.model)
     methods = [MethodSpec.parse(m) for m in ("none", "gligen", "reground", "gligen+refocus", "reground+refocus")]
-    table = run_shapes_bench(pipe, methods, n=args.n, seed=args.seed, out=args.out / "methods", progress=False, command=f"python benchmarks/gligen_sweep.py --n {args.n}")
+    table = run_shapes_bench(
+        pipe,
+        methods,
+        n=args.n,
+        seed=args.seed,
+        out=args.out / "methods",
+        progress=False,
+        command=f"python benchmarks/gligen_sweep.py --n {args.n}",
+    )
     betas = [float(b) for b in args.betas.split(",")]
     specs = [MethodSpec(f"{name}[beta={b:g}]", name, {"beta": b}) for name in ("gligen", "reground") for b in betas]
     sweep = run_shapes_bench(pipe, specs, n=args.n, seed=args.seed, out=args.out / "sweep", progress=False)
@@ -68,7 +76,26 @@ def main() -> None:
         key = "gligen (sequential)" if spec.method == "gligen" else "reground (parallel)"
         points[key].append((spec.options["beta"], s["object_in_box"], s["colour_acc"]))
     plot(points, args.out / "tradeoff.png")
-    text = "\n".join(["# GLIGEN and ReGround on the shapes GLIGEN model", "", f"{args.n} layouts, suite seed {args.seed}. Grounding phrases carry the shape only; colours are in the caption.", "", "## Methods", "", results_table(table), "", "## Scheduled-sampling sweep (beta = share of steps with grounding)", "", results_table(sweep), "", "![trade-off](tradeoff.png)", "", "Reproduce: `python benchmarks/gligen_sweep.py --model " + args.model + f" --n {args.n}`", ""])
+    text = "\n".join(
+        [
+            "# GLIGEN and ReGround on the shapes GLIGEN model",
+            "",
+            f"{args.n} layouts, suite seed {args.seed}. Grounding phrases carry the shape only; colours are in the caption.",
+            "",
+            "## Methods",
+            "",
+            results_table(table),
+            "",
+            "## Scheduled-sampling sweep (beta = share of steps with grounding)",
+            "",
+            results_table(sweep),
+            "",
+            "![trade-off](tradeoff.png)",
+            "",
+            "Reproduce: `python benchmarks/gligen_sweep.py --model " + args.model + f" --n {args.n}`",
+            "",
+        ]
+    )
     atomic_write_text(args.out / "report.md", text)
     atomic_write_text(args.out / "points.json", json.dumps(points, indent=1))
     print(text)

@@ -22,7 +22,11 @@ RESULTS = ROOT / "docs/results"
 def main() -> None:
     recipe = json.loads((MODEL / "training.json").read_text())
     comp = json.loads((RESULTS / "competence.txt").read_text())
-    calibration = (RESULTS / "calibration" / "calibration.md").read_text() if (RESULTS / "calibration" / "calibration.md").exists() else "(not run)"
+    calibration = (
+        (RESULTS / "calibration" / "calibration.md").read_text()
+        if (RESULTS / "calibration" / "calibration.md").exists()
+        else "(not run)"
+    )
     defaults = json.loads((MODEL / "layoutguide.json").read_text())
     sizes = {p.parent.name: p.stat().st_size / 2**20 for p in MODEL.rglob("*.safetensors")}
     cfg = recipe["config"]
@@ -50,12 +54,16 @@ def main() -> None:
             for i, (start, end, c) in enumerate(stages)
         ],
         "",
-        f"- hardware: 2 CPU cores, about 145 minutes in all (0.65-0.75 s per step); `layoutguide shapes train` resumes from checkpoints, "
+        "- hardware: 2 CPU cores, about 145 minutes in all (0.65-0.75 s per step); `layoutguide shapes train` resumes from checkpoints, "
         "`layoutguide shapes init-run` starts a new stage from these weights",
-        f"- weights (safetensors, MiB): " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(sizes.items())),
+        "- weights (safetensors, MiB): " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(sizes.items())),
         f"- sampling defaults (layoutguide.json): {defaults.get('num_inference_steps')} DDIM steps, CFG {defaults.get('guidance_scale')}"
-        + (f" at timesteps {defaults['guidance_interval'][0]}-{defaults['guidance_interval'][1]} only (the conditional prediction alone above: "
-           "docs/shapes.md, item 3 of \"What limits\")" if defaults.get("guidance_interval") else ""),
+        + (
+            f" at timesteps {defaults['guidance_interval'][0]}-{defaults['guidance_interval'][1]} only (the conditional prediction alone above: "
+            'docs/shapes.md, item 3 of "What limits")'
+            if defaults.get("guidance_interval")
+            else ""
+        ),
         "",
         f"## Competence, unguided, {comp['n']} held-out prompts each (`layoutguide shapes competence --n {comp['n']}`)",
         "",
@@ -80,11 +88,20 @@ def gligen_card() -> None:
     g = recipe.get("gligen_config", {})
     methods = json.loads((RESULTS / "gligen" / "methods" / "results.json").read_text())
     probe = RESULTS / "gligen" / "position-probe.md"
-    first_line = next((l for l in probe.read_text().splitlines() if l.startswith("Denoising loss")), "") if probe.exists() else ""
+    first_line = (
+        next((l for l in probe.read_text().splitlines() if l.startswith("Denoising loss")), "")
+        if probe.exists()
+        else ""
+    )
     # (first step, last step, config) per GLIGEN stage, as for the base model's stages
-    ends = [(st["until_gligen_step"], st["config"]) for st in recipe.get("gligen_stages", [])] + [(recipe["gligen_step"], g)]
+    ends = [(st["until_gligen_step"], st["config"]) for st in recipe.get("gligen_stages", [])] + [
+        (recipe["gligen_step"], g)
+    ]
     stages = [(ends[i - 1][0] if i else 0, end, c) for i, (end, c) in enumerate(ends)]
-    grounding = {"head": "head nouns (\"circle\", \"circles\"; colours come from the caption)", "phrase": "whole phrases (\"red circle\")"}
+    grounding = {
+        "head": 'head nouns ("circle", "circles"; colours come from the caption)',
+        "phrase": 'whole phrases ("red circle")',
+    }
     lines = [
         "# layoutguide shapes GLIGEN model",
         "",
@@ -118,7 +135,11 @@ def gligen_card() -> None:
 
 def relation_lines() -> list[str]:
     """Relation accuracy per method, mean over the seeds of docs/results/gligen/relations* it was run on, for the card."""
-    runs = [json.loads(path.read_text()) for path in sorted((RESULTS / "gligen").glob("relations*/results.json")) if "ablations" not in str(path)]
+    runs = [
+        json.loads(path.read_text())
+        for path in sorted((RESULTS / "gligen").glob("relations*/results.json"))
+        if "ablations" not in str(path)
+    ]
     if not runs:
         return []
     labels = list(dict.fromkeys(label for r in runs for label in r["rows"]))
@@ -134,7 +155,10 @@ def relation_lines() -> list[str]:
         cells = " | ".join(f"{r['rows'][label]['relation_acc']:.3f}" if label in r["rows"] else "-" for r in runs)
         prompts = sum(r["config"]["n"] for r in runs if label in r["rows"])
         lines.append(f"| {label.split(' + ', 1)[1]} | {sum(accs) / len(accs):.3f} ({prompts}) | {cells} |")
-    lines += ["", "`[refocus.tokens=last]`: CAR on each phrase's head noun (`--set refocus.tokens=last`); this model's defaults keep every token."]
+    lines += [
+        "",
+        "`[refocus.tokens=last]`: CAR on each phrase's head noun (`--set refocus.tokens=last`); this model's defaults keep every token.",
+    ]
     return lines
 
 

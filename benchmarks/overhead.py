@@ -22,13 +22,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="tiny", help="'tiny' (random weights, built in code), 'shipped', or a folder")
+    parser.add_argument(
+        "--model", default="tiny", help="'tiny' (random weights, built in code), 'shipped', or a folder"
+    )
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch", type=int, default=1)
-    parser.add_argument("--methods", default="none,refocus,refocus[car],refocus[sar],boxdiff,layout-guidance,attend-excite,zestguide,pww,densediffusion,zestguide+pww")
+    parser.add_argument(
+        "--methods",
+        default="none,refocus,refocus[car],refocus[sar],boxdiff,layout-guidance,attend-excite,zestguide,pww,densediffusion,zestguide+pww",
+    )
     parser.add_argument("--out", type=Path)
-    parser.add_argument("--guidance-interval", default=None, help="CFG only at timesteps LOW,HIGH, or 'all' (every step); default: the model's")
+    parser.add_argument(
+        "--guidance-interval",
+        default=None,
+        help="CFG only at timesteps LOW,HIGH, or 'all' (every step); default: the model's",
+    )
     args = parser.parse_args()
 
     from layoutguide.bench import shapes_suite
@@ -48,7 +57,15 @@ def main() -> None:
     base = None
     for label in args.methods.split(","):
         method, options = variants.get(label, (None if label == "none" else label, {}))
-        call = lambda: pipe(layout=layouts, method=method, method_options=options, num_inference_steps=args.steps, guidance_scale=3.0, seed=0, progress=False)
+        call = lambda: pipe(
+            layout=layouts,
+            method=method,
+            method_options=options,
+            num_inference_steps=args.steps,
+            guidance_scale=3.0,
+            seed=0,
+            progress=False,
+        )
         call()  # warm-up
         times = []
         for _ in range(args.repeats):
@@ -59,7 +76,12 @@ def main() -> None:
         base = base or median
         iterations = sum(len(g.get("losses", [])) for g in out.guidance)
         rows.append(f"| {label} | {median:.3f} | {median / base:.2f}x | {iterations} |")
-    header = [f"Model: {args.model}; {args.steps} steps, batch {args.batch}, median of {args.repeats}; torch {torch.__version__}, {torch.get_num_threads()} threads.", "", "| method | seconds per call | vs none | guidance iterations |", "|---|---|---|---|"]
+    header = [
+        f"Model: {args.model}; {args.steps} steps, batch {args.batch}, median of {args.repeats}; torch {torch.__version__}, {torch.get_num_threads()} threads.",
+        "",
+        "| method | seconds per call | vs none | guidance iterations |",
+        "|---|---|---|---|",
+    ]
     text = "\n".join(header + rows) + "\n"
     print(text)
     if args.out:

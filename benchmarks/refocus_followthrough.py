@@ -29,7 +29,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--methods", default="none,refocus,layout-guidance")
     parser.add_argument("--out", type=Path)
-    parser.add_argument("--guidance-interval", default=None, help="CFG only at timesteps LOW,HIGH, or 'all' (every step); default: the model's")
+    parser.add_argument(
+        "--guidance-interval",
+        default=None,
+        help="CFG only at timesteps LOW,HIGH, or 'all' (every step); default: the model's",
+    )
     args = parser.parse_args()
 
     from tqdm.auto import tqdm
@@ -61,7 +65,14 @@ def main() -> None:
         at_end, at_last, placed, found, iou = [], [], [], [], []
         recentred, area_ratio = [], []
         for k, layout in enumerate(tqdm(layouts, desc=method)):
-            out = pipe(layout=layout, method=None if method == "none" else method, return_attention=True, attention_resolution=16, seed=k, progress=False)
+            out = pipe(
+                layout=layout,
+                method=None if method == "none" else method,
+                return_attention=True,
+                attention_resolution=16,
+                seed=k,
+                progress=False,
+            )
             score = evaluate(out.images[0], layout)
             tokens = map_phrases(pipe.tokenizer, layout.prompt, layout.phrases)
             boxes = layout.rasterize(16, 16, boxes_only=True)  # (R, 16, 16)
@@ -95,7 +106,10 @@ def main() -> None:
     text = "\n".join(lines + ["", "Drawn objects that miss their box (found, box IoU < 0.5), by cause:", ""] + misses)
     print(text)
     if args.out:
-        atomic_write_text(args.out, f"# Does the image follow the attention?\n\n`python benchmarks/refocus_followthrough.py --n {args.n}`\n\n{text}\n")
+        atomic_write_text(
+            args.out,
+            f"# Does the image follow the attention?\n\n`python benchmarks/refocus_followthrough.py --n {args.n}`\n\n{text}\n",
+        )
 
 
 def _area(box) -> float:

@@ -34,7 +34,10 @@ def grad_report(pipe) -> None:
     for step in (0, 3, 8, 15):
         t = pipe.scheduler.timesteps[step]
         x = torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(step)).requires_grad_(True)
-        with attention_control(pipe.unet, store, [request], latent_hw=(16, 16)), recording(store, cfg=False, step=step):
+        with (
+            attention_control(pipe.unet, store, [request], latent_hw=(16, 16)),
+            recording(store, cfg=False, step=step),
+        ):
             pipe.unet(x, t, cond, encoder_attention_mask=mask)
             maps = grid_maps(store.get(request), store.layers, (16, 16))[0]  # (16, 16, 77)
         (grad,) = torch.autograd.grad(maps[2:8, 6:12, 3].sum(), x)
@@ -50,13 +53,22 @@ def cfg_report(pipe, n: int, scales: list[float], intervals: list[tuple[float, f
 
     pipe.set_progress_bar_config(disable=True)
     layouts = [s.layout() for s in shapes_suite(n, 51, n_objects=(1, 1))]  # run_competence's single-object prompts
-    rows = ["| CFG | guidance interval | right colour and shape | blank | more than one object |", "|---|---|---|---|---|"]
+    rows = [
+        "| CFG | guidance interval | right colour and shape | blank | more than one object |",
+        "|---|---|---|---|---|",
+    ]
     for scale in scales:
         for interval in intervals:
             images = []
             for start in range(0, n, 16):
                 chunk = range(start, min(n, start + 16))
-                images += pipe(prompt=[layouts[i].prompt for i in chunk], seed=list(chunk), guidance_scale=scale, guidance_interval=interval, progress=False).images
+                images += pipe(
+                    prompt=[layouts[i].prompt for i in chunk],
+                    seed=list(chunk),
+                    guidance_scale=scale,
+                    guidance_interval=interval,
+                    progress=False,
+                ).images
             scores = [evaluate(image, layout) for image, layout in zip(images, layouts)]
             found = sum(s.found_rate == 1 for s in scores) / n
             blank = sum(s.n_detections == 0 for s in scores) / n
@@ -73,7 +85,9 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="model folder (default: the shipped shapes model)")
     parser.add_argument("--n", type=int, default=32, help="cfg: prompts")
     parser.add_argument("--scales", default="1,2,3,5,7.5", help="cfg: comma-separated CFG scales")
-    parser.add_argument("--intervals", default="all", help="cfg: comma-separated guidance intervals LOW:HIGH, or 'all' (every step)")
+    parser.add_argument(
+        "--intervals", default="all", help="cfg: comma-separated guidance intervals LOW:HIGH, or 'all' (every step)"
+    )
     parser.add_argument("--out", default=None, help="cfg: also write the table (markdown) here")
     args = parser.parse_args()
 
@@ -84,13 +98,19 @@ def main() -> None:
         if args.report == "grad":
             grad_report(pipe)
         else:
-            intervals = [(0.0, math.inf) if v == "all" else tuple(float(x) for x in v.split(":")) for v in args.intervals.split(",")]
+            intervals = [
+                (0.0, math.inf) if v == "all" else tuple(float(x) for x in v.split(":"))
+                for v in args.intervals.split(",")
+            ]
             table = cfg_report(pipe, args.n, [float(s) for s in args.scales.split(",")], intervals)
             if args.out:
                 from layoutguide.layout import atomic_write_text
 
                 command = "python benchmarks/saturation.py cfg " + " ".join(sys.argv[2:])
-                atomic_write_text(args.out, f"# Unguided single-object competence vs CFG\n\n{args.n} held-out single-object prompts (`layoutguide shapes competence`'s first {args.n}).\n\n{table}\n\nReproduce: `{command}`\n")
+                atomic_write_text(
+                    args.out,
+                    f"# Unguided single-object competence vs CFG\n\n{args.n} held-out single-object prompts (`layoutguide shapes competence`'s first {args.n}).\n\n{table}\n\nReproduce: `{command}`\n",
+                )
 
 
 if __name__ == "__main__":

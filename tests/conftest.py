@@ -18,7 +18,14 @@ def sd_scheduler():
     """Stable Diffusion 1.x's DDIM settings (the shapes model's cosine schedule makes random weights explode)."""
     from diffusers import DDIMScheduler
 
-    return DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False, set_alpha_to_one=False, steps_offset=1)
+    return DDIMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+    )
 
 
 def tiny_shapes_components(seed: int = 0) -> dict:
@@ -95,7 +102,9 @@ def sharp_pipe() -> LayoutPipeline:
     return pipe
 
 
-def guide_losses(pipe, method, layout, iterations: int = 8, step_size: float = 100.0, step: int = 0, n_steps: int = 10, info=None):
+def guide_losses(
+    pipe, method, layout, iterations: int = 8, step_size: float = 100.0, step: int = 0, n_steps: int = 10, info=None
+):
     """Run ``iterations`` guidance updates of ``method`` at one fixed step; return the loss after each."""
     from layoutguide.attention import AttentionStore, attention_control
     from layoutguide.methods import GuidanceContext, StepPlan
@@ -103,7 +112,15 @@ def guide_losses(pipe, method, layout, iterations: int = 8, step_size: float = 1
 
     pipe.scheduler.set_timesteps(n_steps)
     tokens = map_phrases(pipe.tokenizer, layout.prompt, layout.phrases)
-    ctx = GuidanceContext([layout], [tokens], n_steps, (16, 16), torch.device("cpu"), pipe.scheduler.alphas_cumprod, pipe.scheduler.timesteps)
+    ctx = GuidanceContext(
+        [layout],
+        [tokens],
+        n_steps,
+        (16, 16),
+        torch.device("cpu"),
+        pipe.scheduler.alphas_cumprod,
+        pipe.scheduler.timesteps,
+    )
     x = torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(0))
     cond = pipe.encode_prompt([layout.prompt])
     store = AttentionStore()

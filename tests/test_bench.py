@@ -6,14 +6,12 @@ import json
 import re
 
 import numpy as np
-from PIL import Image
-
 import pytest
+from conftest import tiny_shapes_components
+from PIL import Image
 
 from layoutguide.bench import BenchResumeError, MethodSpec, model_fingerprint, run_shapes_bench
 from layoutguide.pipeline import LayoutPipeline
-
-from conftest import tiny_shapes_components
 
 
 def test_resume_skips_done_images_and_refuses_other_settings(tiny_pipe, tmp_path):
@@ -32,7 +30,15 @@ def test_resume_skips_done_images_and_refuses_other_settings(tiny_pipe, tmp_path
     assert len((tmp_path / "timings.jsonl").read_text().splitlines()) == 5  # 4 + the one regenerated
 
     with pytest.raises(BenchResumeError, match="refocus.*loss_scale"):
-        run_shapes_bench(tiny_pipe, [MethodSpec("refocus", "refocus", {"loss_scale": 9.0})], n=2, seed=3, out=tmp_path, steps=2, progress=False)
+        run_shapes_bench(
+            tiny_pipe,
+            [MethodSpec("refocus", "refocus", {"loss_scale": 9.0})],
+            n=2,
+            seed=3,
+            out=tmp_path,
+            steps=2,
+            progress=False,
+        )
     with pytest.raises(BenchResumeError, match="steps=2.*steps=3"):
         run_shapes_bench(tiny_pipe, specs[:1], n=2, seed=3, out=tmp_path, steps=3, progress=False)
     other_model = LayoutPipeline(**tiny_shapes_components(seed=1))
@@ -46,7 +52,7 @@ def test_resume_skips_done_images_and_refuses_other_settings(tiny_pipe, tmp_path
 
 def test_relation_score_names_the_first_cause_of_a_failure():
     from layoutguide.bench import _relation_ok
-    from layoutguide.shapes.world import ShapeObject, Scene, render_objects
+    from layoutguide.shapes.world import Scene, ShapeObject, render_objects
 
     red = ShapeObject("red", "circle", (4, 20, 24, 40))
     blue = ShapeObject("blue", "square", (40, 20, 60, 40))
@@ -69,7 +75,9 @@ def test_relation_score_names_the_first_cause_of_a_failure():
     colours_swapped = score(ShapeObject("blue", "circle", red.box), ShapeObject("red", "square", blue.box))
     assert colours_swapped["failure"] == "attributes" and colours_swapped["wrong"] == ("colour", "shape")
     assert score(red)["failure"] == "objects"
-    assert score(red, blue, ShapeObject("green", "circle", (24, 44, 40, 60)))["relation_ok"]  # an extra object does not break the relation
+    assert score(red, blue, ShapeObject("green", "circle", (24, 44, 40, 60)))[
+        "relation_ok"
+    ]  # an extra object does not break the relation
 
 
 def test_chance_rate_of_a_relation():
@@ -95,7 +103,11 @@ def test_relation_bench_writes_failure_split_and_resumes(tiny_pipe, tmp_path):
         assert row["relation_acc"] + sum(row["failures"][f] for f in RELATION_FAILURES) == pytest.approx(1.0)
         assert all(0 <= v <= row["failures"]["attributes"] for v in row["attributes_wrong"].values())
         report = (tmp_path / "report.md").read_text()
-        assert (tmp_path / "grid.png").exists() and "failed: attributes" in report and f"By chance, the relation holds for {first['chance']:.3f}" in report
+        assert (
+            (tmp_path / "grid.png").exists()
+            and "failed: attributes" in report
+            and f"By chance, the relation holds for {first['chance']:.3f}" in report
+        )
         images = sorted((tmp_path / "images").rglob("*.png"))
         stamps = [p.stat().st_mtime_ns for p in images]
         again = run_relation_bench(tiny_pipe, ["rule"], [MethodSpec("none", None)], n=2, out=tmp_path, progress=False)
@@ -107,8 +119,13 @@ def test_relation_bench_writes_failure_split_and_resumes(tiny_pipe, tmp_path):
 
         def moved(self, prompt):
             result = original(self, prompt)
-            regions = [dataclasses.replace(r, box=(r.bbox[0] * 0.9, r.bbox[1], r.bbox[2] * 0.9, r.bbox[3])) for r in result.layout.regions]
-            return planner_module.PlanResult(result.layout.replace(regions=tuple(regions)), result.notes, result.fallback)
+            regions = [
+                dataclasses.replace(r, box=(r.bbox[0] * 0.9, r.bbox[1], r.bbox[2] * 0.9, r.bbox[3]))
+                for r in result.layout.regions
+            ]
+            return planner_module.PlanResult(
+                result.layout.replace(regions=tuple(regions)), result.notes, result.fallback
+            )
 
         planner_module.RuleBasedPlanner.plan = moved
         try:
@@ -124,14 +141,20 @@ def test_method_variants_in_brackets():
     from layoutguide.bench import split_methods
     from layoutguide.methods import MethodOptionError
 
-    assert split_methods("none, refocus[tokens=last,sar=false],gligen+pww+refocus[refocus.tokens=last;pww.weight=0.2]") == [
-        "none", "refocus[tokens=last,sar=false]", "gligen+pww+refocus[refocus.tokens=last;pww.weight=0.2]"]
+    assert split_methods(
+        "none, refocus[tokens=last,sar=false],gligen+pww+refocus[refocus.tokens=last;pww.weight=0.2]"
+    ) == ["none", "refocus[tokens=last,sar=false]", "gligen+pww+refocus[refocus.tokens=last;pww.weight=0.2]"]
     # --set applies to every entry; the brackets override it for their own entry only
     spec = MethodSpec.parse("refocus[tokens=last,sar=false]", {"refocus": {"loss_scale": 3, "tokens": "all"}})
-    assert spec == MethodSpec("refocus[tokens=last,sar=false]", "refocus", {"loss_scale": 3, "tokens": "last", "sar": False})
+    assert spec == MethodSpec(
+        "refocus[tokens=last,sar=false]", "refocus", {"loss_scale": 3, "tokens": "last", "sar": False}
+    )
     assert MethodSpec.parse("refocus", {"refocus": {"loss_scale": 3}}).options == {"loss_scale": 3}
     combo = MethodSpec.parse("gligen+pww+refocus[refocus.tokens=last;pww.weight=0.2]")
-    assert combo.method == "gligen+pww+refocus" and combo.options == {"refocus": {"tokens": "last"}, "pww": {"weight": 0.2}}
+    assert combo.method == "gligen+pww+refocus" and combo.options == {
+        "refocus": {"tokens": "last"},
+        "pww": {"weight": 0.2},
+    }
     for bad, says in [
         ("gligen+refocus[tokens=last]", "refocus.OPTION=VALUE"),  # which member?
         ("refocus[tokens=last", "']' last"),
@@ -147,5 +170,7 @@ def test_bench_runs_variants_side_by_side(tiny_pipe, tmp_path):
     specs = [MethodSpec.parse(m) for m in ("refocus", "refocus[loss_scale=50]")]
     results = run_shapes_bench(tiny_pipe, specs, n=1, seed=3, out=tmp_path, steps=2, progress=False)
     assert set(results["methods"]) == {"refocus", "refocus[loss_scale=50]"}
-    a, b = (np.asarray(Image.open(tmp_path / "images" / label / "0000.png"), dtype=float) for label in results["methods"])
+    a, b = (
+        np.asarray(Image.open(tmp_path / "images" / label / "0000.png"), dtype=float) for label in results["methods"]
+    )
     assert np.abs(a - b).max() > 0  # the variant's option reached the sampler

@@ -19,7 +19,29 @@ def layout_file(tmp_path, two_region_layout):
 def test_generate_end_to_end(tiny_folder, layout_file, tmp_path):
     out = tmp_path / "img.png"
     att = tmp_path / "att"
-    result = runner.invoke(app, ["generate", "--layout", str(layout_file), "--model", tiny_folder, "--method", "refocus", "--steps", "3", "--seed", "1", "--out", str(out), "--overlay", "--save-attention", str(att), "--device", "cpu"])
+    result = runner.invoke(
+        app,
+        [
+            "generate",
+            "--layout",
+            str(layout_file),
+            "--model",
+            tiny_folder,
+            "--method",
+            "refocus",
+            "--steps",
+            "3",
+            "--seed",
+            "1",
+            "--out",
+            str(out),
+            "--overlay",
+            "--save-attention",
+            str(att),
+            "--device",
+            "cpu",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert out.exists() and (tmp_path / "img_overlay.png").exists()
     heatmaps = sorted(p.name for p in att.iterdir())
@@ -28,7 +50,26 @@ def test_generate_end_to_end(tiny_folder, layout_file, tmp_path):
 
 def test_generate_several_images_and_options(tiny_folder, layout_file, tmp_path):
     out = tmp_path / "x.png"
-    result = runner.invoke(app, ["generate", "--layout", str(layout_file), "--model", tiny_folder, "--steps", "2", "-n", "2", "--out", str(out), "--set", "refocus.variant=official", "--set", "refocus.loss_scale=2"])
+    result = runner.invoke(
+        app,
+        [
+            "generate",
+            "--layout",
+            str(layout_file),
+            "--model",
+            tiny_folder,
+            "--steps",
+            "2",
+            "-n",
+            "2",
+            "--out",
+            str(out),
+            "--set",
+            "refocus.variant=official",
+            "--set",
+            "refocus.loss_scale=2",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert (tmp_path / "x_0.png").exists() and (tmp_path / "x_1.png").exists()
 
@@ -38,10 +79,32 @@ def test_guidance_interval_option(tiny_folder, layout_file, tmp_path):
 
     def generate(*extra):
         out = tmp_path / f"g{len(list(tmp_path.iterdir()))}.png"
-        result = runner.invoke(app, ["generate", "--layout", str(layout_file), "--model", tiny_folder, "--method", "none", "--steps", "3", "--out", str(out), "--device", "cpu", *extra])
+        result = runner.invoke(
+            app,
+            [
+                "generate",
+                "--layout",
+                str(layout_file),
+                "--model",
+                tiny_folder,
+                "--method",
+                "none",
+                "--steps",
+                "3",
+                "--out",
+                str(out),
+                "--device",
+                "cpu",
+                *extra,
+            ],
+        )
         return result, out
 
-    (_, plain), (_, everywhere), (result, interval) = generate(), generate("--guidance-interval", "all"), generate("--guidance-interval", "0,500")
+    (_, plain), (_, everywhere), (result, interval) = (
+        generate(),
+        generate("--guidance-interval", "all"),
+        generate("--guidance-interval", "0,500"),
+    )
     assert result.exit_code == 0, result.output
     pixels = [np.asarray(Image.open(p)) for p in (plain, everywhere, interval)]
     np.testing.assert_array_equal(pixels[0], pixels[1])  # the tiny model has no interval of its own
@@ -53,18 +116,52 @@ def test_guidance_interval_option(tiny_folder, layout_file, tmp_path):
 
 def test_bad_layout_reports_region_and_field(tiny_folder, tmp_path):
     bad = tmp_path / "bad.json"
-    bad.write_text(json.dumps({"prompt": "a red circle", "regions": [{"phrase": "red circle", "box": [0.5, 0.2, 0.1, 0.9]}]}))
+    bad.write_text(
+        json.dumps({"prompt": "a red circle", "regions": [{"phrase": "red circle", "box": [0.5, 0.2, 0.1, 0.9]}]})
+    )
     result = runner.invoke(app, ["generate", "--layout", str(bad), "--model", tiny_folder])
     assert result.exit_code == 2
     assert "region 0 ('red circle'): field 'box'" in result.output and "Traceback" not in result.output
 
 
 def test_bad_option_and_phrase_errors(tiny_folder, layout_file, tmp_path):
-    result = runner.invoke(app, ["generate", "--layout", str(layout_file), "--model", tiny_folder, "--steps", "2", "--set", "refocus.loss_scale=-3", "--out", str(tmp_path / "a.png")])
+    result = runner.invoke(
+        app,
+        [
+            "generate",
+            "--layout",
+            str(layout_file),
+            "--model",
+            tiny_folder,
+            "--steps",
+            "2",
+            "--set",
+            "refocus.loss_scale=-3",
+            "--out",
+            str(tmp_path / "a.png"),
+        ],
+    )
     assert result.exit_code == 2 and "refocus.loss_scale" in result.output
-    result = runner.invoke(app, ["generate", "--layout", str(layout_file), "--model", tiny_folder, "--set", "nonsense"])
+    result = runner.invoke(
+        app, ["generate", "--layout", str(layout_file), "--model", tiny_folder, "--set", "nonsense"]
+    )
     assert result.exit_code == 2 and "METHOD.OPTION=VALUE" in result.output
-    result = runner.invoke(app, ["generate", "--prompt", "a green triangle", "--layout", str(layout_file), "--model", tiny_folder, "--steps", "2", "--out", str(tmp_path / "b.png")])
+    result = runner.invoke(
+        app,
+        [
+            "generate",
+            "--prompt",
+            "a green triangle",
+            "--layout",
+            str(layout_file),
+            "--model",
+            tiny_folder,
+            "--steps",
+            "2",
+            "--out",
+            str(tmp_path / "b.png"),
+        ],
+    )
     assert result.exit_code == 2 and "does not occur in the prompt" in result.output
 
 
@@ -87,7 +184,25 @@ def test_bench_methods_all_runs_every_method_the_model_supports(tiny_folder, tmp
     from layoutguide.methods import COMBINATIONS, REGISTRY
 
     out = tmp_path / "bench"
-    result = runner.invoke(app, ["bench", "shapes", "--methods", "all", "--model", tiny_folder, "--n", "1", "--steps", "2", "--out", str(out), "--device", "cpu"])
+    result = runner.invoke(
+        app,
+        [
+            "bench",
+            "shapes",
+            "--methods",
+            "all",
+            "--model",
+            tiny_folder,
+            "--n",
+            "1",
+            "--steps",
+            "2",
+            "--out",
+            str(out),
+            "--device",
+            "cpu",
+        ],
+    )
     assert result.exit_code == 0, result.output
     rows = json.loads((out / "results.json").read_text())["methods"]
     plain = {n for n in REGISTRY if not REGISTRY[n].needs_gated_unet} | {"zestguide+pww"}
@@ -114,18 +229,43 @@ def test_shapes_train_time_limit_is_not_inherited(tmp_path):
     from layoutguide.shapes.train import TrainConfig, Trainer
 
     run = tmp_path / "run"
-    config = TrainConfig(vae_steps=1, vae_batch=2, unet_steps=1, batch=2, checkpoint_every=1, sample_every=0, max_minutes=1e-9, model=dataclasses.asdict(ModelConfig.tiny()))
+    config = TrainConfig(
+        vae_steps=1,
+        vae_batch=2,
+        unet_steps=1,
+        batch=2,
+        checkpoint_every=1,
+        sample_every=0,
+        max_minutes=1e-9,
+        model=dataclasses.asdict(ModelConfig.tiny()),
+    )
     Trainer(run, config, device="cpu").run()  # stops at once: its limit is already spent
     assert json.loads((run / "ckpt" / "state.json").read_text())["config"]["max_minutes"] == 1e-9
-    result = runner.invoke(app, ["shapes", "train", "--out", str(run), "--vae-steps", "1", "--unet-steps", "2", "--device", "cpu"])
+    result = runner.invoke(
+        app, ["shapes", "train", "--out", str(run), "--vae-steps", "1", "--unet-steps", "2", "--device", "cpu"]
+    )
     assert result.exit_code == 0, result.output
     state = json.loads((run / "ckpt" / "state.json").read_text())
     assert (state["vae_step"], state["unet_step"], state["config"]["max_minutes"]) == (1, 2, None)
-    result = runner.invoke(app, ["shapes", "train", "--out", str(run), "--unet-steps", "3", "--max-minutes", "1e-9", "--device", "cpu"])
+    result = runner.invoke(
+        app, ["shapes", "train", "--out", str(run), "--unet-steps", "3", "--max-minutes", "1e-9", "--device", "cpu"]
+    )
     assert result.exit_code == 0 and "--max-minutes" in result.output
 
 
 def test_bench_rejects_a_bad_variant_before_loading_anything(tmp_path):
-    result = runner.invoke(app, ["bench", "relations", "--methods", "none,gligen+refocus[tokens=last]", "--model", str(tmp_path / "missing"), "--out", str(tmp_path / "out")])
+    result = runner.invoke(
+        app,
+        [
+            "bench",
+            "relations",
+            "--methods",
+            "none,gligen+refocus[tokens=last]",
+            "--model",
+            str(tmp_path / "missing"),
+            "--out",
+            str(tmp_path / "out"),
+        ],
+    )
     assert result.exit_code == 2
     assert "--methods" in result.output and "refocus.OPTION=VALUE" in result.output

@@ -169,7 +169,11 @@ def test_uniform_strong_colour_and_noise_images_do_not_crash():
     half = np.full((64, 64, 3), 255, np.uint8)
     half[:, :32] = COLOURS["blue"]
     images = [np.tile(np.array(COLOURS[c], np.uint8), (64, 64, 1)) for c in PALETTE]
-    images += [half, np.zeros((64, 64, 3), np.uint8), np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)]
+    images += [
+        half,
+        np.zeros((64, 64, 3), np.uint8),
+        np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8),
+    ]
     for image in images:
         assert detect(image) == []  # the coloured half is background-like (touches half the border), not an object
         score = evaluate(image, layout)
@@ -241,7 +245,9 @@ def test_a_missing_object_is_not_found_and_breaks_the_count():
 
 def test_extra_objects_break_the_count_only_for_kinds_in_the_layout():
     layout = _scene(RED_CIRCLE, BLUE_SQUARE).layout()
-    extra_same = evaluate(render_objects([RED_CIRCLE, BLUE_SQUARE, ShapeObject("red", "circle", (30, 40, 44, 54))]), layout)
+    extra_same = evaluate(
+        render_objects([RED_CIRCLE, BLUE_SQUARE, ShapeObject("red", "circle", (30, 40, 44, 54))]), layout
+    )
     assert extra_same.object_in_box == 1.0 and extra_same.count_ok is False
     extra_other = evaluate(render_objects([RED_CIRCLE, BLUE_SQUARE, GREEN_TRIANGLE]), layout)
     assert extra_other.object_in_box == 1.0 and extra_other.count_ok is True and extra_other.n_detections == 3
@@ -284,7 +290,7 @@ def test_to_dict_is_json_without_masks():
     scene = make_scene(BENCH_SEED_OFFSET + 1, with_relation=True)
     data = evaluate(scene.render(), scene.layout(), scene.relation).to_dict()
     text = json.dumps(data)
-    assert "mask\"" not in text and json.loads(text)["relation_ok"] is True
+    assert 'mask"' not in text and json.loads(text)["relation_ok"] is True
     assert len(data["regions"]) == len(scene.objects) == len(data["detections"])
     assert set(data["detections"][0]) == {"colour", "shape", "box", "area", "confidence"}
 

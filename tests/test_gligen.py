@@ -88,11 +88,18 @@ def test_hook_removal_restores_forward_bit_for_bit(gated_pipe):
         with parallel_grounding(unet):
             raise RuntimeError("boom")
     with torch.no_grad():
-        assert torch.equal(block(h, encoder_hidden_states=text, cross_attention_kwargs={"gligen": {"objs": objs}}), before)
+        assert torch.equal(
+            block(h, encoder_hidden_states=text, cross_attention_kwargs={"gligen": {"objs": objs}}), before
+        )
 
 
 def _layout():
-    return Layout("a red circle and a blue square", (Region("red circle", box=(0.05, 0.1, 0.45, 0.6)), Region("blue square", box=(0.55, 0.4, 0.95, 0.9))), width=64, height=64)
+    return Layout(
+        "a red circle and a blue square",
+        (Region("red circle", box=(0.05, 0.1, 0.45, 0.6)), Region("blue square", box=(0.55, 0.4, 0.95, 0.9))),
+        width=64,
+        height=64,
+    )
 
 
 def test_gligen_in_the_loop_and_scheduled_sampling(gated_pipe):
@@ -104,19 +111,30 @@ def test_gligen_in_the_loop_and_scheduled_sampling(gated_pipe):
         out = original(step, ctx, cfg=cfg)
         seen.append((step, cfg, "gligen" in out))
         if out and cfg:
-            assert out["gligen"]["masks"][:1].sum() == 0 and out["gligen"]["masks"][1:].sum() == 2  # null grounding on uncond
+            assert (
+                out["gligen"]["masks"][:1].sum() == 0 and out["gligen"]["masks"][1:].sum() == 2
+            )  # null grounding on uncond
         return out
 
     method.unet_kwargs = spy
-    plain = gated_pipe(layout=_layout(), num_inference_steps=6, guidance_scale=3, progress=False, output_type="np").images
-    grounded = gated_pipe(layout=_layout(), method=method, num_inference_steps=6, guidance_scale=3, progress=False, output_type="np").images
+    plain = gated_pipe(
+        layout=_layout(), num_inference_steps=6, guidance_scale=3, progress=False, output_type="np"
+    ).images
+    grounded = gated_pipe(
+        layout=_layout(), method=method, num_inference_steps=6, guidance_scale=3, progress=False, output_type="np"
+    ).images
     assert [s for s, cfg, on in seen if on] == [0, 1, 2]
     assert not torch.allclose(torch.from_numpy(plain), torch.from_numpy(grounded))
     assert all(block.fuser.enabled for block in grounded_blocks(gated_pipe.unet))
-    assert all(getattr(block, "_diffusers_hook", None) is None or block._diffusers_hook.get_hook(REGROUND_HOOK) is None for block in grounded_blocks(gated_pipe.unet))
+    assert all(
+        getattr(block, "_diffusers_hook", None) is None or block._diffusers_hook.get_hook(REGROUND_HOOK) is None
+        for block in grounded_blocks(gated_pipe.unet)
+    )
 
 
-@pytest.mark.parametrize("name", ["reground", "gligen+refocus", "reground+refocus", "gligen+pww+refocus", "gligen+layout-guidance"])
+@pytest.mark.parametrize(
+    "name", ["reground", "gligen+refocus", "reground+refocus", "gligen+pww+refocus", "gligen+layout-guidance"]
+)
 def test_compositions_run(gated_pipe, name):
     out = gated_pipe(layout=_layout(), method=name, num_inference_steps=4, guidance_scale=3, progress=False)
     assert out.images[0].size == (64, 64)
@@ -127,14 +145,32 @@ def test_compositions_run(gated_pipe, name):
 def test_pww_modulates_gligen_refocus(gated_pipe):
     # the relation benchmark's best combination: the modulation must reach the UNet beside GLIGEN's inputs and
     # refocus's gradient
-    run = lambda name, **options: torch.from_numpy(gated_pipe(layout=_layout(), method=name, method_options=options, num_inference_steps=4, guidance_scale=3, progress=False, output_type="np", seed=3).images)
+    run = lambda name, **options: torch.from_numpy(
+        gated_pipe(
+            layout=_layout(),
+            method=name,
+            method_options=options,
+            num_inference_steps=4,
+            guidance_scale=3,
+            progress=False,
+            output_type="np",
+            seed=3,
+        ).images
+    )
     reference = run("gligen+refocus")
     torch.testing.assert_close(run("gligen+pww+refocus", pww={"weight": 0.0}), reference)
     assert not torch.allclose(run("gligen+pww+refocus"), reference, atol=1e-5)
 
 
 def test_reground_differs_from_gligen(gated_pipe):
-    a = gated_pipe(layout=_layout(), method="gligen", method_options={"beta": 1.0}, num_inference_steps=4, progress=False, output_type="np").images
+    a = gated_pipe(
+        layout=_layout(),
+        method="gligen",
+        method_options={"beta": 1.0},
+        num_inference_steps=4,
+        progress=False,
+        output_type="np",
+    ).images
     b = gated_pipe(layout=_layout(), method="reground", num_inference_steps=4, progress=False, output_type="np").images
     assert not torch.allclose(torch.from_numpy(a), torch.from_numpy(b), atol=1e-4)
 
@@ -147,9 +183,10 @@ def test_errors(tiny_pipe):
 
 
 def test_grounding_token_loss(gated_pipe):
-    from conftest import guide_losses
 
-    method = get_method("gligen+refocus", refocus={"grounding_weight": 3.0, "car": False, "sar": False, "early_stop": False})
+    method = get_method(
+        "gligen+refocus", refocus={"grounding_weight": 3.0, "car": False, "sar": False, "early_stop": False}
+    )
     assert [r.kind for r in method.requests()] == ["grounding"]
     # the loss runs inside the method's activation (GLIGEN inputs present): use the pipeline end to end
     out = gated_pipe(layout=_layout(), method=method, num_inference_steps=10, guidance_scale=3, progress=False)
@@ -161,11 +198,20 @@ def test_grounding_token_loss(gated_pipe):
 def test_grounding_text_head_embeds_the_last_word(gated_pipe):
     from types import SimpleNamespace
 
-    layout = Layout("a red circle and two blue squares", (Region("red circle", box=(0.1, 0.1, 0.4, 0.4)), Region("blue squares", box=(0.5, 0.5, 0.9, 0.9))), width=64, height=64)
+    layout = Layout(
+        "a red circle and two blue squares",
+        (Region("red circle", box=(0.1, 0.1, 0.4, 0.4)), Region("blue squares", box=(0.5, 0.5, 0.9, 0.9))),
+        width=64,
+        height=64,
+    )
     ctx = SimpleNamespace(layouts=[layout], batch_size=1, device=torch.device("cpu"))
-    pooled = lambda words: gated_pipe.text_encoder(gated_pipe.tokenizer(words, padding=True, return_tensors="pt").input_ids).pooler_output
+    pooled = lambda words: (
+        gated_pipe.text_encoder(gated_pipe.tokenizer(words, padding=True, return_tensors="pt").input_ids).pooler_output
+    )
     with torch.no_grad():
-        head = get_method("gligen", grounding_text="head")._grounding_inputs(gated_pipe, ctx)["positive_embeddings"][0, :2]
+        head = get_method("gligen", grounding_text="head")._grounding_inputs(gated_pipe, ctx)["positive_embeddings"][
+            0, :2
+        ]
         phrase = get_method("gligen")._grounding_inputs(gated_pipe, ctx)["positive_embeddings"][0, :2]
         torch.testing.assert_close(head, pooled(["circle", "squares"]))
         torch.testing.assert_close(phrase, pooled(["red circle", "blue squares"]))
@@ -209,7 +255,16 @@ def test_fuser_position_code_adds_the_code_to_visual_tokens_only_and_is_removed(
 
 
 def test_gligen_position_code_option_changes_grounded_samples(gated_pipe):
-    run = lambda **o: gated_pipe(layout=_layout(), method="gligen", method_options={"beta": 1.0, **o}, num_inference_steps=3, progress=False, output_type="np").images
+    run = lambda **o: (
+        gated_pipe(
+            layout=_layout(),
+            method="gligen",
+            method_options={"beta": 1.0, **o},
+            num_inference_steps=3,
+            progress=False,
+            output_type="np",
+        ).images
+    )
     plain, coded = run(), run(position_code=True)
     assert not torch.allclose(torch.from_numpy(plain), torch.from_numpy(coded), atol=1e-5)
     torch.testing.assert_close(torch.from_numpy(run()), torch.from_numpy(plain))  # nothing left installed

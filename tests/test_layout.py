@@ -96,7 +96,9 @@ def layouts(draw, with_masks=True, max_regions=6):
 
 json_scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8)
 json_like = st.recursive(
-    json_scalars, lambda c: st.lists(c, max_size=5) | st.dictionaries(st.text(max_size=6), c, max_size=5), max_leaves=20
+    json_scalars,
+    lambda c: st.lists(c, max_size=5) | st.dictionaries(st.text(max_size=6), c, max_size=5),
+    max_leaves=20,
 )
 garbage = json_like | st.dictionaries(st.integers() | st.text(max_size=4), json_like, max_size=4)
 
@@ -111,7 +113,22 @@ def test_module_does_not_import_torch():
         elif isinstance(node, ast.ImportFrom) and node.module:
             imported.add(node.module.split(".")[0])
     assert "torch" not in imported
-    assert imported <= {"__future__", "ast", "dataclasses", "json", "math", "os", "re", "tempfile", "pathlib", "typing", "numpy", "PIL"}
+    assert imported <= {
+        "__future__",
+        "ast",
+        "dataclasses",
+        "json",
+        "math",
+        "os",
+        "re",
+        "tempfile",
+        "pathlib",
+        "typing",
+        "numpy",
+        "PIL",
+        "collections",
+        "errors",  # layoutguide.errors: the error base, no torch
+    }
 
 
 def test_layout_error_is_value_error():
@@ -125,7 +142,9 @@ def test_basic_properties_and_equality():
     assert lay.boxes == [(0.0, 0.0, 0.5, 0.5), (0.5, 0.5, 1.0, 1.0)]
     assert isinstance(lay.regions, tuple) and isinstance(lay.regions[0].box, tuple)  # lists normalised
     assert all(isinstance(v, float) for v in lay.regions[0].box)
-    assert lay == Layout("a cat and a dog", [Region("a cat", box=(0, 0, 0.5, 0.5)), Region("a dog", box=(0.5, 0.5, 1, 1))])
+    assert lay == Layout(
+        "a cat and a dog", [Region("a cat", box=(0, 0, 0.5, 0.5)), Region("a dog", box=(0.5, 0.5, 1, 1))]
+    )
     assert lay != lay.replace(prompt="a cat and a big dog")
     assert lay != Layout("a cat and a dog", (Region("a cat", box=(0, 0, 0.5, 0.5)),))
     assert Region("a", box=(0, 0, 1, 1)) != Region("a", box=(0, 0, 1, 0.9))
@@ -197,7 +216,9 @@ def test_empty_prompt(prompt):
         Layout(prompt, (Region("a cat", box=(0, 0, 1, 1)),))
 
 
-@pytest.mark.parametrize("name, value", [("width", 0), ("height", -3), ("width", 1.5), ("height", True), ("width", "512")])
+@pytest.mark.parametrize(
+    "name, value", [("width", 0), ("height", -3), ("width", 1.5), ("height", True), ("width", "512")]
+)
 def test_bad_canvas_size(name, value):
     with pytest.raises(LayoutError, match=f"field '{name}'"):
         one(**{name: value})
@@ -328,7 +349,9 @@ def test_rasterized_box_is_the_covering_rectangle(box, h, w):
     out = one(box=box).rasterize(h, w)[0]
     rows, cols = np.nonzero(out.any(axis=1))[0], np.nonzero(out.any(axis=0))[0]
     assert out.sum() == len(rows) * len(cols) >= 1  # one filled rectangle
-    assert np.array_equal(rows, np.arange(rows[0], rows[-1] + 1)) and np.array_equal(cols, np.arange(cols[0], cols[-1] + 1))
+    assert np.array_equal(rows, np.arange(rows[0], rows[-1] + 1)) and np.array_equal(
+        cols, np.arange(cols[0], cols[-1] + 1)
+    )
     x0, y0, x1, y1 = box
     eps = 1e-6
     for lo, hi, idx, n in ((y0, y1, rows, h), (x0, x1, cols, w)):
@@ -346,7 +369,11 @@ def test_json_round_trip_with_masks_and_file(tmp_path):
     mask_b[5, 4] = True  # ends with a True run
     lay = Layout(
         "a cat and a dog on grass",
-        (Region("a cat", box=(0.1, 0.2, 0.3, 0.4)), Region("a dog", mask=mask_a), Region("grass", box=(0, 0.5, 1, 1), mask=mask_b)),
+        (
+            Region("a cat", box=(0.1, 0.2, 0.3, 0.4)),
+            Region("a dog", mask=mask_a),
+            Region("grass", box=(0, 0.5, 1, 1), mask=mask_b),
+        ),
         width=5,
         height=6,
         background="a meadow",
@@ -360,7 +387,9 @@ def test_json_round_trip_with_masks_and_file(tmp_path):
     text = lay.to_json()
     assert json.loads(text) == data
     back = Layout.from_json(text)
-    assert back == lay and np.array_equal(back.regions[1].mask, mask_a) and np.array_equal(back.regions[2].mask, mask_b)
+    assert (
+        back == lay and np.array_equal(back.regions[1].mask, mask_a) and np.array_equal(back.regions[2].mask, mask_b)
+    )
     path = tmp_path / "nested" / "dir" / "layout.json"
     assert lay.to_json(path) == text
     assert path.read_text() == text + "\n"
@@ -395,7 +424,10 @@ def test_json_minimal_input_uses_defaults():
         ([1, 2], "must be an object"),
         ({"regions": []}, "field 'prompt' is missing"),
         ({"prompt": "a", "colour": 1}, "unknown field(s) ['colour']"),
-        ({"prompt": "a", "regions": [{"phrase": "a", "box": [0, 0, 1, 1], "bbox": 1}]}, "region 0: unknown field(s) ['bbox']"),
+        (
+            {"prompt": "a", "regions": [{"phrase": "a", "box": [0, 0, 1, 1], "bbox": 1}]},
+            "region 0: unknown field(s) ['bbox']",
+        ),
         ({"prompt": "a", "regions": [{1: 2, "a": 3}]}, "region 0: unknown field(s)"),
         ({"prompt": "a", "version": 2}, "field 'version'"),
         ({"prompt": "a", "width": "x"}, "field 'width'"),
@@ -405,10 +437,22 @@ def test_json_minimal_input_uses_defaults():
         ({"prompt": "a", "regions": ["a cat"]}, "region 0: must be an object"),
         ({"prompt": "a", "regions": [{"box": [0, 0, 1, 1]}]}, "region 0: field 'phrase'"),
         ({"prompt": "a", "regions": [{"phrase": "a", "box": [0, 0, 2, 1]}]}, "region 0 ('a'): field 'box'"),
-        ({"prompt": "a", "width": 2, "height": 2, "regions": [{"phrase": "a", "mask_rle": [1, 2]}]}, "region 0: field 'mask_rle'"),
-        ({"prompt": "a", "width": 2, "height": 2, "regions": [{"phrase": "a", "mask_rle": ["a", 4]}]}, "field 'mask_rle'"),
-        ({"prompt": "a", "width": 2, "height": 2, "regions": [{"phrase": "a", "mask_rle": [5, -1]}]}, "field 'mask_rle'"),
-        ({"prompt": "a", "width": 2, "height": 2, "regions": [{"phrase": "a", "mask_rle": [4]}]}, "field 'mask' is empty"),
+        (
+            {"prompt": "a", "width": 2, "height": 2, "regions": [{"phrase": "a", "mask_rle": [1, 2]}]},
+            "region 0: field 'mask_rle'",
+        ),
+        (
+            {"prompt": "a", "width": 2, "height": 2, "regions": [{"phrase": "a", "mask_rle": ["a", 4]}]},
+            "field 'mask_rle'",
+        ),
+        (
+            {"prompt": "a", "width": 2, "height": 2, "regions": [{"phrase": "a", "mask_rle": [5, -1]}]},
+            "field 'mask_rle'",
+        ),
+        (
+            {"prompt": "a", "width": 2, "height": 2, "regions": [{"phrase": "a", "mask_rle": [4]}]},
+            "field 'mask' is empty",
+        ),
         ({"prompt": "a", "background": 5}, "field 'background'"),
     ],
 )
@@ -478,7 +522,9 @@ def test_from_dict_structured_garbage_only_raises_layout_error(data):
 
 
 @FAST
-@given(box=st.lists(st.floats(), max_size=6) | st.tuples(st.floats(), st.floats(), st.floats(), st.floats()) | json_like)
+@given(
+    box=st.lists(st.floats(), max_size=6) | st.tuples(st.floats(), st.floats(), st.floats(), st.floats()) | json_like
+)
 def test_region_box_of_arbitrary_floats(box):
     try:
         lay = Layout("a cat", (Region("a cat", box=box),))
@@ -543,18 +589,27 @@ LMD_EXAMPLE = (
 def test_lmd_example():
     lay = Layout.from_lmd(LMD_EXAMPLE)
     assert lay.phrases == ["a green car", "a blue truck"]
-    assert_boxes_close(lay.boxes, [(21 / 512, 281 / 512, 232 / 512, 440 / 512), (269 / 512, 283 / 512, 478 / 512, 443 / 512)], 1e-12)
+    assert_boxes_close(
+        lay.boxes, [(21 / 512, 281 / 512, 232 / 512, 440 / 512), (269 / 512, 283 / 512, 478 / 512, 443 / 512)], 1e-12
+    )
     assert lay.background == "A realistic landscape scene" and lay.negative_prompt is None
     assert (lay.width, lay.height) == (512, 512)
     assert lay.prompt == "a green car, a blue truck"  # default prompt when none is given
     assert lay.to_lmd() == LMD_EXAMPLE  # exact re-export
-    assert lay.to_lmd().splitlines()[0] == "[('a green car', [21, 281, 211, 159]), ('a blue truck', [269, 283, 209, 160])]"
+    assert (
+        lay.to_lmd().splitlines()[0]
+        == "[('a green car', [21, 281, 211, 159]), ('a blue truck', [269, 283, 209, 160])]"
+    )
 
 
 def test_lmd_with_negative_prompt_and_explicit_prompt():
     text = "[('a cat', [0, 0, 256, 512])]\nBackground prompt: a kitchen\nNegative prompt: blurry, low quality"
     lay = Layout.from_lmd(text, prompt="a cat in a kitchen")
-    assert lay.prompt == "a cat in a kitchen" and lay.background == "a kitchen" and lay.negative_prompt == "blurry, low quality"
+    assert (
+        lay.prompt == "a cat in a kitchen"
+        and lay.background == "a kitchen"
+        and lay.negative_prompt == "blurry, low quality"
+    )
     assert lay.boxes == [(0.0, 0.0, 0.5, 1.0)]
     only_bg = Layout.from_lmd("[]\nBackground prompt: an empty beach\nNegative prompt:")
     assert only_bg.regions == () and only_bg.prompt == "an empty beach" and only_bg.background == "an empty beach"
@@ -567,7 +622,9 @@ def test_lmd_object_list_and_canvas():
 
 
 def test_lmd_overflow_is_clamped():
-    lay = Layout.from_lmd("[('a car', [400, 100, 450, 200]), ('a tree', [-20, 10, 100, 600])]", prompt="a car and a tree")
+    lay = Layout.from_lmd(
+        "[('a car', [400, 100, 450, 200]), ('a tree', [-20, 10, 100, 600])]", prompt="a car and a tree"
+    )
     assert_boxes_close(lay.boxes, [(400 / 512, 100 / 512, 1.0, 300 / 512), (0.0, 10 / 512, 80 / 512, 1.0)], 1e-12)
 
 
@@ -606,7 +663,9 @@ def test_lmd_malformed(text, words):
 
 
 def test_lmd_phrase_mentioning_a_marker_survives():
-    lay = Layout("a sign", (Region("a sign saying Background prompt: none", box=(0.1, 0.1, 0.5, 0.5)),), background="a wall")
+    lay = Layout(
+        "a sign", (Region("a sign saying Background prompt: none", box=(0.1, 0.1, 0.5, 0.5)),), background="a wall"
+    )
     back = Layout.from_lmd(lay.to_lmd(), prompt="a sign")
     assert back.phrases == lay.phrases and back.background == "a wall"
 
@@ -645,7 +704,10 @@ def test_layoutgpt_multi_line_order_and_overflow():
     [
         ("toilet height: 16px; width: 12px; top: 14px; left: 0px;", "region 0: not a LayoutGPT CSS line"),
         ("toilet {height: 16px; width: 12px; top: 14px; left: 0px; } extra", "region 0: not a LayoutGPT CSS line"),
-        ("sink {height: 1px; width: 1px; top: 1px; left: 1px; }\ntoilet {height: 16px; width: 12px; top: 14px; }", "region 1: LayoutGPT line needs"),
+        (
+            "sink {height: 1px; width: 1px; top: 1px; left: 1px; }\ntoilet {height: 16px; width: 12px; top: 14px; }",
+            "region 1: LayoutGPT line needs",
+        ),
         ("toilet {height: tall; width: 12px; top: 14px; left: 0px; }", "region 0: LayoutGPT line needs"),
         ("toilet {height: 0px; width: 12px; top: 14px; left: 0px; }", "region 0 ('toilet'): field 'box'"),
         ("toilet {height: 16px; width: 12px; top: 70px; left: 0px; }", "region 0 ('toilet'): field 'box'"),
@@ -688,7 +750,13 @@ def test_refocus_lines_variants():
     lay = Layout.from_refocus(text, prompt="a cat, a red car and a car")
     assert lay.phrases == ["cat", "red car", "car"]
     assert_boxes_close(
-        lay.boxes, [(245 / 512, 176 / 512, 345 / 512, 336 / 512), (0, 0, 100 / 512, 50 / 512), (1.5 / 512, 2 / 512, 300 / 512, 400 / 512)], 1e-12
+        lay.boxes,
+        [
+            (245 / 512, 176 / 512, 345 / 512, 336 / 512),
+            (0, 0, 100 / 512, 50 / 512),
+            (1.5 / 512, 2 / 512, 300 / 512, 400 / 512),
+        ],
+        1e-12,
     )
     assert Layout.from_refocus("cat: (16, 0, 32, 16)", "a cat", canvas=64).boxes == [(0.25, 0.0, 0.5, 0.25)]
 
@@ -753,9 +821,52 @@ def test_generated_layouts_survive_refocus(lay):
 
 # ============================================================================================ arbitrary text to the parsers
 TOKENS = [
-    "cat", "a dog", ":", ": ", "(", ")", "[", "]", ",", " ", "  ", "\n", "\r\n", "0", "1", "12", "245", "512", "850", "-3",
-    "1.5", "1e", "1e999", "-", ".", "e", "E", "+", "nan", "inf", "{", "}", "height", "width", "top", "left", "px", ";",
-    "'", '"', "Background prompt:", "Negative prompt:", "[('a car', [", "])]", "None", "j",
+    "cat",
+    "a dog",
+    ":",
+    ": ",
+    "(",
+    ")",
+    "[",
+    "]",
+    ",",
+    " ",
+    "  ",
+    "\n",
+    "\r\n",
+    "0",
+    "1",
+    "12",
+    "245",
+    "512",
+    "850",
+    "-3",
+    "1.5",
+    "1e",
+    "1e999",
+    "-",
+    ".",
+    "e",
+    "E",
+    "+",
+    "nan",
+    "inf",
+    "{",
+    "}",
+    "height",
+    "width",
+    "top",
+    "left",
+    "px",
+    ";",
+    "'",
+    '"',
+    "Background prompt:",
+    "Negative prompt:",
+    "[('a car', [",
+    "])]",
+    "None",
+    "j",
 ]
 token_text = st.lists(st.sampled_from(TOKENS), max_size=30).map("".join)
 names = st.sampled_from(["cat", "red car", " dog ", "", "a:b", "x{"]) | st.text(max_size=6)
@@ -775,7 +886,13 @@ ar_lines = st.builds(
 css_lines = st.builds(
     lambda name, props, end: f"{name} {{{'; '.join(f'{k}: {v}' for k, v in props)}{end}",
     names,
-    st.lists(st.tuples(st.sampled_from(["height", "width", "top", "left", "colour"]), number_ish.map(lambda v: v + "px") | number_ish), max_size=6),
+    st.lists(
+        st.tuples(
+            st.sampled_from(["height", "width", "top", "left", "colour"]),
+            number_ish.map(lambda v: v + "px") | number_ish,
+        ),
+        max_size=6,
+    ),
     st.sampled_from(["; }", "}", "", "} x", ";}}"]),
 )
 any_text = st.text(max_size=80) | token_text
@@ -807,10 +924,38 @@ def test_from_layoutgpt_arbitrary_text(text):
         pass
 
 
-LMD_TOKENS = st.sampled_from(["[", "]", "(", ")", ",", " ", "'a car'", "'x'", "0", "12", "850", "-40", "1e999", "-1e999", "1.5", "None", "{", "}", "3j", "'1234'", "True", "\n"])
+LMD_TOKENS = st.sampled_from(
+    [
+        "[",
+        "]",
+        "(",
+        ")",
+        ",",
+        " ",
+        "'a car'",
+        "'x'",
+        "0",
+        "12",
+        "850",
+        "-40",
+        "1e999",
+        "-1e999",
+        "1.5",
+        "None",
+        "{",
+        "}",
+        "3j",
+        "'1234'",
+        "True",
+        "\n",
+    ]
+)
 lmd_text = st.lists(LMD_TOKENS, max_size=30).map("".join) | st.builds(
     lambda objs, bg, neg: f"{objs!r}\nBackground prompt: {bg}\nNegative prompt: {neg}",
-    st.lists(st.tuples(st.text(max_size=5) | st.integers(), st.lists(st.integers(-600, 900) | st.floats(), max_size=5)), max_size=4),
+    st.lists(
+        st.tuples(st.text(max_size=5) | st.integers(), st.lists(st.integers(-600, 900) | st.floats(), max_size=5)),
+        max_size=4,
+    ),
     st.text(max_size=10),
     st.text(max_size=10),
 )
@@ -840,7 +985,9 @@ def test_coco_example():
     cats = [{"id": 1, "name": "person"}, {"id": 18, "name": "dog"}]
     lay = Layout.from_coco(anns, cats, prompt="a dog and a person", width=640, height=853)
     assert lay.phrases == ["dog", "person"] and (lay.width, lay.height) == (640, 853)
-    assert_boxes_close(lay.boxes, [(334.95 / 640, 172.26 / 853, 512 / 640, 852.93 / 853), (0, 0, 0.1, 100 / 853)], 1e-12)
+    assert_boxes_close(
+        lay.boxes, [(334.95 / 640, 172.26 / 853, 512 / 640, 852.93 / 853), (0, 0, 0.1, 100 / 853)], 1e-12
+    )
     assert Layout.from_coco(anns, {1: "person", 18: "dog"}, "a dog and a person", 640, 853) == lay
     out = lay.to_coco(image_id=7)
     assert out["images"] == [{"id": 7, "width": 640, "height": 853}]
@@ -849,10 +996,21 @@ def test_coco_example():
 
 
 def test_coco_categories_are_deduplicated():
-    lay = Layout("two cats", (Region("cat", box=(0, 0, 0.5, 0.5)), Region("cat", box=(0.5, 0.5, 1, 1)), Region("dog", box=(0, 0.5, 0.5, 1))))
+    lay = Layout(
+        "two cats",
+        (
+            Region("cat", box=(0, 0, 0.5, 0.5)),
+            Region("cat", box=(0.5, 0.5, 1, 1)),
+            Region("dog", box=(0, 0.5, 0.5, 1)),
+        ),
+    )
     out = lay.to_coco()
     assert out["categories"] == [{"id": 1, "name": "cat"}, {"id": 2, "name": "dog"}]
-    assert [a["category_id"] for a in out["annotations"]] == [1, 1, 2] and [a["id"] for a in out["annotations"]] == [1, 2, 3]
+    assert [a["category_id"] for a in out["annotations"]] == [1, 1, 2] and [a["id"] for a in out["annotations"]] == [
+        1,
+        2,
+        3,
+    ]
 
 
 def test_coco_overflow_clamped():
@@ -880,7 +1038,9 @@ def test_coco_malformed(ann, words):
 @given(lay=layouts())
 def test_generated_layouts_survive_coco(lay):
     out = json.loads(json.dumps(lay.to_coco()))
-    back = Layout.from_coco(out["annotations"], out["categories"], lay.prompt, out["images"][0]["width"], out["images"][0]["height"])
+    back = Layout.from_coco(
+        out["annotations"], out["categories"], lay.prompt, out["images"][0]["width"], out["images"][0]["height"]
+    )
     assert back.phrases == lay.phrases and (back.width, back.height) == (lay.width, lay.height)
     for got, box in zip(back.boxes, lay.boxes):
         tol = max(pixel_tol(box, lay.width, lay.height, unit=1e-3), 1e-9)
@@ -917,7 +1077,12 @@ def test_mask_png_with_json_file_text_and_dict(tmp_path):
     expected_cat[1:4, 0:3] = True
     expected_vase = np.zeros((6, 8), bool)
     expected_vase[2:6, 5:8] = True
-    for png_source, colours in [(png, colours_path), (str(png), str(colours_path)), (png, json.dumps(COLOURS)), (rgb, COLOURS)]:
+    for png_source, colours in [
+        (png, colours_path),
+        (str(png), str(colours_path)),
+        (png, json.dumps(COLOURS)),
+        (rgb, COLOURS),
+    ]:
         lay = Layout.from_mask_png(png_source, colours, prompt="a brown tabby cat next to a blue vase")
         assert lay.phrases == ["Brown tabby cat", "blue vase"] and (lay.width, lay.height) == (8, 6)
         assert np.array_equal(lay.regions[0].mask, expected_cat) and np.array_equal(lay.regions[1].mask, expected_vase)
@@ -980,6 +1145,13 @@ def test_huge_canvas_is_refused_before_allocating():
     from layoutguide.layout import MAX_CANVAS
 
     with pytest.raises(LayoutError, match="field 'width'.*at most"):
-        Layout.from_dict({"prompt": "a cat", "width": 10**6, "height": 64, "regions": [{"phrase": "cat", "box": [0, 0, 1, 1], "mask_rle": [1]}]})
+        Layout.from_dict(
+            {
+                "prompt": "a cat",
+                "width": 10**6,
+                "height": 64,
+                "regions": [{"phrase": "cat", "box": [0, 0, 1, 1], "mask_rle": [1]}],
+            }
+        )
     with pytest.raises(LayoutError, match="field 'height'.*at most"):
         Layout("a cat", (Region("cat", box=(0, 0, 1, 1)),), width=64, height=MAX_CANVAS + 1)

@@ -17,15 +17,30 @@ from layoutguide.tokens import map_phrases
 def ctx_for(pipe, layout, steps=50):
     pipe.scheduler.set_timesteps(steps)
     tokens = map_phrases(pipe.tokenizer, layout.prompt, layout.phrases)
-    return GuidanceContext([layout], [tokens], steps, (16, 16), torch.device("cpu"), pipe.scheduler.alphas_cumprod, pipe.scheduler.timesteps)
+    return GuidanceContext(
+        [layout],
+        [tokens],
+        steps,
+        (16, 16),
+        torch.device("cpu"),
+        pipe.scheduler.alphas_cumprod,
+        pipe.scheduler.timesteps,
+    )
 
 
 @pytest.mark.parametrize(
     "name, options, step_size",
-    [("attend-excite", {"refine": False}, 300.0), ("boxdiff", {}, 100.0), ("layout-guidance", {}, 300.0), ("zestguide", {}, 0.5)],
+    [
+        ("attend-excite", {"refine": False}, 300.0),
+        ("boxdiff", {}, 100.0),
+        ("layout-guidance", {}, 300.0),
+        ("zestguide", {}, 0.5),
+    ],
 )
 def test_loss_falls_under_own_guidance(sharp_pipe, two_region_layout, name, options, step_size):
-    losses = guide_losses(sharp_pipe, get_method(name, **options), two_region_layout, iterations=8, step_size=step_size)
+    losses = guide_losses(
+        sharp_pipe, get_method(name, **options), two_region_layout, iterations=8, step_size=step_size
+    )
     assert losses[-1] < 0.95 * losses[0], losses
     assert min(losses[4:]) < losses[0]
 
@@ -54,7 +69,9 @@ def test_boxdiff_schedule_and_terms(tiny_pipe, two_region_layout):
     assert boxdiff_terms(perfect, m, o).item() == pytest.approx(0.0, abs=1e-6)
     shifted = torch.roll(m, shifts=(0, 2), dims=(0, 1))
     assert boxdiff_terms(shifted, m, o).item() > 0.5
-    assert boxdiff_terms(shifted, m, BoxDiffOptions(corner=False, outer=False)).item() == pytest.approx(0.0, abs=1e-6)  # top 20% inside is still 1
+    assert boxdiff_terms(shifted, m, BoxDiffOptions(corner=False, outer=False)).item() == pytest.approx(
+        0.0, abs=1e-6
+    )  # top 20% inside is still 1
 
 
 def test_layout_guidance_schedule(tiny_pipe, two_region_layout):
@@ -79,7 +96,9 @@ def test_zestguide_schedule_and_normalised_step(tiny_pipe, two_region_layout):
     grad = torch.randn(2, 4, 16, 16)
     x = torch.zeros(2, 4, 16, 16)
     moved = method.update(x, grad, plans[5], ctx, 5)
-    assert moved.flatten(1).abs().amax(1).tolist() == pytest.approx([plans[5].step_size] * 2)  # L-inf normalised per sample
+    assert moved.flatten(1).abs().amax(1).tolist() == pytest.approx(
+        [plans[5].step_size] * 2
+    )  # L-inf normalised per sample
 
 
 def _maps(pipe, layout, method, kind="cross"):
@@ -107,7 +126,9 @@ def test_modulation_moves_attention_into_regions(sharp_pipe, two_region_layout, 
 
 def test_densediffusion_self_attention_and_standalone_text(sharp_pipe, two_region_layout):
     plain, ctx = _maps(sharp_pipe, two_region_layout, get_method("none"), kind="self")
-    modulated, _ = _maps(sharp_pipe, two_region_layout, get_method("densediffusion", standalone_text=False), kind="self")
+    modulated, _ = _maps(
+        sharp_pipe, two_region_layout, get_method("densediffusion", standalone_text=False), kind="self"
+    )
     masks = ctx.region_masks(0, (16, 16)).flatten(1)
     same = (masks.T @ masks > 0).float()
     for layer in plain:
@@ -123,7 +144,13 @@ def test_densediffusion_self_attention_and_standalone_text(sharp_pipe, two_regio
 def test_combinations(tiny_pipe, two_region_layout):
     combo = get_method("zestguide+pww", zestguide={"eta": 0.5}, pww={"weight": 0.2})
     assert isinstance(combo, Composite) and combo.guide.options.eta == 0.5
-    out = tiny_pipe(layout=two_region_layout, method="zestguide+pww", method_options={"pww": {"weight": 0.3}}, num_inference_steps=4, progress=False)
+    out = tiny_pipe(
+        layout=two_region_layout,
+        method="zestguide+pww",
+        method_options={"pww": {"weight": 0.3}},
+        num_inference_steps=4,
+        progress=False,
+    )
     assert any(out.guidance)
     with pytest.raises(MethodOptionError, match="at most one"):
         get_method("refocus+boxdiff")
@@ -132,6 +159,17 @@ def test_combinations(tiny_pipe, two_region_layout):
 
 
 def test_registry_lists_every_method():
-    assert set(REGISTRY) == {"none", "refocus", "boxdiff", "layout-guidance", "attend-excite", "zestguide", "pww", "densediffusion", "gligen", "reground"}
+    assert set(REGISTRY) == {
+        "none",
+        "refocus",
+        "boxdiff",
+        "layout-guidance",
+        "attend-excite",
+        "zestguide",
+        "pww",
+        "densediffusion",
+        "gligen",
+        "reground",
+    }
     for name, cls in REGISTRY.items():
         assert cls.summary and cls().name == name

@@ -1,9 +1,22 @@
 import numpy as np
 import pytest
 import torch
-from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler, PNDMScheduler, StableDiffusionPipeline
+from diffusers import (
+    DDIMScheduler,
+    DPMSolverMultistepScheduler,
+    EulerDiscreteScheduler,
+    PNDMScheduler,
+    StableDiffusionPipeline,
+)
 
-from layoutguide.attention import AttentionRequest, AttentionStore, CaptureProcessor, attention_control, recording, select_layers
+from layoutguide.attention import (
+    AttentionRequest,
+    AttentionStore,
+    CaptureProcessor,
+    attention_control,
+    recording,
+    select_layers,
+)
 from layoutguide.methods import GuidanceMethod, LossOutput, StepPlan
 from layoutguide.pipeline import LayoutPipeline
 
@@ -27,7 +40,9 @@ def test_roundtrip_through_local_folder(tiny_pipe, tiny_folder, two_region_layou
 
 
 def test_from_pipe_shares_stable_diffusion_modules(tiny_sd_pipe, two_region_layout):
-    sd = StableDiffusionPipeline(**tiny_sd_pipe.components, safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    sd = StableDiffusionPipeline(
+        **tiny_sd_pipe.components, safety_checker=None, feature_extractor=None, requires_safety_checker=False
+    )
     pipe = LayoutPipeline.from_pipe(sd)
     assert pipe.unet is sd.unet and pipe.text_encoder is sd.text_encoder
     out = run(pipe, two_region_layout, method="refocus", height=128, width=128)
@@ -102,9 +117,24 @@ def test_guidance_runs_planned_iterations_and_logs(tiny_pipe, two_region_layout)
 
 
 def test_refocus_guided_steps_follow_the_official_schedule(tiny_pipe, two_region_layout):
-    out = run(tiny_pipe, two_region_layout, method="refocus", num_inference_steps=50, method_options={"early_stop": False})
+    out = run(
+        tiny_pipe, two_region_layout, method="refocus", num_inference_steps=50, method_options={"early_stop": False}
+    )
     guided = {i: (g["plan"]["step_size"], len(g["losses"])) for i, g in enumerate(out.guidance) if g}
-    expected = {0: (4, 2), 1: (4, 2), 2: (4, 6), 3: (4, 6), 4: (4, 6), **{i: (3, 3) for i in range(5, 10)}, 10: (3, 2), 15: (3, 2), 20: (1, 2), 25: (1, 2), 30: (1, 2), 35: (1, 2)}
+    expected = {
+        0: (4, 2),
+        1: (4, 2),
+        2: (4, 6),
+        3: (4, 6),
+        4: (4, 6),
+        **{i: (3, 3) for i in range(5, 10)},
+        10: (3, 2),
+        15: (3, 2),
+        20: (1, 2),
+        25: (1, 2),
+        30: (1, 2),
+        35: (1, 2),
+    }
     assert guided == expected
 
 
@@ -153,15 +183,22 @@ def test_capture_processor_matches_sdpa_output(tiny_pipe, two_region_layout):
     with torch.no_grad():
         reference = unet(x, 300, encoder_hidden_states=cond).sample
         store = AttentionStore()
-        requests = [AttentionRequest("cross", None, ("down", "mid", "up")), AttentionRequest("self", None, ("down", "mid", "up"))]
+        requests = [
+            AttentionRequest("cross", None, ("down", "mid", "up")),
+            AttentionRequest("self", None, ("down", "mid", "up")),
+        ]
         with attention_control(unet, store, requests, latent_hw=(16, 16)), recording(store, cfg=False, step=0):
             captured = unet(x, 300, encoder_hidden_states=cond).sample
     torch.testing.assert_close(captured, reference, atol=1e-5, rtol=1e-4)
 
 
-@pytest.mark.parametrize("scheduler_cls", [DDIMScheduler, PNDMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler])
+@pytest.mark.parametrize(
+    "scheduler_cls", [DDIMScheduler, PNDMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler]
+)
 def test_schedulers(tiny_pipe, two_region_layout, scheduler_cls):
-    pipe = LayoutPipeline(**{**tiny_pipe.components, "scheduler": scheduler_cls.from_config(tiny_pipe.scheduler.config)})
+    pipe = LayoutPipeline(
+        **{**tiny_pipe.components, "scheduler": scheduler_cls.from_config(tiny_pipe.scheduler.config)}
+    )
     out = run(pipe, two_region_layout, method="refocus", seed=0, output_type="np", return_attention=True)
     assert np.isfinite(out.images).all() and out.images.shape == (1, 64, 64, 3)
     assert len(out.attention) == len(pipe.scheduler.timesteps)
@@ -172,20 +209,28 @@ def test_guidance_interval(tiny_pipe, two_region_layout):
     """CFG only inside [t_low, t_high]: the whole range is plain CFG, an empty one is the conditional model alone,
     and a partial one runs the unconditional forward on exactly the steps inside it."""
     full = run(tiny_pipe, two_region_layout, seed=4, output_type="np").images
-    np.testing.assert_array_equal(full, run(tiny_pipe, two_region_layout, seed=4, output_type="np", guidance_interval=(0, 1000)).images)
+    np.testing.assert_array_equal(
+        full, run(tiny_pipe, two_region_layout, seed=4, output_type="np", guidance_interval=(0, 1000)).images
+    )
     cond_only = run(tiny_pipe, two_region_layout, seed=4, output_type="np", guidance_scale=1.0).images
-    np.testing.assert_array_equal(cond_only, run(tiny_pipe, two_region_layout, seed=4, output_type="np", guidance_interval=(2000, 3000)).images)
+    np.testing.assert_array_equal(
+        cond_only, run(tiny_pipe, two_region_layout, seed=4, output_type="np", guidance_interval=(2000, 3000)).images
+    )
     batches = []
     hook = tiny_pipe.unet.register_forward_pre_hook(lambda module, args: batches.append(args[0].shape[0]))
     try:
-        partial = run(tiny_pipe, two_region_layout, seed=4, output_type="np", method="refocus", guidance_interval=(0, 600)).images
+        partial = run(
+            tiny_pipe, two_region_layout, seed=4, output_type="np", method="refocus", guidance_interval=(0, 600)
+        ).images
     finally:
         hook.remove()
     tiny_pipe.scheduler.set_timesteps(STEPS)
     guided_steps = [int(t) <= 600 for t in tiny_pipe.scheduler.timesteps]
     # refocus's gradient forwards have batch 1; the sampling forwards have 2 with CFG and 1 without
     assert batches.count(2) == sum(guided_steps) > 0
-    assert not np.allclose(partial, run(tiny_pipe, two_region_layout, seed=4, output_type="np", method="refocus").images)
+    assert not np.allclose(
+        partial, run(tiny_pipe, two_region_layout, seed=4, output_type="np", method="refocus").images
+    )
     with pytest.raises(ValueError, match="guidance_interval"):
         run(tiny_pipe, two_region_layout, guidance_interval=(800, 100))
 

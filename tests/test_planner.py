@@ -55,7 +55,10 @@ def holds(layout: Layout, a: str, relation: str, b: str) -> bool:
     if relation in ("left of", "right of", "above", "below"):
         return all(relation_holds(centre(p), relation, centre(q)) for p, q in pairs)
     if relation == "next to":
-        return all(abs(centre(p)[0] - centre(q)[0]) >= abs(centre(p)[1] - centre(q)[1]) and _overlap(p, q) == 0 for p, q in pairs)
+        return all(
+            abs(centre(p)[0] - centre(q)[0]) >= abs(centre(p)[1] - centre(q)[1]) and _overlap(p, q) == 0
+            for p, q in pairs
+        )
     if relation == "on top of":  # stacked, touching, overlapping horizontally
         return all(abs(p[3] - q[1]) < 1e-6 and min(p[2], q[2]) > max(p[0], q[0]) for p, q in pairs)
     raise AssertionError(relation)
@@ -80,13 +83,41 @@ def assert_clean(result: PlanResult):
 # ============================================================================================ rule-based planner
 CASES = [
     # prompt, {phrase: count}, [(subject, relation, object)]
-    ("a red circle to the left of a blue square", {"red circle": 1, "blue square": 1}, [("red circle", "left of", "blue square")]),
-    ("a red circle left of a blue square", {"red circle": 1, "blue square": 1}, [("red circle", "left of", "blue square")]),
-    ("a red circle on the left side of a blue square", {"red circle": 1, "blue square": 1}, [("red circle", "left of", "blue square")]),
-    ("the red circle is to the right of the blue square", {"red circle": 1, "blue square": 1}, [("red circle", "right of", "blue square")]),
-    ("A yellow triangle right of a green circle.", {"yellow triangle": 1, "green circle": 1}, [("yellow triangle", "right of", "green circle")]),
-    ("three green triangles above a yellow circle", {"green triangles": 3, "yellow circle": 1}, [("green triangles", "above", "yellow circle")]),
-    ("3 green triangles over a yellow circle", {"green triangles": 3, "yellow circle": 1}, [("green triangles", "above", "yellow circle")]),
+    (
+        "a red circle to the left of a blue square",
+        {"red circle": 1, "blue square": 1},
+        [("red circle", "left of", "blue square")],
+    ),
+    (
+        "a red circle left of a blue square",
+        {"red circle": 1, "blue square": 1},
+        [("red circle", "left of", "blue square")],
+    ),
+    (
+        "a red circle on the left side of a blue square",
+        {"red circle": 1, "blue square": 1},
+        [("red circle", "left of", "blue square")],
+    ),
+    (
+        "the red circle is to the right of the blue square",
+        {"red circle": 1, "blue square": 1},
+        [("red circle", "right of", "blue square")],
+    ),
+    (
+        "A yellow triangle right of a green circle.",
+        {"yellow triangle": 1, "green circle": 1},
+        [("yellow triangle", "right of", "green circle")],
+    ),
+    (
+        "three green triangles above a yellow circle",
+        {"green triangles": 3, "yellow circle": 1},
+        [("green triangles", "above", "yellow circle")],
+    ),
+    (
+        "3 green triangles over a yellow circle",
+        {"green triangles": 3, "yellow circle": 1},
+        [("green triangles", "above", "yellow circle")],
+    ),
     ("a bird below a cloud", {"bird": 1, "cloud": 1}, [("bird", "below", "cloud")]),
     ("two cats under a table", {"cats": 2, "table": 1}, [("cats", "below", "table")]),
     ("a cat beneath a chair", {"cat": 1, "chair": 1}, [("cat", "below", "chair")]),
@@ -95,54 +126,122 @@ CASES = [
     ("a cup on a table", {"cup": 1, "table": 1}, [("cup", "on top of", "table")]),
     ("the cat is sleeping on a mat", {"cat": 1, "mat": 1}, [("cat", "on top of", "mat")]),
     ("three apples on a table", {"apples": 3, "table": 1}, [("apples", "on top of", "table")]),
-    ("a cat on top of a box on top of a table", {"cat": 1, "box": 1, "table": 1}, [("cat", "on top of", "box"), ("box", "on top of", "table")]),
+    (
+        "a cat on top of a box on top of a table",
+        {"cat": 1, "box": 1, "table": 1},
+        [("cat", "on top of", "box"), ("box", "on top of", "table")],
+    ),
     ("a table with a cat on top of it", {"table": 1, "cat": 1}, [("cat", "on top of", "table")]),
     ("a lamp next to a sofa", {"lamp": 1, "sofa": 1}, [("lamp", "next to", "sofa")]),
     ("a man standing beside a car", {"man": 1, "car": 1}, [("man", "next to", "car")]),
     ("a cat and a dog next to each other", {"cat": 1, "dog": 1}, [("cat", "next to", "dog")]),
     ("an apple and an orange side by side", {"apple": 1, "orange": 1}, [("apple", "next to", "orange")]),
-    ("a dog between a car and a chair", {"dog": 1, "car": 1, "chair": 1}, [("car", "left of", "dog"), ("dog", "left of", "chair")]),
-    ("a cat in the middle of a car and a chair", {"cat": 1, "car": 1, "chair": 1}, [("car", "left of", "cat"), ("cat", "left of", "chair")]),
+    (
+        "a dog between a car and a chair",
+        {"dog": 1, "car": 1, "chair": 1},
+        [("car", "left of", "dog"), ("dog", "left of", "chair")],
+    ),
+    (
+        "a cat in the middle of a car and a chair",
+        {"cat": 1, "car": 1, "chair": 1},
+        [("car", "left of", "cat"), ("cat", "left of", "chair")],
+    ),
     ("two dogs and a cat", {"dogs": 2, "cat": 1}, []),
     ("a cat, a dog and five birds", {"cat": 1, "dog": 1, "birds": 5}, []),
     ("a red circle with two blue squares", {"red circle": 1, "blue squares": 2}, []),
     ("four cats above two dogs", {"cats": 4, "dogs": 2}, [("cats", "above", "dogs")]),
-    ("two red circles to the left of three blue squares", {"red circles": 2, "blue squares": 3}, [("red circles", "left of", "blue squares")]),
+    (
+        "two red circles to the left of three blue squares",
+        {"red circles": 2, "blue squares": 3},
+        [("red circles", "left of", "blue squares")],
+    ),
     ("five apples to the left of a bowl", {"apples": 5, "bowl": 1}, [("apples", "left of", "bowl")]),
-    ("one yellow square below two green circles", {"yellow square": 1, "green circles": 2}, [("yellow square", "below", "green circles")]),
+    (
+        "one yellow square below two green circles",
+        {"yellow square": 1, "green circles": 2},
+        [("yellow square", "below", "green circles")],
+    ),
     (
         "a red circle and two blue squares, the red circle is left of the blue square",
         {"red circle": 1, "blue squares": 2},
         [("red circle", "left of", "blue squares")],
     ),
-    ("a red circle and a blue square; the circle is above the square", {"red circle": 1, "blue square": 1}, [("red circle", "above", "blue square")]),
+    (
+        "a red circle and a blue square; the circle is above the square",
+        {"red circle": 1, "blue square": 1},
+        [("red circle", "above", "blue square")],
+    ),
     (
         "a clock above a desk, a chair to the left of the desk",
         {"clock": 1, "desk": 1, "chair": 1},
         [("clock", "above", "desk"), ("chair", "left of", "desk")],
     ),
-    ("a cat to the left of a dog to the left of a bird", {"cat": 1, "dog": 1, "bird": 1}, [("cat", "left of", "dog"), ("dog", "left of", "bird")]),
-    ("a cat is above a dog and to the left of a bird", {"cat": 1, "dog": 1, "bird": 1}, [("cat", "above", "dog"), ("cat", "left of", "bird")]),
+    (
+        "a cat to the left of a dog to the left of a bird",
+        {"cat": 1, "dog": 1, "bird": 1},
+        [("cat", "left of", "dog"), ("dog", "left of", "bird")],
+    ),
+    (
+        "a cat is above a dog and to the left of a bird",
+        {"cat": 1, "dog": 1, "bird": 1},
+        [("cat", "above", "dog"), ("cat", "left of", "bird")],
+    ),
     (
         "a red circle to the left of a blue square and a green triangle above the blue square",
         {"red circle": 1, "blue square": 1, "green triangle": 1},
         [("red circle", "left of", "blue square"), ("green triangle", "above", "blue square")],
     ),
-    ("A realistic photo of a scene with a dog on the left and a cat on the right", {"dog": 1, "cat": 1}, [("dog", "left of", "cat")]),
+    (
+        "A realistic photo of a scene with a dog on the left and a cat on the right",
+        {"dog": 1, "cat": 1},
+        [("dog", "left of", "cat")],
+    ),
     ("a cat at the top and a dog at the bottom", {"cat": 1, "dog": 1}, [("cat", "above", "dog")]),
-    ("a cat in the top left corner and a dog in the bottom right corner", {"cat": 1, "dog": 1}, [("cat", "left of", "dog")]),
+    (
+        "a cat in the top left corner and a dog in the bottom right corner",
+        {"cat": 1, "dog": 1},
+        [("cat", "left of", "dog")],
+    ),
     # coordinated subjects share the relation; independent relations get blocks of their own
-    ("two cups and a plate on a table", {"cups": 2, "plate": 1, "table": 1}, [("cups", "on top of", "table"), ("plate", "on top of", "table")]),
-    ("a cat and a dog to the left of a bird", {"cat": 1, "dog": 1, "bird": 1}, [("cat", "left of", "bird"), ("dog", "left of", "bird")]),
+    (
+        "two cups and a plate on a table",
+        {"cups": 2, "plate": 1, "table": 1},
+        [("cups", "on top of", "table"), ("plate", "on top of", "table")],
+    ),
+    (
+        "a cat and a dog to the left of a bird",
+        {"cat": 1, "dog": 1, "bird": 1},
+        [("cat", "left of", "bird"), ("dog", "left of", "bird")],
+    ),
     (
         "a red circle to the left of a blue square and a green triangle above a yellow circle",
         {"red circle": 1, "blue square": 1, "green triangle": 1, "yellow circle": 1},
-        [("red circle", "left of", "blue square"), ("green triangle", "above", "yellow circle"), ("blue square", "left of", "green triangle")],
+        [
+            ("red circle", "left of", "blue square"),
+            ("green triangle", "above", "yellow circle"),
+            ("blue square", "left of", "green triangle"),
+        ],
     ),
-    ("a red and blue ball next to a box", {"red and blue ball": 1, "box": 1}, [("red and blue ball", "next to", "box")]),
-    ("a red car parked to the right of a blue bus", {"red car": 1, "blue bus": 1}, [("red car", "right of", "blue bus")]),
-    ("a cat left of a dog, which is above a bird", {"cat": 1, "dog": 1, "bird": 1}, [("cat", "left of", "dog"), ("dog", "above", "bird")]),
-    ("a left shoe right next to a right shoe", {"left shoe": 1, "right shoe": 1}, [("left shoe", "next to", "right shoe")]),
+    (
+        "a red and blue ball next to a box",
+        {"red and blue ball": 1, "box": 1},
+        [("red and blue ball", "next to", "box")],
+    ),
+    (
+        "a red car parked to the right of a blue bus",
+        {"red car": 1, "blue bus": 1},
+        [("red car", "right of", "blue bus")],
+    ),
+    (
+        "a cat left of a dog, which is above a bird",
+        {"cat": 1, "dog": 1, "bird": 1},
+        [("cat", "left of", "dog"), ("dog", "above", "bird")],
+    ),
+    (
+        "a left shoe right next to a right shoe",
+        {"left shoe": 1, "right shoe": 1},
+        [("left shoe", "next to", "right shoe")],
+    ),
 ]
 
 
@@ -292,7 +391,9 @@ FUZZ_WORDS = (
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.sampled_from(FUZZ_WORDS), min_size=1, max_size=14))
-@example(words="twenty a below several a on it".split())  # a stack taller than the canvas: its top box was clipped to nothing
+@example(
+    words="twenty a below several a on it".split()
+)  # a stack taller than the canvas: its top box was clipped to nothing
 def test_rule_planner_never_crashes(words):
     prompt = " ".join(words)
     try:
@@ -310,7 +411,11 @@ def test_rule_planner_phrases_map_to_tokens():
     from layoutguide.tokens import map_phrases
 
     tokenizer = build_tokenizer()
-    for prompt in ("three green triangles above a yellow circle", "a Red Circle left of a blue square", "a cat on top of a table"):
+    for prompt in (
+        "three green triangles above a yellow circle",
+        "a Red Circle left of a blue square",
+        "a cat on top of a table",
+    ):
         lay = PLANNER.plan(prompt).layout
         token_map = map_phrases(tokenizer, lay.prompt, lay.phrases)
         assert len(token_map.indices) == len(lay.regions) and all(token_map.indices)
@@ -370,7 +475,20 @@ CAT, DOG = (20 / 512, 100 / 512, 220 / 512, 400 / 512), (280 / 512, 100 / 512, 4
         '{"width": 1024, "height": 1024, "regions": [{"phrase": "cat", "box": [40, 200, 440, 800]}, {"phrase": "dog", "box": [560, 200, 960, 800]}]}',
         f'{{"regions": [{{"phrase": "cat", "box": {list(CAT)}}}, {{"phrase": "dog", "box": {list(DOG)}}}]}}',
     ],
-    ids=["ar", "ar-bullets-bold-brackets", "ar-numbered", "ar-one-line", "ar-fenced", "lmd", "json-fenced-prose", "json-list", "json-corner-dict", "json-name-map", "json-own-canvas", "json-normalised"],
+    ids=[
+        "ar",
+        "ar-bullets-bold-brackets",
+        "ar-numbered",
+        "ar-one-line",
+        "ar-fenced",
+        "lmd",
+        "json-fenced-prose",
+        "json-list",
+        "json-corner-dict",
+        "json-name-map",
+        "json-own-canvas",
+        "json-normalised",
+    ],
 )
 def test_parse_llm_reply_formats(reply):
     lay = parse_llm_reply(reply, PROMPT)
@@ -384,7 +502,9 @@ def test_parse_llm_reply_formats(reply):
 def test_parse_llm_reply_clamps_and_rejects():
     lay = parse_llm_reply("cat: (-10, 100, 220, 900)\ndog: (280, 100, 600, 400)", PROMPT)
     assert lay.boxes[0] == pytest.approx((0.0, 100 / 512, 220 / 512, 1.0)) and lay.boxes[1][2] == 1.0
-    lay = parse_llm_reply('[{"phrase": "cat", "bbox": [20, 100, 200, 300]}, {"phrase": "dog", "bbox": [300, 100, 150, 300]}]', PROMPT)
+    lay = parse_llm_reply(
+        '[{"phrase": "cat", "bbox": [20, 100, 200, 300]}, {"phrase": "dog", "bbox": [300, 100, 150, 300]}]', PROMPT
+    )
     assert lay.boxes[1] == pytest.approx((300 / 512, 100 / 512, 450 / 512, 400 / 512))  # COCO-style x, y, w, h
     with pytest.raises(LayoutError, match="4 numbers, got 3"):
         parse_llm_reply("cat: (20, 100, 220)", PROMPT)
@@ -407,12 +527,26 @@ def test_template_follows_attention_refocusing(tmp_path):
     assert messages[-1] == {"role": "user", "content": USER_PREFIX + PROMPT}
     assert USER_PREFIX.endswith("with ")
     assert len(messages) == 2 + 2 * len(DEFAULT_EXAMPLES)
-    assert messages[2]["content"].splitlines()[:3] == ["red circle: (48, 176, 208, 336)", "blue square: (304, 176, 464, 336)", "Background prompt: a plain white background"]
+    assert messages[2]["content"].splitlines()[:3] == [
+        "red circle: (48, 176, 208, 336)",
+        "blue square: (304, 176, 464, 336)",
+        "Background prompt: a plain white background",
+    ]
     # each built-in example reply parses back to its own boxes
     for user, assistant in zip(messages[1:-1:2], messages[2:-1:2]):
         parse_llm_reply(assistant["content"], user["content"].removeprefix(USER_PREFIX))
     path = tmp_path / "examples.json"
-    path.write_text(json.dumps({"system": "Be brief.", "examples": [{"prompt": "a fox", "objects": [["fox", [0, 0, 100, 100]]]}, {"prompt": "a hen", "reply": "hen: (1, 2, 3, 4)"}]}))
+    path.write_text(
+        json.dumps(
+            {
+                "system": "Be brief.",
+                "examples": [
+                    {"prompt": "a fox", "objects": [["fox", [0, 0, 100, 100]]]},
+                    {"prompt": "a hen", "reply": "hen: (1, 2, 3, 4)"},
+                ],
+            }
+        )
+    )
     examples, system = load_examples(path)
     assert system == "Be brief." and [m["content"] for m in build_messages("x", examples, system)][2:5] == [
         "fox: (0, 0, 100, 100)\nBackground prompt: \nNegative prompt: ",
@@ -446,7 +580,19 @@ class ChatServer:
                 time.sleep(step.get("delay", 0))
                 status = step.get("status", 200)
                 if status == 200:
-                    payload = json.dumps({"id": "x", "object": "chat.completion", "choices": [{"index": 0, "message": {"role": "assistant", "content": step["reply"]}, "finish_reason": "stop"}]})
+                    payload = json.dumps(
+                        {
+                            "id": "x",
+                            "object": "chat.completion",
+                            "choices": [
+                                {
+                                    "index": 0,
+                                    "message": {"role": "assistant", "content": step["reply"]},
+                                    "finish_reason": "stop",
+                                }
+                            ],
+                        }
+                    )
                 else:
                     payload = step.get("body", "")
                 try:
@@ -571,7 +717,10 @@ def test_openai_response_content_and_bad_bodies(server):
     backend = OpenAIChatBackend(server.url, "m", max_retries=0)
     server.script = [{"reply": "x"}]
     assert backend.chat([{"role": "user", "content": "hi"}]) == "x"
-    assert backend._content(b'{"choices": [{"message": {"content": [{"type": "text", "text": "a"}, {"text": "b"}]}}]}') == "ab"
+    assert (
+        backend._content(b'{"choices": [{"message": {"content": [{"type": "text", "text": "a"}, {"text": "b"}]}}]}')
+        == "ab"
+    )
     with pytest.raises(PlannerError, match="not a chat completion"):
         backend._content(b'{"error": "nope"}')
     with pytest.raises(PlannerError, match="base_url must be an http"):
@@ -589,7 +738,9 @@ def test_cache_hit_makes_no_request(server, tmp_path):
     assert len(server.requests) == 1
     (path,) = (tmp_path / "cache").glob("*.json")
     record = json.loads(path.read_text())  # JSON, not pickle
-    assert record["prompt"] == PROMPT and record["reply"] == GOOD and record["model"] == "openai:test-model@" + server.url
+    assert (
+        record["prompt"] == PROMPT and record["reply"] == GOOD and record["model"] == "openai:test-model@" + server.url
+    )
     assert path == planner.cache_path(PROMPT) and len(path.stem) == 64
     # another prompt, another template (examples) or no cache: new requests
     server.script = [{"reply": GOOD}, {"reply": GOOD}, {"reply": GOOD}]
@@ -613,7 +764,11 @@ def test_llm_notes_phrases_missing_from_prompt(server, tmp_path):
 
 def test_examples_path_reaches_the_server(server, tmp_path):
     path = tmp_path / "ex.json"
-    path.write_text(json.dumps([{"prompt": "a fox near a hen", "objects": [["fox", [0, 0, 100, 100]], ["hen", [200, 0, 300, 100]]]}]))
+    path.write_text(
+        json.dumps(
+            [{"prompt": "a fox near a hen", "objects": [["fox", [0, 0, 100, 100]], ["hen", [200, 0, 300, 100]]]}]
+        )
+    )
     server.script = [{"reply": GOOD}]
     make_planner(server, tmp_path, examples_path=path).plan(PROMPT)
     messages = server.requests[0]["body"]["messages"]
@@ -634,7 +789,16 @@ def tiny_lm(tmp_path_factory):
     core.pre_tokenizer = pre_tokenizers.Whitespace()
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, unk_token="[UNK]", pad_token="[PAD]", eos_token="[EOS]")
     torch.manual_seed(0)
-    config = GPT2Config(n_layer=1, n_head=2, n_embd=16, vocab_size=len(words), n_positions=2048, bos_token_id=2, eos_token_id=2, pad_token_id=0)
+    config = GPT2Config(
+        n_layer=1,
+        n_head=2,
+        n_embd=16,
+        vocab_size=len(words),
+        n_positions=2048,
+        bos_token_id=2,
+        eos_token_id=2,
+        pad_token_id=0,
+    )
     path = tmp_path_factory.mktemp("tiny-lm")
     tokenizer.save_pretrained(path)
     GPT2LMHeadModel(config).save_pretrained(path)
@@ -681,7 +845,11 @@ def test_transformers_planner_parses_a_generated_reply(tiny_lm, monkeypatch, tmp
 
     backend = TransformersBackend(tiny_lm, max_new_tokens=32)
     tokenizer, model = backend._load()
-    reply_ids = tokenizer("cat : ( 20 , 100 , 220 , 400 )\ndog : ( 280 , 100 , 480 , 400 )", add_special_tokens=False, return_tensors="pt").input_ids
+    reply_ids = tokenizer(
+        "cat : ( 20 , 100 , 220 , 400 )\ndog : ( 280 , 100 , 480 , 400 )",
+        add_special_tokens=False,
+        return_tensors="pt",
+    ).input_ids
 
     def generate(input_ids, **kw):
         assert kw["do_sample"] is False and kw["max_new_tokens"] == 32

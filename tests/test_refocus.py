@@ -11,7 +11,24 @@ from layoutguide.methods.refocus import SCHEDULES, reference_plan
 def test_official_schedule_on_50_steps():
     plans = {i: reference_plan(i, 50, SCHEDULES["official"]) for i in range(50)}
     active = {i: p[1] for i, p in plans.items() if p}
-    assert active == {0: (4, 2), 1: (4, 2), 2: (4, 6), 3: (4, 6), 4: (4, 6), 5: (3, 3), 6: (3, 3), 7: (3, 3), 8: (3, 3), 9: (3, 3), 10: (3, 2), 15: (3, 2), 20: (1, 2), 25: (1, 2), 30: (1, 2), 35: (1, 2)}
+    assert active == {
+        0: (4, 2),
+        1: (4, 2),
+        2: (4, 6),
+        3: (4, 6),
+        4: (4, 6),
+        5: (3, 3),
+        6: (3, 3),
+        7: (3, 3),
+        8: (3, 3),
+        9: (3, 3),
+        10: (3, 2),
+        15: (3, 2),
+        20: (1, 2),
+        25: (1, 2),
+        30: (1, 2),
+        35: (1, 2),
+    }
 
 
 def test_schedule_maps_other_step_counts_to_the_reference_grid():
@@ -24,7 +41,14 @@ def test_schedule_maps_other_step_counts_to_the_reference_grid():
 
 
 def test_v1_schedule():
-    assert [reference_plan(i, 50, SCHEDULES["v1"])[1] for i in (0, 9, 10, 19, 20, 29)] == [(3, 5), (3, 5), (2, 5), (2, 5), (1, 1), (1, 1)]
+    assert [reference_plan(i, 50, SCHEDULES["v1"])[1] for i in (0, 9, 10, 19, 20, 29)] == [
+        (3, 5),
+        (3, 5),
+        (2, 5),
+        (2, 5),
+        (1, 1),
+        (1, 1),
+    ]
     assert reference_plan(30, 50, SCHEDULES["v1"]) is None
 
 
@@ -67,7 +91,18 @@ def test_token_map_temperature_sets_the_saturation():
 
 
 def test_temperature_option_reaches_the_token_maps(sharp_pipe, two_region_layout):
-    first = [guide_losses(sharp_pipe, get_method(name, temperature=t, early_stop=False) if name == "refocus" else get_method(name, temperature=t), two_region_layout, iterations=1)[0] for name in ("refocus", "boxdiff") for t in (100.0, 10.0)]
+    first = [
+        guide_losses(
+            sharp_pipe,
+            get_method(name, temperature=t, early_stop=False)
+            if name == "refocus"
+            else get_method(name, temperature=t),
+            two_region_layout,
+            iterations=1,
+        )[0]
+        for name in ("refocus", "boxdiff")
+        for t in (100.0, 10.0)
+    ]
     assert first[0] != pytest.approx(first[1]) and first[2] != pytest.approx(first[3])
     with pytest.raises(ValueError, match="temperature"):
         get_method("attend-excite", temperature=0)
@@ -103,11 +138,17 @@ def test_car_official_thresholds():
     late, _ = method._car_official(maps, _masks(), [[0], [1]], early=False)
     assert late.item() == pytest.approx((6 * 0.95 + 4 * 0.3) / 2, abs=1e-5)
     early, inside = method._car_official(maps, _masks(), [[0], [1]], early=True)
-    assert early.item() == pytest.approx((6 * 0.95 + 4 * 0.3 + (1 - 0.5)) / 2, abs=1e-5)  # early: (1 - m) even for m >= 0.2
+    assert early.item() == pytest.approx(
+        (6 * 0.95 + 4 * 0.3 + (1 - 0.5)) / 2, abs=1e-5
+    )  # early: (1 - m) even for m >= 0.2
     assert inside.item() == pytest.approx(0.05)
 
 
-@pytest.mark.parametrize("options", [dict(sar=False), dict(car=False), dict(sar=False, variant="official")], ids=["car", "sar", "car-official"])
+@pytest.mark.parametrize(
+    "options",
+    [dict(sar=False), dict(car=False), dict(sar=False, variant="official")],
+    ids=["car", "sar", "car-official"],
+)
 def test_loss_falls_across_inner_iterations(sharp_pipe, options, two_region_layout):
     losses = guide_losses(sharp_pipe, get_method("refocus", early_stop=False, **options), two_region_layout)
     assert len(losses) == 8
@@ -118,9 +159,23 @@ def test_loss_falls_across_inner_iterations(sharp_pipe, options, two_region_layo
 def test_early_stop_ends_iterations(sharp_pipe):
     layout = Layout("a red circle", (Region("red circle", box=(0.0, 0.0, 1.0, 1.0)),), width=64, height=64)
     # A box covering the whole canvas: the in-box peak is the map's global peak, far above the 0.2 threshold.
-    out = sharp_pipe(layout=layout, method="refocus", num_inference_steps=10, guidance_scale=3, progress=False, method_options={"sar": False, "inside_threshold": 0.0})
+    out = sharp_pipe(
+        layout=layout,
+        method="refocus",
+        num_inference_steps=10,
+        guidance_scale=3,
+        progress=False,
+        method_options={"sar": False, "inside_threshold": 0.0},
+    )
     assert all(len(g["losses"]) == 1 for g in out.guidance if g)
-    out = sharp_pipe(layout=layout, method="refocus", num_inference_steps=10, guidance_scale=3, progress=False, method_options={"sar": False, "early_stop": False})
+    out = sharp_pipe(
+        layout=layout,
+        method="refocus",
+        num_inference_steps=10,
+        guidance_scale=3,
+        progress=False,
+        method_options={"sar": False, "early_stop": False},
+    )
     assert max(len(g["losses"]) for g in out.guidance if g) == 3
 
 

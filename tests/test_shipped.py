@@ -46,7 +46,11 @@ def test_demo_command(tmp_path):
     assert result.exit_code == 0, result.output
     assert (tmp_path / "demo" / "examples.png").exists()
     report = (tmp_path / "demo" / "bench" / "report.md").read_text()
-    assert "| refocus |" in report and "| layout-guidance |" in report and (tmp_path / "demo" / "bench" / "grid.png").exists()
+    assert (
+        "| refocus |" in report
+        and "| layout-guidance |" in report
+        and (tmp_path / "demo" / "bench" / "grid.png").exists()
+    )
     bad = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "bad"), "--methods", "none,refocuss"])
     assert bad.exit_code != 0 and "refocuss" in bad.output and "registered" in bad.output
 
@@ -67,7 +71,14 @@ def test_shipped_model_word_attention_localises(shipped):
         for region, idx in zip(score.regions, map_phrases(shipped.tokenizer, layout.prompt, layout.phrases).indices):
             if region.detection is None:
                 continue
-            mask = np.asarray(Image.fromarray(score.detections[region.detection].mask.astype(np.float32)).resize((16, 16), Image.BOX)) >= 0.5
+            mask = (
+                np.asarray(
+                    Image.fromarray(score.detections[region.detection].mask.astype(np.float32)).resize(
+                        (16, 16), Image.BOX
+                    )
+                )
+                >= 0.5
+            )
             phrase = maps[..., list(idx)].sum(-1)
             if mask.any():
                 ratios.append(phrase[mask].mean() / phrase.mean())
@@ -98,9 +109,15 @@ def test_shipped_gligen_model_uses_its_boxes():
     assert gligen.options.position_code and gligen.options.grounding_text == "head"
     scenes = [make_scene(10_000_500 + k) for k in range(16)]
     layouts = [s.layout() for s in scenes]
-    images = torch.from_numpy(np.stack([np.asarray(s.render(), dtype=np.float32) for s in scenes])).permute(0, 3, 1, 2) / 127.5 - 1
+    images = (
+        torch.from_numpy(np.stack([np.asarray(s.render(), dtype=np.float32) for s in scenes])).permute(0, 3, 1, 2)
+        / 127.5
+        - 1
+    )
     side = pipe.unet.config.sample_size
-    ctx = GuidanceContext(layouts, [], 1, (side, side), torch.device("cpu"), pipe.scheduler.alphas_cumprod, torch.zeros(1))
+    ctx = GuidanceContext(
+        layouts, [], 1, (side, side), torch.device("cpu"), pipe.scheduler.alphas_cumprod, torch.zeros(1)
+    )
     boxes = gligen._grounding_inputs(pipe, ctx)
     null = {**boxes, "masks": torch.zeros_like(boxes["masks"])}
     prompts = [l.prompt for l in layouts]
@@ -111,7 +128,16 @@ def test_shipped_gligen_model_uses_its_boxes():
         noise = torch.randn(z0.shape, generator=torch.Generator().manual_seed(0))
         x_t = a.sqrt() * z0 + (1 - a).sqrt() * noise
         loss = {
-            name: torch.nn.functional.mse_loss(pipe.unet(x_t, torch.full((16,), 900), cond, encoder_attention_mask=mask, cross_attention_kwargs={"gligen": g}).sample, noise).item()
+            name: torch.nn.functional.mse_loss(
+                pipe.unet(
+                    x_t,
+                    torch.full((16,), 900),
+                    cond,
+                    encoder_attention_mask=mask,
+                    cross_attention_kwargs={"gligen": g},
+                ).sample,
+                noise,
+            ).item()
             for name, g in (("boxes", boxes), ("null", null))
         }
     assert loss["boxes"] < 0.9 * loss["null"], loss

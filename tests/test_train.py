@@ -12,7 +12,15 @@ from layoutguide.shapes.train import TrainConfig, Trainer, export, init_run_from
 
 @pytest.mark.slow
 def test_train_resume_export_and_gligen(tmp_path, two_region_layout):
-    config = TrainConfig(vae_steps=2, vae_batch=2, unet_steps=3, batch=2, checkpoint_every=1, sample_every=0, model=dataclasses.asdict(ModelConfig.tiny()))
+    config = TrainConfig(
+        vae_steps=2,
+        vae_batch=2,
+        unet_steps=3,
+        batch=2,
+        checkpoint_every=1,
+        sample_every=0,
+        model=dataclasses.asdict(ModelConfig.tiny()),
+    )
     run = tmp_path / "run"
     trainer = Trainer(run, dataclasses.replace(config, unet_steps=2), device="cpu")
     trainer.run()
@@ -23,7 +31,9 @@ def test_train_resume_export_and_gligen(tmp_path, two_region_layout):
     resumed = Trainer(run, config, device="cpu")  # same run, one more step planned
     resumed.run()
     assert json.loads((run / "ckpt" / "state.json").read_text())["unet_step"] == 3
-    assert len([l for l in (run / "log.jsonl").read_text().splitlines() if '"unet"' in l]) == 3  # steps 1, 2, then 3 only
+    assert (
+        len([l for l in (run / "log.jsonl").read_text().splitlines() if '"unet"' in l]) == 3
+    )  # steps 1, 2, then 3 only
 
     resumed.train_gligen(steps=2, batch=2)
     assert json.loads((run / "ckpt" / "state.json").read_text())["gligen_step"] == 2
@@ -42,7 +52,9 @@ def test_train_resume_export_and_gligen(tmp_path, two_region_layout):
     export(run, tmp_path / "model")
     recipe = json.loads((tmp_path / "model" / "training.json").read_text())
     assert recipe["unet_step"] == 4 and recipe["config"]["lr"] == 1e-4
-    assert [(s["until_unet_step"], s["config"]["lr"], s["config"]["schedule_start"]) for s in recipe["stages"]] == [(3, config.lr, 0)]
+    assert [(s["until_unet_step"], s["config"]["lr"], s["config"]["schedule_start"]) for s in recipe["stages"]] == [
+        (3, config.lr, 0)
+    ]
 
 
 def test_caption_token_targets_cover_colour_and_shape_words():
@@ -60,7 +72,9 @@ def test_caption_token_targets_cover_colour_and_shape_words():
         for (colour_tok, colour_mask), (shape_tok, shape_mask) in zip(targets[::2], targets[1::2]):
             colour, noun = tokens[colour_tok].removesuffix("</w>"), tokens[shape_tok].removesuffix("</w>")
             assert shape_tok == colour_tok + 1 and (colour_mask == shape_mask).all()
-            members = [m for o, m in zip(scene.objects, scene.masks()) if o.colour == colour and noun.startswith(o.shape)]
+            members = [
+                m for o, m in zip(scene.objects, scene.masks()) if o.colour == colour and noun.startswith(o.shape)
+            ]
             assert members and (colour_mask == sum(m.astype(int) for m in members).astype(bool)).all()
 
 
@@ -91,7 +105,18 @@ def test_attention_grounding_loss_is_zero_inside_masks_and_one_outside():
 
 @pytest.mark.slow
 def test_attention_supervision_trains_and_logs(tmp_path):
-    config = TrainConfig(vae_steps=1, vae_batch=2, unet_steps=2, batch=3, checkpoint_every=1, sample_every=0, attn_token_weight=1.0, attn_pixel_weight=0.1, text_mask=True, model=dataclasses.asdict(ModelConfig.tiny()))
+    config = TrainConfig(
+        vae_steps=1,
+        vae_batch=2,
+        unet_steps=2,
+        batch=3,
+        checkpoint_every=1,
+        sample_every=0,
+        attn_token_weight=1.0,
+        attn_pixel_weight=0.1,
+        text_mask=True,
+        model=dataclasses.asdict(ModelConfig.tiny()),
+    )
     Trainer(tmp_path, config, device="cpu").run()
     records = [json.loads(l) for l in (tmp_path / "log.jsonl").read_text().splitlines() if '"unet"' in l]
     assert len(records) == 2 and all(0 <= r["l_token"] <= 1 and r["l_pixel"] > 0 for r in records)
@@ -102,8 +127,15 @@ def test_exported_models_are_resumable_checkpoints(tmp_path):
     import torch
     from safetensors.torch import load_file
 
-
-    config = TrainConfig(vae_steps=1, vae_batch=2, unet_steps=2, batch=2, checkpoint_every=1, sample_every=0, model=dataclasses.asdict(ModelConfig.tiny()))
+    config = TrainConfig(
+        vae_steps=1,
+        vae_batch=2,
+        unet_steps=2,
+        batch=2,
+        checkpoint_every=1,
+        sample_every=0,
+        model=dataclasses.asdict(ModelConfig.tiny()),
+    )
     first = Trainer(tmp_path / "run", config, device="cpu")
     first.run()
     first.train_gligen(steps=1, batch=2)
@@ -129,7 +161,15 @@ def test_gligen_stage_diagnostic_options(tmp_path):
     is ignored on resume; min_timestep restricts the noise levels and is range-checked."""
     from safetensors.torch import load_file
 
-    config = TrainConfig(vae_steps=1, vae_batch=2, unet_steps=1, batch=2, checkpoint_every=1, sample_every=0, model=dataclasses.asdict(ModelConfig.tiny()))
+    config = TrainConfig(
+        vae_steps=1,
+        vae_batch=2,
+        unet_steps=1,
+        batch=2,
+        checkpoint_every=1,
+        sample_every=0,
+        model=dataclasses.asdict(ModelConfig.tiny()),
+    )
     trainer = Trainer(tmp_path, config, device="cpu")
     trainer.run()
     trainer.train_gligen(steps=1, batch=2, lr=1e-8, attn_gate_init=0.5, min_timestep=900)
@@ -138,7 +178,9 @@ def test_gligen_stage_diagnostic_options(tmp_path):
     dense = [float(v) for k, v in gates.items() if k.endswith("alpha_dense")]
     assert attn and all(abs(a - 0.5) < 1e-3 for a in attn) and all(abs(d) < 1e-3 for d in dense)
     trainer.train_gligen(steps=2, batch=2, lr=1e-8, attn_gate_init=0.9)  # resumed: no re-initialisation
-    attn = [float(v) for k, v in load_file(tmp_path / "ckpt" / "gligen.safetensors").items() if k.endswith("alpha_attn")]
+    attn = [
+        float(v) for k, v in load_file(tmp_path / "ckpt" / "gligen.safetensors").items() if k.endswith("alpha_attn")
+    ]
     assert all(abs(a - 0.5) < 1e-3 for a in attn)
     with pytest.raises(ValueError, match="min_timestep"):
         trainer.train_gligen(steps=3, batch=2, min_timestep=5000)
@@ -176,37 +218,72 @@ def test_grounding_attention_loss_reads_visual_rows_and_grounding_columns():
 
 @pytest.mark.slow
 def test_gligen_stage_grounding_supervision_trains_logs_and_is_recorded(tmp_path):
-    config = TrainConfig(vae_steps=1, vae_batch=2, unet_steps=1, batch=2, checkpoint_every=1, sample_every=0, model=dataclasses.asdict(ModelConfig.tiny()))
+    config = TrainConfig(
+        vae_steps=1,
+        vae_batch=2,
+        unet_steps=1,
+        batch=2,
+        checkpoint_every=1,
+        sample_every=0,
+        model=dataclasses.asdict(ModelConfig.tiny()),
+    )
     trainer = Trainer(tmp_path / "run", config, device="cpu")
     trainer.run()
-    trainer.train_gligen(steps=2, batch=3, p_drop=0.0, grounding_token_weight=1.0, grounding_pixel_weight=0.1, position_code=True)
+    trainer.train_gligen(
+        steps=2, batch=3, p_drop=0.0, grounding_token_weight=1.0, grounding_pixel_weight=0.1, position_code=True
+    )
     records = [json.loads(l) for l in (tmp_path / "run" / "log.jsonl").read_text().splitlines() if '"gligen"' in l]
     assert len(records) == 2 and all(0 < r["g_token"] <= 1 and r["g_pixel"] > 0 for r in records)
     with pytest.raises(ValueError, match="position_code=True"):
         trainer.train_gligen(steps=3, batch=3)  # resuming without the code the stage was trained with
     export(tmp_path / "run", tmp_path / "gligen", gligen=True)
     recipe = json.loads((tmp_path / "gligen" / "training.json").read_text())
-    assert recipe["gligen_config"]["grounding_token_weight"] == 1.0 and recipe["gligen_config"]["position_code"] and recipe["gligen_step"] == 2
+    assert (
+        recipe["gligen_config"]["grounding_token_weight"] == 1.0
+        and recipe["gligen_config"]["position_code"]
+        and recipe["gligen_step"] == 2
+    )
     pipe = LayoutPipeline.from_pretrained(tmp_path / "gligen")
-    assert pipe.method_with_defaults("gligen").options.position_code and pipe.method_with_defaults("reground").options.position_code
+    assert (
+        pipe.method_with_defaults("gligen").options.position_code
+        and pipe.method_with_defaults("reground").options.position_code
+    )
 
 
 def test_gligen_stage_phrase_grounding_is_exported(tmp_path):
-    config = TrainConfig(vae_steps=1, vae_batch=2, unet_steps=1, batch=2, checkpoint_every=1, sample_every=0, model=dataclasses.asdict(ModelConfig.tiny()))
+    config = TrainConfig(
+        vae_steps=1,
+        vae_batch=2,
+        unet_steps=1,
+        batch=2,
+        checkpoint_every=1,
+        sample_every=0,
+        model=dataclasses.asdict(ModelConfig.tiny()),
+    )
     trainer = Trainer(tmp_path / "run", config, device="cpu")
     trainer.run()
     with pytest.raises(ValueError, match="grounding_text"):
         trainer.train_gligen(steps=1, batch=2, grounding_text="noun")
     trainer.train_gligen(steps=1, batch=2, p_drop=0.0, position_code=True)  # head nouns first, as the shipped stage
     export(tmp_path / "run", tmp_path / "head", gligen=True)
-    assert LayoutPipeline.from_pretrained(tmp_path / "head").method_with_defaults("gligen").options.grounding_text == "head"
-    trainer.train_gligen(steps=2, batch=2, p_drop=0.0, position_code=True, grounding_text="phrase")  # then whole phrases
+    assert (
+        LayoutPipeline.from_pretrained(tmp_path / "head").method_with_defaults("gligen").options.grounding_text
+        == "head"
+    )
+    trainer.train_gligen(
+        steps=2, batch=2, p_drop=0.0, position_code=True, grounding_text="phrase"
+    )  # then whole phrases
     export(tmp_path / "run", tmp_path / "phrase", gligen=True)
     recipe = json.loads((tmp_path / "phrase" / "training.json").read_text())
     assert recipe["gligen_config"]["grounding_text"] == "phrase"
     # the head-noun steps are kept in the recipe's history, and a run started from the export keeps it too
-    assert [(st["until_gligen_step"], st["config"]["grounding_text"]) for st in recipe["gligen_stages"]] == [(1, "head")]
+    assert [(st["until_gligen_step"], st["config"]["grounding_text"]) for st in recipe["gligen_stages"]] == [
+        (1, "head")
+    ]
     init_run_from_export(tmp_path / "phrase", tmp_path / "again")
-    assert json.loads((tmp_path / "again" / "ckpt" / "state.json").read_text())["gligen_stages"] == recipe["gligen_stages"]
+    assert (
+        json.loads((tmp_path / "again" / "ckpt" / "state.json").read_text())["gligen_stages"]
+        == recipe["gligen_stages"]
+    )
     pipe = LayoutPipeline.from_pretrained(tmp_path / "phrase")
     assert {pipe.method_with_defaults(m).options.grounding_text for m in ("gligen", "reground")} == {"phrase"}

@@ -17,14 +17,19 @@ import contextlib
 import dataclasses
 import math
 import re
-from typing import Callable, Iterator, Literal, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Literal
 
 import torch
 
-Kind = Literal["cross", "self", "grounding"]  # grounding: GLIGEN's gated self-attention over [visual; grounding tokens]
+Kind = Literal[
+    "cross", "self", "grounding"
+]  # grounding: GLIGEN's gated self-attention over [visual; grounding tokens]
 Place = Literal["down", "mid", "up"]
 
-_NAME = re.compile(r"^(?P<block>down_blocks\.(?P<down>\d+)|mid_block|up_blocks\.(?P<up>\d+))\..*\.(?P<attn>attn1|attn2|fuser\.attn)$")
+_NAME = re.compile(
+    r"^(?P<block>down_blocks\.(?P<down>\d+)|mid_block|up_blocks\.(?P<up>\d+))\..*\.(?P<attn>attn1|attn2|fuser\.attn)$"
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,7 +136,9 @@ class CaptureProcessor:
     def __init__(self, store: AttentionStore, layer: LayerInfo, original) -> None:
         self.store, self.layer, self.original = store, layer, original
 
-    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, *args, **kwargs):
+    def __call__(
+        self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, *args, **kwargs
+    ):
         store, name = self.store, self.layer.name
         record = store.recording and name in store.record_layers
         modulators = store.modulators.get(name, ())
@@ -248,6 +255,8 @@ def grid_maps(maps: dict[str, torch.Tensor], layers: dict[str, LayerInfo], laten
         avg = m.mean(dim=1)  # (B, Nq, Nk)
         avg = avg.reshape(avg.shape[0], gh, gw, avg.shape[-1])
         if (gh, gw) != (h, w):
-            avg = torch.nn.functional.interpolate(avg.permute(0, 3, 1, 2), size=(h, w), mode="bilinear", align_corners=False).permute(0, 2, 3, 1)
+            avg = torch.nn.functional.interpolate(
+                avg.permute(0, 3, 1, 2), size=(h, w), mode="bilinear", align_corners=False
+            ).permute(0, 2, 3, 1)
         total = avg if total is None else total + avg
     return total / len(maps)

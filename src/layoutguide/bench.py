@@ -21,13 +21,15 @@ import os
 import re
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
+from .errors import LayoutguideError
 from .layout import Layout, atomic_write_bytes, atomic_write_text
 from .shapes.evaluate import aggregate, evaluate
 from .shapes.world import BENCH_SEED_OFFSET, Scene, make_scene
@@ -58,7 +60,7 @@ class MethodSpec:
     options: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @classmethod
-    def parse(cls, text: str, options: dict[str, dict[str, Any]] | None = None) -> "MethodSpec":
+    def parse(cls, text: str, options: dict[str, dict[str, Any]] | None = None) -> MethodSpec:
         """``"none"``, a registered method name or a ``+`` combination, optionally with a variant in brackets:
         ``refocus[tokens=last]``, ``gligen+pww+refocus[refocus.tokens=last;pww.weight=0.2]`` (``,`` or ``;`` between
         options), so that variants of one method sit side by side in one run, each under its own label. Options come
@@ -78,7 +80,11 @@ class MethodSpec:
             if not sep or not option or member not in merged:
                 raise MethodOptionError(
                     f"method {label!r}: bad variant option {item!r}; write OPTION=VALUE"
-                    + (f", with the member named in a combination: {members[-1]}.OPTION=VALUE" if len(members) > 1 else "")
+                    + (
+                        f", with the member named in a combination: {members[-1]}.OPTION=VALUE"
+                        if len(members) > 1
+                        else ""
+                    )
                 )
             merged[member][option] = option_value(raw.strip())
         if "+" in name:  # a combination takes its options per member
@@ -89,7 +95,9 @@ class MethodSpec:
         return spec
 
 
-def shapes_suite(n: int, seed: int = 0, *, n_objects: tuple[int, int] = (1, 4), with_relation: bool = False) -> list[Scene]:
+def shapes_suite(
+    n: int, seed: int = 0, *, n_objects: tuple[int, int] = (1, 4), with_relation: bool = False
+) -> list[Scene]:
     """``n`` scenes from seeds training never saw; the same (n, seed) always gives the same suite."""
     base = BENCH_SEED_OFFSET + seed * SUITE_STRIDE
     return [make_scene(base + k, n_objects=n_objects, with_relation=with_relation) for k in range(n)]
@@ -151,7 +159,7 @@ class PeakMemory:
         return False
 
 
-class BenchResumeError(ValueError):
+class BenchResumeError(LayoutguideError, ValueError):
     """The output folder holds images made with other settings."""
 
 
@@ -160,7 +168,7 @@ def model_fingerprint(pipe) -> str:
     digest = hashlib.sha256(json.dumps(getattr(pipe, "model_defaults", {}), sort_keys=True).encode())
     for name in ("unet", "text_encoder", "vae"):
         module = getattr(pipe, name, None)
-        for key, tensor in (module.state_dict().items() if module is not None else ()):
+        for key, tensor in module.state_dict().items() if module is not None else ():
             digest.update(key.encode())
             digest.update(tensor.detach().flatten()[:64].float().cpu().numpy().tobytes())
     return digest.hexdigest()[:16]
@@ -220,7 +228,15 @@ def run_shapes_bench(
                 rec = json.loads(line)
                 timings[(rec["method"], rec["index"])] = rec["seconds"]
     device = pipe._execution_device
-    settings = {"model": model_fingerprint(pipe), "n": n, "seed": seed, "steps": steps, "guidance_scale": guidance_scale, "use_masks": use_masks, "max_objects": max_objects}
+    settings = {
+        "model": model_fingerprint(pipe),
+        "n": n,
+        "seed": seed,
+        "steps": steps,
+        "guidance_scale": guidance_scale,
+        "use_masks": use_masks,
+        "max_objects": max_objects,
+    }
     check_resume(out, settings, {m.label: {"method": m.method, "options": m.options} for m in methods})
     pipe.set_progress_bar_config(disable=True)
     memory: dict[str, int] = {}
@@ -255,7 +271,17 @@ def run_shapes_bench(
     # Evaluate every image (cheap, exact) and aggregate.
     previous = json.loads((out / "results.json").read_text()) if (out / "results.json").exists() else {}
     results: dict[str, Any] = {
-        "config": {"n": n, "seed": seed, "steps": steps, "guidance_scale": guidance_scale, "use_masks": use_masks, "max_objects": max_objects, "methods": [dataclasses.asdict(m) for m in methods], "device": str(device), "command": command},
+        "config": {
+            "n": n,
+            "seed": seed,
+            "steps": steps,
+            "guidance_scale": guidance_scale,
+            "use_masks": use_masks,
+            "max_objects": max_objects,
+            "methods": [dataclasses.asdict(m) for m in methods],
+            "device": str(device),
+            "command": command,
+        },
         "methods": {},
         "images": {},
     }
@@ -271,7 +297,9 @@ def run_shapes_bench(
         results["images"][spec.label] = [s.to_dict() for s in scores]
     base = results["methods"].get("none")
     for label, summary in results["methods"].items():
-        summary["time_vs_none"] = summary["seconds_per_image"] / base["seconds_per_image"] if base and base["seconds_per_image"] else None
+        summary["time_vs_none"] = (
+            summary["seconds_per_image"] / base["seconds_per_image"] if base and base["seconds_per_image"] else None
+        )
     atomic_write_text(out / "results.json", json.dumps(results, indent=1) + "\n")
     write_report(results, out, scenes, layouts, [m.label for m in methods])
     return results
@@ -305,7 +333,14 @@ def results_table(results: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
-def write_report(results: dict[str, Any], out: Path, scenes: list[Scene], layouts: list[Layout], labels: list[str], examples: int = 8) -> None:
+def write_report(
+    results: dict[str, Any],
+    out: Path,
+    scenes: list[Scene],
+    layouts: list[Layout],
+    labels: list[str],
+    examples: int = 8,
+) -> None:
     """``report.md`` (table + how it was made) and ``grid.png`` (same seeds across methods, layouts drawn)."""
     cfg = results["config"]
     tiles, captions = [], []
@@ -396,7 +431,11 @@ def chance_relation_rate(items: Sequence[tuple], *, trials: int = 200, seed: int
             if boxes is None:  # no room for this draw: the world draws again too
                 continue
             placed += 1
-            hits += all(relation_holds(_box_centre(a), relation, _box_centre(b)) for a in boxes[: subject[2]] for b in boxes[subject[2] :])
+            hits += all(
+                relation_holds(_box_centre(a), relation, _box_centre(b))
+                for a in boxes[: subject[2]]
+                for b in boxes[subject[2] :]
+            )
         rates.append(hits / trials)
     return sum(rates) / len(rates)
 
@@ -418,7 +457,14 @@ def _relation_ok(image, layout: Layout, subject: tuple, relation: str, obj: tupl
     subj = [i for i, k in enumerate(kinds) if k == subject[:2]]
     objs = [i for i, k in enumerate(kinds) if k == obj[:2]]
     if not subj or not objs:
-        return {"relation_ok": False, "count_ok": False, "colour_acc": 0.0, "planned": False, "failure": "objects", "wrong": ()}
+        return {
+            "relation_ok": False,
+            "count_ok": False,
+            "colour_acc": 0.0,
+            "planned": False,
+            "failure": "objects",
+            "wrong": (),
+        }
     pairs = [evaluate(image, layout, (s, relation, o), detections=detections) for s in subj for o in objs]
     first = pairs[0]
     ok = all(p.relation_ok for p in pairs)
@@ -433,11 +479,32 @@ def _relation_ok(image, layout: Layout, subject: tuple, relation: str, obj: tupl
         failure = "placement"
     wrong = ()
     if failure == "attributes":  # a swap of colours between objects has the right colours and shapes: both listed then
-        wrong = tuple(a for i, a in enumerate(("colour", "shape")) if sorted(k[i] for k in kinds) != sorted(k[i] for k in drawn)) or ("colour", "shape")
-    return {"relation_ok": ok, "count_ok": first.count_ok, "colour_acc": first.colour_acc, "object_in_box": first.object_in_box, "planned": True, "failure": failure, "wrong": wrong}
+        wrong = tuple(
+            a for i, a in enumerate(("colour", "shape")) if sorted(k[i] for k in kinds) != sorted(k[i] for k in drawn)
+        ) or ("colour", "shape")
+    return {
+        "relation_ok": ok,
+        "count_ok": first.count_ok,
+        "colour_acc": first.colour_acc,
+        "object_in_box": first.object_in_box,
+        "planned": True,
+        "failure": failure,
+        "wrong": wrong,
+    }
 
 
-def run_relation_bench(pipe, planners: Sequence[str], methods: Sequence[MethodSpec], *, n: int = 100, seed: int = 0, out: str | Path = "bench-out/relations", batch_size: int = 8, progress: bool = True, command: str | None = None) -> dict[str, Any]:
+def run_relation_bench(
+    pipe,
+    planners: Sequence[str],
+    methods: Sequence[MethodSpec],
+    *,
+    n: int = 100,
+    seed: int = 0,
+    out: str | Path = "bench-out/relations",
+    batch_size: int = 8,
+    progress: bool = True,
+    command: str | None = None,
+) -> dict[str, Any]:
     """Prompt with a relation -> planner -> layout -> generation -> evaluator: relation, count and colour accuracy."""
     from .planner import get_planner
 
@@ -446,11 +513,18 @@ def run_relation_bench(pipe, planners: Sequence[str], methods: Sequence[MethodSp
     methods_run = {f"{p} + {m.label}": {"method": m.method, "options": m.options} for p in planners for m in methods}
     planned = {name: [get_planner(name).plan(prompt).layout for prompt, *_ in items] for name in planners}
     # images are kept per planner and method: a planner that now places other boxes must not reuse them
-    digests = {f"layouts[{name}]": hashlib.sha256(json.dumps([l.to_dict() for l in ls], sort_keys=True).encode()).hexdigest()[:16] for name, ls in planned.items()}
+    digests = {
+        f"layouts[{name}]": hashlib.sha256(json.dumps([l.to_dict() for l in ls], sort_keys=True).encode()).hexdigest()[
+            :16
+        ]
+        for name, ls in planned.items()
+    }
     check_resume(out, {"model": model_fingerprint(pipe), "n": n, "seed": seed, **digests}, methods_run)
     pipe.set_progress_bar_config(disable=True)
     rows: dict[str, dict[str, Any]] = {}
-    examples: dict[str, list[tuple[Image.Image, str]]] = {}  # label -> (image with its layout drawn, verdict) per example prompt
+    examples: dict[
+        str, list[tuple[Image.Image, str]]
+    ] = {}  # label -> (image with its layout drawn, verdict) per example prompt
     for planner_name in planners:
         layouts = planned[planner_name]
         layout_ok = [_all_nonempty(_layout_relation(l, s, r, o)) for l, (_, s, r, o) in zip(layouts, items)]
@@ -460,13 +534,24 @@ def run_relation_bench(pipe, planners: Sequence[str], methods: Sequence[MethodSp
             todo = [k for k in range(n) if not (folder / f"{k:04d}.png").exists()]
             for start in tqdm(range(0, len(todo), batch_size), desc=label, disable=not progress):
                 chunk = todo[start : start + batch_size]
-                result = pipe(layout=[layouts[k] for k in chunk], method=spec.method, method_options=spec.options, seed=[seed * SUITE_STRIDE + k for k in chunk], progress=False)
+                result = pipe(
+                    layout=[layouts[k] for k in chunk],
+                    method=spec.method,
+                    method_options=spec.options,
+                    seed=[seed * SUITE_STRIDE + k for k in chunk],
+                    progress=False,
+                )
                 for k, image in zip(chunk, result.images):
                     atomic_write_bytes(folder / f"{k:04d}.png", _png_bytes(image))
             images = [Image.open(folder / f"{k:04d}.png").convert("RGB") for k in range(n)]
-            scores = [_relation_ok(image, layouts[k], s, r, o) for k, (image, (_, s, r, o)) in enumerate(zip(images, items))]
+            scores = [
+                _relation_ok(image, layouts[k], s, r, o) for k, (image, (_, s, r, o)) in enumerate(zip(images, items))
+            ]
             examples[label] = [
-                (draw_layout(image.resize(EXAMPLE_TILE, Image.NEAREST), layouts[k], labels=False), "ok" if x["relation_ok"] else f"failed: {x['failure']}")
+                (
+                    draw_layout(image.resize(EXAMPLE_TILE, Image.NEAREST), layouts[k], labels=False),
+                    "ok" if x["relation_ok"] else f"failed: {x['failure']}",
+                )
                 for k, (image, x) in enumerate(zip(images[:RELATION_EXAMPLES], scores))
             ]
             rows[label] = {
@@ -486,7 +571,18 @@ def run_relation_bench(pipe, planners: Sequence[str], methods: Sequence[MethodSp
             tiles.append(shown[k][0])
             captions.append(f"{shown[k][1]}: {label}")  # the verdict first: long labels wrap
     atomic_write_bytes(out / "grid.png", _png_bytes(grid(tiles, columns=len(examples) + 1, captions=captions)))
-    results = {"config": {"n": n, "seed": seed, "planners": list(planners), "methods": [m.label for m in methods], "command": command}, "rows": rows, "chance": chance, "prompts": [p for p, *_ in items]}
+    results = {
+        "config": {
+            "n": n,
+            "seed": seed,
+            "planners": list(planners),
+            "methods": [m.label for m in methods],
+            "command": command,
+        },
+        "rows": rows,
+        "chance": chance,
+        "prompts": [p for p, *_ in items],
+    }
     atomic_write_text(out / "results.json", json.dumps(results, indent=1) + "\n")
     table = [
         "| planner + method | relation acc | count acc | colour acc | planned layouts satisfy the relation | failed: objects | failed: attributes | failed: placement | attributes: colours wrong | attributes: shapes wrong |",
@@ -495,7 +591,9 @@ def run_relation_bench(pipe, planners: Sequence[str], methods: Sequence[MethodSp
     for label, r in rows.items():
         split = " | ".join(f"{r['failures'][f]:.3f}" for f in RELATION_FAILURES)
         wrong = " | ".join(f"{r['attributes_wrong'][a]:.3f}" for a in ("colour", "shape"))
-        table.append(f"| {label} | {r['relation_acc']:.3f} | {r['count_acc']:.3f} | {r['colour_acc']:.3f} | {r['layout_relation_acc']:.3f} | {split} | {wrong} |")
+        table.append(
+            f"| {label} | {r['relation_acc']:.3f} | {r['count_acc']:.3f} | {r['colour_acc']:.3f} | {r['layout_relation_acc']:.3f} | {split} | {wrong} |"
+        )
     legend = (
         "Each failed prompt is counted once, under its first cause: *objects*, the image has more or fewer objects than the layout; "
         "*attributes*, the right number but not the layout's colours and shapes (a colour on the wrong object, a triangle drawn as a square); "
@@ -507,7 +605,23 @@ def run_relation_bench(pipe, planners: Sequence[str], methods: Sequence[MethodSp
         f"By chance, the relation holds for {chance:.3f}: each prompt's objects, the right ones, placed at random as the shapes "
         "world places them (200 placements per prompt). An unguided model scores that times its rate of drawing the right objects."
     )
-    text = "\n".join(["# Relation benchmark (shapes world)", "", f"{n} prompts such as \"{items[0][0]}\" (seed {seed}); planner -> layout -> generation -> exact evaluator. Relation accuracy requires every subject instance to stand in the relation to every object instance (box centres).", "", *table, "", legend, "", baseline, "", "![the first prompts, every method, planned boxes drawn](grid.png)", ""] + (["Reproduce:", "", "```", command, "```", ""] if command else []))
+    text = "\n".join(
+        [
+            "# Relation benchmark (shapes world)",
+            "",
+            f'{n} prompts such as "{items[0][0]}" (seed {seed}); planner -> layout -> generation -> exact evaluator. Relation accuracy requires every subject instance to stand in the relation to every object instance (box centres).',
+            "",
+            *table,
+            "",
+            legend,
+            "",
+            baseline,
+            "",
+            "![the first prompts, every method, planned boxes drawn](grid.png)",
+            "",
+        ]
+        + (["Reproduce:", "", "```", command, "```", ""] if command else [])
+    )
     atomic_write_text(out / "report.md", text)
     results["table"] = "\n".join(table)
     return results
@@ -531,11 +645,15 @@ def _layout_relation(layout: Layout, subject: tuple, relation: str, obj: tuple):
     for i, ki in enumerate(kinds):
         for j, kj in enumerate(kinds):
             if ki == subject[:2] and kj == obj[:2]:
-                yield relation_holds(_box_centre(layout.regions[i].bbox), relation, _box_centre(layout.regions[j].bbox))
+                yield relation_holds(
+                    _box_centre(layout.regions[i].bbox), relation, _box_centre(layout.regions[j].bbox)
+                )
 
 
 # --------------------------------------------------------------------------------------------- competence
-def run_competence(pipe, *, n: int = 200, seed: int = 0, out: str | Path | None = None, batch_size: int = 16, progress: bool = True) -> dict[str, Any]:
+def run_competence(
+    pipe, *, n: int = 200, seed: int = 0, out: str | Path | None = None, batch_size: int = 16, progress: bool = True
+) -> dict[str, Any]:
     """Unguided competence of a shapes model on held-out prompts: single-object prompts with the right colour and
     shape, two-object prompts with both colours (and both colour+shape) present."""
     results: dict[str, Any] = {"n": n, "seed": seed}
@@ -546,12 +664,18 @@ def run_competence(pipe, *, n: int = 200, seed: int = 0, out: str | Path | None 
         scores = []
         for start in tqdm(range(0, n, batch_size), desc=f"{k}-object prompts", disable=not progress):
             chunk = list(range(start, min(n, start + batch_size)))
-            result = pipe(prompt=[layouts[i].prompt for i in chunk], seed=[seed * SUITE_STRIDE + i for i in chunk], progress=False)
+            result = pipe(
+                prompt=[layouts[i].prompt for i in chunk],
+                seed=[seed * SUITE_STRIDE + i for i in chunk],
+                progress=False,
+            )
             for i, image in zip(chunk, result.images):
                 if out is not None:
                     atomic_write_bytes(Path(out) / f"{k}obj" / f"{i:04d}.png", _png_bytes(image))
                 scores.append(evaluate(image, layouts[i]))
-        results[f"{k}obj_all_found"] = sum(s.found_rate == 1.0 for s in scores) / n  # every object, right colour and shape
+        results[f"{k}obj_all_found"] = (
+            sum(s.found_rate == 1.0 for s in scores) / n
+        )  # every object, right colour and shape
         results[f"{k}obj_all_colours"] = sum(s.colour_acc == 1.0 for s in scores) / n
         results[f"{k}obj_count_ok"] = sum(s.count_ok for s in scores) / n
         results[f"{k}obj_background_tint"] = sum(s.background_tint for s in scores) / n

@@ -7,7 +7,7 @@ import json
 import shlex
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -35,7 +35,10 @@ def _method_names(methods: str, *, allow_all: bool = False) -> list[str]:
             continue
         for member in name.partition("[")[0].split("+"):
             if member not in REGISTRY:
-                fail(f"--methods: unknown method {member!r}; registered: {', '.join(sorted(REGISTRY))}" + (" (or 'all')" if allow_all else ""))
+                fail(
+                    f"--methods: unknown method {member!r}; registered: {', '.join(sorted(REGISTRY))}"
+                    + (" (or 'all')" if allow_all else "")
+                )
     return names
 
 
@@ -87,22 +90,30 @@ def _load(model, device, dtype, guidance_interval: str | None = None):
 
 @app.command()
 def generate(
-    prompt: Optional[str] = typer.Option(None, help="Text prompt (optional when --layout has one)."),
-    layout: Optional[Path] = typer.Option(None, help="Layout JSON (see layoutguide.layout)."),
-    method: str = typer.Option("refocus", help="Layout method (see 'layoutguide methods'); 'none' for plain sampling."),
-    model: Optional[str] = typer.Option(None, help="Diffusers folder or hub id; default: the shipped shapes model."),
+    prompt: str | None = typer.Option(None, help="Text prompt (optional when --layout has one)."),
+    layout: Path | None = typer.Option(None, help="Layout JSON (see layoutguide.layout)."),
+    method: str = typer.Option(
+        "refocus", help="Layout method (see 'layoutguide methods'); 'none' for plain sampling."
+    ),
+    model: str | None = typer.Option(None, help="Diffusers folder or hub id; default: the shipped shapes model."),
     out: Path = typer.Option(Path("out.png"), help="Output image; with -n > 1, files OUT_0.png, OUT_1.png ..."),
     seed: int = typer.Option(0, help="Base seed; image j uses a seed derived from (seed, j)."),
-    steps: Optional[int] = typer.Option(None, help="Denoising steps (default: the model's, else 50)."),
-    guidance_scale: Optional[float] = typer.Option(None, help="Classifier-free guidance (default: the model's, else 7.5)."),
-    guidance_interval: Optional[str] = guidance_interval_option(),
+    steps: int | None = typer.Option(None, help="Denoising steps (default: the model's, else 50)."),
+    guidance_scale: float | None = typer.Option(
+        None, help="Classifier-free guidance (default: the model's, else 7.5)."
+    ),
+    guidance_interval: str | None = guidance_interval_option(),
     n: int = typer.Option(1, "-n", help="Images to generate."),
-    negative_prompt: Optional[str] = typer.Option(None, help="Negative prompt."),
-    set_: Optional[list[str]] = typer.Option(None, "--set", help="Method option, METHOD.OPTION=VALUE (repeatable)."),
-    save_attention: Optional[Path] = typer.Option(None, help="Write per-region attention heatmaps to this folder."),
+    negative_prompt: str | None = typer.Option(None, help="Negative prompt."),
+    set_: list[str] | None = typer.Option(None, "--set", help="Method option, METHOD.OPTION=VALUE (repeatable)."),
+    save_attention: Path | None = typer.Option(None, help="Write per-region attention heatmaps to this folder."),
     overlay: bool = typer.Option(False, help="Also write OUT with the layout drawn on it (suffix _overlay)."),
-    append_missing: bool = typer.Option(False, help="Append region phrases missing from the prompt instead of failing."),
-    plan_with: Optional[str] = typer.Option(None, "--plan", help="Plan the layout from --prompt first: rule, openai or transformers."),
+    append_missing: bool = typer.Option(
+        False, help="Append region phrases missing from the prompt instead of failing."
+    ),
+    plan_with: str | None = typer.Option(
+        None, "--plan", help="Plan the layout from --prompt first: rule, openai or transformers."
+    ),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1, mps."),
     dtype: str = typer.Option("auto", help="auto (fp16 on CUDA, fp32 elsewhere), fp32, fp16, bf16."),
 ) -> None:
@@ -165,7 +176,9 @@ def generate(
             save_attention.mkdir(parents=True, exist_ok=True)
             from .tokens import map_phrases
 
-            tokens = map_phrases(pipe.tokenizer, used.prompt, used.phrases, on_missing="append" if append_missing else "error")
+            tokens = map_phrases(
+                pipe.tokenizer, used.prompt, used.phrases, on_missing="append" if append_missing else "error"
+            )
             mean_maps = sum(a[j] for a in result.attention) / len(result.attention)  # (h, w, 77), mean over steps
             for r, tile in enumerate(region_heatmaps(image, used, mean_maps.numpy(), tokens.indices)):
                 name = save_attention / f"{path.stem}_region{r}_{used.regions[r].phrase.replace(' ', '_')}.png"
@@ -177,8 +190,11 @@ def generate(
 def demo(
     out: Path = typer.Option(Path("out/demo"), help="Output folder."),
     n: int = typer.Option(24, help="Layouts in the benchmark part."),
-    methods: str = typer.Option("none,refocus,layout-guidance,zestguide", help="Comma-separated methods: one row of examples each, and the report's rows."),
-    model: Optional[str] = typer.Option(None, help="Default: the shipped shapes model."),
+    methods: str = typer.Option(
+        "none,refocus,layout-guidance,zestguide",
+        help="Comma-separated methods: one row of examples each, and the report's rows.",
+    ),
+    model: str | None = typer.Option(None, help="Default: the shipped shapes model."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, mps."),
 ) -> None:
     """The main job on the shipped model: guided images with their layouts drawn, and a benchmark report."""
@@ -200,7 +216,13 @@ def demo(
             captions.append(f"{label}: {layout.prompt}")
     grid(tiles, columns=len(examples), captions=captions).save(out / "examples.png")
     typer.echo(f"wrote {out / 'examples.png'} (one row per method: {', '.join(labels)}; boxes = the layout)")
-    results = run_shapes_bench(pipe, specs, n=n, out=out / "bench", command=f"layoutguide bench shapes --methods {','.join(labels)} --n {n} --out {out / 'bench'}")
+    results = run_shapes_bench(
+        pipe,
+        specs,
+        n=n,
+        out=out / "bench",
+        command=f"layoutguide bench shapes --methods {','.join(labels)} --n {n} --out {out / 'bench'}",
+    )
     typer.echo(results_table(results))
     typer.echo(f"wrote {out / 'bench' / 'report.md'}")
 
@@ -208,11 +230,15 @@ def demo(
 @app.command()
 def plan(
     prompt: str = typer.Argument(..., help="Text prompt, e.g. 'a cat to the left of a dog'."),
-    planner: str = typer.Option("rule", help="rule (offline), openai (OpenAI-compatible server) or transformers (local LM)."),
-    base_url: Optional[str] = typer.Option(None, help="openai: server URL (default $OPENAI_BASE_URL or https://api.openai.com/v1)."),
-    llm_model: Optional[str] = typer.Option(None, help="openai: model name; transformers: hub id or folder."),
-    examples: Optional[Path] = typer.Option(None, help="JSON file of in-context examples (see docs/planner.md)."),
-    out: Optional[Path] = typer.Option(None, help="Also write the layout JSON to this file."),
+    planner: str = typer.Option(
+        "rule", help="rule (offline), openai (OpenAI-compatible server) or transformers (local LM)."
+    ),
+    base_url: str | None = typer.Option(
+        None, help="openai: server URL (default $OPENAI_BASE_URL or https://api.openai.com/v1)."
+    ),
+    llm_model: str | None = typer.Option(None, help="openai: model name; transformers: hub id or folder."),
+    examples: Path | None = typer.Option(None, help="JSON file of in-context examples (see docs/planner.md)."),
+    out: Path | None = typer.Option(None, help="Also write the layout JSON to this file."),
 ) -> None:
     """Plan a layout for a prompt; print it as layout JSON (notes go to stderr)."""
     from .layout import LayoutError
@@ -230,14 +256,14 @@ def plan(
 
 @app.command()
 def segment(
-    prompt: Optional[str] = typer.Option(None, help="Text prompt."),
-    phrases: Optional[str] = typer.Option(None, help="Comma-separated phrases of the prompt to segment."),
-    layout: Optional[Path] = typer.Option(None, help="Layout JSON (instead of --prompt/--phrases)."),
+    prompt: str | None = typer.Option(None, help="Text prompt."),
+    phrases: str | None = typer.Option(None, help="Comma-separated phrases of the prompt to segment."),
+    layout: Path | None = typer.Option(None, help="Layout JSON (instead of --prompt/--phrases)."),
     method: str = typer.Option("none", help="Layout method to generate with (default: none)."),
-    model: Optional[str] = typer.Option(None, help="Default: the shipped shapes model."),
+    model: str | None = typer.Option(None, help="Default: the shipped shapes model."),
     out: Path = typer.Option(Path("out/segment"), help="Output folder: image, heatmaps, label map."),
     seed: int = typer.Option(0),
-    steps: Optional[int] = typer.Option(None),
+    steps: int | None = typer.Option(None),
     device: str = typer.Option("auto"),
 ) -> None:
     """Show where each phrase lands: per-phrase attention maps and a label map (ZestGuide's segmentation)."""
@@ -256,18 +282,31 @@ def segment(
     phrase_list = [p.strip() for p in phrases.split(",")] if phrases else None
     pipe = _load(model, device, "auto")
     try:
-        seg = attention_segmentation(pipe, prompt, phrase_list, layout=lay, method=None if method == "none" else method, seed=seed, num_inference_steps=steps, progress=True)
+        seg = attention_segmentation(
+            pipe,
+            prompt,
+            phrase_list,
+            layout=lay,
+            method=None if method == "none" else method,
+            seed=seed,
+            num_inference_steps=steps,
+            progress=True,
+        )
     except (PhraseNotFoundError, LayoutError, ValueError) as e:
         fail(str(e))
     out.mkdir(parents=True, exist_ok=True)
     seg.image.save(out / "image.png")
     size = (256, 256)
     tiles = [seg.image.resize(size, Image.NEAREST)] + [heatmap(m, size, seg.image) for m in seg.maps]
-    colours = np.array([(255, 255, 255)] + [PALETTE[i % len(PALETTE)] for i in range(len(seg.phrases))], dtype=np.uint8)
+    colours = np.array(
+        [(255, 255, 255)] + [PALETTE[i % len(PALETTE)] for i in range(len(seg.phrases))], dtype=np.uint8
+    )
     tiles.append(Image.fromarray(colours[seg.labels + 1]).resize(size, Image.NEAREST))
     grid(tiles, columns=len(tiles), captions=["image"] + seg.phrases + ["labels"]).save(out / "segmentation.png")
     np.save(out / "maps.npy", seg.maps)
-    typer.echo(f"wrote {out / 'segmentation.png'} and maps.npy ({len(seg.phrases)} phrases, steps {seg.steps[0]}-{seg.steps[1]})")
+    typer.echo(
+        f"wrote {out / 'segmentation.png'} and maps.npy ({len(seg.phrases)} phrases, steps {seg.steps[0]}-{seg.steps[1]})"
+    )
 
 
 @app.command("methods")
@@ -277,7 +316,12 @@ def list_methods() -> None:
 
     for name, cls in sorted(REGISTRY.items()):
         method = cls()
-        maps = ", ".join(f"{r.kind}@{'/'.join(map(str, r.sides or ('all',)))}[{','.join(r.places)}]" for r in method.requests()) or "none"
+        maps = (
+            ", ".join(
+                f"{r.kind}@{'/'.join(map(str, r.sides or ('all',)))}[{','.join(r.places)}]" for r in method.requests()
+            )
+            or "none"
+        )
         typer.echo(f"{name:12s} {cls.summary}")
         typer.echo(f"{'':12s} maps: {maps}")
         defaults = method.options.model_dump()
@@ -287,18 +331,21 @@ def list_methods() -> None:
 
 @bench_app.command("shapes")
 def bench_shapes(
-    methods: str = typer.Option("none,refocus", help="Comma-separated methods ('none' = unguided), or 'all': every method that runs on the model."),
+    methods: str = typer.Option(
+        "none,refocus",
+        help="Comma-separated methods ('none' = unguided), or 'all': every method that runs on the model.",
+    ),
     n: int = typer.Option(200, help="Number of layouts in the suite."),
     seed: int = typer.Option(0, help="Suite seed (also seeds the initial noise)."),
     out: Path = typer.Option(Path("bench-out/shapes"), help="Output folder (resumes if it has images)."),
-    model: Optional[str] = typer.Option(None, help="Default: the shipped shapes model."),
-    steps: Optional[int] = typer.Option(None, help="Denoising steps (default: the model's)."),
-    guidance_scale: Optional[float] = typer.Option(None, help="CFG scale (default: the model's)."),
-    guidance_interval: Optional[str] = guidance_interval_option(),
+    model: str | None = typer.Option(None, help="Default: the shipped shapes model."),
+    steps: int | None = typer.Option(None, help="Denoising steps (default: the model's)."),
+    guidance_scale: float | None = typer.Option(None, help="CFG scale (default: the model's)."),
+    guidance_interval: str | None = guidance_interval_option(),
     batch_size: int = typer.Option(8, help="Prompts per pipeline call."),
     masks: bool = typer.Option(False, help="Give the methods exact masks instead of boxes."),
     max_objects: int = typer.Option(4, help="Objects per layout: 1 to this (ZestGuide's Eval-few: 3)."),
-    set_: Optional[list[str]] = typer.Option(None, "--set", help="Method option, METHOD.OPTION=VALUE (repeatable)."),
+    set_: list[str] | None = typer.Option(None, "--set", help="Method option, METHOD.OPTION=VALUE (repeatable)."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, mps."),
     dtype: str = typer.Option("auto", help="auto, fp32, fp16, bf16."),
 ) -> None:
@@ -316,7 +363,19 @@ def bench_shapes(
     specs = _method_specs(names, options)
     command = _command_line()
     try:
-        results = run_shapes_bench(pipe, specs, n=n, seed=seed, out=out, steps=steps, guidance_scale=guidance_scale, batch_size=batch_size, use_masks=masks, max_objects=max_objects, command=command)
+        results = run_shapes_bench(
+            pipe,
+            specs,
+            n=n,
+            seed=seed,
+            out=out,
+            steps=steps,
+            guidance_scale=guidance_scale,
+            batch_size=batch_size,
+            use_masks=masks,
+            max_objects=max_objects,
+            command=command,
+        )
     except (MethodOptionError, BenchResumeError) as e:
         fail(str(e))
     typer.echo(results_table(results))
@@ -325,14 +384,16 @@ def bench_shapes(
 
 @bench_app.command("relations")
 def bench_relations(
-    planners: str = typer.Option("rule", help="Comma-separated planners (rule; openai/transformers need a server or model)."),
+    planners: str = typer.Option(
+        "rule", help="Comma-separated planners (rule; openai/transformers need a server or model)."
+    ),
     methods: str = typer.Option("none,refocus", help="Comma-separated methods."),
     n: int = typer.Option(100, help="Number of relation prompts."),
     seed: int = typer.Option(0),
     out: Path = typer.Option(Path("bench-out/relations")),
-    model: Optional[str] = typer.Option(None, help="Default: the shipped shapes model."),
-    set_: Optional[list[str]] = typer.Option(None, "--set", help="Method option, METHOD.OPTION=VALUE (repeatable)."),
-    guidance_interval: Optional[str] = guidance_interval_option(),
+    model: str | None = typer.Option(None, help="Default: the shipped shapes model."),
+    set_: list[str] | None = typer.Option(None, "--set", help="Method option, METHOD.OPTION=VALUE (repeatable)."),
+    guidance_interval: str | None = guidance_interval_option(),
     device: str = typer.Option("auto"),
 ) -> None:
     """Relation prompts -> planner -> generation -> exact evaluation: relation and count accuracy per planner x method."""
@@ -343,7 +404,15 @@ def bench_relations(
     pipe = _load(model, device, "auto", guidance_interval)
     command = _command_line()
     try:
-        results = run_relation_bench(pipe, [p.strip() for p in planners.split(",") if p.strip()], specs, n=n, seed=seed, out=out, command=command)
+        results = run_relation_bench(
+            pipe,
+            [p.strip() for p in planners.split(",") if p.strip()],
+            specs,
+            n=n,
+            seed=seed,
+            out=out,
+            command=command,
+        )
     except BenchResumeError as e:
         fail(str(e))
     typer.echo(results["table"])
@@ -353,20 +422,38 @@ def bench_relations(
 @shapes_app.command("train")
 def shapes_train(
     out: Path = typer.Option(Path("runs/shapes"), help="Run folder (checkpoints, logs, samples); resumes if present."),
-    unet_steps: Optional[int] = typer.Option(None, help="Denoiser steps (default 8000)."),
-    vae_steps: Optional[int] = typer.Option(None, help="Autoencoder steps (default 1500)."),
-    batch: Optional[int] = typer.Option(None, help="Denoiser batch size (default 32)."),
-    max_minutes: Optional[float] = typer.Option(None, help="Stop after this much wall time (a checkpoint is written)."),
-    lr: Optional[float] = typer.Option(None, help="Denoiser peak learning rate (default 1e-3)."),
-    attn_token_weight: Optional[float] = typer.Option(None, help="Weight of the token-level attention loss (TokenCompose L_token)."),
-    attn_pixel_weight: Optional[float] = typer.Option(None, help="Weight of the pixel-level attention loss (TokenCompose L_pixel)."),
-    schedule_start: Optional[int] = typer.Option(None, help="Restart the learning-rate schedule at this step (fine-tuning a finished run)."),
+    unet_steps: int | None = typer.Option(None, help="Denoiser steps (default 8000)."),
+    vae_steps: int | None = typer.Option(None, help="Autoencoder steps (default 1500)."),
+    batch: int | None = typer.Option(None, help="Denoiser batch size (default 32)."),
+    max_minutes: float | None = typer.Option(None, help="Stop after this much wall time (a checkpoint is written)."),
+    lr: float | None = typer.Option(None, help="Denoiser peak learning rate (default 1e-3)."),
+    attn_token_weight: float | None = typer.Option(
+        None, help="Weight of the token-level attention loss (TokenCompose L_token)."
+    ),
+    attn_pixel_weight: float | None = typer.Option(
+        None, help="Weight of the pixel-level attention loss (TokenCompose L_pixel)."
+    ),
+    schedule_start: int | None = typer.Option(
+        None, help="Restart the learning-rate schedule at this step (fine-tuning a finished run)."
+    ),
     gligen_steps: int = typer.Option(0, help="Then train GLIGEN's gated layers for this many steps (base frozen)."),
     gligen_lr: float = typer.Option(5e-4, help="Learning rate of the GLIGEN stage."),
-    gligen_token_weight: float = typer.Option(0.0, help="GLIGEN stage: weight of the grounding-attention loss (share of each grounding token's attention from inside its box; not in GLIGEN's recipe)."),
-    gligen_pixel_weight: float = typer.Option(0.0, help="GLIGEN stage: weight of the pixel-level grounding-attention loss (BCE of each grounding token's map against its box)."),
-    gligen_position_code: bool = typer.Option(False, help="GLIGEN stage: add a fixed 2D sinusoidal code to the fusers' visual tokens (not in GLIGEN; the exported model samples with it)."),
-    gligen_grounding_text: str = typer.Option("head", help="GLIGEN stage: grounding phrases carry the head noun ('circle') or the whole phrase ('red circle', binds colours to boxes); the exported model samples the same way."),
+    gligen_token_weight: float = typer.Option(
+        0.0,
+        help="GLIGEN stage: weight of the grounding-attention loss (share of each grounding token's attention from inside its box; not in GLIGEN's recipe).",
+    ),
+    gligen_pixel_weight: float = typer.Option(
+        0.0,
+        help="GLIGEN stage: weight of the pixel-level grounding-attention loss (BCE of each grounding token's map against its box).",
+    ),
+    gligen_position_code: bool = typer.Option(
+        False,
+        help="GLIGEN stage: add a fixed 2D sinusoidal code to the fusers' visual tokens (not in GLIGEN; the exported model samples with it).",
+    ),
+    gligen_grounding_text: str = typer.Option(
+        "head",
+        help="GLIGEN stage: grounding phrases carry the head noun ('circle') or the whole phrase ('red circle', binds colours to boxes); the exported model samples the same way.",
+    ),
     device: str = typer.Option("auto", help="auto (CUDA if present), cpu, cuda."),
 ) -> None:
     """Train (or resume) the shapes-world model (and, with --gligen-steps, its GLIGEN variant)."""
@@ -376,31 +463,53 @@ def shapes_train(
 
     state_file = out / "ckpt" / "state.json"
     base = TrainConfig(**json.loads(state_file.read_text())["config"]) if state_file.exists() else TrainConfig()
-    changes = {k: v for k, v in dict(
-        unet_steps=unet_steps, vae_steps=vae_steps, batch=batch, lr=lr,
-        attn_token_weight=attn_token_weight, attn_pixel_weight=attn_pixel_weight, schedule_start=schedule_start,
-    ).items() if v is not None}
+    changes = {
+        k: v
+        for k, v in dict(
+            unet_steps=unet_steps,
+            vae_steps=vae_steps,
+            batch=batch,
+            lr=lr,
+            attn_token_weight=attn_token_weight,
+            attn_pixel_weight=attn_pixel_weight,
+            schedule_start=schedule_start,
+        ).items()
+        if v is not None
+    }
     # the recipe carries over from the run; the wall-time limit belongs to this invocation only
     if gligen_grounding_text not in ("head", "phrase"):
         fail(f"--gligen-grounding-text must be 'head' or 'phrase', got {gligen_grounding_text!r}")
     trainer = Trainer(out, dataclasses.replace(base, **changes, max_minutes=max_minutes), device=device)
     trainer.run()
     if gligen_steps and not trainer._out_of_time():
-        trainer.train_gligen(steps=gligen_steps, lr=gligen_lr, grounding_token_weight=gligen_token_weight, grounding_pixel_weight=gligen_pixel_weight, position_code=gligen_position_code, grounding_text=gligen_grounding_text)
+        trainer.train_gligen(
+            steps=gligen_steps,
+            lr=gligen_lr,
+            grounding_token_weight=gligen_token_weight,
+            grounding_pixel_weight=gligen_pixel_weight,
+            position_code=gligen_position_code,
+            grounding_text=gligen_grounding_text,
+        )
     if trainer._out_of_time():
         typer.echo(f"stopped after --max-minutes {max_minutes:g} at a checkpoint; run the same command again to go on")
 
 
 @shapes_app.command("init-run")
 def shapes_init_run(
-    from_: Path = typer.Option(Path(__file__).parent / "weights" / "shapes", "--from", help="An exported model folder (default: the shipped model)."),
+    from_: Path = typer.Option(
+        Path(__file__).parent / "weights" / "shapes",
+        "--from",
+        help="An exported model folder (default: the shipped model).",
+    ),
     out: Path = typer.Option(..., help="New run folder; then continue with `layoutguide shapes train --out OUT ...`."),
 ) -> None:
     """Start a training run from an exported model (the committed weights are resumable checkpoints)."""
     from .shapes.train import init_run_from_export
 
     if not (from_ / "training.json").exists():
-        fail(f"--from: {from_} is not an exported shapes model (no training.json); give a folder written by `layoutguide shapes export`")
+        fail(
+            f"--from: {from_} is not an exported shapes model (no training.json); give a folder written by `layoutguide shapes export`"
+        )
     try:
         init_run_from_export(from_, out)
     except FileExistsError as e:
@@ -412,9 +521,9 @@ def shapes_init_run(
 def shapes_competence(
     n: int = typer.Option(200, help="Held-out prompts per kind (single-object, two-object)."),
     seed: int = typer.Option(0),
-    model: Optional[str] = typer.Option(None, help="Default: the shipped shapes model."),
-    out: Optional[Path] = typer.Option(None, help="Also write images and competence.json here."),
-    guidance_interval: Optional[str] = guidance_interval_option(),
+    model: str | None = typer.Option(None, help="Default: the shipped shapes model."),
+    out: Path | None = typer.Option(None, help="Also write images and competence.json here."),
+    guidance_interval: str | None = guidance_interval_option(),
     device: str = typer.Option("auto"),
 ) -> None:
     """Unguided competence on held-out prompts: right colour and shape (1 object), both colours (2 objects)."""

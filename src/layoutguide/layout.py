@@ -25,16 +25,19 @@ import math
 import os
 import re
 import tempfile
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
+
+from .errors import LayoutguideError
 
 MAX_REGIONS = 30
 FORMAT_VERSION = 1
 
 
-class LayoutError(ValueError):
+class LayoutError(LayoutguideError, ValueError):
     """Invalid layout input. The message names the region and field, and says how to fix it."""
 
 
@@ -133,7 +136,7 @@ class Layout:
     def boxes(self) -> list[tuple[float, float, float, float]]:
         return [r.bbox for r in self.regions]
 
-    def replace(self, **changes: Any) -> "Layout":
+    def replace(self, **changes: Any) -> Layout:
         return dataclasses.replace(self, **changes)
 
     # ----------------------------------------------------------------------------------------- rasterising
@@ -163,9 +166,11 @@ class Layout:
                 out[i, r0:r1, c0:c1] = 1.0
         return out
 
-    def _box_mask(self, region: "Region") -> np.ndarray:
+    def _box_mask(self, region: Region) -> np.ndarray:
         """The region's box as a boolean mask on the canvas."""
-        return self.replace(regions=(Region(region.phrase, box=region.bbox),)).rasterize(self.height, self.width)[0] > 0
+        return (
+            self.replace(regions=(Region(region.phrase, box=region.bbox),)).rasterize(self.height, self.width)[0] > 0
+        )
 
     # ----------------------------------------------------------------------------------------- JSON
     def to_dict(self) -> dict[str, Any]:
@@ -175,11 +180,18 @@ class Layout:
             if r.box is not None:
                 rounded = [round(float(v), 6) for v in r.box]
                 # keep full precision when rounding would make a (valid) sub-1e-6 box degenerate
-                item["box"] = rounded if rounded[0] < rounded[2] and rounded[1] < rounded[3] else [float(v) for v in r.box]
+                item["box"] = (
+                    rounded if rounded[0] < rounded[2] and rounded[1] < rounded[3] else [float(v) for v in r.box]
+                )
             if r.mask is not None:
                 item["mask_rle"] = _rle_encode(r.mask)
             regions.append(item)
-        out: dict[str, Any] = {"version": FORMAT_VERSION, "width": self.width, "height": self.height, "prompt": self.prompt}
+        out: dict[str, Any] = {
+            "version": FORMAT_VERSION,
+            "width": self.width,
+            "height": self.height,
+            "prompt": self.prompt,
+        }
         if self.negative_prompt is not None:
             out["negative_prompt"] = self.negative_prompt
         if self.background is not None:
@@ -188,16 +200,20 @@ class Layout:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Layout":
+    def from_dict(cls, data: dict[str, Any]) -> Layout:
         if not isinstance(data, dict):
             raise LayoutError(f"layout JSON must be an object with 'prompt' and 'regions', got {type(data).__name__}")
         if "prompt" not in data:
             raise LayoutError("layout: field 'prompt' is missing; add the full text prompt")
         unknown = set(data) - _LAYOUT_FIELDS
         if unknown:
-            raise LayoutError(f"layout: unknown field(s) {sorted(unknown, key=str)}; allowed: {', '.join(sorted(_LAYOUT_FIELDS))}")
+            raise LayoutError(
+                f"layout: unknown field(s) {sorted(unknown, key=str)}; allowed: {', '.join(sorted(_LAYOUT_FIELDS))}"
+            )
         if data.get("version", FORMAT_VERSION) != FORMAT_VERSION:
-            raise LayoutError(f"layout: field 'version' is {data['version']!r}; this reader supports version {FORMAT_VERSION}")
+            raise LayoutError(
+                f"layout: field 'version' is {data['version']!r}; this reader supports version {FORMAT_VERSION}"
+            )
         width, height = data.get("width", 512), data.get("height", 512)
         for name, value in (("width", width), ("height", height)):
             _check_canvas_side(name, value)
@@ -210,7 +226,9 @@ class Layout:
                 raise LayoutError(f"region {i}: must be an object with 'phrase' and 'box', got {item!r}")
             unknown = set(item) - {"phrase", "box", "mask_rle"}
             if unknown:
-                raise LayoutError(f"region {i}: unknown field(s) {sorted(unknown, key=str)}; allowed: phrase, box, mask_rle")
+                raise LayoutError(
+                    f"region {i}: unknown field(s) {sorted(unknown, key=str)}; allowed: phrase, box, mask_rle"
+                )
             mask = _rle_decode(item["mask_rle"], (height, width), i) if "mask_rle" in item else None
             regions.append(Region(phrase=item.get("phrase", ""), box=item.get("box"), mask=mask))
         return cls(
@@ -229,7 +247,7 @@ class Layout:
         return text
 
     @classmethod
-    def from_json(cls, source: str | os.PathLike) -> "Layout":
+    def from_json(cls, source: str | os.PathLike) -> Layout:
         """Load from a JSON file path or a JSON string."""
         text = str(source)
         if not text.lstrip().startswith("{"):
@@ -239,7 +257,9 @@ class Layout:
             except FileNotFoundError:
                 raise LayoutError(f"layout file {str(path)!r} does not exist") from None
             except (OSError, UnicodeDecodeError) as e:
-                raise LayoutError(f"layout file {str(path)[:200]!r} cannot be read as text: {type(e).__name__}") from None
+                raise LayoutError(
+                    f"layout file {str(path)[:200]!r} cannot be read as text: {type(e).__name__}"
+                ) from None
         try:
             data = json.loads(text)
         except json.JSONDecodeError as e:
@@ -248,15 +268,18 @@ class Layout:
 
     # ----------------------------------------------------------------------------------------- formats
     @classmethod
-    def from_pixels(cls, prompt: str, objects: Iterable[tuple[str, Sequence[float]]], width: int, height: int, **kw) -> "Layout":
+    def from_pixels(
+        cls, prompt: str, objects: Iterable[tuple[str, Sequence[float]]], width: int, height: int, **kw
+    ) -> Layout:
         """From ``(phrase, (x0, y0, x1, y1))`` pixel corners on a ``width`` x ``height`` canvas."""
         regions = tuple(
-            Region(phrase, box=(x0 / width, y0 / height, x1 / width, y1 / height)) for phrase, (x0, y0, x1, y1) in objects
+            Region(phrase, box=(x0 / width, y0 / height, x1 / width, y1 / height))
+            for phrase, (x0, y0, x1, y1) in objects
         )
         return cls(prompt=prompt, regions=regions, width=width, height=height, **kw)
 
     @classmethod
-    def from_gligen(cls, prompt: str, phrases: Sequence[str], boxes: Sequence[Sequence[float]], **kw) -> "Layout":
+    def from_gligen(cls, prompt: str, phrases: Sequence[str], boxes: Sequence[Sequence[float]], **kw) -> Layout:
         if len(phrases) != len(boxes):
             raise LayoutError(f"GLIGEN input: {len(phrases)} phrases but {len(boxes)} boxes; give one box per phrase")
         return cls(prompt=prompt, regions=tuple(Region(p, box=b) for p, b in zip(phrases, boxes)), **kw)
@@ -265,7 +288,9 @@ class Layout:
         return {"prompt": self.prompt, "gligen_phrases": self.phrases, "gligen_boxes": [list(b) for b in self.boxes]}
 
     @classmethod
-    def from_lmd(cls, text_or_objects: str | Sequence, prompt: str | None = None, *, canvas: int = 512, clamp: bool = True) -> "Layout":
+    def from_lmd(
+        cls, text_or_objects: str | Sequence, prompt: str | None = None, *, canvas: int = 512, clamp: bool = True
+    ) -> Layout:
         """LMD's ``[('a green car', [x, y, w, h]), ...]`` (+ ``Background prompt:`` / ``Negative prompt:`` lines)."""
         background = negative = None
         if isinstance(text_or_objects, str):
@@ -281,7 +306,9 @@ class Layout:
             try:
                 objects = ast.literal_eval(text) if text else []
             except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as e:
-                raise LayoutError(f"LMD layout: the object list is not a Python literal list of (phrase, [x, y, w, h]): {e}") from None
+                raise LayoutError(
+                    f"LMD layout: the object list is not a Python literal list of (phrase, [x, y, w, h]): {e}"
+                ) from None
         else:
             objects = text_or_objects
         if not isinstance(objects, (list, tuple)):
@@ -294,39 +321,56 @@ class Layout:
                     raise TypeError
                 x, y, w, h = (float(v) for v in coords)
             except (TypeError, ValueError, OverflowError):
-                raise LayoutError(f"region {i}: LMD objects are (phrase, [x, y, w, h]) with numbers, got {item!r}") from None
+                raise LayoutError(
+                    f"region {i}: LMD objects are (phrase, [x, y, w, h]) with numbers, got {item!r}"
+                ) from None
             box = (x / canvas, y / canvas, (x + w) / canvas, (y + h) / canvas)
             regions.append(Region(phrase, box=_clamp(box) if clamp else box))
         if prompt is None:
             prompt = ", ".join(r.phrase for r in regions) or (background or "")
-        return cls(prompt=prompt, regions=tuple(regions), width=canvas, height=canvas, background=background, negative_prompt=negative)
+        return cls(
+            prompt=prompt,
+            regions=tuple(regions),
+            width=canvas,
+            height=canvas,
+            background=background,
+            negative_prompt=negative,
+        )
 
     def to_lmd(self, *, canvas: int = 512) -> str:
         objects = []
         for r in self.regions:
             x0, y0, x1, y1 = _pixel_box(r.bbox, canvas, canvas)
             objects.append((r.phrase, [x0, y0, x1 - x0, y1 - y0]))
-        lines = [repr(objects), f"Background prompt: {self.background or ''}", f"Negative prompt: {self.negative_prompt or ''}"]
+        lines = [
+            repr(objects),
+            f"Background prompt: {self.background or ''}",
+            f"Negative prompt: {self.negative_prompt or ''}",
+        ]
         return "\n".join(lines)
 
     # unambiguous (linear-time) patterns: the old lazy/\s* mixes backtracked for seconds on long blank lines
     _CSS = re.compile(r"(?P<name>[^{]*)\{(?P<body>[^}]*)\}\s*\Z")
 
     @classmethod
-    def from_layoutgpt(cls, text: str, prompt: str, *, canvas: int = 64) -> "Layout":
+    def from_layoutgpt(cls, text: str, prompt: str, *, canvas: int = 64) -> Layout:
         """LayoutGPT CSS lines: ``name {height: Hpx; width: Wpx; top: Tpx; left: Lpx; }``."""
         regions = []
         for i, line in enumerate(l for l in text.splitlines() if l.strip()):
             m = cls._CSS.match(line.strip())
             if not m:
-                raise LayoutError(f"region {i}: not a LayoutGPT CSS line 'name {{height: Hpx; width: Wpx; top: Tpx; left: Lpx; }}': {line!r}")
+                raise LayoutError(
+                    f"region {i}: not a LayoutGPT CSS line 'name {{height: Hpx; width: Wpx; top: Tpx; left: Lpx; }}': {line!r}"
+                )
             props = dict(
                 (k.strip(), v.strip()) for k, v in (p.split(":", 1) for p in m["body"].split(";") if ":" in p)
             )
             try:
                 h, w, t, l = (float(props[k].removesuffix("px")) for k in ("height", "width", "top", "left"))
             except (KeyError, ValueError):
-                raise LayoutError(f"region {i}: LayoutGPT line needs numeric height, width, top and left in px: {line!r}") from None
+                raise LayoutError(
+                    f"region {i}: LayoutGPT line needs numeric height, width, top and left in px: {line!r}"
+                ) from None
             box = (l / canvas, t / canvas, min(l + w, canvas) / canvas, min(t + h, canvas) / canvas)
             regions.append(Region(m["name"].strip(), box=_clamp(box)))
         return cls(prompt=prompt, regions=tuple(regions))
@@ -342,7 +386,7 @@ class Layout:
     _AR_LINE = re.compile(r"(?P<name>[^:]*):\s*[\(\[](?P<nums>[-\d.eE+,\s]*)[\)\]](?:\s*,)?\Z")
 
     @classmethod
-    def from_refocus(cls, text: str, prompt: str, *, canvas: int = 512, clamp: bool = True) -> "Layout":
+    def from_refocus(cls, text: str, prompt: str, *, canvas: int = 512, clamp: bool = True) -> Layout:
         """Attention Refocusing's GPT-4 lines ``cat: (245, 176, 345, 336)`` (xyxy corners on ``canvas`` px)."""
         regions = []
         for i, line in enumerate(l for l in text.splitlines() if l.strip()):
@@ -353,7 +397,9 @@ class Layout:
                     raise ValueError
                 box = tuple(float(n) / canvas for n in nums)
             except ValueError:  # also '1e', '-', '.' that the character class lets through
-                raise LayoutError(f"region {i}: expected 'name: (x0, y0, x1, y1)' with 4 numbers, got {line!r}") from None
+                raise LayoutError(
+                    f"region {i}: expected 'name: (x0, y0, x1, y1)' with 4 numbers, got {line!r}"
+                ) from None
             regions.append(Region(m["name"].strip(), box=_clamp(box) if clamp else box))
         return cls(prompt=prompt, regions=tuple(regions), width=canvas, height=canvas)
 
@@ -365,20 +411,35 @@ class Layout:
         return "\n".join(lines)
 
     @classmethod
-    def from_coco(cls, annotations: Sequence[dict], categories: Sequence[dict] | dict[int, str], prompt: str, width: int, height: int) -> "Layout":
+    def from_coco(
+        cls,
+        annotations: Sequence[dict],
+        categories: Sequence[dict] | dict[int, str],
+        prompt: str,
+        width: int,
+        height: int,
+    ) -> Layout:
         """COCO ``annotations`` (``bbox`` = ``[x, y, w, h]`` pixels, ``category_id``) of one image."""
         names = categories if isinstance(categories, dict) else {c["id"]: c["name"] for c in categories}
         regions = []
         for i, ann in enumerate(annotations):
             if "bbox" not in ann or "category_id" not in ann:
-                raise LayoutError(f"region {i}: COCO annotation needs 'bbox' and 'category_id', got keys {sorted(ann)}")
+                raise LayoutError(
+                    f"region {i}: COCO annotation needs 'bbox' and 'category_id', got keys {sorted(ann)}"
+                )
             if ann["category_id"] not in names:
                 raise LayoutError(f"region {i}: category_id {ann['category_id']} is not among the categories given")
             try:
                 x, y, w, h = (float(v) for v in ann["bbox"])
             except (TypeError, ValueError, OverflowError):
-                raise LayoutError(f"region {i}: COCO 'bbox' must be [x, y, w, h] in pixels, got {ann['bbox']!r}") from None
-            regions.append(Region(names[ann["category_id"]], box=_clamp((x / width, y / height, (x + w) / width, (y + h) / height))))
+                raise LayoutError(
+                    f"region {i}: COCO 'bbox' must be [x, y, w, h] in pixels, got {ann['bbox']!r}"
+                ) from None
+            regions.append(
+                Region(
+                    names[ann["category_id"]], box=_clamp((x / width, y / height, (x + w) / width, (y + h) / height))
+                )
+            )
         return cls(prompt=prompt, regions=tuple(regions), width=width, height=height)
 
     def to_coco(self, *, image_id: int = 0) -> dict[str, Any]:
@@ -395,7 +456,9 @@ class Layout:
         }
 
     @classmethod
-    def from_mask_png(cls, png: str | os.PathLike | np.ndarray, colours: dict[str, str] | str | os.PathLike, prompt: str) -> "Layout":
+    def from_mask_png(
+        cls, png: str | os.PathLike | np.ndarray, colours: dict[str, str] | str | os.PathLike, prompt: str
+    ) -> Layout:
         """A colour-coded segmentation image plus ``{"(r, g, b)": "phrase"}`` (a dict, JSON text or a JSON file)."""
         from PIL import Image
 
@@ -407,9 +470,13 @@ class Layout:
             try:
                 colours = json.loads(text if text.lstrip().startswith("{") else Path(text).read_text())
             except (OSError, ValueError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-                raise LayoutError(f"mask colours must be a {{\"(r, g, b)\": phrase}} dict, JSON text or JSON file: {e}") from None
+                raise LayoutError(
+                    f'mask colours must be a {{"(r, g, b)": phrase}} dict, JSON text or JSON file: {e}'
+                ) from None
             if not isinstance(colours, dict):
-                raise LayoutError(f"mask colours must be a JSON object {{\"(r, g, b)\": phrase}}, got {type(colours).__name__}")
+                raise LayoutError(
+                    f'mask colours must be a JSON object {{"(r, g, b)": phrase}}, got {type(colours).__name__}'
+                )
         regions = []
         for i, (key, phrase) in enumerate(colours.items()):
             try:
@@ -432,7 +499,9 @@ def _check_canvas_side(name: str, value) -> None:
     if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value <= 0:
         raise LayoutError(f"layout: field '{name}' must be a positive integer (pixels), got {value!r}")
     if value > MAX_CANVAS:  # masks are held at canvas size: refuse before allocating gigabytes
-        raise LayoutError(f"layout: field '{name}' is {value} px; the canvas may be at most {MAX_CANVAS} px (use the image's size)")
+        raise LayoutError(
+            f"layout: field '{name}' is {value} px; the canvas may be at most {MAX_CANVAS} px (use the image's size)"
+        )
 
 
 def validate(layout: Layout) -> None:
@@ -513,7 +582,9 @@ def _coverage(mask: np.ndarray, height: int, width: int) -> np.ndarray:
     """Share of each cell of an ``(height, width)`` grid covered by ``mask`` (box filter)."""
     from PIL import Image
 
-    return np.asarray(Image.fromarray(mask.astype(np.float32)).resize((width, height), Image.BOX), dtype=np.float32).clip(0, 1)
+    return np.asarray(
+        Image.fromarray(mask.astype(np.float32)).resize((width, height), Image.BOX), dtype=np.float32
+    ).clip(0, 1)
 
 
 def _resize_mask(mask: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -539,7 +610,9 @@ def _rle_decode(runs: Sequence[int], shape: tuple[int, int], index: int) -> np.n
         or any(not isinstance(r, int) or isinstance(r, bool) or r < 0 for r in runs)
         or sum(runs) != shape[0] * shape[1]
     ):
-        raise LayoutError(f"region {index}: field 'mask_rle' must be run lengths summing to width*height = {shape[0] * shape[1]}")
+        raise LayoutError(
+            f"region {index}: field 'mask_rle' must be run lengths summing to width*height = {shape[0] * shape[1]}"
+        )
     values = np.zeros(len(runs), dtype=bool)
     values[1::2] = True
     return np.repeat(values, runs).reshape(shape)

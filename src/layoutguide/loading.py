@@ -8,11 +8,13 @@ from pathlib import Path
 
 import torch
 
+from .errors import LayoutguideError
+
 SHIPPED_MODEL = Path(__file__).parent / "weights" / "shapes"
 MODEL_DEFAULTS_FILE = "layoutguide.json"  # beside model_index.json: sampling and method defaults for that model
 
 
-class ModelNotFoundError(RuntimeError):
+class ModelNotFoundError(LayoutguideError, RuntimeError):
     """The model argument names neither a readable folder nor a reachable hub id."""
 
 
@@ -31,7 +33,14 @@ def pick_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.d
     """``"auto"``/None: float16 on CUDA (bfloat16 where the card supports it and fp16 is not asked), float32 elsewhere."""
     if isinstance(dtype, torch.dtype):
         return dtype
-    names = {"fp32": torch.float32, "float32": torch.float32, "fp16": torch.float16, "float16": torch.float16, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16}
+    names = {
+        "fp32": torch.float32,
+        "float32": torch.float32,
+        "fp16": torch.float16,
+        "float16": torch.float16,
+        "bf16": torch.bfloat16,
+        "bfloat16": torch.bfloat16,
+    }
     if dtype and dtype != "auto":
         if dtype not in names:
             raise ValueError(f"dtype: unknown {dtype!r}; use one of auto, {', '.join(names)}")
@@ -58,12 +67,20 @@ def parse_guidance_interval(text: str) -> list[float] | None:
     try:
         interval = [float(v) for v in text.split(",")]
     except ValueError:
-        raise ValueError(f"--guidance-interval {text!r}: expected LOW,HIGH in timesteps (e.g. 0,900) or 'all'") from None
+        raise ValueError(
+            f"--guidance-interval {text!r}: expected LOW,HIGH in timesteps (e.g. 0,900) or 'all'"
+        ) from None
     check_guidance_interval(interval, f"--guidance-interval {text!r}")
     return interval
 
 
-def load_pipeline(model: str | os.PathLike | None = None, *, device: str | None = None, dtype: str | torch.dtype | None = None, guidance_interval: str | None = None):
+def load_pipeline(
+    model: str | os.PathLike | None = None,
+    *,
+    device: str | None = None,
+    dtype: str | torch.dtype | None = None,
+    guidance_interval: str | None = None,
+):
     """A LayoutPipeline from ``model`` (None: the shipped shapes model; a folder; or a hub id), on ``device``.
 
     ``guidance_interval`` (``"LOW,HIGH"`` or ``"all"``) replaces the model's default for this pipeline, so it also
@@ -71,13 +88,19 @@ def load_pipeline(model: str | os.PathLike | None = None, *, device: str | None 
     """
     from .pipeline import LayoutPipeline
 
-    interval = None if guidance_interval is None else parse_guidance_interval(guidance_interval)  # bad input fails before loading
+    interval = (
+        None if guidance_interval is None else parse_guidance_interval(guidance_interval)
+    )  # bad input fails before loading
     source = SHIPPED_MODEL if model is None else model
     local = Path(source).expanduser()
     if model is None and not (local / "model_index.json").is_file():
-        raise ModelNotFoundError(f"the shipped shapes model is missing at {local}; reinstall layoutguide or train one with 'layoutguide shapes train'")
+        raise ModelNotFoundError(
+            f"the shipped shapes model is missing at {local}; reinstall layoutguide or train one with 'layoutguide shapes train'"
+        )
     if local.exists() and not (local / "model_index.json").is_file():
-        raise ModelNotFoundError(f"--model {str(source)!r} is a folder without model_index.json; point at a diffusers pipeline folder")
+        raise ModelNotFoundError(
+            f"--model {str(source)!r} is a folder without model_index.json; point at a diffusers pipeline folder"
+        )
     device_ = pick_device(device)
     dtype_ = pick_dtype(dtype, device_)
     try:

@@ -16,8 +16,9 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import PIL.Image
@@ -81,13 +82,17 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
         """``DiffusionPipeline.from_pretrained``, plus the model's own defaults (``layoutguide.json``) if present."""
         pipe = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
-        pipe.model_defaults = model_defaults(pretrained_model_name_or_path) if Path(str(pretrained_model_name_or_path)).is_dir() else {}
+        pipe.model_defaults = (
+            model_defaults(pretrained_model_name_or_path) if Path(str(pretrained_model_name_or_path)).is_dir() else {}
+        )
         return pipe
 
     def save_pretrained(self, save_directory, **kwargs):
         super().save_pretrained(save_directory, **kwargs)
         if self.model_defaults:
-            atomic_write_text(Path(save_directory) / MODEL_DEFAULTS_FILE, json.dumps(self.model_defaults, indent=2) + "\n")
+            atomic_write_text(
+                Path(save_directory) / MODEL_DEFAULTS_FILE, json.dumps(self.model_defaults, indent=2) + "\n"
+            )
 
     def method_with_defaults(self, method, options: dict[str, Any] | None = None) -> GuidanceMethod:
         """The method, with this model's calibrated option defaults under the caller's ``options``."""
@@ -108,7 +113,11 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
     def encode_prompt(self, prompts: Sequence[str]) -> torch.Tensor:
         """CLIP text embeddings ``(B, 77, D)`` of ``prompts``, padded to the tokenizer's max length."""
         ids = self.tokenizer(
-            list(prompts), padding="max_length", max_length=self.tokenizer.model_max_length, truncation=True, return_tensors="pt"
+            list(prompts),
+            padding="max_length",
+            max_length=self.tokenizer.model_max_length,
+            truncation=True,
+            return_tensors="pt",
         ).input_ids
         return self.text_encoder(ids.to(self.text_encoder.device))[0]
 
@@ -132,7 +141,9 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
             else:
                 prompts = [prompt] if isinstance(prompt, str) else list(prompt)
                 if len(prompts) != len(layouts):
-                    raise ValueError(f"prompt: {len(prompts)} prompts but {len(layouts)} layouts; give one layout per prompt")
+                    raise ValueError(
+                        f"prompt: {len(prompts)} prompts but {len(layouts)} layouts; give one layout per prompt"
+                    )
                 layouts = [l if l.prompt == p else l.replace(prompt=p) for l, p in zip(layouts, prompts)]
         else:
             if prompt is None:
@@ -157,8 +168,15 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
             if isinstance(generator, list) and len(generators) != n_prompts * n_images:
                 raise ValueError(f"generator: got {len(generators)} generators for {n_prompts * n_images} images")
             if len(generators) == 1:
-                return torch.randn((n_prompts * n_images, *shape), generator=generators[0], device=generators[0].device, dtype=torch.float32)
-            return torch.stack([torch.randn(shape, generator=g, device=g.device, dtype=torch.float32) for g in generators])
+                return torch.randn(
+                    (n_prompts * n_images, *shape),
+                    generator=generators[0],
+                    device=generators[0].device,
+                    dtype=torch.float32,
+                )
+            return torch.stack(
+                [torch.randn(shape, generator=g, device=g.device, dtype=torch.float32) for g in generators]
+            )
         seeds = [0 if seed is None else seed] * n_prompts if not isinstance(seed, (list, tuple)) else list(seed)
         if len(seeds) != n_prompts:
             raise ValueError(f"seed: got {len(seeds)} seeds for {n_prompts} prompts; give one int, or one per prompt")
@@ -225,7 +243,9 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
         method = self.method_with_defaults(method, method_options)
         num_inference_steps = num_inference_steps or self.model_defaults.get("num_inference_steps", 50)
         guidance_scale = self.model_defaults.get("guidance_scale", 7.5) if guidance_scale is None else guidance_scale
-        guidance_interval = self.model_defaults.get("guidance_interval") if guidance_interval is None else guidance_interval
+        guidance_interval = (
+            self.model_defaults.get("guidance_interval") if guidance_interval is None else guidance_interval
+        )
         if guidance_interval is not None:
             check_guidance_interval(guidance_interval)
         prompts, layouts, negatives = self._sample_inputs(prompt, layout, negative_prompt, num_images_per_prompt)
@@ -243,7 +263,12 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
         n_images = num_images_per_prompt
 
         # 2. Prompts, token positions, embeddings (sample order: prompt-major)
-        token_maps = [map_phrases(self.tokenizer, l.prompt, l.phrases, on_missing="append" if append_missing_phrases else "error") for l in layouts]
+        token_maps = [
+            map_phrases(
+                self.tokenizer, l.prompt, l.phrases, on_missing="append" if append_missing_phrases else "error"
+            )
+            for l in layouts
+        ]
         sample_layouts = [l for l in layouts for _ in range(n_images)]
         sample_tokens = [m for m in token_maps for _ in range(n_images)]
         cond = self.encode_prompt([m.prompt for m in token_maps]).repeat_interleave(n_images, 0)
@@ -253,7 +278,11 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
         cfg_mask = None  # the mask of the [uncond, cond] batch (or of cond alone without CFG)
         if cond_mask is not None:
             cond_mask = cond_mask.repeat_interleave(n_images, 0)
-            cfg_mask = torch.cat([self.text_attention_mask(negatives).repeat_interleave(n_images, 0), cond_mask]) if do_cfg else cond_mask
+            cfg_mask = (
+                torch.cat([self.text_attention_mask(negatives).repeat_interleave(n_images, 0), cond_mask])
+                if do_cfg
+                else cond_mask
+            )
 
         # 3. Timesteps and initial noise
         self.scheduler.set_timesteps(num_inference_steps, device=device)
@@ -263,7 +292,9 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
         if latents is None:
             latents = self._initial_latents(len(prompts), n_images, shape, seed, generator, dtype)
         elif latents.shape != (len(prompts) * n_images, *shape):
-            raise ValueError(f"latents: expected shape {(len(prompts) * n_images, *shape)}, got {tuple(latents.shape)}")
+            raise ValueError(
+                f"latents: expected shape {(len(prompts) * n_images, *shape)}, got {tuple(latents.shape)}"
+            )
         latents = latents.to(device=device, dtype=torch.float32) * self.scheduler.init_noise_sigma
         step_kwargs = {"eta": 0.0} if "eta" in inspect.signature(self.scheduler.step).parameters else {}
 
@@ -286,7 +317,10 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
         self.unet.requires_grad_(False)
 
         # 5. Denoising loop
-        with method.activate(self, ctx), attention_control(self.unet, store, record, method.modulations(ctx), latent_hw=latent_hw):
+        with (
+            method.activate(self, ctx),
+            attention_control(self.unet, store, record, method.modulations(ctx), latent_hw=latent_hw),
+        ):
             for i, t in enumerate(self.progress_bar(timesteps) if progress else timesteps):
                 plan = method.plan(i, ctx)
                 log: dict[str, Any] = {}
@@ -294,14 +328,22 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
                     latents, log = self._guide(latents, t, i, plan, method, ctx, store, cond, cond_mask)
                 guidance_log.append(log)
                 with torch.no_grad():
-                    guided = do_cfg and (guidance_interval is None or guidance_interval[0] <= t <= guidance_interval[1])
+                    guided = do_cfg and (
+                        guidance_interval is None or guidance_interval[0] <= t <= guidance_interval[1]
+                    )
                     model_in = torch.cat([latents, latents]) if guided else latents
                     model_in = self.scheduler.scale_model_input(model_in, t).to(dtype)
                     embeddings = torch.cat([uncond, cond]) if guided else cond
                     with recording(store, cfg=guided, step=i, on=return_attention):
                         extra = method.unet_kwargs(i, ctx, cfg=guided) or None
                         mask = cfg_mask if guided else cond_mask
-                        noise = self.unet(model_in, t, encoder_hidden_states=embeddings, encoder_attention_mask=mask, cross_attention_kwargs=extra).sample.float()
+                        noise = self.unet(
+                            model_in,
+                            t,
+                            encoder_hidden_states=embeddings,
+                            encoder_attention_mask=mask,
+                            cross_attention_kwargs=extra,
+                        ).sample.float()
                         if return_attention:
                             attention_out.append(grid_maps(store.get(view_request), store.layers, latent_hw).cpu())
                     if guided:
@@ -314,7 +356,9 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
         # 6. Decode
         images = self.decode_latents(latents, output_type)
         self.maybe_free_model_hooks()
-        return LayoutPipelineOutput(images=images, attention=attention_out, guidance=guidance_log, layouts=sample_layouts)
+        return LayoutPipelineOutput(
+            images=images, attention=attention_out, guidance=guidance_log, layouts=sample_layouts
+        )
 
     def _guide(self, latents, t, step, plan, method, ctx, store, cond, cond_mask=None):
         """Up to ``plan.iterations`` gradient updates of the latents; returns them and a log of the losses."""
@@ -326,7 +370,13 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
             with torch.enable_grad():
                 x_var = x.detach().requires_grad_(True)
                 with recording(store, cfg=False, step=step):
-                    self.unet(x_var.to(self.unet.dtype), t, encoder_hidden_states=cond, encoder_attention_mask=cond_mask, cross_attention_kwargs=method.unet_kwargs(step, ctx, cfg=False) or None)
+                    self.unet(
+                        x_var.to(self.unet.dtype),
+                        t,
+                        encoder_hidden_states=cond,
+                        encoder_attention_mask=cond_mask,
+                        cross_attention_kwargs=method.unet_kwargs(step, ctx, cfg=False) or None,
+                    )
                 out = method.loss(store, ctx, step, plan)
                 objective = (out.loss * active).sum()
                 # a loss with no path to the latents (e.g. no maps at this step) has zero gradient
@@ -338,7 +388,10 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
             active &= ~out.done
             if not active.any():
                 break
-        return x / scale, {"plan": plan.info | {"step_size": plan.step_size, "max_iterations": plan.iterations}, "losses": losses}
+        return x / scale, {
+            "plan": plan.info | {"step_size": plan.step_size, "max_iterations": plan.iterations},
+            "losses": losses,
+        }
 
     @torch.no_grad()
     def decode_latents(self, latents: torch.Tensor, output_type: str = "pil"):

@@ -30,15 +30,17 @@ import socket
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
+from .errors import LayoutguideError
 from .layout import MAX_REGIONS, Layout, LayoutError, Region, atomic_write_text
 
 CANVAS = 512  # the LLM template's canvas in pixels (AR and LMD both use 512x512)
 
 
-class PlannerError(ValueError):
+class PlannerError(LayoutguideError, ValueError):
     """Planning failed: an unusable prompt, an unreachable model server, or a reply that cannot be parsed."""
 
 
@@ -265,7 +267,13 @@ class _Parser:
             if pos == "top" and prep == "on":
                 kind = "on top of"
             else:
-                kind = {"left": "left of", "right": "right of", "top": "above", "bottom": "below", "middle": "between"}[pos]
+                kind = {
+                    "left": "left of",
+                    "right": "right of",
+                    "top": "above",
+                    "bottom": "below",
+                    "middle": "between",
+                }[pos]
             return ("rel", kind, j + 1 - i)
         return ("abs", positions, j - i)
 
@@ -306,7 +314,9 @@ class _Parser:
                     items.append(("neg",))
                 elif w in ("which", "who", "that") and items and items[-1][0] == "sep":
                     items.append(("which",))  # ", which is above": the relation's subject is the object just named
-                elif w == "right" and (i + 1 == n or not any(low[i + 1 : i + 1 + len(k)] == list(k) for k in _RELATION_WORDS)):
+                elif w == "right" and (
+                    i + 1 == n or not any(low[i + 1 : i + 1 + len(k)] == list(k) for k in _RELATION_WORDS)
+                ):
                     items.append(("word", i))  # "a right shoe"; "right next to" is an adverb (a filler)
                 elif w in _FILLERS:
                     items.append(("filler", w))
@@ -374,11 +384,17 @@ class _Parser:
         if not indefinite:  # "the red circle", "circles", "cat": refer back to an earlier object when one matches
             same = [g for g, grp in enumerate(self.groups) if grp.key == key]
             if not same and definite:  # "the circle" for "a red circle": its words are a subset of an earlier object's
-                same = [g for g, grp in enumerate(self.groups) if grp.head == head and set(key.split()) <= set(grp.key.split())]
+                same = [
+                    g
+                    for g, grp in enumerate(self.groups)
+                    if grp.head == head and set(key.split()) <= set(grp.key.split())
+                ]
             if len(same) >= 1:
                 return same[-1]
         if vague:
-            self.notes.append(f"vague count in {self.prompt[self.toks[words[0]].start:self.toks[body[-1]].end]!r}: {count} used")
+            self.notes.append(
+                f"vague count in {self.prompt[self.toks[words[0]].start : self.toks[body[-1]].end]!r}: {count} used"
+            )
         if count is None:
             count = 1
             if plural and not definite:
@@ -436,12 +452,18 @@ class _Parser:
         if self.style:
             self.notes.append(f"style words ignored (no region): {', '.join(map(repr, self.style))}")
         if self.negated:
-            self.notes.append(f"negated, so no region (put them in the negative prompt): {', '.join(map(repr, self.negated))}")
+            self.notes.append(
+                f"negated, so no region (put them in the negative prompt): {', '.join(map(repr, self.negated))}"
+            )
 
     def _coordinated(self, chain: list[int]) -> list[int]:
         """The objects joined by "and"/"," at the end of ``chain`` that no relation or position has claimed yet
         ("a cat and a dog on a sofa": both are on the sofa); always includes the last one."""
-        involved = {r.a for r in self.rels} | {r.b for r in self.rels} | {g for g, grp in enumerate(self.groups) if grp.positions}
+        involved = (
+            {r.a for r in self.rels}
+            | {r.b for r in self.rels}
+            | {g for g, grp in enumerate(self.groups) if grp.positions}
+        )
         out = [chain[-1]]
         for g in reversed(chain[:-1]):
             if g in involved or g in out:
@@ -581,11 +603,66 @@ _H_KINDS = ("left of", "right of", "next to")
 # models are trained on do (a person is tall, a bus is wide; every shapes-world box is square). Rough typical
 # proportions of upright, whole objects; a noun not listed gets a square box.
 _ASPECTS = {
-    **dict.fromkeys(("person", "man", "woman", "boy", "girl", "child", "kid", "lady", "player", "soldier", "astronaut", "robot", "statue"), 0.45),
+    **dict.fromkeys(
+        (
+            "person",
+            "man",
+            "woman",
+            "boy",
+            "girl",
+            "child",
+            "kid",
+            "lady",
+            "player",
+            "soldier",
+            "astronaut",
+            "robot",
+            "statue",
+        ),
+        0.45,
+    ),
     **dict.fromkeys(("bottle", "candle", "vase", "lamp", "tower", "lighthouse", "rocket", "door", "penguin"), 0.45),
-    **dict.fromkeys(("tree", "giraffe", "chair", "flower", "plant", "cactus", "glass", "mug", "book", "window", "building"), 0.7),
-    **dict.fromkeys(("dog", "horse", "cow", "sheep", "zebra", "elephant", "deer", "bear", "lion", "tiger", "pig", "fox", "umbrella", "laptop", "tv", "monitor"), 1.3),
-    **dict.fromkeys(("car", "bicycle", "bike", "motorcycle", "boat", "table", "desk", "bed", "banana", "sandwich", "crocodile", "fish"), 1.6),
+    **dict.fromkeys(
+        ("tree", "giraffe", "chair", "flower", "plant", "cactus", "glass", "mug", "book", "window", "building"), 0.7
+    ),
+    **dict.fromkeys(
+        (
+            "dog",
+            "horse",
+            "cow",
+            "sheep",
+            "zebra",
+            "elephant",
+            "deer",
+            "bear",
+            "lion",
+            "tiger",
+            "pig",
+            "fox",
+            "umbrella",
+            "laptop",
+            "tv",
+            "monitor",
+        ),
+        1.3,
+    ),
+    **dict.fromkeys(
+        (
+            "car",
+            "bicycle",
+            "bike",
+            "motorcycle",
+            "boat",
+            "table",
+            "desk",
+            "bed",
+            "banana",
+            "sandwich",
+            "crocodile",
+            "fish",
+        ),
+        1.6,
+    ),
     **dict.fromkeys(("bus", "truck", "train", "airplane", "plane", "bench", "couch", "sofa", "skateboard"), 2.0),
 }
 
@@ -602,7 +679,9 @@ def _reaches(succ: list[set[int]], a: int, b: int) -> bool:
     return False
 
 
-def _ranks(n: int, strict: list[tuple[int, int, str]], equal: list[tuple[int, int]], notes: list[str], flexible=frozenset()):
+def _ranks(
+    n: int, strict: list[tuple[int, int, str]], equal: list[tuple[int, int]], notes: list[str], flexible=frozenset()
+):
     """Integer ranks with ``rank[a] < rank[b]`` for each strict edge and, where that allows, equal ranks for ``equal``.
 
     An edge that would close a cycle (a contradiction) is dropped with a note; a ``flexible`` one ("next to") is
@@ -780,7 +859,13 @@ def _constraints(groups: list[_Group], rels: list[_Rel]) -> _Constraints:
 
 
 def _place(
-    groups: list[_Group], rels: list[_Rel], cons: _Constraints, notes: list[str], split_axis: str | None, lines: bool, squeeze: float
+    groups: list[_Group],
+    rels: list[_Rel],
+    cons: _Constraints,
+    notes: list[str],
+    split_axis: str | None,
+    lines: bool,
+    squeeze: float,
 ) -> list[list[list[float]]]:
     """Boxes per group on a grid of columns (ranks along x) and rows (ranks along y).
 
@@ -863,7 +948,9 @@ def _place(
         span = (area[2] - area[0]) if axis == "x" else (area[3] - area[1])
         for g in sharing:  # shares in proportion to the counts
             part = span * groups[g].count / total
-            areas[g] = [start, area[1], start + part, area[3]] if axis == "x" else [area[0], start, area[2], start + part]
+            areas[g] = (
+                [start, area[1], start + part, area[3]] if axis == "x" else [area[0], start, area[2], start + part]
+            )
             start += part
     # an absolute position on an axis where the group spans the canvas: use that half of its area
     for g in range(n):
@@ -884,7 +971,14 @@ def _place(
     supports = {r.b for r in rels if r.kind == "on top of"}
     for g in range(n):
         for cell in _arrange(tuple(areas[g]), groups[g].count, line[g]):
-            boxes[g].append(_box_in(cell, aspect=_ASPECTS.get(groups[g].head, 1.0), wide=g in supports, width_scale=0.75 if g in subjects else 1.0))
+            boxes[g].append(
+                _box_in(
+                    cell,
+                    aspect=_ASPECTS.get(groups[g].head, 1.0),
+                    wide=g in supports,
+                    width_scale=0.75 if g in subjects else 1.0,
+                )
+            )
     # stacking: a support that sits on nothing moves up to its area's top; what sits on a support then moves down
     # onto it (bottom edges = the support's top edge), centred over it as a whole; bottom-most supports first, so
     # chains stack
@@ -955,7 +1049,9 @@ class RuleBasedPlanner:
         names = [g.phrase for g in groups]
         best = None
         # try grids, then rows/columns of instances, with each cell-sharing direction; keep the first clean layout
-        for (lines, squeeze), axis in itertools.product(((False, 1.0), (False, 0.85), (False, 0.6), (False, 0.4), (True, 1.0)), (None, "x", "y")):
+        for (lines, squeeze), axis in itertools.product(
+            ((False, 1.0), (False, 0.85), (False, 0.6), (False, 0.4), (True, 1.0)), (None, "x", "y")
+        ):
             attempt_notes: list[str] = []
             boxes = _place(groups, rels, cons, attempt_notes, axis, lines, squeeze)
             ignored = {note.split("ignored ", 1)[1] for note in attempt_notes if note.startswith("contradictory")}
@@ -968,9 +1064,7 @@ class RuleBasedPlanner:
         notes.extend(place_notes)
         notes.extend(f"could not satisfy: {p}" for p in problems)
         regions = [
-            Region(grp.phrase, box=_on_canvas(box))
-            for grp, group_boxes in zip(groups, boxes)
-            for box in group_boxes
+            Region(grp.phrase, box=_on_canvas(box)) for grp, group_boxes in zip(groups, boxes) for box in group_boxes
         ]
         return PlanResult(Layout(prompt=prompt, regions=tuple(regions)), notes, parser.unknown)
 
@@ -986,7 +1080,9 @@ SYSTEM_MESSAGE = (
     "is on another. Then add a line 'Background prompt: ...' describing the scene without the objects, and a line "
     "'Negative prompt: ...' (it may be empty). Do not write anything else."
 )
-USER_PREFIX = "Provide box coordinates for an image with "  # AR's user turn, with the missing space fixed (methods.md 1.7)
+USER_PREFIX = (
+    "Provide box coordinates for an image with "  # AR's user turn, with the missing space fixed (methods.md 1.7)
+)
 
 DEFAULT_EXAMPLES: list[dict[str, Any]] = [
     {
@@ -1044,7 +1140,9 @@ def load_examples(path: str | os.PathLike) -> tuple[list[dict[str, Any]], str | 
             raise PlannerError(f"examples file {str(path)!r}: 'system' must be text")
         data = data.get("examples")
     if not isinstance(data, list):
-        raise PlannerError(f"examples file {str(path)!r}: expected a list of examples or {{'system', 'examples': [...]}}")
+        raise PlannerError(
+            f"examples file {str(path)!r}: expected a list of examples or {{'system', 'examples': [...]}}"
+        )
     for i, ex in enumerate(data):
         if not isinstance(ex, dict) or not isinstance(ex.get("prompt"), str):
             raise PlannerError(f"examples file {str(path)!r}: example {i} needs a 'prompt' string")
@@ -1054,8 +1152,12 @@ def load_examples(path: str | os.PathLike) -> tuple[list[dict[str, Any]], str | 
             continue
         objects = ex.get("objects")
         ok = isinstance(objects, list) and all(
-            isinstance(o, (list, tuple)) and len(o) == 2 and isinstance(o[0], str) and isinstance(o[1], (list, tuple))
-            and len(o[1]) == 4 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in o[1])
+            isinstance(o, (list, tuple))
+            and len(o) == 2
+            and isinstance(o[0], str)
+            and isinstance(o[1], (list, tuple))
+            and len(o[1]) == 4
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in o[1])
             for o in objects
         )
         if not ok:
@@ -1066,7 +1168,9 @@ def load_examples(path: str | os.PathLike) -> tuple[list[dict[str, Any]], str | 
     return data, system
 
 
-def build_messages(prompt: str, examples: Sequence[dict[str, Any]] | None = None, system: str | None = None) -> list[dict[str, str]]:
+def build_messages(
+    prompt: str, examples: Sequence[dict[str, Any]] | None = None, system: str | None = None
+) -> list[dict[str, str]]:
     """Chat messages: system, then one user/assistant pair per example, then the prompt."""
     messages = [{"role": "system", "content": system or SYSTEM_MESSAGE}]
     for ex in DEFAULT_EXAMPLES if examples is None else examples:
@@ -1088,7 +1192,17 @@ _BACKGROUND = re.compile(r"^[\s*_`#-]*background(?:\s+prompt)?[*_`]*\s*:[ \t]*(?
 _NEGATIVE = re.compile(r"^[\s*_`#-]*negative(?:\s+prompt)?[*_`]*\s*:[ \t]*(?P<v>.*)$", re.I | re.M)
 _NAME_KEYS = ("phrase", "name", "label", "object", "class", "category", "text", "caption")
 _BOX_KEYS = ("box", "bbox", "bounding_box", "boundingbox", "coords", "coordinates", "xyxy", "position", "rect")
-_META_KEYS = {"background", "background_prompt", "bg_prompt", "negative_prompt", "negative", "width", "height", "prompt", "version"}
+_META_KEYS = {
+    "background",
+    "background_prompt",
+    "bg_prompt",
+    "negative_prompt",
+    "negative",
+    "width",
+    "height",
+    "prompt",
+    "version",
+}
 _LIST_KEYS = ("regions", "objects", "boxes", "layout", "bboxes", "items", "detections", "annotations")
 _JSON_KEYS = set(_NAME_KEYS) | set(_BOX_KEYS) | set(_LIST_KEYS)  # never object names in AR lines
 
@@ -1121,7 +1235,10 @@ def _json_items(value: Any):
     items = None
     if isinstance(value, dict):
         lowered = {str(k).lower(): v for k, v in value.items()}
-        background = next((lowered[k] for k in ("background", "background_prompt", "bg_prompt") if isinstance(lowered.get(k), str)), None)
+        background = next(
+            (lowered[k] for k in ("background", "background_prompt", "bg_prompt") if isinstance(lowered.get(k), str)),
+            None,
+        )
         negative = next((lowered[k] for k in ("negative_prompt", "negative") if isinstance(lowered.get(k), str)), None)
         w, h = lowered.get("width"), lowered.get("height")
         if isinstance(w, int) and isinstance(h, int) and not isinstance(w, bool) and w > 0 and h > 0:
@@ -1141,7 +1258,9 @@ def _json_items(value: Any):
             name = next((low[k] for k in _NAME_KEYS if isinstance(low.get(k), str)), None)
             box = next(((nums, "xyxy") for k in _BOX_KEYS if (nums := _numbers(low.get(k))) is not None), None)
             if box is None:
-                box = next((_box_from_dict(low[k]) for k in _BOX_KEYS if isinstance(low.get(k), dict)), None) or _box_from_dict(low)
+                box = next(
+                    (_box_from_dict(low[k]) for k in _BOX_KEYS if isinstance(low.get(k), dict)), None
+                ) or _box_from_dict(low)
         elif isinstance(item, (list, tuple)) and len(item) == 2 and isinstance(item[0], str):
             name, box = item[0], ((nums, "xyxy") if (nums := _numbers(item[1])) is not None else None)
         else:
@@ -1222,9 +1341,13 @@ def _ar_items(text: str):
         try:
             nums = [float(p.rstrip("px")) for p in parts]
         except ValueError:
-            raise LayoutError(f"line {m.group(0).strip()!r}: expected 'name: (x0, y0, x1, y1)' with 4 numbers") from None
+            raise LayoutError(
+                f"line {m.group(0).strip()!r}: expected 'name: (x0, y0, x1, y1)' with 4 numbers"
+            ) from None
         if len(nums) != 4 or not all(math.isfinite(v) for v in nums):
-            raise LayoutError(f"line {m.group(0).strip()!r}: expected 'name: (x0, y0, x1, y1)' with 4 numbers, got {len(nums)}")
+            raise LayoutError(
+                f"line {m.group(0).strip()!r}: expected 'name: (x0, y0, x1, y1)' with 4 numbers, got {len(nums)}"
+            )
         out.append((name, nums, "xyxy"))
     return out or None
 
@@ -1235,7 +1358,11 @@ def _to_regions(items, canvas: tuple[int, int], notes: list[str], guess_xywh: bo
     values = [v for _, nums, _ in items for v in nums]
     normalised = max(values) <= 1.0 and min(values) >= 0.0 and any(v != int(v) for v in values)
     # xyxy boxes that are inverted everywhere they can be but valid as x, y, w, h were written as LMD boxes
-    if guess_xywh and all(fmt == "xyxy" for _, _, fmt in items) and any(n[2] <= n[0] or n[3] <= n[1] for _, n, _ in items):
+    if (
+        guess_xywh
+        and all(fmt == "xyxy" for _, _, fmt in items)
+        and any(n[2] <= n[0] or n[3] <= n[1] for _, n, _ in items)
+    ):
         if all(n[2] > 0 and n[3] > 0 for _, n, _ in items):
             items = [(name, nums, "xywh") for name, nums, _ in items]
             notes.append("boxes read as [x, y, width, height] (they are inverted as corners)")
@@ -1284,13 +1411,20 @@ def _parse_reply(text: str, prompt: str, canvas: int = CANVAS) -> tuple[Layout, 
             m = _NEGATIVE.search(text)
             negative = m["v"].strip().strip("`*\"'") or None if m else None
         regions = _to_regions(items, size, notes, guess)
-        layout = Layout(prompt=prompt, regions=tuple(regions), width=canvas, height=canvas, background=background, negative_prompt=negative)
+        layout = Layout(
+            prompt=prompt,
+            regions=tuple(regions),
+            width=canvas,
+            height=canvas,
+            background=background,
+            negative_prompt=negative,
+        )
         return layout, notes
     if first_error is not None:
         raise first_error
     raise LayoutError(
         "no boxes found in the reply; expected one line per object 'name: (x0, y0, x1, y1)' (512 px corners), "
-        "an LMD list [('name', [x, y, w, h]), ...], or JSON {\"regions\": [{\"phrase\", \"box\"}]}"
+        'an LMD list [(\'name\', [x, y, w, h]), ...], or JSON {"regions": [{"phrase", "box"}]}'
     )
 
 
@@ -1382,8 +1516,10 @@ class OpenAIChatBackend:
                     continue
                 hint = " (check the API key: --api-key or $OPENAI_API_KEY)" if e.code in (401, 403) else ""
                 hint = hint or (" (check --llm-model and --base-url)" if e.code in (400, 404) else "")
-                raise PlannerError(f"POST {self.url} failed: HTTP {e.code} {e.reason}{detail}{hint}; not retried") from None
-            except (TimeoutError, socket.timeout) as e:
+                raise PlannerError(
+                    f"POST {self.url} failed: HTTP {e.code} {e.reason}{detail}{hint}; not retried"
+                ) from None
+            except TimeoutError as e:
                 last = f"timed out after {self.timeout} s ({e})"
                 continue
             except urllib.error.URLError as e:
@@ -1425,7 +1561,9 @@ class TransformersBackend:
 
     def __init__(self, model_name_or_path: str, max_new_tokens: int = 256, device: str = "cpu"):
         if not model_name_or_path:
-            raise PlannerError("a transformers model name or folder is required (e.g. --llm-model Qwen/Qwen2.5-0.5B-Instruct)")
+            raise PlannerError(
+                "a transformers model name or folder is required (e.g. --llm-model Qwen/Qwen2.5-0.5B-Instruct)"
+            )
         self.model_name_or_path = str(model_name_or_path)
         self.max_new_tokens, self.device = max_new_tokens, device
         self.model_id = f"transformers:{self.model_name_or_path}"
@@ -1516,7 +1654,12 @@ class LLMPlanner:
         self.system = system or file_system or SYSTEM_MESSAGE
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self.cache = cache
-        template = {"version": TEMPLATE_VERSION, "system": self.system, "prefix": USER_PREFIX, "examples": self.examples}
+        template = {
+            "version": TEMPLATE_VERSION,
+            "system": self.system,
+            "prefix": USER_PREFIX,
+            "examples": self.examples,
+        }
         self.template_hash = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()
 
     def cache_path(self, prompt: str) -> Path:
@@ -1533,7 +1676,9 @@ class LLMPlanner:
                 data = json.loads(path.read_text())
                 if data.get("prompt") != prompt or data.get("model") != self.backend.model_id:
                     raise ValueError("key mismatch")
-                return PlanResult(Layout.from_dict(data["layout"]), list(data.get("notes", [])) + [f"from cache {path}"], False)
+                return PlanResult(
+                    Layout.from_dict(data["layout"]), list(data.get("notes", [])) + [f"from cache {path}"], False
+                )
             except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
                 notes.append(f"ignored unreadable cache file {path} ({e})")
         messages = build_messages(prompt, self.examples, self.system)

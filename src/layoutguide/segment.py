@@ -9,7 +9,7 @@ its peak) and the image, so users can look at where each phrase lands, with or w
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -51,7 +51,12 @@ def attention_segmentation(
         # boxes are irrelevant without a method: a full-canvas box keeps the Layout valid
         layout = Layout(prompt=prompt, regions=tuple(Region(p, box=(0.0, 0.0, 1.0, 1.0)) for p in phrases))
     result = pipe(layout=layout, method=method, return_attention=True, attention_resolution=resolution, **call_kwargs)
-    tokens = map_phrases(pipe.tokenizer, result.layouts[0].prompt, layout.phrases, on_missing="append" if call_kwargs.get("append_missing_phrases") else "error")
+    tokens = map_phrases(
+        pipe.tokenizer,
+        result.layouts[0].prompt,
+        layout.phrases,
+        on_missing="append" if call_kwargs.get("append_missing_phrases") else "error",
+    )
     n = len(result.attention)
     lo, hi = int(window[0] * n), max(int(window[0] * n) + 1, int(round(window[1] * n)))
     mean = torch.stack([a[0] for a in result.attention[lo:hi]]).mean(0)  # (h, w, 77)

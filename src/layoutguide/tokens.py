@@ -13,10 +13,13 @@ the remaining regions share the last occurrence, as the official code shares one
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal, Sequence
+from collections.abc import Sequence
+from typing import Literal
+
+from .errors import LayoutguideError
 
 
-class PhraseNotFoundError(ValueError):
+class PhraseNotFoundError(LayoutguideError, ValueError):
     """A region's phrase does not occur in the prompt."""
 
 
@@ -37,7 +40,7 @@ def _find_all(haystack: Sequence[int], needle: Sequence[int]) -> list[int]:
 
 
 def _plural_variants(phrase: str) -> list[str]:
-    """"cat" -> "cats", "cats" -> "cat", "box" -> "boxes": last word only, as the official code tries."""
+    """ "cat" -> "cats", "cats" -> "cat", "box" -> "boxes": last word only, as the official code tries."""
     words = phrase.split()
     last = words[-1]
     variants = [last + "s", last + "es"]

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from .layout import Layout
 
-PALETTE = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180), (70, 240, 240), (240, 50, 230), (128, 128, 0), (0, 128, 128), (170, 110, 40)]
+PALETTE = [
+    (230, 25, 75),
+    (60, 180, 75),
+    (0, 130, 200),
+    (245, 130, 48),
+    (145, 30, 180),
+    (70, 240, 240),
+    (240, 50, 230),
+    (128, 128, 0),
+    (0, 128, 128),
+    (170, 110, 40),
+]
 
 
 def _font(size: int):
@@ -19,7 +30,9 @@ def _font(size: int):
         return ImageFont.load_default()
 
 
-def draw_layout(image: Image.Image | None, layout: Layout, *, scale: int | None = None, labels: bool = True) -> Image.Image:
+def draw_layout(
+    image: Image.Image | None, layout: Layout, *, scale: int | None = None, labels: bool = True
+) -> Image.Image:
     """The layout's boxes (and masks, tinted) with phrase labels over ``image`` (or a blank canvas).
 
     Small images are enlarged first (nearest neighbour) so that labels stay legible.
@@ -54,14 +67,28 @@ def draw_layout(image: Image.Image | None, layout: Layout, *, scale: int | None 
 
 def colormap(values: np.ndarray) -> np.ndarray:
     """A perceptually ordered dark-blue -> red -> yellow map for values in [0, 1]; returns uint8 RGB."""
-    stops = np.array([[0, 0, 4], [40, 11, 84], [101, 21, 110], [159, 42, 99], [212, 72, 66], [245, 125, 21], [250, 193, 39], [252, 255, 164]], dtype=np.float32)
+    stops = np.array(
+        [
+            [0, 0, 4],
+            [40, 11, 84],
+            [101, 21, 110],
+            [159, 42, 99],
+            [212, 72, 66],
+            [245, 125, 21],
+            [250, 193, 39],
+            [252, 255, 164],
+        ],
+        dtype=np.float32,
+    )
     v = np.clip(values, 0, 1) * (len(stops) - 1)
     lo = np.floor(v).astype(int).clip(0, len(stops) - 2)
     frac = (v - lo)[..., None]
     return (stops[lo] * (1 - frac) + stops[lo + 1] * frac).round().astype(np.uint8)
 
 
-def heatmap(values: np.ndarray, size: tuple[int, int], image: Image.Image | None = None, alpha: float = 0.6) -> Image.Image:
+def heatmap(
+    values: np.ndarray, size: tuple[int, int], image: Image.Image | None = None, alpha: float = 0.6
+) -> Image.Image:
     """A 2-D map normalised to [0, 1], coloured, enlarged to ``size`` (w, h), optionally blended over ``image``."""
     v = values.astype(np.float32)
     v = (v - v.min()) / (v.max() - v.min() + 1e-8)
@@ -71,7 +98,9 @@ def heatmap(values: np.ndarray, size: tuple[int, int], image: Image.Image | None
     return img
 
 
-def region_heatmaps(image: Image.Image, layout: Layout, token_maps: np.ndarray, indices: Sequence[Sequence[int]], *, size: int = 256) -> list[Image.Image]:
+def region_heatmaps(
+    image: Image.Image, layout: Layout, token_maps: np.ndarray, indices: Sequence[Sequence[int]], *, size: int = 256
+) -> list[Image.Image]:
     """One heatmap per region: the summed attention of its phrase tokens, with its box drawn.
 
     ``token_maps`` is ``(h, w, 77)`` cross-attention (e.g. one step of ``LayoutPipelineOutput.attention``).
@@ -85,7 +114,9 @@ def region_heatmaps(image: Image.Image, layout: Layout, token_maps: np.ndarray, 
     return out
 
 
-def grid(images: Sequence[Image.Image], *, columns: int | None = None, captions: Sequence[str] | None = None, pad: int = 4) -> Image.Image:
+def grid(
+    images: Sequence[Image.Image], *, columns: int | None = None, captions: Sequence[str] | None = None, pad: int = 4
+) -> Image.Image:
     """Images in a grid (row-major), each with an optional caption underneath."""
     if not images:
         raise ValueError("grid: no images")

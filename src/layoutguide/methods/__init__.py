@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .base import GuidanceContext, GuidanceMethod, LossOutput, MethodOptionError, MethodOptions, StepPlan
 from .attend_excite import AttendExcite
+from .base import GuidanceContext, GuidanceMethod, LossOutput, MethodOptionError, MethodOptions, StepPlan
 from .boxdiff import BoxDiff
 from .compose import Composite
 from .dense_diffusion import DenseDiffusion
@@ -13,7 +13,21 @@ from .paint_with_words import PaintWithWords
 from .refocus import Refocus
 from .zestguide import ZestGuide
 
-REGISTRY: dict[str, type[GuidanceMethod]] = {cls.name: cls for cls in (GuidanceMethod, Refocus, BoxDiff, LayoutGuidance, AttendExcite, ZestGuide, PaintWithWords, DenseDiffusion, Gligen, ReGround)}
+REGISTRY: dict[str, type[GuidanceMethod]] = {
+    cls.name: cls
+    for cls in (
+        GuidanceMethod,
+        Refocus,
+        BoxDiff,
+        LayoutGuidance,
+        AttendExcite,
+        ZestGuide,
+        PaintWithWords,
+        DenseDiffusion,
+        Gligen,
+        ReGround,
+    )
+}
 
 
 # Combinations the papers use; ``--methods all`` runs them beside every registered method (any other `+` join of
@@ -35,14 +49,18 @@ def get_method(spec: str | GuidanceMethod | None, **options) -> GuidanceMethod:
     None (plain sampling)."""
     if isinstance(spec, GuidanceMethod):
         if options:
-            raise MethodOptionError("options cannot be given together with a method instance; set them on the instance")
+            raise MethodOptionError(
+                "options cannot be given together with a method instance; set them on the instance"
+            )
         return spec
     name = spec or "none"
     if "+" in name:
         parts = [p.strip() for p in name.split("+")]
         unknown = set(options) - set(parts)
         if unknown:
-            raise MethodOptionError(f"options for {sorted(unknown)} given, but {name!r} combines {parts}; key options by member name")
+            raise MethodOptionError(
+                f"options for {sorted(unknown)} given, but {name!r} combines {parts}; key options by member name"
+            )
         bad = [o for o in options.values() if not isinstance(o, dict)]
         if bad:
             raise MethodOptionError(f"options of a combination are given per member, e.g. {{'{parts[0]}': {{...}}}}")
@@ -52,4 +70,23 @@ def get_method(spec: str | GuidanceMethod | None, **options) -> GuidanceMethod:
     return REGISTRY[name](**options)
 
 
-__all__ = ["REGISTRY", "get_method", "GuidanceContext", "GuidanceMethod", "LossOutput", "MethodOptionError", "MethodOptions", "StepPlan", "Refocus", "BoxDiff", "LayoutGuidance", "AttendExcite", "ZestGuide", "PaintWithWords", "DenseDiffusion", "Composite", "Gligen", "ReGround"]
+__all__ = [
+    "REGISTRY",
+    "get_method",
+    "GuidanceContext",
+    "GuidanceMethod",
+    "LossOutput",
+    "MethodOptionError",
+    "MethodOptions",
+    "StepPlan",
+    "Refocus",
+    "BoxDiff",
+    "LayoutGuidance",
+    "AttendExcite",
+    "ZestGuide",
+    "PaintWithWords",
+    "DenseDiffusion",
+    "Composite",
+    "Gligen",
+    "ReGround",
+]

@@ -18,12 +18,22 @@ import torch
 from pydantic import Field
 
 from ..attention import AttentionRequest, AttentionStore
-from .base import GuidanceContext, GuidanceMethod, LossOutput, StepPlan, TokenMapOptions, region_tokens, smoothed_token_maps
+from .base import (
+    GuidanceContext,
+    GuidanceMethod,
+    LossOutput,
+    StepPlan,
+    TokenMapOptions,
+    region_tokens,
+    smoothed_token_maps,
+)
 
 REFINE_AT = {0: 0.05, 10: 0.5, 20: 0.8}  # reference step (of 50) -> target peak
 
 
-def excite_plan(step: int, num_steps: int, *, scale_factor: float, guided_fraction: float, refine: bool, max_refinement: int) -> StepPlan | None:
+def excite_plan(
+    step: int, num_steps: int, *, scale_factor: float, guided_fraction: float, refine: bool, max_refinement: int
+) -> StepPlan | None:
     """Attend-and-Excite's step-size schedule (shared with BoxDiff)."""
     if step >= round(guided_fraction * num_steps):
         return None
@@ -58,7 +68,14 @@ class AttendExcite(GuidanceMethod):
         o = self.options
         if not any(ctx.token_maps[b].indices for b in range(ctx.batch_size)):
             return None
-        return excite_plan(step, ctx.num_steps, scale_factor=o.scale_factor, guided_fraction=o.guided_fraction, refine=o.refine, max_refinement=o.max_refinement)
+        return excite_plan(
+            step,
+            ctx.num_steps,
+            scale_factor=o.scale_factor,
+            guided_fraction=o.guided_fraction,
+            refine=o.refine,
+            max_refinement=o.max_refinement,
+        )
 
     def loss(self, store: AttentionStore, ctx: GuidanceContext, step: int, plan: StepPlan) -> LossOutput:
         maps = smoothed_token_maps(store, self.requests()[0], self.options)  # (B, 75, h, w)

@@ -17,6 +17,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..attention import AttentionRequest, AttentionStore, Modulator, grid_maps
+from ..errors import LayoutguideError
 from ..layout import Layout
 from ..tokens import TokenMap
 
@@ -39,7 +40,7 @@ class TokenMapOptions(MethodOptions):
     )
 
 
-class MethodOptionError(ValueError):
+class MethodOptionError(LayoutguideError, ValueError):
     """A method option has a bad name or value."""
 
 
@@ -76,7 +77,9 @@ class GuidanceContext:
     def batch_size(self) -> int:
         return len(self.layouts)
 
-    def region_masks(self, b: int, grid: tuple[int, int], *, boxes_only: bool = False, soft: bool = False) -> torch.Tensor:
+    def region_masks(
+        self, b: int, grid: tuple[int, int], *, boxes_only: bool = False, soft: bool = False
+    ) -> torch.Tensor:
         """Sample ``b``'s regions rasterised on ``grid``: float ``(N_regions, h, w)``, in {0, 1} or, with
         ``soft``, the covered share of each cell."""
         key = (b, grid, boxes_only, soft)
@@ -101,7 +104,9 @@ class GuidanceMethod:
         except ValidationError as e:
             problems = "; ".join(f"{self.name}.{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
             allowed = ", ".join(self.Options.model_fields) or "none"
-            raise MethodOptionError(f"bad option for method {self.name!r}: {problems} (allowed options: {allowed})") from None
+            raise MethodOptionError(
+                f"bad option for method {self.name!r}: {problems} (allowed options: {allowed})"
+            ) from None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.options!r})"
@@ -133,7 +138,9 @@ class GuidanceMethod:
     def loss(self, store: AttentionStore, ctx: GuidanceContext, step: int, plan: StepPlan) -> LossOutput:
         raise NotImplementedError(f"method {self.name!r} plans guidance steps but defines no loss")
 
-    def update(self, latents: torch.Tensor, grad: torch.Tensor, plan: StepPlan, ctx: GuidanceContext, step: int) -> torch.Tensor:
+    def update(
+        self, latents: torch.Tensor, grad: torch.Tensor, plan: StepPlan, ctx: GuidanceContext, step: int
+    ) -> torch.Tensor:
         """Gradient descent on the (model-input scaled) latents; methods with a ``normalize_grad`` option take
         L-inf normalised steps when it is on."""
         if getattr(self.options, "normalize_grad", False):

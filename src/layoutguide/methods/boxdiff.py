@@ -23,7 +23,15 @@ from pydantic import Field
 
 from ..attention import AttentionRequest, AttentionStore
 from .attend_excite import excite_plan
-from .base import GuidanceContext, GuidanceMethod, LossOutput, StepPlan, TokenMapOptions, region_tokens, smoothed_token_maps
+from .base import (
+    GuidanceContext,
+    GuidanceMethod,
+    LossOutput,
+    StepPlan,
+    TokenMapOptions,
+    region_tokens,
+    smoothed_token_maps,
+)
 
 
 class BoxDiffOptions(TokenMapOptions):
@@ -65,7 +73,11 @@ def boxdiff_terms(a: torch.Tensor, m: torch.Tensor, o: BoxDiffOptions) -> torch.
     if o.corner:
         px, mx = a.amax(0), m.amax(0)  # x profiles (max over y)
         py, my = a.amax(1), m.amax(1)
-        loss = loss + ((px - mx).abs() * _edge_weights(mx, o.corner_width)).mean() + ((py - my).abs() * _edge_weights(my, o.corner_width)).mean()
+        loss = (
+            loss
+            + ((px - mx).abs() * _edge_weights(mx, o.corner_width)).mean()
+            + ((py - my).abs() * _edge_weights(my, o.corner_width)).mean()
+        )
     return loss
 
 
@@ -80,7 +92,14 @@ class BoxDiff(GuidanceMethod):
 
     def plan(self, step: int, ctx: GuidanceContext) -> StepPlan | None:
         o = self.options
-        return excite_plan(step, ctx.num_steps, scale_factor=o.scale_factor, guided_fraction=o.guided_fraction, refine=o.refine, max_refinement=o.max_refinement)
+        return excite_plan(
+            step,
+            ctx.num_steps,
+            scale_factor=o.scale_factor,
+            guided_fraction=o.guided_fraction,
+            refine=o.refine,
+            max_refinement=o.max_refinement,
+        )
 
     def loss(self, store: AttentionStore, ctx: GuidanceContext, step: int, plan: StepPlan) -> LossOutput:
         maps = smoothed_token_maps(store, self.requests()[0], self.options)  # (B, 75, h, w)

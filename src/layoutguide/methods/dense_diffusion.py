@@ -62,7 +62,11 @@ class DenseDiffusion(GuidanceMethod):
                     masks = ctx.region_masks(b, grid).flatten(1)  # (R, N)
                     area = masks.sum(1) / masks.shape[1]  # share of the grid
                     # a pixel's size penalty uses the largest region covering it; 1 outside all regions
-                    size = 1 - o.size_reg * (masks * area[:, None]).amax(0) if len(masks) else torch.ones(masks.shape[1], device=masks.device)
+                    size = (
+                        1 - o.size_reg * (masks * area[:, None]).amax(0)
+                        if len(masks)
+                        else torch.ones(masks.shape[1], device=masks.device)
+                    )
                     if layer.kind == "cross":
                         r = token_region_matrix(ctx, b, grid, n_keys)  # (N, K)
                     else:

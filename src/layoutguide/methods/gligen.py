@@ -43,13 +43,32 @@ REGROUND_HOOK = "layoutguide_reground"
 class ParallelGroundingHook(ModelHook):
     """ReGround's forward for a BasicTransformerBlock with a fuser (layer-norm blocks only)."""
 
-    def new_forward(self, block: BasicTransformerBlock, hidden_states, attention_mask=None, encoder_hidden_states=None, encoder_attention_mask=None, timestep=None, cross_attention_kwargs=None, class_labels=None, added_cond_kwargs=None):
+    def new_forward(
+        self,
+        block: BasicTransformerBlock,
+        hidden_states,
+        attention_mask=None,
+        encoder_hidden_states=None,
+        encoder_attention_mask=None,
+        timestep=None,
+        cross_attention_kwargs=None,
+        class_labels=None,
+        added_cond_kwargs=None,
+    ):
         kwargs = dict(cross_attention_kwargs or {})
         gligen = kwargs.pop("gligen", None)
         norm = block.norm1(hidden_states)
         if block.pos_embed is not None:
             norm = block.pos_embed(norm)
-        v = block.attn1(norm, encoder_hidden_states=encoder_hidden_states if block.only_cross_attention else None, attention_mask=attention_mask, **kwargs) + hidden_states
+        v = (
+            block.attn1(
+                norm,
+                encoder_hidden_states=encoder_hidden_states if block.only_cross_attention else None,
+                attention_mask=attention_mask,
+                **kwargs,
+            )
+            + hidden_states
+        )
         if v.ndim == 4:
             v = v.squeeze(1)
         out = v
@@ -57,7 +76,9 @@ class ParallelGroundingHook(ModelHook):
             norm = block.norm2(v)
             if block.pos_embed is not None:
                 norm = block.pos_embed(norm)
-            out = out + block.attn2(norm, encoder_hidden_states=encoder_hidden_states, attention_mask=encoder_attention_mask, **kwargs)
+            out = out + block.attn2(
+                norm, encoder_hidden_states=encoder_hidden_states, attention_mask=encoder_attention_mask, **kwargs
+            )
         if gligen is not None:
             out = out + (block.fuser(v, gligen["objs"]) - v)  # the fuser returns v + its residual
         out = out + block.ff(block.norm3(out))
@@ -65,7 +86,11 @@ class ParallelGroundingHook(ModelHook):
 
 
 def grounded_blocks(unet: torch.nn.Module) -> list[BasicTransformerBlock]:
-    return [m for m in unet.modules() if isinstance(m, BasicTransformerBlock) and isinstance(getattr(m, "fuser", None), GatedSelfAttentionDense)]
+    return [
+        m
+        for m in unet.modules()
+        if isinstance(m, BasicTransformerBlock) and isinstance(getattr(m, "fuser", None), GatedSelfAttentionDense)
+    ]
 
 
 @contextlib.contextmanager
@@ -74,7 +99,9 @@ def parallel_grounding(unet: torch.nn.Module):
     blocks = grounded_blocks(unet)
     for block in blocks:
         if block.norm_type != "layer_norm":
-            raise ValueError(f"ReGround supports layer-norm transformer blocks only, got norm_type {block.norm_type!r}")
+            raise ValueError(
+                f"ReGround supports layer-norm transformer blocks only, got norm_type {block.norm_type!r}"
+            )
     installed = []
     try:
         for block in blocks:
@@ -169,7 +196,9 @@ class Gligen(GuidanceMethod):
     def _activate(self, pipe, ctx: GuidanceContext):
         unet = pipe.unet
         if getattr(unet, "position_net", None) is None or not grounded_blocks(unet):
-            raise MethodOptionError(f"method {self.name!r} needs a GLIGEN UNet (attention_type='gated'); this model has no fusers")
+            raise MethodOptionError(
+                f"method {self.name!r} needs a GLIGEN UNet (attention_type='gated'); this model has no fusers"
+            )
         self._tensors = self._grounding_inputs(pipe, ctx)
         with contextlib.ExitStack() as stack:
             if self.options.rewire == "parallel":
@@ -197,13 +226,19 @@ class Gligen(GuidanceMethod):
             with torch.no_grad():
                 pooled = pipe.text_encoder(ids).pooler_output  # (R, D)
             if pooled.shape[-1] != width:
-                raise ValueError(f"GLIGEN needs phrase embeddings of width {width} (cross_attention_dim), the text encoder gives {pooled.shape[-1]}")
+                raise ValueError(
+                    f"GLIGEN needs phrase embeddings of width {width} (cross_attention_dim), the text encoder gives {pooled.shape[-1]}"
+                )
             n = len(layout.regions)
             boxes[b, :n] = torch.tensor(layout.boxes, dtype=torch.float32)
             embeddings[b, :n] = pooled.float().cpu()
             masks[b, :n] = 1
         dtype = pipe.unet.dtype
-        return {"boxes": boxes.to(ctx.device, dtype), "positive_embeddings": embeddings.to(ctx.device, dtype), "masks": masks.to(ctx.device, dtype)}
+        return {
+            "boxes": boxes.to(ctx.device, dtype),
+            "positive_embeddings": embeddings.to(ctx.device, dtype),
+            "masks": masks.to(ctx.device, dtype),
+        }
 
     def unet_kwargs(self, step: int, ctx: GuidanceContext, *, cfg: bool) -> dict[str, Any]:
         if self._tensors is None or step >= self.options.beta * ctx.num_steps:
@@ -212,7 +247,13 @@ class Gligen(GuidanceMethod):
         if not cfg:
             return {"gligen": dict(t)}
         # [uncond, cond]: the unconditional half gets GLIGEN's null grounding (masks 0)
-        return {"gligen": {"boxes": t["boxes"].repeat(2, 1, 1), "positive_embeddings": t["positive_embeddings"].repeat(2, 1, 1), "masks": torch.cat([torch.zeros_like(t["masks"]), t["masks"]])}}
+        return {
+            "gligen": {
+                "boxes": t["boxes"].repeat(2, 1, 1),
+                "positive_embeddings": t["positive_embeddings"].repeat(2, 1, 1),
+                "masks": torch.cat([torch.zeros_like(t["masks"]), t["masks"]]),
+            }
+        }
 
     _tensors: dict[str, torch.Tensor] | None = None
 

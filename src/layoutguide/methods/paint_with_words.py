@@ -50,7 +50,9 @@ class PaintWithWords(GuidanceMethod):
             grid = layer.grid(store.latent_hw)
             key = (grid, logits.shape[-1])
             if key not in cache:
-                cache[key] = torch.stack([token_region_matrix(ctx, b, grid, logits.shape[-1]) for b in range(ctx.batch_size)])
+                cache[key] = torch.stack(
+                    [token_region_matrix(ctx, b, grid, logits.shape[-1]) for b in range(ctx.batch_size)]
+                )
             w = cache[key].to(logits.dtype)[:, None]  # (B, 1, N, K)
             peak = logits.detach().flatten(1).amax(1).view(-1, 1, 1, 1)
             return logits + self.options.weight * math.log1p(sigma_at(ctx, store.step)) * peak * w

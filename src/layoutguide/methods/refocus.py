@@ -37,7 +37,15 @@ import torch
 from pydantic import Field
 
 from ..attention import AttentionRequest, AttentionStore, grid_maps
-from .base import GuidanceContext, GuidanceMethod, LossOutput, StepPlan, TokenMapOptions, region_tokens, smoothed_token_maps
+from .base import (
+    GuidanceContext,
+    GuidanceMethod,
+    LossOutput,
+    StepPlan,
+    TokenMapOptions,
+    region_tokens,
+    smoothed_token_maps,
+)
 
 REFERENCE_STEPS = 50
 
@@ -101,7 +109,9 @@ class RefocusOptions(TokenMapOptions):
     early_stop: bool = True
     loss_threshold: float = 0.1
     inside_threshold: float = 0.2
-    grounding_weight: float = Field(0.0, ge=0, description="weight of the official code's GLIGEN grounding-token loss L_G (3 there)")
+    grounding_weight: float = Field(
+        0.0, ge=0, description="weight of the official code's GLIGEN grounding-token loss L_G (3 there)"
+    )
 
 
 class Refocus(GuidanceMethod):
@@ -175,7 +185,11 @@ class Refocus(GuidanceMethod):
         else:
             peaked = min_inside >= o.inside_threshold
             done = peaked | (total <= o.loss_threshold) if ref < 10 else peaked
-        return LossOutput(total, done.detach(), {"car": car.detach(), "sar": sar.detach(), "grounding": grounding.detach(), "min_inside": min_inside})
+        return LossOutput(
+            total,
+            done.detach(),
+            {"car": car.detach(), "sar": sar.detach(), "grounding": grounding.detach(), "min_inside": min_inside},
+        )
 
     def _grounding_loss(self, store: AttentionStore, ctx: GuidanceContext) -> torch.Tensor:
         """L_G: in-box pixels should not attend to *other* boxes' grounding tokens (GLIGEN fuser attention).
@@ -196,7 +210,9 @@ class Refocus(GuidanceMethod):
             for b in range(ctx.batch_size):
                 masks = ctx.region_masks(b, grid).flatten(1)  # (R, N)
                 to_tokens = probs[b][:, :n, n:].float()  # (heads, N, 30): visual queries -> grounding keys
-                rows = torch.einsum("rn,hnk->rhk", masks, to_tokens) / masks.sum(1).clamp(min=1)[:, None, None]  # (R, heads, 30)
+                rows = (
+                    torch.einsum("rn,hnk->rhk", masks, to_tokens) / masks.sum(1).clamp(min=1)[:, None, None]
+                )  # (R, heads, 30)
                 own = torch.zeros_like(rows)
                 own[torch.arange(len(masks)), :, torch.arange(len(masks))] = 1
                 values.append((rows * (1 - own)).amax(-1).mean(-1).sum() / len(masks))

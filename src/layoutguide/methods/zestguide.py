@@ -39,7 +39,9 @@ class ZestGuideOptions(MethodOptions):
     resolutions: tuple[int, ...] = (16, 32)
 
 
-def segment_maps(store: AttentionStore, requests: list[AttentionRequest], indices: list[tuple[tuple[int, ...], ...]]) -> list[torch.Tensor]:
+def segment_maps(
+    store: AttentionStore, requests: list[AttentionRequest], indices: list[tuple[tuple[int, ...], ...]]
+) -> list[torch.Tensor]:
     """``S^`` per sample: ``(R_b, h, w)`` for each sample's regions, tokens summed, heads and layers averaged."""
     maps = {}
     for request in requests:
@@ -72,12 +74,16 @@ def zest_loss(maps: torch.Tensor, masks: torch.Tensor, variant: str) -> torch.Te
 
 class ZestGuide(GuidanceMethod):
     name = "zestguide"
-    summary = "ZestGuide: BCE between attention segmentation and input masks, L-inf normalised gradient (arXiv 2306.13754)"
+    summary = (
+        "ZestGuide: BCE between attention segmentation and input masks, L-inf normalised gradient (arXiv 2306.13754)"
+    )
     needs_layout = True
     Options = ZestGuideOptions
 
     def requests(self) -> list[AttentionRequest]:
-        return [AttentionRequest("cross", (r,), ("down", "up") if r <= 16 else ("up",)) for r in self.options.resolutions]
+        return [
+            AttentionRequest("cross", (r,), ("down", "up") if r <= 16 else ("up",)) for r in self.options.resolutions
+        ]
 
     def plan(self, step: int, ctx: GuidanceContext) -> StepPlan | None:
         if step >= self.options.tau * ctx.num_steps:
@@ -89,7 +95,9 @@ class ZestGuide(GuidanceMethod):
     def loss(self, store: AttentionStore, ctx: GuidanceContext, step: int, plan: StepPlan) -> LossOutput:
         maps = segment_maps(store, self.requests(), [ctx.token_maps[b].indices for b in range(ctx.batch_size)])
         grid = tuple(maps[0].shape[-2:])
-        losses = [zest_loss(maps[b], ctx.region_masks(b, grid, soft=True), self.options.variant) for b in range(ctx.batch_size)]
+        losses = [
+            zest_loss(maps[b], ctx.region_masks(b, grid, soft=True), self.options.variant)
+            for b in range(ctx.batch_size)
+        ]
         loss = torch.stack(losses)
         return LossOutput(loss, torch.zeros_like(loss, dtype=torch.bool))
-

@@ -66,7 +66,8 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections import Counter, defaultdict
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -96,7 +97,11 @@ UNKNOWN_DISTANCE = 4.0  # scaled feature distance beyond which the shape is "unk
 # sides 12-30 px; scales are the tolerated deviations (one "sigma" of the confidence). The top-half share is
 # the sharper feature: circles and squares are symmetric about their middle row, so it stays 0.5 under blur,
 # while blur rounds squares (fill 1.0 -> ~0.92 at 12 px) and fattens triangles (-> ~(0.65, 0.33)).
-SHAPE_PROTOTYPES: dict[str, tuple[float, float]] = {"square": (1.0, 0.5), "circle": (0.78, 0.5), "triangle": (0.51, 0.255)}
+SHAPE_PROTOTYPES: dict[str, tuple[float, float]] = {
+    "square": (1.0, 0.5),
+    "circle": (0.78, 0.5),
+    "triangle": (0.51, 0.255),
+}
 FILL_SCALE = 0.1
 TOP_SCALE = 0.04
 LOG_ASPECT_SCALE = 0.2
@@ -249,7 +254,9 @@ def classify_shape(fill: float, top_share: float, aspect: float) -> tuple[str, f
     aspect_term = (math.log(aspect) / LOG_ASPECT_SCALE) ** 2
     best, best_d = "unknown", math.inf
     for shape, (proto_fill, proto_top) in SHAPE_PROTOTYPES.items():
-        d = math.sqrt(((fill - proto_fill) / FILL_SCALE) ** 2 + ((top_share - proto_top) / TOP_SCALE) ** 2 + aspect_term)
+        d = math.sqrt(
+            ((fill - proto_fill) / FILL_SCALE) ** 2 + ((top_share - proto_top) / TOP_SCALE) ** 2 + aspect_term
+        )
         if d < best_d:
             best, best_d = shape, d
     confidence = math.exp(-0.5 * best_d**2)
@@ -261,7 +268,14 @@ def _detection(colour: str, component: np.ndarray) -> Detection:
     ys, xs = np.nonzero(component)
     box = (xs.min() / w, ys.min() / h, (xs.max() + 1) / w, (ys.max() + 1) / h)
     shape, confidence = classify_shape(*shape_features(component))
-    return Detection(colour=colour, shape=shape, box=tuple(float(v) for v in box), mask=component, area=int(ys.size), confidence=confidence)
+    return Detection(
+        colour=colour,
+        shape=shape,
+        box=tuple(float(v) for v in box),
+        mask=component,
+        area=int(ys.size),
+        confidence=confidence,
+    )
 
 
 def min_area(height: int, width: int) -> int:
@@ -386,7 +400,9 @@ def _as_relation(relation: Any, n_regions: int) -> tuple[int, str, int]:
     try:
         subject, name, obj = relation
     except (TypeError, ValueError):
-        raise ValueError(f"relation must be (subject_region_index, relation, object_region_index), got {relation!r}") from None
+        raise ValueError(
+            f"relation must be (subject_region_index, relation, object_region_index), got {relation!r}"
+        ) from None
     if name not in RELATIONS:
         raise ValueError(f"unknown relation {name!r}; expected one of {RELATIONS}")
     for i in (subject, obj):
@@ -400,7 +416,9 @@ def _target_masks(layout: Layout, height: int, width: int) -> np.ndarray:
     return layout.rasterize(height, width) > 0.5
 
 
-def semantic_miou(detections: Sequence[Detection], kinds: list[tuple[str, str]], targets: np.ndarray, *, inside_only: bool) -> float:
+def semantic_miou(
+    detections: Sequence[Detection], kinds: list[tuple[str, str]], targets: np.ndarray, *, inside_only: bool
+) -> float:
     """Segmentation mIoU with the layout's (colour, shape) kinds as classes, as ZestGuide scores mask layouts.
 
     Target label map: each region's mask (later regions win where they overlap). Predicted label map: each
@@ -450,7 +468,9 @@ def evaluate(
         found_dets, tinted = list(detections), bool(np.linalg.norm(estimate_background(rgb) - 255.0) > TINT_DISTANCE)
     targets = _target_masks(layout, h, w)
 
-    ious = np.array([[box_iou(r.bbox, d.box) for d in found_dets] for r in layout.regions]).reshape(len(kinds), len(found_dets))
+    ious = np.array([[box_iou(r.bbox, d.box) for d in found_dets] for r in layout.regions]).reshape(
+        len(kinds), len(found_dets)
+    )
     det_groups = _grouped((d.colour, d.shape) for d in found_dets)
     matched: dict[int, int] = {}
     for kind, regions in _grouped(kinds).items():
@@ -466,7 +486,18 @@ def evaluate(
         iou = float(ious[i, d]) if d is not None else 0.0
         m_iou = mask_iou(found_dets[d].mask, targets[i]) if d is not None else 0.0
         scores.append(
-            RegionScore(i, region.phrase, colour, shape, d is not None, iou, m_iou, d is not None and iou >= 0.5, i in colour_matched, d)
+            RegionScore(
+                i,
+                region.phrase,
+                colour,
+                shape,
+                d is not None,
+                iou,
+                m_iou,
+                d is not None and iou >= 0.5,
+                i in colour_matched,
+                d,
+            )
         )
 
     det_counts = Counter((d.colour, d.shape) for d in found_dets)
@@ -474,7 +505,11 @@ def evaluate(
     relation_ok = None
     if rel is not None:
         s, name, o = rel
-        relation_ok = s in matched and o in matched and relation_holds(found_dets[matched[s]].centre, name, found_dets[matched[o]].centre)
+        relation_ok = (
+            s in matched
+            and o in matched
+            and relation_holds(found_dets[matched[s]].centre, name, found_dets[matched[o]].centre)
+        )
 
     def mean(values: Iterable[float]) -> float:
         values = list(values)
@@ -497,7 +532,18 @@ def evaluate(
     )
 
 
-AGGREGATE_KEYS = ("object_in_box", "mean_iou", "mean_mask_iou", "colour_acc", "found_rate", "count_ok", "n_detections", "background_tint", "miou_inside", "miou_all")
+AGGREGATE_KEYS = (
+    "object_in_box",
+    "mean_iou",
+    "mean_mask_iou",
+    "colour_acc",
+    "found_rate",
+    "count_ok",
+    "n_detections",
+    "background_tint",
+    "miou_inside",
+    "miou_all",
+)
 
 
 def aggregate(scores: Sequence[ImageScore]) -> dict[str, float]:

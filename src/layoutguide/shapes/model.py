@@ -19,7 +19,9 @@ from .world import vocabulary
 
 
 def _bytes_to_unicode() -> list[str]:
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    bs = (
+        list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    )
     cs = bs[:]
     n = 0
     for b in range(256):
@@ -84,7 +86,9 @@ def word_token_mask(tokenizer, texts: list[str]):
     ``encoder_attention_mask``). The end token is the first end-of-text id after position 0."""
     import torch
 
-    ids = tokenizer(texts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt").input_ids
+    ids = tokenizer(
+        texts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt"
+    ).input_ids
     is_end = ids == tokenizer.eos_token_id
     is_end[:, 0] = False
     end = torch.where(is_end.any(1), is_end.int().argmax(1), torch.full((len(texts),), ids.shape[1]))
@@ -106,8 +110,15 @@ class ModelConfig:
     norm_groups: int = 16
 
     @classmethod
-    def tiny(cls) -> "ModelConfig":
-        return cls(vae_channels=(8, 16, 16), unet_channels=(16, 32, 32), unet_heads=2, text_width=32, text_heads=2, norm_groups=8)
+    def tiny(cls) -> ModelConfig:
+        return cls(
+            vae_channels=(8, 16, 16),
+            unet_channels=(16, 32, 32),
+            unet_heads=2,
+            text_width=32,
+            text_heads=2,
+            norm_groups=8,
+        )
 
 
 def build_components(config: ModelConfig | None = None, *, seed: int = 0, gated: bool = False) -> dict:

@@ -71,7 +71,9 @@ class TrainConfig:
     model: dict = dataclasses.field(default_factory=lambda: dataclasses.asdict(ModelConfig()))
 
 
-def render_batch(seeds: list[int], p_uncond: float, rng: random.Random, max_objects: int) -> tuple[torch.Tensor, list[str], list]:
+def render_batch(
+    seeds: list[int], p_uncond: float, rng: random.Random, max_objects: int
+) -> tuple[torch.Tensor, list[str], list]:
     """Images in [-1, 1], shape (B, 3, 64, 64), their captions ("" for the unconditional share) and scenes."""
     images, captions, scenes = [], [], []
     for seed in seeds:
@@ -115,7 +117,14 @@ def caption_token_targets(tokenizer, scene) -> list[tuple[int, np.ndarray]]:
     return targets
 
 
-def attention_grounding_loss(maps: dict[str, torch.Tensor], layers: dict, latent_hw: tuple[int, int], token_index: torch.Tensor, token_masks: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def attention_grounding_loss(
+    maps: dict[str, torch.Tensor],
+    layers: dict,
+    latent_hw: tuple[int, int],
+    token_index: torch.Tensor,
+    token_masks: torch.Tensor,
+    valid: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """TokenCompose's two losses averaged over layers: ``(L_token, L_pixel)``.
 
     ``maps``: cross-attention probabilities ``(B, heads, Nq, 77)`` per layer; ``token_index`` ``(B, K)`` the
@@ -149,7 +158,9 @@ def box_masks(layouts, masks: torch.Tensor) -> torch.Tensor:
     return out * masks[:, :k, None, None].cpu()
 
 
-def grounding_attention_loss(store: AttentionStore, boxes: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def grounding_attention_loss(
+    store: AttentionStore, boxes: torch.Tensor, valid: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """TokenCompose's ``(L_token, L_pixel)`` on GLIGEN's fuser attention: grounding token k plays the word, box k
     (``boxes`` (B, K, H, W)) its mask; ``valid`` (B, >=K) marks real grounding tokens. The recorded maps are
     ``(B, heads, N + 30, N + 30)`` over [visual; grounding] tokens; the visual queries' rows are used."""
@@ -191,7 +202,9 @@ class EMA:
 
     def __init__(self, modules: dict[str, torch.nn.Module], decay: float):
         self.decay = decay
-        self.shadow = {f"{m}.{n}": p.detach().clone() for m, mod in modules.items() for n, p in mod.state_dict().items()}
+        self.shadow = {
+            f"{m}.{n}": p.detach().clone() for m, mod in modules.items() for n, p in mod.state_dict().items()
+        }
 
     @torch.no_grad()
     def update(self, modules: dict[str, torch.nn.Module], step: int) -> None:
@@ -222,7 +235,13 @@ class Trainer:
         previous = self.state.get("config")
         if previous is not None and previous.get("schedule_start", 0) != config.schedule_start:
             # a new stage (fine-tune on a restarted schedule): keep the recipe of the steps so far, so the export's is whole
-            self.state.setdefault("stages", []).append({"until_unet_step": self.state["unet_step"], "until_gligen_step": self.state.get("gligen_step", 0), "config": previous})
+            self.state.setdefault("stages", []).append(
+                {
+                    "until_unet_step": self.state["unet_step"],
+                    "until_gligen_step": self.state.get("gligen_step", 0),
+                    "config": previous,
+                }
+            )
         self.state["config"] = dataclasses.asdict(config)
         self.device = pick_device(device)
         parts = build_components(self.model_config(), seed=config.seed)
@@ -260,7 +279,13 @@ class Trainer:
 
     def encode_text(self, captions: list[str], encoder: torch.nn.Module | None = None) -> torch.Tensor:
         """Per-token embeddings (B, 77, D) of the captions, by ``encoder`` (default: the one being trained)."""
-        ids = self.tokenizer(captions, padding="max_length", max_length=self.tokenizer.model_max_length, truncation=True, return_tensors="pt").input_ids
+        ids = self.tokenizer(
+            captions,
+            padding="max_length",
+            max_length=self.tokenizer.model_max_length,
+            truncation=True,
+            return_tensors="pt",
+        ).input_ids
         return (encoder or self.text_encoder)(ids.to(self.device))[0]
 
     def text_mask(self, captions: list[str]) -> torch.Tensor | None:
@@ -278,7 +303,12 @@ class Trainer:
         if (self.ckpt / "vae_optim.safetensors").exists():
             _load_optim_state(opt, load_file(self.ckpt / "vae_optim.safetensors"))
         rng = random.Random(cfg.seed + 1)
-        bar = tqdm(range(self.state["vae_step"], cfg.vae_steps), desc="autoencoder", initial=self.state["vae_step"], total=cfg.vae_steps)
+        bar = tqdm(
+            range(self.state["vae_step"], cfg.vae_steps),
+            desc="autoencoder",
+            initial=self.state["vae_step"],
+            total=cfg.vae_steps,
+        )
         for step in bar:
             seeds = [TRAIN_SEEDS - 1 - (step * cfg.vae_batch + i) for i in range(cfg.vae_batch)]
             x, _, _ = render_batch(seeds, 0.0, rng, cfg.max_objects)
@@ -341,17 +371,25 @@ class Trainer:
                 x, captions, scenes = render_batch(seeds, cfg.p_uncond, rng, cfg.max_objects)
                 with torch.no_grad():
                     z0 = self.vae.encode(x.to(self.device)).latent_dist.mean * scaling  # (B, 4, 16, 16)
-                t = torch.randint(0, self.scheduler.config.num_train_timesteps, (len(seeds),), device=self.device, generator=gen)
+                t = torch.randint(
+                    0, self.scheduler.config.num_train_timesteps, (len(seeds),), device=self.device, generator=gen
+                )
                 noise = torch.randn(z0.shape, device=self.device, generator=gen)
                 a = alphas[t].view(-1, 1, 1, 1)
                 zt = a.sqrt() * z0 + (1 - a).sqrt() * noise
                 with recording(store, cfg=False, step=step, on=supervise):
-                    pred = self.unet(zt, t, self.encode_text(captions), encoder_attention_mask=self.text_mask(captions)).sample
+                    pred = self.unet(
+                        zt, t, self.encode_text(captions), encoder_attention_mask=self.text_mask(captions)
+                    ).sample
                 mse = F.mse_loss(pred, noise)
                 loss, extra = mse, {}
                 if supervise:
-                    index, masks, valid = (v.to(self.device) for v in grounding_targets(self.tokenizer, scenes, captions))
-                    l_token, l_pixel = attention_grounding_loss(store.maps, store.layers, store.latent_hw, index, masks, valid)
+                    index, masks, valid = (
+                        v.to(self.device) for v in grounding_targets(self.tokenizer, scenes, captions)
+                    )
+                    l_token, l_pixel = attention_grounding_loss(
+                        store.maps, store.layers, store.latent_hw, index, masks, valid
+                    )
                     store.clear()  # the loss holds the graph; the dict need not keep the maps until the next step
                     loss = mse + cfg.attn_token_weight * l_token + cfg.attn_pixel_weight * l_pixel
                     extra = {"l_token": l_token.item(), "l_pixel": l_pixel.item()}
@@ -364,7 +402,14 @@ class Trainer:
                 bar.set_postfix(loss=f"{mse.item():.4f}", lr=f"{lr:.1e}", **{k: f"{v:.3f}" for k, v in extra.items()})
                 done = step + 1 == cfg.unet_steps or self._out_of_time()
                 if (step + 1) % cfg.checkpoint_every == 0 or done:
-                    self._log(stage="unet", step=step + 1, loss=mse.item(), **extra, grad_norm=float(grad_norm), seconds=time.time() - self.started)
+                    self._log(
+                        stage="unet",
+                        step=step + 1,
+                        loss=mse.item(),
+                        **extra,
+                        grad_norm=float(grad_norm),
+                        seconds=time.time() - self.started,
+                    )
                     for name, module in modules.items():
                         self._save(module.state_dict(), f"{name}.safetensors")
                     self._save(ema.shadow, "ema.safetensors")
@@ -376,7 +421,9 @@ class Trainer:
                     break
 
     @torch.no_grad()
-    def sample_grid(self, path: Path, ema: EMA | None = None, n: int = 16, steps: int = 30, cfg_scale: float = 3.0) -> None:
+    def sample_grid(
+        self, path: Path, ema: EMA | None = None, n: int = 16, steps: int = 30, cfg_scale: float = 3.0
+    ) -> None:
         """A quick look at progress: n held-out captions sampled with the EMA weights (DDIM, CFG)."""
         from diffusers import DDIMScheduler
         from PIL import Image
@@ -384,7 +431,13 @@ class Trainer:
         unet, text = self.unet, self.text_encoder
         backup = None
         if ema is not None:
-            backup = {k: v.detach().clone() for k, v in {**{f"unet.{n}": p for n, p in unet.state_dict().items()}, **{f"text_encoder.{n}": p for n, p in text.state_dict().items()}}.items()}
+            backup = {
+                k: v.detach().clone()
+                for k, v in {
+                    **{f"unet.{n}": p for n, p in unet.state_dict().items()},
+                    **{f"text_encoder.{n}": p for n, p in text.state_dict().items()},
+                }.items()
+            }
             unet.load_state_dict(ema.state_for("unet"))
             text.load_state_dict(ema.state_for("text_encoder"))
         unet.eval(), text.eval()
@@ -395,9 +448,15 @@ class Trainer:
             sched = DDIMScheduler.from_config(self.scheduler.config)
             sched.set_timesteps(steps)
             g = torch.Generator(self.device).manual_seed(0)
-            z = torch.randn((n, unet.config.in_channels, unet.config.sample_size, unet.config.sample_size), generator=g, device=self.device)
+            z = torch.randn(
+                (n, unet.config.in_channels, unet.config.sample_size, unet.config.sample_size),
+                generator=g,
+                device=self.device,
+            )
             for t in sched.timesteps:
-                eps_u, eps_c = unet(torch.cat([z, z]), t, torch.cat([uncond, cond]), encoder_attention_mask=mask).sample.chunk(2)
+                eps_u, eps_c = unet(
+                    torch.cat([z, z]), t, torch.cat([uncond, cond]), encoder_attention_mask=mask
+                ).sample.chunk(2)
                 z = sched.step(eps_u + cfg_scale * (eps_c - eps_u), t, z).prev_sample
             img = self.vae.decode(z / self.vae.config.scaling_factor).sample
             img = ((img.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
@@ -426,7 +485,21 @@ class Trainer:
         parts["unet"] = gated
         return parts
 
-    def train_gligen(self, steps: int = 3000, batch: int = 32, lr: float = 5e-4, p_drop: float = 0.1, gate_lr_scale: float = 20.0, ema_decay: float = 0.995, attn_gate_init: float = 0.0, min_timestep: int = 0, grounding_token_weight: float = 0.0, grounding_pixel_weight: float = 0.0, position_code: bool = False, grounding_text: str = "head") -> None:
+    def train_gligen(
+        self,
+        steps: int = 3000,
+        batch: int = 32,
+        lr: float = 5e-4,
+        p_drop: float = 0.1,
+        gate_lr_scale: float = 20.0,
+        ema_decay: float = 0.995,
+        attn_gate_init: float = 0.0,
+        min_timestep: int = 0,
+        grounding_token_weight: float = 0.0,
+        grounding_pixel_weight: float = 0.0,
+        position_code: bool = False,
+        grounding_text: str = "head",
+    ) -> None:
         """GLIGEN's recipe on the shapes world: base UNet and text encoder frozen, only the gated self-attention
         layers and the position net learn. With ``grounding_text="head"`` grounding phrases carry the shape only
         ("circle"), captions keep the colours, so box grounding (spatial) and colour (textual) can be measured apart.
@@ -461,7 +534,9 @@ class Trainer:
         from ..methods.gligen import MAX_OBJECTS, fuser_position_code, grounding_phrase
 
         if not 0 <= min_timestep < self.scheduler.config.num_train_timesteps:
-            raise ValueError(f"min_timestep must be in [0, {self.scheduler.config.num_train_timesteps}), got {min_timestep}")
+            raise ValueError(
+                f"min_timestep must be in [0, {self.scheduler.config.num_train_timesteps}), got {min_timestep}"
+            )
         if grounding_text not in ("head", "phrase"):
             raise ValueError(f"grounding_text must be 'head' or 'phrase', got {grounding_text!r}")
         parts = self.gligen_components(ema_weights=False)
@@ -478,18 +553,24 @@ class Trainer:
                         p.fill_(attn_gate_init)
         gates = [p for n, p in trainable.items() if n.endswith((".alpha_attn", ".alpha_dense"))]
         others = [p for n, p in trainable.items() if not n.endswith((".alpha_attn", ".alpha_dense"))]
-        opt = torch.optim.AdamW([{"params": others, "lr": lr}, {"params": gates, "lr": lr * gate_lr_scale}], weight_decay=0.0)
+        opt = torch.optim.AdamW(
+            [{"params": others, "lr": lr}, {"params": gates, "lr": lr * gate_lr_scale}], weight_decay=0.0
+        )
         if (self.ckpt / "gligen_optim.safetensors").exists():
             _load_optim_state(opt, load_file(self.ckpt / "gligen_optim.safetensors"))
         ema = EMA({"unet": unet}, ema_decay)
         if (self.ckpt / "gligen_ema.safetensors").exists():
-            ema.shadow.update({f"unet.{k}": v.to(self.device) for k, v in load_file(self.ckpt / "gligen_ema.safetensors").items()})
+            ema.shadow.update(
+                {f"unet.{k}": v.to(self.device) for k, v in load_file(self.ckpt / "gligen_ema.safetensors").items()}
+            )
         scaling = self.vae.config.scaling_factor
         alphas = self.scheduler.alphas_cumprod.to(self.device)
         start = self.state.get("gligen_step", 0)
         trained_with = self.state.get("gligen_config", {}).get("position_code", False)
         if start and trained_with != position_code:
-            raise ValueError(f"this run's GLIGEN stage was trained with position_code={trained_with}; resume it with the same setting")
+            raise ValueError(
+                f"this run's GLIGEN stage was trained with position_code={trained_with}; resume it with the same setting"
+            )
         gen = torch.Generator(self.device).manual_seed(self.config.seed + 3 + start)
         rng = random.Random(self.config.seed + 3 + start)
         width = unet.config.cross_attention_dim
@@ -500,7 +581,19 @@ class Trainer:
         with torch.no_grad():
             ids = self.tokenizer(phrases, padding=True, return_tensors="pt").input_ids.to(self.device)
             phrase_embedding = dict(zip(phrases, text(ids).pooler_output))
-        gligen_config = {"lr": lr, "batch": batch, "p_drop": p_drop, "gate_lr_scale": gate_lr_scale, "ema_decay": ema_decay, "attn_gate_init": attn_gate_init, "min_timestep": min_timestep, "grounding_token_weight": grounding_token_weight, "grounding_pixel_weight": grounding_pixel_weight, "position_code": position_code, "grounding_text": grounding_text}
+        gligen_config = {
+            "lr": lr,
+            "batch": batch,
+            "p_drop": p_drop,
+            "gate_lr_scale": gate_lr_scale,
+            "ema_decay": ema_decay,
+            "attn_gate_init": attn_gate_init,
+            "min_timestep": min_timestep,
+            "grounding_token_weight": grounding_token_weight,
+            "grounding_pixel_weight": grounding_pixel_weight,
+            "position_code": position_code,
+            "grounding_text": grounding_text,
+        }
         previous = self.state.get("gligen_config")
         if start and previous is not None and previous != gligen_config:
             # the stage goes on with another recipe: keep the one of the steps so far, so the export's is whole
@@ -510,13 +603,22 @@ class Trainer:
         store, request = AttentionStore(), AttentionRequest(kind="grounding", sides=None, places=("down", "mid", "up"))
         latent_side = unet.config.sample_size
         bar = tqdm(range(start, steps), desc="gligen", initial=start, total=steps)
-        with attention_control(unet, store, [request] if supervise else [], latent_hw=(latent_side, latent_side)), (
-            fuser_position_code(unet, (latent_side, latent_side)) if position_code else contextlib.nullcontext()
+        with (
+            attention_control(unet, store, [request] if supervise else [], latent_hw=(latent_side, latent_side)),
+            fuser_position_code(unet, (latent_side, latent_side)) if position_code else contextlib.nullcontext(),
         ):
             for step in bar:
-                seeds = [TRAIN_SEEDS // 2 + step * batch + i for i in range(batch)]  # another slice of the training seeds
+                seeds = [
+                    TRAIN_SEEDS // 2 + step * batch + i for i in range(batch)
+                ]  # another slice of the training seeds
                 scenes = [make_scene(s % TRAIN_SEEDS, n_objects=(1, self.config.max_objects)) for s in seeds]
-                x = torch.from_numpy(np.stack([np.asarray(sc.render(), dtype=np.float32) for sc in scenes])).permute(0, 3, 1, 2) / 127.5 - 1.0
+                x = (
+                    torch.from_numpy(np.stack([np.asarray(sc.render(), dtype=np.float32) for sc in scenes])).permute(
+                        0, 3, 1, 2
+                    )
+                    / 127.5
+                    - 1.0
+                )
                 captions = ["" if rng.random() < self.config.p_uncond else sc.caption for sc in scenes]
                 layouts = [sc.layout(with_masks=False) for sc in scenes]
                 boxes = torch.zeros(batch, MAX_OBJECTS, 4, device=self.device)
@@ -532,15 +634,31 @@ class Trainer:
                 with torch.no_grad():
                     z0 = self.vae.encode(x.to(self.device)).latent_dist.mean * scaling
                     cond = self.encode_text(captions, text)  # the frozen (EMA) text encoder
-                t = torch.randint(min_timestep, self.scheduler.config.num_train_timesteps, (batch,), device=self.device, generator=gen)
+                t = torch.randint(
+                    min_timestep,
+                    self.scheduler.config.num_train_timesteps,
+                    (batch,),
+                    device=self.device,
+                    generator=gen,
+                )
                 noise = torch.randn(z0.shape, device=self.device, generator=gen)
                 a = alphas[t].view(-1, 1, 1, 1)
                 with recording(store, cfg=False, step=step, on=supervise):
-                    pred = unet(a.sqrt() * z0 + (1 - a).sqrt() * noise, t, cond, encoder_attention_mask=self.text_mask(captions), cross_attention_kwargs={"gligen": {"boxes": boxes, "positive_embeddings": embeds, "masks": masks}}).sample
+                    pred = unet(
+                        a.sqrt() * z0 + (1 - a).sqrt() * noise,
+                        t,
+                        cond,
+                        encoder_attention_mask=self.text_mask(captions),
+                        cross_attention_kwargs={
+                            "gligen": {"boxes": boxes, "positive_embeddings": embeds, "masks": masks}
+                        },
+                    ).sample
                 mse = F.mse_loss(pred, noise)
                 loss, extra = mse, {}
                 if supervise:
-                    l_token, l_pixel = grounding_attention_loss(store, box_masks(layouts, masks).to(self.device), masks > 0)
+                    l_token, l_pixel = grounding_attention_loss(
+                        store, box_masks(layouts, masks).to(self.device), masks > 0
+                    )
                     store.clear()
                     loss = mse + grounding_token_weight * l_token + grounding_pixel_weight * l_pixel
                     extra = {"g_token": l_token.item(), "g_pixel": l_pixel.item()}
@@ -551,12 +669,23 @@ class Trainer:
                 ema.update({"unet": unet}, step)
                 self.state["gligen_step"] = step + 1
                 gate = max(abs(math.tanh(p.item())) for p in gates)
-                bar.set_postfix(loss=f"{mse.item():.4f}", max_gate=f"{gate:.2f}", **{k: f"{v:.3f}" for k, v in extra.items()})
+                bar.set_postfix(
+                    loss=f"{mse.item():.4f}", max_gate=f"{gate:.2f}", **{k: f"{v:.3f}" for k, v in extra.items()}
+                )
                 done = step + 1 == steps or self._out_of_time()
                 if (step + 1) % self.config.checkpoint_every == 0 or done:
-                    self._log(stage="gligen", step=step + 1, loss=mse.item(), **extra, max_gate=gate, seconds=time.time() - self.started)
+                    self._log(
+                        stage="gligen",
+                        step=step + 1,
+                        loss=mse.item(),
+                        **extra,
+                        max_gate=gate,
+                        seconds=time.time() - self.started,
+                    )
                     self._save({n: p for n, p in unet.state_dict().items() if n in trainable}, "gligen.safetensors")
-                    self._save({k[5:]: v for k, v in ema.shadow.items() if k[5:] in trainable}, "gligen_ema.safetensors")
+                    self._save(
+                        {k[5:]: v for k, v in ema.shadow.items() if k[5:] in trainable}, "gligen_ema.safetensors"
+                    )
                     self._save(_optim_state(opt), "gligen_optim.safetensors")
                     self._save_state()
                 if done:
@@ -595,9 +724,19 @@ def export(run: str | Path, out: str | Path, *, gligen: bool = False) -> None:
         config = trainer.state.get("gligen_config", {})
         methods = pipe.model_defaults.setdefault("methods", {})
         for name in ("gligen", "reground"):  # sample as the stage was trained
-            methods.setdefault(name, {}).update(position_code=bool(config.get("position_code", False)), grounding_text=config.get("grounding_text", "head"))
+            methods.setdefault(name, {}).update(
+                position_code=bool(config.get("position_code", False)),
+                grounding_text=config.get("grounding_text", "head"),
+            )
     pipe.save_pretrained(out)
-    recipe = {"config": trainer.state["config"], "vae_step": trainer.state["vae_step"], "unet_step": trainer.state["unet_step"], "gligen_step": trainer.state.get("gligen_step", 0), "scaling_factor": trainer.state["scaling_factor"], "stages": trainer.state.get("stages", [])}
+    recipe = {
+        "config": trainer.state["config"],
+        "vae_step": trainer.state["vae_step"],
+        "unet_step": trainer.state["unet_step"],
+        "gligen_step": trainer.state.get("gligen_step", 0),
+        "scaling_factor": trainer.state["scaling_factor"],
+        "stages": trainer.state.get("stages", []),
+    }
     if gligen and "gligen_config" in trainer.state:
         recipe["gligen_config"] = trainer.state["gligen_config"]
         recipe["gligen_stages"] = trainer.state.get("gligen_stages", [])
@@ -622,7 +761,10 @@ def init_run_from_export(folder: str | Path, run: str | Path) -> None:
         "vae.safetensors": load_file(folder / "vae" / "diffusion_pytorch_model.safetensors"),
         "unet.safetensors": base,
         "text_encoder.safetensors": text,
-        "ema.safetensors": {**{f"unet.{k}": v for k, v in base.items()}, **{f"text_encoder.{k}": v for k, v in text.items()}},
+        "ema.safetensors": {
+            **{f"unet.{k}": v for k, v in base.items()},
+            **{f"text_encoder.{k}": v for k, v in text.items()},
+        },
     }
     if gligen:
         files.update({"gligen.safetensors": gligen, "gligen_ema.safetensors": gligen})

@@ -108,7 +108,7 @@ def _groups(objects) -> Counter:
 
 
 def caption_for(objects) -> str:
-    """"a red circle and two blue squares": groups in order of first appearance, no positions."""
+    """ "a red circle and two blue squares": groups in order of first appearance, no positions."""
     groups = _groups(objects)
     parts = []
     for (colour, shape), n in groups.items():
