@@ -139,7 +139,7 @@ def test_relation_bench_writes_failure_split_and_resumes(tiny_pipe, tmp_path):
 
 def test_method_variants_in_brackets():
     from layoutguide.bench import split_methods
-    from layoutguide.methods import MethodOptionError
+    from layoutguide.methods import MethodOptionError, parse_spec
 
     assert split_methods(
         "none, refocus[tokens=last,sar=false],gligen+pww+refocus[refocus.tokens=last;pww.weight=0.2]"
@@ -163,7 +163,7 @@ def test_method_variants_in_brackets():
         ("refocus[tokens]", "bad variant option"),
     ]:
         with pytest.raises(MethodOptionError, match=re.escape(says)):
-            MethodSpec.parse(bad)
+            parse_spec(bad)
 
 
 def test_bench_runs_variants_side_by_side(tiny_pipe, tmp_path):

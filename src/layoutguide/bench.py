@@ -18,7 +18,6 @@ import hashlib
 import io
 import json
 import os
-import re
 import threading
 import time
 from collections.abc import Sequence
@@ -33,66 +32,10 @@ from .errors import LayoutguideError
 from .layout import Layout, atomic_write_bytes, atomic_write_text
 from .shapes.evaluate import aggregate, evaluate
 from .shapes.world import BENCH_SEED_OFFSET, Scene, make_scene
+from .spec import MethodSpec, option_value, split_methods  # noqa: F401  (re-exported: the bench's entries)
 from .viz import draw_layout, grid
 
 SUITE_STRIDE = 100_000  # suites for different --seed values never share scenes
-
-
-def option_value(raw: str) -> Any:
-    """An option value as written on a command line: JSON (``2``, ``0.5``, ``true``, ``"x"``) or a bare string."""
-    try:
-        return json.loads(raw)
-    except json.JSONDecodeError:
-        return raw  # a bare string such as variant=official
-
-
-def split_methods(text: str) -> list[str]:
-    """``--methods`` split on the commas outside brackets: ``"none,refocus[tokens=last,sar=false]"`` is two entries."""
-    return [m.strip() for m in re.split(r",(?![^\[]*\])", text) if m.strip()]
-
-
-@dataclasses.dataclass(frozen=True)
-class MethodSpec:
-    """A benchmark entry: a label, a registered method (or None) and its options."""
-
-    label: str
-    method: str | None
-    options: dict[str, Any] = dataclasses.field(default_factory=dict)
-
-    @classmethod
-    def parse(cls, text: str, options: dict[str, dict[str, Any]] | None = None) -> MethodSpec:
-        """``"none"``, a registered method name or a ``+`` combination, optionally with a variant in brackets:
-        ``refocus[tokens=last]``, ``gligen+pww+refocus[refocus.tokens=last;pww.weight=0.2]`` (``,`` or ``;`` between
-        options), so that variants of one method sit side by side in one run, each under its own label. Options come
-        from ``--set METHOD.KEY=VALUE`` (all entries) and then the brackets (this entry). Raises MethodOptionError."""
-        from .methods import MethodOptionError, get_method
-
-        label = text.strip()
-        name, _, bracket = label.partition("[")
-        if bracket and not bracket.endswith("]"):
-            raise MethodOptionError(f"method {label!r}: a variant is written NAME[OPTION=VALUE,...] with the ']' last")
-        members = [m.strip() for m in name.split("+")]
-        merged = {m: dict((options or {}).get(m, {})) for m in members}
-        for item in filter(None, (part.strip() for part in re.split(r"[;,]", bracket[:-1]))):
-            key, sep, raw = item.partition("=")
-            member, _, option = key.strip().rpartition(".")
-            member = member or (members[0] if len(members) == 1 else "")
-            if not sep or not option or member not in merged:
-                raise MethodOptionError(
-                    f"method {label!r}: bad variant option {item!r}; write OPTION=VALUE"
-                    + (
-                        f", with the member named in a combination: {members[-1]}.OPTION=VALUE"
-                        if len(members) > 1
-                        else ""
-                    )
-                )
-            merged[member][option] = option_value(raw.strip())
-        if "+" in name:  # a combination takes its options per member
-            spec = cls(label=label, method=name, options={m: o for m, o in merged.items() if o})
-        else:
-            spec = cls(label=label, method=None if name == "none" else name, options=merged[name])
-        get_method(spec.method, **spec.options)  # a bad name or value fails here, before any image is made
-        return spec
 
 
 def shapes_suite(

@@ -24,19 +24,22 @@ def fail(message: str) -> None:
 
 
 def _method_names(methods: str, *, allow_all: bool = False) -> list[str]:
-    """``--methods`` split on the commas outside brackets, every ``+`` member checked against the registry (``none``
-    is registered); a variant in brackets (``refocus[tokens=last]``) is checked by :meth:`MethodSpec.parse`."""
-    from .bench import split_methods
+    """``--methods`` split on the commas outside brackets (:func:`layoutguide.spec.split_methods`), every ``+`` member
+    checked against the registry (``none`` is registered); variants are checked by :func:`_method_specs`."""
     from .methods import REGISTRY
+    from .spec import MethodOptionError, split_methods
 
-    names = split_methods(methods)
+    try:
+        names = split_methods(methods)
+    except MethodOptionError as e:
+        fail(f"--methods: {e}")
     for name in names:
         if allow_all and name == "all":
             continue
         for member in name.partition("[")[0].split("+"):
-            if member not in REGISTRY:
+            if member.strip() not in REGISTRY:
                 fail(
-                    f"--methods: unknown method {member!r}; registered: {', '.join(sorted(REGISTRY))}"
+                    f"--methods: unknown method {member.strip()!r}; registered: {', '.join(sorted(REGISTRY))}"
                     + (" (or 'all')" if allow_all else "")
                 )
     return names
@@ -48,28 +51,26 @@ def _command_line() -> str | None:
 
 
 def _method_specs(names: list[str], options: dict[str, dict[str, Any]] | None = None) -> list:
-    """One :class:`~layoutguide.bench.MethodSpec` per ``--methods`` entry; a bad variant or option is a clear error."""
-    from .bench import MethodSpec
-    from .methods import MethodOptionError
+    """One checked :class:`~layoutguide.spec.MethodSpec` per ``--methods`` entry; a bad variant or option is a clear
+    error."""
+    from .methods import parse_spec
+    from .spec import MethodOptionError
 
     try:
-        return [MethodSpec.parse(name, options) for name in names]
+        return [parse_spec(name, options) for name in names]
     except MethodOptionError as e:
         fail(f"--methods: {e}")
 
 
 def parse_sets(values: list[str] | None) -> dict[str, dict[str, Any]]:
     """``--set refocus.loss_scale=2 --set refocus.sar=false`` -> ``{"refocus": {"loss_scale": 2, "sar": False}}``."""
-    from .bench import option_value
+    from .spec import MethodOptionError
+    from .spec import parse_sets as parse
 
-    out: dict[str, dict[str, Any]] = {}
-    for item in values or []:
-        key, sep, raw = item.partition("=")
-        method, dot, option = key.partition(".")
-        if not sep or not dot or not method or not option:
-            fail(f"--set {item!r}: expected METHOD.OPTION=VALUE, e.g. refocus.loss_scale=2")
-        out.setdefault(method, {})[option] = option_value(raw)
-    return out
+    try:
+        return parse(values)
+    except MethodOptionError as e:
+        fail(f"--set: {e}")
 
 
 def guidance_interval_option():

@@ -33,6 +33,7 @@ from .attention import AttentionRequest, AttentionStore, attention_control, grid
 from .layout import Layout, atomic_write_text
 from .loading import MODEL_DEFAULTS_FILE, check_guidance_interval, model_defaults
 from .methods import GuidanceContext, GuidanceMethod, get_method
+from .spec import MethodSpec
 from .tokens import map_phrases
 
 
@@ -95,18 +96,21 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
             )
 
     def method_with_defaults(self, method, options: dict[str, Any] | None = None) -> GuidanceMethod:
-        """The method, with this model's calibrated option defaults under the caller's ``options``."""
+        """The method (an instance, or a spec in :mod:`layoutguide.spec`'s grammar, e.g.
+        ``"gligen+pww+refocus[refocus.tokens=last]"``), with this model's calibrated option defaults under the
+        caller's ``options``, under the spec's own brackets."""
         if isinstance(method, GuidanceMethod):
             return get_method(method, **(options or {}))
-        name = method or "none"
+        text = (method or "none").strip() or "none"
+        members = [m.strip() for m in text.partition("[")[0].split("+")]
         defaults = self.model_defaults.get("methods", {})
         options = options or {}
-        if "+" in name:  # options per member
-            members = [m.strip() for m in name.split("+")]
+        if len(members) > 1:  # options per member
             merged = {m: {**defaults.get(m, {}), **options.get(m, {})} for m in members}
             merged.update({k: v for k, v in options.items() if k not in members})  # let get_method name the mistake
-            return get_method(name, **merged)
-        return get_method(name, **{**defaults.get(name, {}), **options})
+        else:
+            merged = {members[0]: {**defaults.get(members[0], {}), **options}}
+        return get_method(MethodSpec.parse(text, merged))
 
     # ------------------------------------------------------------------------------------------- helpers
     @torch.no_grad()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from ..spec import MethodSpec
 from .attend_excite import AttendExcite
 from .base import GuidanceContext, GuidanceMethod, LossOutput, MethodOptionError, MethodOptions, StepPlan
 from .boxdiff import BoxDiff
@@ -43,36 +46,63 @@ def runnable_methods(unet) -> list[str]:
     return [n for n in names if gated or not any(REGISTRY[m].needs_gated_unet for m in n.split("+"))]
 
 
-def get_method(spec: str | GuidanceMethod | None, **options) -> GuidanceMethod:
-    """A method instance from a registered name (``"refocus"``), a ``+``-joined combination
-    (``"zestguide+pww"``, options given per member: ``{"zestguide": {...}, "pww": {...}}``), an instance, or
-    None (plain sampling)."""
+def get_method(spec: str | MethodSpec | GuidanceMethod | None, **options) -> GuidanceMethod:
+    """A method instance from a spec in :mod:`layoutguide.spec`'s grammar (``"refocus"``,
+    ``"gligen+pww+refocus[refocus.tokens=last]"``), a parsed :class:`MethodSpec`, an instance, or None (plain
+    sampling). ``options`` apply under the spec's brackets: ``{"loss_scale": 10}`` for one method, per member for a
+    combination (``{"zestguide": {...}, "pww": {...}}``)."""
     if isinstance(spec, GuidanceMethod):
         if options:
             raise MethodOptionError(
                 "options cannot be given together with a method instance; set them on the instance"
             )
         return spec
-    name = spec or "none"
-    if "+" in name:
-        parts = [p.strip() for p in name.split("+")]
-        unknown = set(options) - set(parts)
-        if unknown:
-            raise MethodOptionError(
-                f"options for {sorted(unknown)} given, but {name!r} combines {parts}; key options by member name"
-            )
-        bad = [o for o in options.values() if not isinstance(o, dict)]
-        if bad:
-            raise MethodOptionError(f"options of a combination are given per member, e.g. {{'{parts[0]}': {{...}}}}")
-        return Composite([get_method(p, **options.get(p, {})) for p in parts])
-    if name not in REGISTRY:
-        raise MethodOptionError(f"unknown method {name!r}; registered methods: {', '.join(sorted(REGISTRY))}")
-    return REGISTRY[name](**options)
+    if spec is None or isinstance(spec, str):
+        text = (spec or "none").strip() or "none"
+        if "+" not in text.partition("[")[0]:
+            options = {text.partition("[")[0].strip(): options} if options else {}
+        else:
+            members = [m.strip() for m in text.partition("[")[0].split("+")]
+            unknown = sorted(set(options) - set(members))
+            if unknown:
+                raise MethodOptionError(
+                    f"options for {unknown} given, but {text!r} combines {members}; key options by member name"
+                )
+            bad = [k for k, v in options.items() if not isinstance(v, dict)]
+            if bad:
+                raise MethodOptionError(f"options of a combination are given per member, e.g. {{'{bad[0]}': {{...}}}}")
+        spec = MethodSpec.parse(text, options)
+    elif options:
+        raise MethodOptionError("options cannot be given together with a parsed MethodSpec; put them in the spec")
+    if spec.method is None:
+        return REGISTRY["none"](**spec.options)
+    members = spec.members
+    for member in members:
+        if member not in REGISTRY:
+            raise MethodOptionError(f"unknown method {member!r}; registered methods: {', '.join(sorted(REGISTRY))}")
+    if len(members) == 1:
+        return REGISTRY[members[0]](**spec.options)
+    unknown = set(spec.options) - set(members)
+    if unknown:
+        raise MethodOptionError(
+            f"options for {sorted(unknown)} given, but {spec.method!r} combines {members}; key options by member name"
+        )
+    return Composite([REGISTRY[m](**spec.options.get(m, {})) for m in members])
+
+
+def parse_spec(text: str, options: dict[str, dict[str, Any]] | None = None) -> MethodSpec:
+    """:meth:`MethodSpec.parse`, then checked against the registry and each method's options (a bad name or value
+    fails here, before any model runs). ``options``: ``{member: {option: value}}`` applied under the brackets."""
+    spec = MethodSpec.parse(text, options)
+    get_method(spec)
+    return spec
 
 
 __all__ = [
     "REGISTRY",
     "get_method",
+    "parse_spec",
+    "MethodSpec",
     "GuidanceContext",
     "GuidanceMethod",
     "LossOutput",

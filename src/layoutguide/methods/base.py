@@ -17,8 +17,8 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..attention import AttentionRequest, AttentionStore, Modulator, grid_maps
-from ..errors import LayoutguideError
 from ..layout import Layout
+from ..spec import MethodOptionError
 from ..tokens import TokenMap
 
 
@@ -38,10 +38,6 @@ class TokenMapOptions(MethodOptions):
         description="softmax temperature of the token maps (100 in Attend-and-Excite, tuned on Stable Diffusion); a model "
         "whose word attention is stronger saturates at 100 and needs less (docs/shapes.md: 10 on the shapes model)",
     )
-
-
-class MethodOptionError(LayoutguideError, ValueError):
-    """A method option has a bad name or value."""
 
 
 @dataclasses.dataclass(frozen=True)
