@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import torch
 
+from .defaults import MODEL_DEFAULTS_FILE, check_guidance_interval, model_defaults  # noqa: F401 (re-exported)
 from .errors import LayoutguideError
 
 SHIPPED_MODEL = Path(__file__).parent / "weights" / "shapes"
-MODEL_DEFAULTS_FILE = "layoutguide.json"  # beside model_index.json: sampling and method defaults for that model
 
 
 class ModelNotFoundError(LayoutguideError, RuntimeError):
@@ -46,18 +45,6 @@ def pick_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.d
             raise ValueError(f"dtype: unknown {dtype!r}; use one of auto, {', '.join(names)}")
         return names[dtype]
     return torch.float16 if device.type == "cuda" else torch.float32
-
-
-def model_defaults(path: str | os.PathLike) -> dict:
-    """Per-model defaults shipped beside the weights (steps, guidance scale, method options), or {}."""
-    f = Path(path) / MODEL_DEFAULTS_FILE
-    return json.loads(f.read_text()) if f.is_file() else {}
-
-
-def check_guidance_interval(interval, field: str = "guidance_interval") -> None:
-    """Raise a ValueError naming ``field`` unless ``interval`` is ``(t_low, t_high)`` with 0 <= t_low <= t_high."""
-    if len(interval) != 2 or not 0 <= interval[0] <= interval[1]:
-        raise ValueError(f"{field} must be (t_low, t_high) with 0 <= t_low <= t_high, got {tuple(interval)!r}")
 
 
 def parse_guidance_interval(text: str) -> list[float] | None:

@@ -30,8 +30,8 @@ from diffusers.utils import BaseOutput
 from transformers import CLIPTextModel, CLIPTokenizer
 
 from .attention import AttentionRequest, AttentionStore, attention_control, grid_maps, recording
+from .defaults import MODEL_DEFAULTS_FILE, check_guidance_interval, model_defaults
 from .layout import Layout, atomic_write_text
-from .loading import MODEL_DEFAULTS_FILE, check_guidance_interval, model_defaults
 from .methods import GuidanceContext, GuidanceMethod, get_method
 from .spec import MethodSpec
 from .tokens import map_phrases
