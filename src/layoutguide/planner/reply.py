@@ -18,16 +18,20 @@ from .result import CANVAS
 from .vocabulary import singular
 
 MAX_REPLY_CHARS = 65536  # a layout reply is a few KB; more is not a layout
-MAX_NESTING = 64  # brackets deeper than this are not a layout
+MAX_NESTING = 100  # brackets open this deep (nested or never closed) are not a layout: a JSON layout needs 5
+_BRACKETS = re.compile(r"[\[\](){}]")
 _FENCE = re.compile(r"```[ \t]*[\w+-]*[ \t]*\n?(.*?)(?:```|\Z)", re.S)
 _AR_LINE = re.compile(
     # at a line start or after the previous entry ("cat: (..), dog: (..)" on one line)
-    r"(?:^|(?<=[,;:.)\]]))[ \t]*(?:[-*•]+\s*|\d+[.)]\s+)?[*_`\"']*(?P<name>[^:\n()\[\]{}\",;]*?)[*_`\"']*\s*[:=]\s*"
-    r"[\(\[](?P<nums>[^\)\]\n]*)[\)\]]",
+    # every repeat is bounded, so each start costs a constant and a line of garbage costs linear time
+    r"(?:^|(?<=[,;:.)\]]))[ \t]{0,40}(?:[-*•]{1,8}\s{0,8}|\d{1,6}[.)]\s{1,8})?[*_`\"']{0,8}"
+    r"(?P<name>[^:\n()\[\]{}\",;]{0,120}?)[*_`\"']{0,8}\s{0,40}[:=]\s{0,40}"
+    r"[\(\[](?P<nums>[^\)\]\n]{0,200})[\)\]]",
     re.M,
 )
-_BACKGROUND = re.compile(r"^[\s*_`#-]*background(?:\s+prompt)?[*_`]*\s*:[ \t]*(?P<v>.*)$", re.I | re.M)
-_NEGATIVE = re.compile(r"^[\s*_`#-]*negative(?:\s+prompt)?[*_`]*\s*:[ \t]*(?P<v>.*)$", re.I | re.M)
+_AR_ANCHOR = re.compile(r"[:=]\s{0,40}[\(\[]")  # every AR line has one: text without it is not scanned
+_BACKGROUND = re.compile(r"^[ \t*_`#-]{0,20}background(?:\s+prompt)?[*_`]*\s*:[ \t]*(?P<v>.*)$", re.I | re.M)
+_NEGATIVE = re.compile(r"^[ \t*_`#-]{0,20}negative(?:\s+prompt)?[*_`]*\s*:[ \t]*(?P<v>.*)$", re.I | re.M)
 _NAME_KEYS = ("phrase", "name", "label", "object", "class", "category", "text", "caption")
 _BOX_KEYS = ("box", "bbox", "bounding_box", "boundingbox", "coords", "coordinates", "xyxy", "position", "rect")
 _META_KEYS = {
@@ -125,9 +129,14 @@ def _json_candidates(text: str):
             yield found
 
 
-def _bracket_end(text: str, start: int) -> int | None:
+def _bracket_end(text: str, start: int, budget: list[int]) -> int | None:
+    """The end of the bracketed expression at ``start`` (quotes respected), or None. Each character looked at is
+    taken from ``budget[0]``: when it runs out the scan stops, so all scans together stay linear in the text."""
     depth, quote, i = 0, None, start
     while i < len(text):
+        budget[0] -= 1
+        if budget[0] < 0:
+            return None
         ch = text[i]
         if quote:
             if ch == "\\":
@@ -147,8 +156,11 @@ def _bracket_end(text: str, start: int) -> int | None:
 
 
 def _lmd_items(text: str):
+    budget = [4 * len(text) + 1000]
     for m in re.finditer(r"\[\s*[\(\[]\s*['\"]", text):
-        end = _bracket_end(text, m.start())
+        if budget[0] < 0:
+            break
+        end = _bracket_end(text, m.start(), budget)
         if end is None:
             continue
         try:
@@ -170,6 +182,8 @@ def _lmd_items(text: str):
 
 
 def _ar_items(text: str):
+    if not _AR_ANCHOR.search(text):
+        return None
     out = []
     for m in _AR_LINE.finditer(text):
         name = m["name"].strip().strip("*_`\"' ")
@@ -217,9 +231,29 @@ def _to_regions(items, canvas: tuple[int, int], notes: list[str], guess_xywh: bo
     return regions
 
 
+def _check_size(text: str) -> None:
+    """Refuse replies too long or too deeply nested to be a layout, before any parsing (linear, no recursion)."""
+    if len(text) > MAX_REPLY_CHARS:
+        raise LayoutError(
+            f"the reply is {len(text)} characters, more than the {MAX_REPLY_CHARS} a layout needs; not parsed "
+            "(expected a few lines 'name: (x0, y0, x1, y1)')"
+        )
+    depth = deepest = 0
+    for m in _BRACKETS.finditer(text):
+        depth = depth + 1 if m.group() in "([{" else max(depth - 1, 0)
+        deepest = max(deepest, depth)
+    if deepest > MAX_NESTING:
+        raise LayoutError(
+            f"the reply has brackets open {deepest} deep (nested or never closed), more than the {MAX_NESTING} a "
+            "layout needs; not parsed "
+            "(expected a few lines 'name: (x0, y0, x1, y1)')"
+        )
+
+
 def parse_reply(text: str, prompt: str, canvas: int = CANVAS) -> tuple[Layout, list[str]]:
     if not isinstance(text, str) or not text.strip():
         raise LayoutError("the reply is empty; expected lines 'name: (x0, y0, x1, y1)'")
+    _check_size(text)
     notes: list[str] = []
     blocks = [m.group(1) for m in _FENCE.finditer(text) if m.group(1).strip()]
     first_error: LayoutError | None = None
