@@ -398,8 +398,8 @@ def test_rule_planner_never_crashes(words):
     prompt = " ".join(words)
     try:
         result = PLANNER.plan(prompt)
-    except PlannerError as e:
-        assert "at most 30 regions" in str(e)
+    except PlannerError as e:  # clear errors: too many objects, or two counts in a row ("twenty three 3 cats")
+        assert "at most 30 regions" in str(e) or "two counts in a row" in str(e)
         return
     assert result.layout.prompt == prompt and 1 <= len(result.layout.regions) <= MAX_REGIONS
     assert all(phrase in prompt for phrase in result.layout.phrases)

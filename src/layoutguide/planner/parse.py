@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from .result import PlannerError
 from .scan import (
     Filler,
     Item,
@@ -23,7 +24,18 @@ from .scan import (
     scan,
     tokenize,
 )
-from .vocabulary import COLOURS, DETERMINERS, NUMBER_WORDS, STYLE_WORDS, VAGUE, VERBS, is_plural, singular
+from .vocabulary import (
+    COLOURS,
+    DETERMINERS,
+    NUMBER_WORDS,
+    STYLE_WORDS,
+    TENS,
+    VAGUE,
+    VERBS,
+    count_value,
+    is_plural,
+    singular,
+)
 
 DROPPED = -1  # a noun phrase of style words ("4k", "trending on artstation") or negated: no region, no relation
 
@@ -111,12 +123,52 @@ class Parser:
                 definite, k = True, 1
             elif low and low[0] in DETERMINERS:
                 k = 1
-            if k < len(low) and (low[k] in NUMBER_WORDS or low[k].isdigit()):
-                count = NUMBER_WORDS[low[k]] if low[k] in NUMBER_WORDS else int(low[k])
-                k += 1
+            first = count_value(low[k]) if k < len(low) else None
+            if first is not None:
+                self._check_whole(words[k], words[-1])
+                count, k = first, k + 1
+                counted = low[k - 1] not in DETERMINERS  # "a" in "a a one" is an article, not a count
+                if counted and k < len(low) and low[k] not in DETERMINERS and count_value(low[k]) is not None:
+                    count, k = self._compound_count(words, count, k), k + 1
             elif k == 1 and low[0] in NUMBER_WORDS:
                 count = NUMBER_WORDS[low[0]]
         return NounPhraseParts(count, definite, vague, words[k:])
+
+    def _check_whole(self, i: int, last: int) -> None:
+        """A count written with digits must be a whole number of 0 or more: the tokens drop "-" and split "2.5"."""
+        tok, text = self.toks[i], self.prompt
+        phrase = text[max(tok.start - 1, 0) : self.toks[last].end]
+        if not tok.low.isdigit():
+            return
+        before = text[max(tok.start - 2, 0) : tok.start]
+        after = text[tok.end : tok.end + 2]
+        if before.endswith("-") and not before[:-1].isalnum():
+            raise PlannerError(
+                f"the prompt asks for {phrase!r}: a count cannot be negative; write a count of 1 or more (or 'no ...' "
+                "for none)"
+            )
+        if (len(before) == 2 and before[1] in ".," and before[0].isdigit()) or (
+            len(after) == 2 and after[0] in ".," and after[1].isdigit()
+        ):
+            raise PlannerError(
+                f"the count in {phrase!r} is part of a number with a decimal point or comma, not a whole count; "
+                "write counts as whole numbers ('3 circles', 'three circles')"
+            )
+
+    def _compound_count(self, words: list[int], first: int, k: int) -> int:
+        """The count of "twenty three" (23) or "two dozen" (24); any other two counts in a row are an error."""
+        second_word = self.low[words[k]]
+        second = count_value(second_word)
+        assert second is not None
+        if first in TENS and second_word in NUMBER_WORDS and 1 <= second <= 9:
+            return first + second
+        if second_word in ("dozen", "hundred"):
+            return first * second
+        phrase = self.prompt[self.toks[words[0]].start : self.toks[words[-1]].end]
+        raise PlannerError(
+            f"two counts in a row in {phrase!r}: give one count per object (e.g. 'twenty-three circles' or "
+            "'3 circles and 2 squares')"
+        )
 
     def _earlier_group(self, key: str, head: str, definite: bool) -> int | None:
         """The latest earlier group a phrase without a count refers back to ("the red circle", "circles")."""

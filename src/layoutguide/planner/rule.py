@@ -4,6 +4,7 @@ relation holds."""
 from __future__ import annotations
 
 import itertools
+import re
 
 from ..layout import MAX_REGIONS, Layout, Region
 from .geometry import on_canvas, problems
@@ -11,11 +12,26 @@ from .link import read_prompt
 from .parse import Group, Relation
 from .placement import Box, constraints, place
 from .result import PlannerError, PlanResult
+from .vocabulary import ENGLISH_WORDS, FOREIGN_WORDS
 
 # the solver's knobs, tried in order: (instances in lines, squeeze) x cell-sharing direction
 _ATTEMPTS = list(
     itertools.product(((False, 1.0), (False, 0.85), (False, 0.6), (False, 0.4), (True, 1.0)), (None, "x", "y"))
 )
+
+
+def foreign_words(prompt: str) -> list[str]:
+    """The prompt's function words of another language, when they outnumber its English ones (else [])."""
+    words = re.findall(r"[^\W\d_]+", prompt.lower())  # letters of any script; "d'un" -> "d", "un"
+    foreign = [w for w in words if w in FOREIGN_WORDS]
+    english = [w for w in words if w in ENGLISH_WORDS]
+    return foreign if len(foreign) >= 2 and len(foreign) > len(english) else []
+
+
+def _whole_prompt(prompt: str, notes: list[str], note: str) -> PlanResult:
+    notes.append(note)
+    region = Region(prompt.strip().rstrip(".!?;, ") or prompt.strip(), box=(0.15, 0.15, 0.85, 0.85))
+    return PlanResult(Layout(prompt=prompt, regions=(region,)), notes, True)
 
 
 def _solve(groups: list[Group], rels: list[Relation]) -> tuple[list[list[Box]], list[str], list[str]]:
@@ -50,14 +66,21 @@ class RuleBasedPlanner:
     def plan(self, prompt: str) -> PlanResult:
         if not isinstance(prompt, str) or not prompt.strip():
             raise PlannerError("the prompt is empty; give a text prompt such as 'a cat to the left of a dog'")
+        foreign = foreign_words(prompt)
+        if foreign:
+            listed = ", ".join(map(repr, dict.fromkeys(foreign)))
+            return _whole_prompt(
+                prompt,
+                [],
+                f"unknown phrasing: the prompt does not look like English ({listed}); the rule planner reads English "
+                "only, so the whole prompt is one region (plan with an LLM planner for other languages)",
+            )
         parser = read_prompt(prompt)
         notes, groups, rels = list(parser.notes), parser.groups, parser.rels
         if not groups and parser.negated and not parser.unknown:  # "a scene without birds": nothing to place
             return PlanResult(Layout(prompt=prompt), notes, False)
         if not groups:
-            notes.append("unknown phrasing: no objects found; the whole prompt is one region")
-            region = Region(prompt.strip().rstrip(".!?;, ") or prompt.strip(), box=(0.15, 0.15, 0.85, 0.85))
-            return PlanResult(Layout(prompt=prompt, regions=(region,)), notes, True)
+            return _whole_prompt(prompt, notes, "unknown phrasing: no objects found; the whole prompt is one region")
         total = sum(g.count for g in groups)
         if total > MAX_REGIONS:
             counts = ", ".join(f"{g.count} x {g.phrase!r}" for g in groups[:8]) + (", ..." if len(groups) > 8 else "")

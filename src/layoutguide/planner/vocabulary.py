@@ -8,6 +8,21 @@ NUMBER_WORDS = {
     "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19, "twenty": 20, "thirty": 30, "forty": 40,
     "fifty": 50, "hundred": 100, "dozen": 12, "no": 0, "zero": 0,
 }  # fmt: skip
+TENS = {20, 30, 40, 50}
+
+
+def count_value(word: str) -> int | None:
+    """The count a word gives: "three", "12", "twenty-three"; None when it is not a count."""
+    if word in NUMBER_WORDS:
+        return NUMBER_WORDS[word]
+    if word.isdigit():
+        return int(word)
+    parts = word.split("-")
+    if len(parts) == 2 and NUMBER_WORDS.get(parts[0]) in TENS and 1 <= NUMBER_WORDS.get(parts[1], 0) <= 9:
+        return NUMBER_WORDS[parts[0]] + NUMBER_WORDS[parts[1]]
+    return None
+
+
 # vague quantities at the start of a noun phrase: words -> count used
 VAGUE = {
     ("a", "pair", "of"): 2, ("a", "couple", "of"): 2, ("a", "few"): 3, ("several",): 3, ("some",): 3,
@@ -98,3 +113,23 @@ def is_plural(word: str) -> bool:
     if w in IRREGULAR_PLURALS:
         return True
     return len(w) > 3 and w.endswith("s") and not w.endswith(("ss", "us", "is", "ous", "'s", "’s"))
+
+
+# Function words of other languages (French, Spanish, German, Italian) that English prompts do not use: a prompt
+# with more of them than English function words is not English, and the rule planner says so instead of reading it.
+FOREIGN_WORDS = {
+    "un", "une", "le", "les", "des", "du", "et", "avec", "sur", "sous", "dans", "au", "aux", "deux", "trois", "gauche",
+    "droite", "à", "côté", "dessus", "dessous", "el", "los", "las", "una", "unos", "y", "con", "sobre", "dos", "tres",
+    "izquierda", "derecha", "encima", "debajo", "der", "das", "ein", "eine", "einem", "einen", "einer", "und", "mit",
+    "neben", "auf", "unter", "zwei", "drei", "links", "rechts", "il", "gli", "uno", "di", "della", "sinistra",
+    "destra",
+}  # fmt: skip
+ENGLISH_WORDS = (
+    DETERMINERS
+    | set(NUMBER_WORDS)
+    | SEPARATORS
+    | FILLERS
+    | PRONOUNS
+    | FRAME_LINKS
+    | {w for k in RELATION_WORDS for w in k}
+)
