@@ -115,6 +115,13 @@ def generate(
     plan_with: str | None = typer.Option(
         None, "--plan", help="Plan the layout from --prompt first: rule, openai or transformers."
     ),
+    base_url: str | None = typer.Option(
+        None, help="--plan openai: server URL (default $OPENAI_BASE_URL or https://api.openai.com/v1)."
+    ),
+    llm_model: str | None = typer.Option(None, help="--plan openai: model name; transformers: hub id or folder."),
+    timeout: float | None = typer.Option(
+        None, help="--plan openai: deadline in seconds for each request to the server, however slow (default 60)."
+    ),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1, mps."),
     dtype: str = typer.Option("auto", help="auto (fp16 on CUDA, fp32 elsewhere), fp32, fp16, bf16."),
 ) -> None:
@@ -136,7 +143,8 @@ def generate(
         from .planner import PlannerError, get_planner
 
         try:
-            planned = get_planner(plan_with).plan(prompt)
+            planner = get_planner(plan_with, base_url=base_url, llm_model=llm_model, timeout=timeout)
+            planned = planner.plan(prompt)
         except PlannerError as e:
             fail(str(e))
         for note in planned.notes:
@@ -239,6 +247,9 @@ def plan(
     ),
     llm_model: str | None = typer.Option(None, help="openai: model name; transformers: hub id or folder."),
     examples: Path | None = typer.Option(None, help="JSON file of in-context examples (see docs/planner.md)."),
+    timeout: float | None = typer.Option(
+        None, help="openai: deadline in seconds for each request to the server, however slow (default 60)."
+    ),
     out: Path | None = typer.Option(None, help="Also write the layout JSON to this file."),
 ) -> None:
     """Plan a layout for a prompt; print it as layout JSON (notes go to stderr)."""
@@ -246,7 +257,8 @@ def plan(
     from .planner import PlannerError, get_planner
 
     try:
-        result = get_planner(planner, base_url=base_url, llm_model=llm_model, examples_path=examples).plan(prompt)
+        chosen = get_planner(planner, base_url=base_url, llm_model=llm_model, examples_path=examples, timeout=timeout)
+        result = chosen.plan(prompt)
         text = result.layout.to_json(out)
     except (PlannerError, LayoutError, OSError) as e:
         fail(str(e))

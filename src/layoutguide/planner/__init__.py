@@ -33,6 +33,7 @@ from .transformers_backend import TransformersBackend
 
 __all__ = [
     "CANVAS",
+    "DEFAULT_TIMEOUT",
     "DEFAULT_EXAMPLES",
     "MAX_NESTING",
     "MAX_REDIRECTS",
@@ -59,6 +60,7 @@ __all__ = [
 ]
 
 PLANNERS = ("rule", "openai", "transformers")
+DEFAULT_TIMEOUT = 60.0  # seconds per request to an OpenAI-compatible server
 
 
 def get_planner(
@@ -70,7 +72,7 @@ def get_planner(
     examples_path: str | os.PathLike | None = None,
     cache_dir: str | os.PathLike | None = None,
     cache: bool = True,
-    timeout: float = 60,
+    timeout: float | None = None,
     max_retries: int = 3,
     backoff: float = 1.0,
     max_new_tokens: int = 256,
@@ -79,10 +81,18 @@ def get_planner(
     """A planner by name: ``rule`` (offline), ``openai`` (OpenAI-compatible server: ``base_url`` defaults to
     ``$OPENAI_BASE_URL`` or https://api.openai.com/v1) or ``transformers`` (local model ``llm_model``).
 
-    ``timeout`` (openai) is the deadline in seconds for each HTTP attempt as a whole, however slowly the server
-    answers; failed attempts are retried ``max_retries`` times."""
+    ``timeout`` (openai; default 60) is the deadline in seconds for each HTTP attempt as a whole, however slowly the
+    server answers; failed attempts are retried ``max_retries`` times. The transformers backend runs locally and
+    takes no timeout."""
+    if name in ("rule", "transformers") and timeout is not None:
+        raise PlannerError(f"timeout only applies to the openai planner (a server), not {name!r}")
     if name == "rule":
-        options = {"base_url": base_url, "llm_model": llm_model, "examples_path": examples_path, "api_key": api_key}
+        options = {
+            "base_url": base_url,
+            "llm_model": llm_model,
+            "examples_path": examples_path,
+            "api_key": api_key,
+        }
         given = [name for name, value in options.items() if value is not None]
         if given:
             verb = "applies" if len(given) == 1 else "apply"
@@ -92,7 +102,12 @@ def get_planner(
     if name == "openai":
         url = base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
         backend = OpenAIChatBackend(
-            url, llm_model or "", api_key=api_key, timeout=timeout, max_retries=max_retries, backoff=backoff
+            url,
+            llm_model or "",
+            api_key=api_key,
+            timeout=DEFAULT_TIMEOUT if timeout is None else timeout,
+            max_retries=max_retries,
+            backoff=backoff,
         )
     elif name == "transformers":
         backend = TransformersBackend(llm_model or "", max_new_tokens=max_new_tokens, device=device)
