@@ -217,3 +217,18 @@ def test_misread_counts_are_clear_errors(prompt, message):
 )
 def test_compound_counts_are_read(prompt, count, phrase):
     assert RULE.plan(prompt).layout.phrases == [phrase] * count
+
+
+# ============================================================================================ cache
+GOOD = "cat: (20, 100, 220, 400)\ndog: (280, 100, 480, 400)"
+
+
+@pytest.mark.parametrize("content", [b"{not json", b"[" * 50_000, b'{"prompt": 1}', b" " * (1024 * 1024 + 1)])
+def test_a_damaged_or_oversized_cache_file_is_ignored_with_a_note_and_replaced(tmp_path, content):
+    planner = LLMPlanner(Scripted(GOOD), cache_dir=tmp_path)
+    path = planner.cache_path(PROMPT)
+    path.write_bytes(content)
+    result = planner.plan(PROMPT)
+    assert result.layout.phrases == ["cat", "dog"] and any("ignored unreadable cache file" in n for n in result.notes)
+    again = LLMPlanner(Scripted(), cache_dir=tmp_path).plan(PROMPT)  # no replies left: must come from the cache
+    assert again.layout == result.layout and any("from cache" in n for n in again.notes)
