@@ -271,7 +271,9 @@ def test_rule_planner_sizes_shrink_with_counts_and_groups_keep_to_their_area():
 
 
 def test_rule_planner_boxes_keep_their_objects_proportions():
-    aspect = lambda b: (b[2] - b[0]) / (b[3] - b[1])
+    def aspect(b):
+        return (b[2] - b[0]) / (b[3] - b[1])
+
     # the shapes world only draws square boxes: a lone object beside a pair gets a square box, not its tall cell
     lay = PLANNER.plan("a red circle to the right of two green squares").layout
     assert all(aspect(b) == pytest.approx(1.0, rel=1e-3) for b in lay.boxes), lay.boxes
@@ -383,9 +385,10 @@ def test_rule_planner_notes_without_fallback():
 
 
 FUZZ_WORDS = (
-    "a an the one two three 3 7 twenty several a pair of red blue big cat cats dog table it them each other side by left "
-    "right of to on top above over below under beneath next beside near between and , . ; with in middle at bottom is "
-    "sitting chasing holding behind front 4k art photo image showing there corner upper far left-hand top-left"
+    "a an the one two three 3 7 twenty several a pair of red blue big cat cats dog table it them each other side by "
+    "left right of to on top above over below under beneath next beside near between and , . ; with in middle at "
+    "bottom is sitting chasing holding behind front 4k art photo image showing there corner upper far left-hand "
+    "top-left"
 ).split()
 
 
@@ -463,16 +466,32 @@ CAT, DOG = (20 / 512, 100 / 512, 220 / 512, 400 / 512), (280 / 512, 100 / 512, 4
     "reply",
     [
         "cat: (20, 100, 220, 400)\ndog: (280, 100, 480, 400)\nBackground prompt: a park\nNegative prompt: blurry",
-        "Sure! Here are the boxes:\n\n- **cat**: [20, 100, 220, 400]\n- **dog**: [280, 100, 480, 400]\n\nHope this helps.",
+        (
+            "Sure! Here are the boxes:\n\n- **cat**: [20, 100, 220, 400]\n- **dog**: [280, 100, 480, "
+            "400]\n\nHope this helps."
+        ),
         "1. cat: (20, 100, 220, 400)\n2. dog: (280, 100, 480, 400)",
         "The boxes: cat: (20, 100, 220, 400), dog: (280, 100, 480, 400).",
         "```\ncat: (20, 100, 220, 400)\ndog: (280, 100, 480, 400)\n```",
-        "[('cat', [20, 100, 200, 300]), ('dog', [280, 100, 200, 300])]\nBackground prompt: a park\nNegative prompt: blurry",
-        'Here is the layout:\n```json\n{"regions": [{"phrase": "cat", "box": [20, 100, 220, 400]}, {"phrase": "dog", "box": [280, 100, 480, 400]}], "background": "a park", "negative_prompt": "blurry"}\n```\nLet me know!',
+        (
+            "[('cat', [20, 100, 200, 300]), ('dog', [280, 100, 200, "
+            "300])]\nBackground prompt: a park\nNegative prompt: blurry"
+        ),
+        (
+            'Here is the layout:\n```json\n{"regions": [{"phrase": "cat", "box": [20, 100, 220, 400]}, '
+            '{"phrase": "dog", "box": [280, 100, 480, 400]}], "background": "a park", '
+            '"negative_prompt": "blurry"}\n```\nLet me know!'
+        ),
         '[{"name": "cat", "bbox": [20, 100, 220, 400]}, {"name": "dog", "bbox": [280, 100, 480, 400]}]',
-        '{"objects": [{"label": "cat", "box": {"xmin": 20, "ymin": 100, "xmax": 220, "ymax": 400}}, {"label": "dog", "box": {"xmin": 280, "ymin": 100, "xmax": 480, "ymax": 400}}]}',
+        (
+            '{"objects": [{"label": "cat", "box": {"xmin": 20, "ymin": 100, "xmax": 220, "ymax": 400}}, '
+            '{"label": "dog", "box": {"xmin": 280, "ymin": 100, "xmax": 480, "ymax": 400}}]}'
+        ),
         '{"cat": [20, 100, 220, 400], "dog": [280, 100, 480, 400]}',
-        '{"width": 1024, "height": 1024, "regions": [{"phrase": "cat", "box": [40, 200, 440, 800]}, {"phrase": "dog", "box": [560, 200, 960, 800]}]}',
+        (
+            '{"width": 1024, "height": 1024, "regions": [{"phrase": "cat", "box": [40, 200, 440, 800]}, '
+            '{"phrase": "dog", "box": [560, 200, 960, 800]}]}'
+        ),
         f'{{"regions": [{{"phrase": "cat", "box": {list(CAT)}}}, {{"phrase": "dog", "box": {list(DOG)}}}]}}',
     ],
     ids=[
@@ -646,7 +665,10 @@ def test_openai_good_reply(server, tmp_path):
 
 def test_openai_json_in_code_fences_and_api_key_from_env(server, tmp_path, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-env")
-    reply = 'Here you go:\n```json\n{"objects": [{"name": "cat", "box": [20, 100, 220, 400]}, {"name": "dog", "box": [280, 100, 480, 400]}]}\n```'
+    reply = (
+        'Here you go:\n```json\n{"objects": [{"name": "cat", "box": [20, 100, 220, 400]}, {"name": "dog", '
+        '"box": [280, 100, 480, 400]}]}\n```'
+    )
     server.script = [{"reply": reply}]
     planner = LLMPlanner(OpenAIChatBackend(server.url, "test-model", backoff=0.01), cache_dir=tmp_path)
     assert planner.plan(PROMPT).layout.boxes[0] == pytest.approx(CAT)

@@ -258,3 +258,12 @@ def test_cli_generate_plans_with_an_llm_model_url_and_timeout(serve, tmp_path, m
     result = runner.invoke(app, [*args, "--timeout", "2", "--out", str(tmp_path / "x.png")])
     assert result.exit_code == 2 and "HTTP 401" in result.stderr and "Traceback" not in result.output
     assert json.loads(server.requests[0]["body"])["model"] == "gpt-x"
+
+
+def test_cli_generate_planner_options_need_an_llm_planner(tmp_path):
+    out = str(tmp_path / "x.png")
+    result = runner.invoke(app, ["generate", "--prompt", "a cat", "--llm-model", "gpt-x", "--out", out])
+    assert result.exit_code == 2 and "use them with --plan" in result.stderr
+    result = runner.invoke(app, ["generate", "--prompt", "a cat", "--plan", "rule", "--timeout", "5", "--out", out])
+    assert result.exit_code == 2 and "timeout only applies to the openai planner" in result.stderr
+    assert "Traceback" not in result.output

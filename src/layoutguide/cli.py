@@ -137,19 +137,22 @@ def generate(
         fail(str(e))
     if lay is None and prompt is None:
         fail("give --prompt, --layout, or both")
+    if plan_with is None and (base_url, llm_model, timeout) != (None, None, None):
+        fail("--base-url, --llm-model and --timeout configure the planner: use them with --plan")
     if plan_with is not None:
         if lay is not None or prompt is None:
             fail("--plan plans a layout from --prompt: give --prompt and no --layout")
-        from .planner import PlannerError, get_planner
+        else:
+            from .planner import PlannerError, get_planner
 
-        try:
-            planner = get_planner(plan_with, base_url=base_url, llm_model=llm_model, timeout=timeout)
-            planned = planner.plan(prompt)
-        except PlannerError as e:
-            fail(str(e))
-        for note in planned.notes:
-            typer.echo(f"note: {note}", err=True)
-        lay = planned.layout
+            try:
+                planner = get_planner(plan_with, base_url=base_url, llm_model=llm_model, timeout=timeout)
+                planned = planner.plan(prompt)
+            except PlannerError as e:
+                fail(str(e))
+            for note in planned.notes:
+                typer.echo(f"note: {note}", err=True)
+            lay = planned.layout
     options = parse_sets(set_)
     unknown = set(options) - set(method.split("+"))
     if unknown:
