@@ -87,6 +87,8 @@ class _Exchange:
                 raise
             except OSError as e:
                 raise _Retryable(f"cannot connect: {e}") from None
+            if self.expired.is_set():  # the timer fired while connecting, before there was a socket to shut
+                raise TimeoutError
             self.conn.request("POST", self.path, body=body, headers=headers)
             response = self.conn.getresponse()
             limit = MAX_RESPONSE_BYTES if 200 <= response.status < 300 else _ERROR_DETAIL_BYTES
