@@ -94,7 +94,12 @@ def regions_from_layers(layers: Sequence[np.ndarray], phrases: Sequence[str], wi
         painted = rgba[..., 3] > 0 if rgba.ndim == 3 and rgba.shape[2] == 4 else rgba.any(axis=-1)
         if not painted.any():
             continue
-        mask = np.asarray(Image.fromarray(painted.astype(np.uint8) * 255).resize((width, height), Image.NEAREST)) > 0
+        mask = (
+            np.asarray(
+                Image.fromarray(painted.astype(np.uint8) * 255).resize((width, height), Image.Resampling.NEAREST)
+            )
+            > 0
+        )
         if mask.any():
             regions.append(Region(phrase.strip(), mask=mask))
     return regions

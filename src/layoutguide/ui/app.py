@@ -16,11 +16,12 @@ from gradio_image_annotation import image_annotator
 from ..errors import LayoutguideError
 from ..loading import load_pipeline
 from . import files
-from .handlers import Result, Server, progress_html
+from .handlers import Server
 from .options import OptionField, method_choices, option_fields
+from .streams import compare_stream, generation_stream
 
 CSS = ".lg-error { color: #c00000; } #lg-check-list { margin: 0; padding-left: 1em; }"
-DEVICE = {"concurrency_id": "device", "concurrency_limit": 1}
+DEVICE: dict[str, Any] = {"concurrency_id": "device", "concurrency_limit": 1}
 
 
 def _control(field: OptionField):
@@ -189,45 +190,7 @@ def build_app(server: Server) -> gr.Blocks:
         save_button.click(server.save, [*editor, save_format], [saved, message])
         method.change(lambda: {}, None, option_values)
 
-        def generate(
-            prompt_,
-            mode_,
-            boxes_,
-            masks_,
-            phrases_,
-            method_,
-            values,
-            seed_,
-            steps_,
-            scale_,
-            n_,
-            att_,
-            over_,
-            request: gr.Request,
-        ):
-            try:
-                layout = server.layout(prompt_, mode_, boxes_, masks_, phrases_)
-                job = server.request(layout, method_, values, seed_, steps_, scale_, n_, att_)
-            except LayoutguideError as e:
-                yield gr.update(), f'<span class="lg-error">{e}</span>', gr.update(), gr.update(), gr.update()
-                return
-            yield gr.update(), progress_html(0, job.steps), gr.update(), gr.update(), gr.update()
-            for kind, payload in server.stream(request.session_hash or "", job):
-                if kind == "step":
-                    yield gr.update(), progress_html(*payload), gr.update(), gr.update(), gr.update()
-                elif kind == "error":
-                    yield (
-                        gr.update(),
-                        f'<span class="lg-error">{payload}</span>',
-                        gr.update(),
-                        gr.update(),
-                        gr.update(),
-                    )
-                else:
-                    result = Result(job, list(payload.images), payload.layouts[0], payload.attention)
-                    result.download = server.bundle(result)
-                    done = progress_html(job.steps, job.steps) + " done"
-                    yield result, done, server.shown(result, over_), result.download, gr.update()
+        generate = generation_stream(server)
 
         gen_inputs = [*editor, method, option_values, seed, steps, scale, images, attention, overlay]
         gen_outputs = [result_state, progress, gallery, download, message]
@@ -239,25 +202,7 @@ def build_app(server: Server) -> gr.Blocks:
         cancel_button.click(cancel, None, message, cancels=[gen_event], queue=False)
         overlay.change(server.shown, [result_state, overlay], gallery)
 
-        def compare(prompt_, mode_, boxes_, masks_, phrases_, text, seed_, steps_, scale_, n_, request: gr.Request):
-            tiles: list[tuple[Any, str]] = []
-            try:
-                layout = server.layout(prompt_, mode_, boxes_, masks_, phrases_)
-                specs = server.compare_specs(text)
-                jobs_ = [server.request(layout, spec, {}, seed_, steps_, scale_, n_, False) for spec in specs]
-            except LayoutguideError as e:
-                yield f'<span class="lg-error">{e}</span>', [], None
-                return
-            for k, job in enumerate(jobs_):
-                for kind, payload in server.stream(request.session_hash or "", job, job.method):
-                    if kind == "step":
-                        yield progress_html(*payload, label=f"{job.method} ({k + 1}/{len(jobs_)})"), tiles, None
-                    elif kind == "error":
-                        yield f'<span class="lg-error">{job.method}: {payload}</span>', tiles, None
-                        return
-                    else:
-                        tiles += [(im, job.method) for im in payload.images]
-            yield progress_html(1, 1, "done"), tiles, server.compare_grid(tiles)
+        compare = compare_stream(server)
 
         compare_button.click(
             compare,

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from PIL import Image
 
 from ..errors import LayoutguideError
@@ -93,7 +92,9 @@ class Server:
     def plan(self, prompt: str, planner: str, url: str, llm_model: str, api_key: str) -> tuple[dict, str]:
         """The planned boxes for the editor, and the planner's notes (or the error)."""
         try:
-            kwargs = {} if planner == "rule" else {"base_url": url or None, "llm_model": llm_model or None}
+            kwargs: dict[str, Any] = (
+                {} if planner == "rule" else {"base_url": url or None, "llm_model": llm_model or None}
+            )
             if planner != "rule" and api_key:
                 kwargs["api_key"] = api_key
             result = get_planner(planner, **kwargs).plan(prompt)
@@ -200,7 +201,7 @@ class Server:
 
     @staticmethod
     def compare_grid(tiles: list[tuple[Image.Image, str]]) -> Image.Image:
-        images = [t[0].resize((max(128, t[0].width), max(128, t[0].height)), Image.NEAREST) for t in tiles]
+        images = [t[0].resize((max(128, t[0].width), max(128, t[0].height)), Image.Resampling.NEAREST) for t in tiles]
         return grid(images, columns=len(tiles), captions=[t[1] for t in tiles])
 
     def heatmaps(self, result: Result | None, index: int, step: int) -> list[tuple[Image.Image, str]]:
@@ -225,5 +226,6 @@ def progress_html(done: int, total: int, label: str = "") -> str:
     return f'<progress id="lg-progress" value="{done}" max="{total}"></progress> <span id="lg-step">{text}</span>'
 
 
-def as_rgb(image: Any) -> Image.Image:
-    return image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image))
+def error_html(error: object) -> str:
+    """One line of error text for the page (escaped: a phrase may hold markup)."""
+    return f'<span class="lg-error">{html.escape(str(error))}</span>'

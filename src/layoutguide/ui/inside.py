@@ -23,7 +23,7 @@ def step_heatmaps(
         return []
     tokens = map_phrases(tokenizer, layout.prompt, layout.phrases, on_missing="append")
     if step < 0:
-        maps = sum(a[index] for a in attention) / len(attention)
+        maps = torch.stack([a[index] for a in attention]).mean(0)
     else:
         maps = attention[min(step, len(attention) - 1)][index]
     tiles = region_heatmaps(image, layout, maps.float().numpy(), tokens.indices)

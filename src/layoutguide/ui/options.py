@@ -66,10 +66,10 @@ def option_fields(method: str, model_defaults: dict[str, Any] | None = None) -> 
             bounds: dict[str, Any] = {}
             for meta in info.metadata:
                 if isinstance(meta, (Ge, Gt)):
-                    bounds["minimum"] = float(meta.ge if isinstance(meta, Ge) else meta.gt)
+                    bounds["minimum"] = float(meta.ge if isinstance(meta, Ge) else meta.gt)  # type: ignore[arg-type]
                     bounds["exclusive_minimum"] = isinstance(meta, Gt)
                 elif isinstance(meta, (Le, Lt)):
-                    bounds["maximum"] = float(meta.le if isinstance(meta, Le) else meta.lt)
+                    bounds["maximum"] = float(meta.le if isinstance(meta, Le) else meta.lt)  # type: ignore[arg-type]
             default = calibrated.get(member, {}).get(name, info.default)
             fields.append(
                 OptionField(member, name, kind, default, choices=choices, description=info.description or "", **bounds)
