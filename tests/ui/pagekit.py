@@ -34,9 +34,7 @@ def check_rows(page) -> list[str]:
 
 def wait_rows(page, predicate, timeout: float = 60_000) -> list[str]:
     """Wait until the per-box check list satisfies ``predicate``; returns its rows."""
-    page.wait_for_function(
-        "() => document.querySelector('#lg-check-list') !== null", timeout=timeout
-    )
+    page.wait_for_function("() => document.querySelector('#lg-check-list') !== null", timeout=timeout)
     deadline = timeout / 250
     rows: list[str] = []
     for _ in range(int(deadline)):
