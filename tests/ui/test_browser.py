@@ -40,7 +40,7 @@ def test_bad_phrase_shows_the_library_error_next_to_its_box(page):
 def test_plan_from_prompt_puts_the_boxes_on_the_canvas(page):
     set_prompt(page, "a red circle to the left of a blue square")
     page.locator("#lg-plan").click()
-    rows = wait_rows(page, lambda r: len(r) == 2)
+    rows = wait_rows(page, lambda r: r == ["0: red circle ok", "1: blue square ok"])
     assert rows == ["0: red circle ok", "1: blue square ok"]
 
 
@@ -76,7 +76,7 @@ def test_a_second_tab_does_not_see_the_first_ones_layout(page, browser, app_url)
 def test_generate_then_look_inside(page):
     set_prompt(page, PROMPT)
     page.locator("#lg-plan").click()
-    wait_rows(page, lambda r: len(r) == 2)
+    wait_rows(page, lambda r: len(r) == 2 and all(row.endswith(" ok") for row in r))
     set_number(page, "lg-steps", 2)
     page.locator("#lg-generate").click()
     page.locator("#lg-gallery img").first.wait_for(timeout=GENERATION_TIMEOUT)
@@ -97,7 +97,7 @@ def test_generate_then_look_inside(page):
 def test_compare_two_methods(page):
     set_prompt(page, PROMPT)
     page.locator("#lg-plan").click()
-    wait_rows(page, lambda r: len(r) == 2)
+    wait_rows(page, lambda r: len(r) == 2 and all(row.endswith(" ok") for row in r))
     set_number(page, "lg-steps", 2)
     page.get_by_role("tab", name="Compare").click()
     page.locator("#lg-compare-methods textarea").fill("none,refocus[tokens=last]")

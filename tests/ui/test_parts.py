@@ -146,3 +146,13 @@ def test_limits_refuse_with_the_field_and_the_cap():
     with pytest.raises(LimitError, match="up to 100 bytes"):
         limits.check_upload(101, "big.json")
     limits.check_sampling(10, 2)  # at the caps is fine
+
+
+def test_ui_command_with_a_bad_model_folder_prints_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from layoutguide.cli import app
+
+    result = CliRunner().invoke(app, ["ui", "--model", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "model_index.json" in result.output and "Traceback" not in result.output
