@@ -563,6 +563,27 @@ def shapes_export(
     typer.echo(f"wrote {out}")
 
 
+@app.command()
+def ui(
+    model: str | None = typer.Option(None, help="Diffusers folder or hub id; default: the shipped shapes model."),
+    host: str = typer.Option("127.0.0.1", help="Address to bind; 127.0.0.1 keeps the page on this machine."),
+    port: int | None = typer.Option(None, help="Port (default: Gradio's, 7860, or the next free one)."),
+    share: bool = typer.Option(False, help="Also open a public Gradio share link (off unless asked)."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1, mps."),
+) -> None:
+    """Start the web UI: draw or plan a layout, generate, compare methods, look inside (needs the 'web' extra)."""
+    try:
+        from .ui.app import serve  # gradio is optional: pip install "layoutguide[web]"
+    except ImportError as e:
+        fail(f"the web UI needs the 'web' extra ({e.name} is missing): pip install 'layoutguide[web]'")
+    from .errors import LayoutguideError
+
+    try:
+        serve(model, host=host, port=port, share=share, device=device)
+    except LayoutguideError as e:
+        fail(str(e))
+
+
 def main() -> None:  # pragma: no cover
     app()
 
