@@ -370,7 +370,7 @@ class Layout:
             m = cls._CSS.match(line.strip())
             if not m:
                 raise LayoutError(
-                    "region {i}: not a LayoutGPT CSS line 'name {{height: Hpx; width: Wpx; top: Tpx; left: Lpx; }}': "
+                    f"region {i}: not a LayoutGPT CSS line 'name {{height: Hpx; width: Wpx; top: Tpx; left: Lpx; }}': "
                     f"{line!r}"
                 )
             props = dict(
