@@ -88,7 +88,7 @@ def test_shipped_model_word_attention_localises(shipped):
 def test_shipped_gligen_model_loads_and_grounds():
     from layoutguide.methods.gligen import grounded_blocks
 
-    pipe = load_pipeline(SHIPPED_MODEL.parent / "shapes-gligen", device="cpu")
+    pipe = load_pipeline("shapes-gligen", device="cpu")
     assert pipe.unet.config.attention_type == "gated" and grounded_blocks(pipe.unet)
     assert any(abs(b.fuser.alpha_attn.item()) > 0 for b in grounded_blocks(pipe.unet))  # trained gates
     layout = make_scene(10_000_321, n_objects=(2, 2)).layout()
@@ -104,7 +104,7 @@ def test_shipped_gligen_model_uses_its_boxes():
     from layoutguide.methods.base import GuidanceContext
     from layoutguide.methods.gligen import fuser_position_code
 
-    pipe = load_pipeline(SHIPPED_MODEL.parent / "shapes-gligen", device="cpu")
+    pipe = load_pipeline("shapes-gligen", device="cpu")
     gligen = pipe.method_with_defaults("gligen")
     assert gligen.options.position_code and gligen.options.grounding_text == "head"
     scenes = [make_scene(10_000_500 + k) for k in range(16)]

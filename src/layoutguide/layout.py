@@ -274,6 +274,8 @@ class Layout:
             data = json.loads(text)
         except json.JSONDecodeError as e:
             raise LayoutError(f"layout JSON is not valid JSON: {e}") from None
+        except RecursionError:
+            raise LayoutError("layout JSON is nested too deeply to be a layout; give {prompt, regions} objects") from None
         return cls.from_dict(data)
 
     # ----------------------------------------------------------------------------------------- formats
@@ -480,7 +482,7 @@ class Layout:
             text = str(colours)
             try:
                 colours = json.loads(text if text.lstrip().startswith("{") else Path(text).read_text())
-            except (OSError, ValueError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            except (OSError, ValueError, RecursionError) as e:  # JSONDecodeError, UnicodeDecodeError: ValueErrors
                 raise LayoutError(
                     f'mask colours must be a {{"(r, g, b)": phrase}} dict, JSON text or JSON file: {e}'
                 ) from None

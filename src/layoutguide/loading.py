@@ -211,7 +211,7 @@ def _load_hub(model_id: str, dtype: torch.dtype) -> LayoutPipeline:
         raise ModelNotFoundError(
             f"model {model_id!r} is not a shipped model ({', '.join(SHIPPED_MODELS)}), not a local folder, and could "
             f"not be loaded from the Hugging Face hub (offline, or no such repository: {type(e).__name__}). Download "
-            "it first (huggingface-cli download ID --local-dir DIR) and pass the folder"
+            "it first (huggingface_hub.snapshot_download) and pass its folder"
         ) from None
     if getattr(pipe, "text_encoder_2", None) is not None:
         raise UnsupportedModelError(f"model {model_id!r} has a second text encoder (SDXL); it is not supported yet")
