@@ -275,7 +275,9 @@ class Layout:
         except json.JSONDecodeError as e:
             raise LayoutError(f"layout JSON is not valid JSON: {e}") from None
         except RecursionError:
-            raise LayoutError("layout JSON is nested too deeply to be a layout; give {prompt, regions} objects") from None
+            raise LayoutError(
+                "layout JSON is nested too deeply to be a layout; give {prompt, regions} objects"
+            ) from None
         return cls.from_dict(data)
 
     # ----------------------------------------------------------------------------------------- formats
