@@ -246,11 +246,10 @@ def demo(
         result = pipe(layout=examples, method=spec.method, method_options=spec.options, seed=0, progress=False)
         for k, (image, layout) in enumerate(zip(result.images, examples)):
             path = out / "examples" / f"{k}_{label}.png"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            image.save(path)
+            save_image(image, path)
             tiles.append(draw_layout(image, layout))
             captions.append(f"{label}: {layout.prompt}")
-    grid(tiles, columns=len(examples), captions=captions).save(out / "examples.png")
+    save_image(grid(tiles, columns=len(examples), captions=captions), out / "examples.png")
     typer.echo(f"wrote {out / 'examples.png'} (one row per method: {', '.join(labels)}; boxes = the layout)")
     results = run_shapes_bench(
         pipe,
