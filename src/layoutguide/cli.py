@@ -80,7 +80,8 @@ def parse_sets(values: list[str] | None) -> dict[str, dict[str, Any]]:
 def guidance_interval_option():
     return typer.Option(
         None,
-        help="CFG only at timesteps LOW<=t<=HIGH, e.g. 0,900 (the conditional model alone elsewhere); 'all' for every step. Default: the model's.",
+        help="CFG only at timesteps LOW<=t<=HIGH, e.g. 0,900 (the conditional model alone elsewhere); 'all' for "
+        "every step. Default: the model's.",
     )
 
 
@@ -343,7 +344,8 @@ def segment(
     np.save(buffer, seg.maps)
     atomic_write_bytes(out / "maps.npy", buffer.getvalue())
     typer.echo(
-        f"wrote {out / 'segmentation.png'} and maps.npy ({len(seg.phrases)} phrases, steps {seg.steps[0]}-{seg.steps[1]})"
+        f"wrote {out / 'segmentation.png'} and maps.npy ({len(seg.phrases)} phrases, steps "
+        f"{seg.steps[0]}-{seg.steps[1]})"
     )
 
 
@@ -434,7 +436,8 @@ def bench_relations(
     guidance_interval: str | None = guidance_interval_option(),
     device: str = typer.Option("auto"),
 ) -> None:
-    """Relation prompts -> planner -> generation -> exact evaluation: relation and count accuracy per planner x method."""
+    """Relation prompts -> planner -> generation -> exact evaluation: relation and count accuracy per
+    planner x method."""
     from .bench import BenchResumeError, run_relation_bench
 
     options = parse_sets(set_)
@@ -478,19 +481,23 @@ def shapes_train(
     gligen_lr: float = typer.Option(5e-4, help="Learning rate of the GLIGEN stage."),
     gligen_token_weight: float = typer.Option(
         0.0,
-        help="GLIGEN stage: weight of the grounding-attention loss (share of each grounding token's attention from inside its box; not in GLIGEN's recipe).",
+        help="GLIGEN stage: weight of the grounding-attention loss (share of each grounding token's attention "
+        "from inside its box; not in GLIGEN's recipe).",
     ),
     gligen_pixel_weight: float = typer.Option(
         0.0,
-        help="GLIGEN stage: weight of the pixel-level grounding-attention loss (BCE of each grounding token's map against its box).",
+        help="GLIGEN stage: weight of the pixel-level grounding-attention loss (BCE of each grounding token's map "
+        "against its box).",
     ),
     gligen_position_code: bool = typer.Option(
         False,
-        help="GLIGEN stage: add a fixed 2D sinusoidal code to the fusers' visual tokens (not in GLIGEN; the exported model samples with it).",
+        help="GLIGEN stage: add a fixed 2D sinusoidal code to the fusers' visual tokens (not in GLIGEN; the "
+        "exported model samples with it).",
     ),
     gligen_grounding_text: str = typer.Option(
         "head",
-        help="GLIGEN stage: grounding phrases carry the head noun ('circle') or the whole phrase ('red circle', binds colours to boxes); the exported model samples the same way.",
+        help="GLIGEN stage: grounding phrases carry the head noun ('circle') or the whole phrase ('red circle', "
+        "binds colours to boxes); the exported model samples the same way.",
     ),
     device: str = typer.Option("auto", help="auto (CUDA if present), cpu, cuda."),
 ) -> None:
@@ -501,7 +508,7 @@ def shapes_train(
 
     state_file = out / "ckpt" / "state.json"
     base = TrainConfig(**json.loads(state_file.read_text())["config"]) if state_file.exists() else TrainConfig()
-    changes = {
+    changes: dict[str, Any] = {
         k: v
         for k, v in dict(
             unet_steps=unet_steps,
@@ -554,7 +561,8 @@ def shapes_init_run(
     folder = Path(source)
     if not (folder / "training.json").exists():
         fail(
-            f"--from: {folder} is not an exported shapes model (no training.json); give a folder written by `layoutguide shapes export`"
+            f"--from: {folder} is not an exported shapes model (no training.json); give a folder written by "
+            f"`layoutguide shapes export`"
         )
     try:
         init_run_from_export(folder, out)

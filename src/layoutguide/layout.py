@@ -296,7 +296,7 @@ class Layout:
     def from_gligen(cls, prompt: str, phrases: Sequence[str], boxes: Sequence[Sequence[float]], **kw) -> Layout:
         if len(phrases) != len(boxes):
             raise LayoutError(f"GLIGEN input: {len(phrases)} phrases but {len(boxes)} boxes; give one box per phrase")
-        return cls(prompt=prompt, regions=tuple(Region(p, box=b) for p, b in zip(phrases, boxes)), **kw)
+        return cls(prompt=prompt, regions=tuple(Region(p, box=_as_box(b)) for p, b in zip(phrases, boxes)), **kw)
 
     def to_gligen(self) -> dict[str, Any]:
         return {"prompt": self.prompt, "gligen_phrases": self.phrases, "gligen_boxes": [list(b) for b in self.boxes]}
@@ -415,7 +415,7 @@ class Layout:
                 raise LayoutError(
                     f"region {i}: expected 'name: (x0, y0, x1, y1)' with 4 numbers, got {line!r}"
                 ) from None
-            regions.append(Region(m["name"].strip(), box=_clamp(box) if clamp else box))
+            regions.append(Region(m["name"].strip(), box=_clamp(box) if clamp else _as_box(box)))
         return cls(prompt=prompt, regions=tuple(regions), width=canvas, height=canvas)
 
     def to_refocus(self, *, canvas: int = 512) -> str:
@@ -598,7 +598,12 @@ def _check_line_phrase(index: int, phrase: str, forbidden: str, fmt: str) -> Non
 
 def _clamp(box) -> tuple[float, float, float, float]:
     """Clamp to the canvas (LLMs and LMD overflow it); degenerate results still fail validation."""
-    return tuple(min(max(float(v), 0.0), 1.0) for v in box)
+    return _as_box([min(max(float(v), 0.0), 1.0) for v in box])
+
+
+def _as_box(values: Any) -> tuple[float, float, float, float]:
+    """For the type checker: a box's values as a tuple; Region's validation checks there are 4 numbers."""
+    return tuple(values)
 
 
 def _coverage(mask: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -606,7 +611,7 @@ def _coverage(mask: np.ndarray, height: int, width: int) -> np.ndarray:
     from PIL import Image
 
     return np.asarray(
-        Image.fromarray(mask.astype(np.float32)).resize((width, height), Image.BOX), dtype=np.float32
+        Image.fromarray(mask.astype(np.float32)).resize((width, height), Image.Resampling.BOX), dtype=np.float32
     ).clip(0, 1)
 
 

@@ -185,6 +185,7 @@ def load_pipeline(
     device_ = pick_device(device)
     dtype_ = pick_dtype(dtype, device_)
     source = resolve_model(model)
+    pipe: Any
     if isinstance(source, Path):
         check_model_folder(source)
         pipe = _load_overlay(source, dtype_) if (source / OVERLAY_FILE).is_file() else _load_folder(source, dtype_)
@@ -252,7 +253,7 @@ def assemble_unet(folder: Path) -> UNet2DConditionModel:
 
 def _load_overlay(folder: Path, dtype: torch.dtype) -> LayoutPipeline:
     base = read_overlay(folder)["base"]
-    unet = assemble_unet(folder)
+    unet: Any = assemble_unet(folder)
     pipe = _load_folder(base, dtype, unet=unet if dtype == torch.float32 else unet.to(dtype))
     pipe.model_defaults = model_defaults(folder)
     return pipe
