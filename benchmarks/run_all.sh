@@ -18,8 +18,8 @@ python benchmarks/decision_time.py --n 64 --out $R/decision-time.md
 python benchmarks/refocus_followthrough.py --n 48 --guidance-interval all --out $R/refocus-followthrough.md
 python benchmarks/overhead.py --model tiny --steps 20 --repeats 3 --out $R/overhead-tiny.md
 python benchmarks/overhead.py --model shipped --guidance-interval all --steps 30 --repeats 2 --methods none,refocus,refocus[car],refocus[sar],boxdiff,layout-guidance,attend-excite,zestguide,pww,densediffusion --out $R/overhead-shapes.md
-python benchmarks/gligen_sweep.py --model src/layoutguide/weights/shapes-gligen --n 32 --out $R/gligen
-G=src/layoutguide/weights/shapes-gligen
+python benchmarks/gligen_sweep.py --model shapes-gligen --n 32 --out $R/gligen
+G=shapes-gligen
 layoutguide bench relations --model $G --planners rule --methods 'none,gligen,reground,gligen+refocus,reground+refocus,gligen+pww+refocus,gligen+refocus[refocus.tokens=last],gligen+pww+refocus[refocus.tokens=last],gligen+layout-guidance,gligen+pww+layout-guidance' --n 96 --seed 0 --out $R/gligen/relations
 layoutguide bench relations --model $G --planners rule --methods 'none,gligen,gligen+refocus,gligen+pww+refocus,gligen+refocus[refocus.tokens=last],gligen+pww+refocus[refocus.tokens=last],gligen+layout-guidance,gligen+pww+layout-guidance' --n 96 --seed 1 --out $R/gligen/relations-seed1
 layoutguide bench relations --model $G --planners rule --methods 'none,gligen+refocus,gligen+pww+refocus,gligen+pww+refocus[refocus.tokens=last],gligen+layout-guidance' --n 96 --seed 2 --out $R/gligen/relations-seed2

@@ -88,7 +88,7 @@ def test_shipped_model_word_attention_localises(shipped):
 def test_shipped_gligen_model_loads_and_grounds():
     from layoutguide.methods.gligen import grounded_blocks
 
-    pipe = load_pipeline(SHIPPED_MODEL.parent / "shapes-gligen", device="cpu")
+    pipe = load_pipeline("shapes-gligen", device="cpu")
     assert pipe.unet.config.attention_type == "gated" and grounded_blocks(pipe.unet)
     assert any(abs(b.fuser.alpha_attn.item()) > 0 for b in grounded_blocks(pipe.unet))  # trained gates
     layout = make_scene(10_000_321, n_objects=(2, 2)).layout()
@@ -104,7 +104,7 @@ def test_shipped_gligen_model_uses_its_boxes():
     from layoutguide.methods.base import GuidanceContext
     from layoutguide.methods.gligen import fuser_position_code
 
-    pipe = load_pipeline(SHIPPED_MODEL.parent / "shapes-gligen", device="cpu")
+    pipe = load_pipeline("shapes-gligen", device="cpu")
     gligen = pipe.method_with_defaults("gligen")
     assert gligen.options.position_code and gligen.options.grounding_text == "head"
     scenes = [make_scene(10_000_500 + k) for k in range(16)]
@@ -120,7 +120,7 @@ def test_shipped_gligen_model_uses_its_boxes():
     )
     boxes = gligen._grounding_inputs(pipe, ctx)
     null = {**boxes, "masks": torch.zeros_like(boxes["masks"])}
-    prompts = [l.prompt for l in layouts]
+    prompts = [item.prompt for item in layouts]
     with torch.no_grad(), fuser_position_code(pipe.unet, (side, side)):
         z0 = pipe.vae.encode(images).latent_dist.mean * pipe.vae.config.scaling_factor
         cond, mask = pipe.encode_prompt(prompts), pipe.text_attention_mask(prompts)
@@ -141,3 +141,61 @@ def test_shipped_gligen_model_uses_its_boxes():
             for name, g in (("boxes", boxes), ("null", null))
         }
     assert loss["boxes"] < 0.9 * loss["null"], loss
+
+
+@pytest.mark.slow
+def test_shipped_gligen_overlay_gives_the_images_of_the_former_full_folder():
+    """shapes-gligen ships as its GLIGEN layers on the shipped base; assembled, it reproduces bit for bit the images
+    (and the benchmark fingerprint) of the full 30 MB folder it replaced (tests/data, made from that folder with
+    the same seed and settings)."""
+    from pathlib import Path
+
+    from layoutguide.bench import model_fingerprint
+    from layoutguide.layout import Layout, Region
+
+    reference = np.load(Path(__file__).parent / "data" / "shapes_gligen_reference.npz")
+    pipe = load_pipeline("shapes-gligen", device="cpu")
+    assert model_fingerprint(pipe) == str(reference["fingerprint"])
+    layout = Layout(
+        "a red circle and a blue square",
+        (Region("red circle", box=(0.05, 0.1, 0.45, 0.6)), Region("blue square", box=(0.55, 0.4, 0.95, 0.9))),
+        width=64,
+        height=64,
+    )
+    for method in ("gligen", "gligen+refocus"):
+        images = pipe(layout=layout, method=method, seed=3, num_inference_steps=12, progress=False, output_type="np")
+        got = (images.images * 255).round().astype(np.uint8)
+        assert np.abs(got.astype(int) - reference[method].astype(int)).max() == 0, method
+
+
+def test_shipped_models_load_by_name_and_gligen_stores_only_its_layers():
+    from layoutguide.loading import SHIPPED_MODELS, read_overlay
+
+    gligen = SHIPPED_MODELS["shapes-gligen"]
+    assert not (gligen / "unet").exists() and not (gligen / "text_encoder").exists()  # no copy of the base
+    size = sum(p.stat().st_size for p in gligen.rglob("*") if p.is_file())
+    assert size < 8_000_000, size
+    assert read_overlay(gligen)["base"] == SHIPPED_MODELS["shapes"] == SHIPPED_MODEL
+
+
+def test_cli_names_the_shipped_models(tmp_path):
+    result = CliRunner().invoke(
+        app,
+        [
+            "generate",
+            "--model",
+            "shapes-gligen",
+            "--prompt",
+            "a red circle",
+            "--method",
+            "none",
+            "--steps",
+            "1",
+            "--out",
+            str(tmp_path / "x.png"),
+            "--device",
+            "cpu",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "x.png").exists()

@@ -3,6 +3,7 @@ the library."""
 
 from __future__ import annotations
 
+import io
 import json
 import shlex
 import sys
@@ -11,16 +12,19 @@ from typing import Any
 
 import typer
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Layout-grounded text-to-image generation.")
+from .cli_checks import ClearErrorGroup, check_folder_path, check_image_path, fail, safe_name, save_image
+from .errors import InputError
+
+# Heavy modules (torch, diffusers, the pipeline) are imported inside the commands that use them: `layoutguide --help`
+# and argument errors answer in a fraction of the seconds the imports take (docs/reliability.md has the timing).
+app = typer.Typer(
+    cls=ClearErrorGroup, add_completion=False, no_args_is_help=True, help="Layout-grounded text-to-image generation."
+)
 shapes_app = typer.Typer(no_args_is_help=True, help="The shapes world: train, export and inspect its model.")
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks with exact metrics.")
 app.add_typer(shapes_app, name="shapes")
 app.add_typer(bench_app, name="bench")
-
-
-def fail(message: str) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(2)
+MODEL_HELP = "shapes (default), shapes-gligen, a diffusers folder or a hub id."
 
 
 def _method_names(methods: str, *, allow_all: bool = False) -> list[str]:
@@ -76,17 +80,45 @@ def parse_sets(values: list[str] | None) -> dict[str, dict[str, Any]]:
 def guidance_interval_option():
     return typer.Option(
         None,
-        help="CFG only at timesteps LOW<=t<=HIGH, e.g. 0,900 (the conditional model alone elsewhere); 'all' for every step. Default: the model's.",
+        help="CFG only at timesteps LOW<=t<=HIGH, e.g. 0,900 (the conditional model alone elsewhere); 'all' for "
+        "every step. Default: the model's.",
     )
 
 
-def _load(model, device, dtype, guidance_interval: str | None = None):
-    from .loading import ModelNotFoundError, load_pipeline
-
+def _flagged(flag: str, check, *args, **kwargs):
+    """Run a library check; its InputError is reported under the CLI flag that carried the value."""
     try:
-        return load_pipeline(model, device=device, dtype=dtype, guidance_interval=guidance_interval)
-    except (ModelNotFoundError, ValueError) as e:
-        fail(str(e))
+        return check(*args, **kwargs)
+    except InputError as e:
+        fail(f"{flag}: {e}")
+
+
+def _check_numbers(**values: tuple[str, Any]) -> None:
+    """Refuse NaN/inf/0/negative numbers before a model loads, under their flags (``field=(flag, value)``)."""
+    from .inputs import check_call_inputs
+
+    for field, (flag, value) in values.items():
+        _flagged(flag, check_call_inputs, None, **{field: value})
+
+
+def _load(model, device, dtype, guidance_interval: str | None = None):
+    """The pipeline, after the device, dtype and guidance interval are checked under their flags."""
+    from .loading import load_pipeline, parse_guidance_interval, pick_device, pick_dtype
+
+    chosen = _flagged("--device", pick_device, device)
+    _flagged("--dtype", pick_dtype, dtype, chosen)
+    if guidance_interval is not None:
+        _flagged("--guidance-interval", parse_guidance_interval, guidance_interval)
+    return load_pipeline(model, device=device, dtype=dtype, guidance_interval=guidance_interval)
+
+
+def _image_size(pipe, layout, height: int | None, width: int | None) -> tuple[int, int]:
+    """--height/--width, else the layout canvas's aspect at the model's native pixel count."""
+    from .inputs import default_image_size
+
+    native = pipe.unet.config.sample_size * pipe.vae_scale_factor
+    default_h, default_w = default_image_size(layout, native, pipe.vae_scale_factor)
+    return height or default_h, width or default_w
 
 
 @app.command()
@@ -96,8 +128,10 @@ def generate(
     method: str = typer.Option(
         "refocus", help="Layout method (see 'layoutguide methods'); 'none' for plain sampling."
     ),
-    model: str | None = typer.Option(None, help="Diffusers folder or hub id; default: the shipped shapes model."),
+    model: str | None = typer.Option(None, help=MODEL_HELP),
     out: Path = typer.Option(Path("out.png"), help="Output image; with -n > 1, files OUT_0.png, OUT_1.png ..."),
+    height: int | None = typer.Option(None, help="Image height in px (default: the layout's aspect, model's size)."),
+    width: int | None = typer.Option(None, help="Image width in px (default: the layout's aspect, model's size)."),
     seed: int = typer.Option(0, help="Base seed; image j uses a seed derived from (seed, j)."),
     steps: int | None = typer.Option(None, help="Denoising steps (default: the model's, else 50)."),
     guidance_scale: float | None = typer.Option(
@@ -126,15 +160,21 @@ def generate(
     dtype: str = typer.Option("auto", help="auto (fp16 on CUDA, fp32 elsewhere), fp32, fp16, bf16."),
 ) -> None:
     """Generate an image whose objects follow a layout (given, or planned from the prompt with --plan)."""
-    from .layout import Layout, LayoutError
-    from .methods import MethodOptionError
-    from .tokens import PhraseNotFoundError
+    from .layout import Layout
+    from .tokens import map_phrases
     from .viz import draw_layout, region_heatmaps
 
-    try:
-        lay = Layout.from_json(layout) if layout else None
-    except LayoutError as e:
-        fail(str(e))
+    check_image_path(out)
+    if save_attention is not None:
+        check_folder_path(save_attention, "--save-attention")
+    _check_numbers(
+        num_inference_steps=("--steps", steps),
+        guidance_scale=("--guidance-scale", guidance_scale),
+        num_images_per_prompt=("-n", n),
+        height=("--height", height),
+        width=("--width", width),
+    )
+    lay = Layout.from_json(layout) if layout else None
     if lay is None and prompt is None:
         fail("give --prompt, --layout, or both")
     if plan_with is None and (base_url, llm_model, timeout) != (None, None, None):
@@ -158,43 +198,39 @@ def generate(
     if unknown:
         fail(f"--set names method(s) {sorted(unknown)} but --method is {method!r}")
     pipe = _load(model, device, dtype, guidance_interval)
-    try:
-        result = pipe(
-            prompt=prompt,
-            layout=lay,
-            method=None if method == "none" else method,
-            method_options=options if "+" in method else options.get(method),
-            num_inference_steps=steps,
-            guidance_scale=guidance_scale,
-            negative_prompt=negative_prompt,
-            num_images_per_prompt=n,
-            seed=seed,
-            return_attention=save_attention is not None,
-            append_missing_phrases=append_missing,
-        )
-    except (MethodOptionError, PhraseNotFoundError, LayoutError, ValueError) as e:
-        fail(str(e))
-    out.parent.mkdir(parents=True, exist_ok=True)
+    height, width = _image_size(pipe, lay, height, width)
+    result = pipe(
+        prompt=prompt,
+        layout=lay,
+        method=None if method == "none" else method,
+        method_options=options if "+" in method else options.get(method),
+        num_inference_steps=steps,
+        guidance_scale=guidance_scale,
+        negative_prompt=negative_prompt,
+        num_images_per_prompt=n,
+        seed=seed,
+        height=height,
+        width=width,
+        return_attention=save_attention is not None,
+        append_missing_phrases=append_missing,
+    )
     paths = [out] if n == 1 else [out.with_name(f"{out.stem}_{j}{out.suffix}") for j in range(n)]
     used = result.layouts[0]
     for j, (path, image) in enumerate(zip(paths, result.images)):
-        image.save(path)
+        save_image(image, path)
         typer.echo(f"wrote {path}")
         if overlay and used.regions:
             over = path.with_name(f"{path.stem}_overlay{path.suffix}")
-            draw_layout(image, used).save(over)
+            save_image(draw_layout(image, used), over)
             typer.echo(f"wrote {over}")
         if save_attention is not None and used.regions:
-            save_attention.mkdir(parents=True, exist_ok=True)
-            from .tokens import map_phrases
-
             tokens = map_phrases(
                 pipe.tokenizer, used.prompt, used.phrases, on_missing="append" if append_missing else "error"
             )
             mean_maps = sum(a[j] for a in result.attention) / len(result.attention)  # (h, w, 77), mean over steps
             for r, tile in enumerate(region_heatmaps(image, used, mean_maps.numpy(), tokens.indices)):
-                name = save_attention / f"{path.stem}_region{r}_{used.regions[r].phrase.replace(' ', '_')}.png"
-                tile.save(name)
+                # the region index keeps names unique; safe_name keeps '/' and '..' from leaving the folder
+                save_image(tile, save_attention / f"{path.stem}_region{r}_{safe_name(used.regions[r].phrase)}.png")
             typer.echo(f"wrote {len(used.regions)} heatmaps to {save_attention}")
 
 
@@ -206,7 +242,7 @@ def demo(
         "none,refocus,layout-guidance,zestguide",
         help="Comma-separated methods: one row of examples each, and the report's rows.",
     ),
-    model: str | None = typer.Option(None, help="Default: the shipped shapes model."),
+    model: str | None = typer.Option(None, help=MODEL_HELP),
     device: str = typer.Option("auto", help="auto, cpu, cuda, mps."),
 ) -> None:
     """The main job on the shipped model: guided images with their layouts drawn, and a benchmark report."""
@@ -222,11 +258,10 @@ def demo(
         result = pipe(layout=examples, method=spec.method, method_options=spec.options, seed=0, progress=False)
         for k, (image, layout) in enumerate(zip(result.images, examples)):
             path = out / "examples" / f"{k}_{label}.png"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            image.save(path)
+            save_image(image, path)
             tiles.append(draw_layout(image, layout))
             captions.append(f"{label}: {layout.prompt}")
-    grid(tiles, columns=len(examples), captions=captions).save(out / "examples.png")
+    save_image(grid(tiles, columns=len(examples), captions=captions), out / "examples.png")
     typer.echo(f"wrote {out / 'examples.png'} (one row per method: {', '.join(labels)}; boxes = the layout)")
     results = run_shapes_bench(
         pipe,
@@ -276,52 +311,56 @@ def segment(
     phrases: str | None = typer.Option(None, help="Comma-separated phrases of the prompt to segment."),
     layout: Path | None = typer.Option(None, help="Layout JSON (instead of --prompt/--phrases)."),
     method: str = typer.Option("none", help="Layout method to generate with (default: none)."),
-    model: str | None = typer.Option(None, help="Default: the shipped shapes model."),
+    model: str | None = typer.Option(None, help=MODEL_HELP),
     out: Path = typer.Option(Path("out/segment"), help="Output folder: image, heatmaps, label map."),
     seed: int = typer.Option(0),
     steps: int | None = typer.Option(None),
+    height: int | None = typer.Option(None, help="Image height in px (default: the layout's aspect, model's size)."),
+    width: int | None = typer.Option(None, help="Image width in px (default: the layout's aspect, model's size)."),
     device: str = typer.Option("auto"),
 ) -> None:
     """Show where each phrase lands: per-phrase attention maps and a label map (ZestGuide's segmentation)."""
     import numpy as np
     from PIL import Image
 
-    from .layout import Layout, LayoutError
+    from .layout import Layout, atomic_write_bytes
     from .segment import attention_segmentation
-    from .tokens import PhraseNotFoundError
     from .viz import PALETTE, grid, heatmap
 
-    try:
-        lay = Layout.from_json(layout) if layout else None
-    except LayoutError as e:
-        fail(str(e))
+    check_folder_path(out, "--out")
+    _check_numbers(num_inference_steps=("--steps", steps), height=("--height", height), width=("--width", width))
+    lay = Layout.from_json(layout) if layout else None
     phrase_list = [p.strip() for p in phrases.split(",")] if phrases else None
     pipe = _load(model, device, "auto")
-    try:
-        seg = attention_segmentation(
-            pipe,
-            prompt,
-            phrase_list,
-            layout=lay,
-            method=None if method == "none" else method,
-            seed=seed,
-            num_inference_steps=steps,
-            progress=True,
-        )
-    except (PhraseNotFoundError, LayoutError, ValueError) as e:
-        fail(str(e))
-    out.mkdir(parents=True, exist_ok=True)
-    seg.image.save(out / "image.png")
+    height, width = _image_size(pipe, lay, height, width)
+    seg = attention_segmentation(
+        pipe,
+        prompt,
+        phrase_list,
+        layout=lay,
+        method=None if method == "none" else method,
+        seed=seed,
+        num_inference_steps=steps,
+        height=height,
+        width=width,
+        progress=True,
+    )
+    save_image(seg.image, out / "image.png")
     size = (256, 256)
-    tiles = [seg.image.resize(size, Image.NEAREST)] + [heatmap(m, size, seg.image) for m in seg.maps]
+    tiles = [seg.image.resize(size, Image.Resampling.NEAREST)] + [heatmap(m, size, seg.image) for m in seg.maps]
     colours = np.array(
         [(255, 255, 255)] + [PALETTE[i % len(PALETTE)] for i in range(len(seg.phrases))], dtype=np.uint8
     )
-    tiles.append(Image.fromarray(colours[seg.labels + 1]).resize(size, Image.NEAREST))
-    grid(tiles, columns=len(tiles), captions=["image"] + seg.phrases + ["labels"]).save(out / "segmentation.png")
-    np.save(out / "maps.npy", seg.maps)
+    tiles.append(Image.fromarray(colours[seg.labels + 1]).resize(size, Image.Resampling.NEAREST))
+    save_image(
+        grid(tiles, columns=len(tiles), captions=["image"] + seg.phrases + ["labels"]), out / "segmentation.png"
+    )
+    buffer = io.BytesIO()
+    np.save(buffer, seg.maps)
+    atomic_write_bytes(out / "maps.npy", buffer.getvalue())
     typer.echo(
-        f"wrote {out / 'segmentation.png'} and maps.npy ({len(seg.phrases)} phrases, steps {seg.steps[0]}-{seg.steps[1]})"
+        f"wrote {out / 'segmentation.png'} and maps.npy ({len(seg.phrases)} phrases, steps "
+        f"{seg.steps[0]}-{seg.steps[1]})"
     )
 
 
@@ -354,7 +393,7 @@ def bench_shapes(
     n: int = typer.Option(200, help="Number of layouts in the suite."),
     seed: int = typer.Option(0, help="Suite seed (also seeds the initial noise)."),
     out: Path = typer.Option(Path("bench-out/shapes"), help="Output folder (resumes if it has images)."),
-    model: str | None = typer.Option(None, help="Default: the shipped shapes model."),
+    model: str | None = typer.Option(None, help=MODEL_HELP),
     steps: int | None = typer.Option(None, help="Denoising steps (default: the model's)."),
     guidance_scale: float | None = typer.Option(None, help="CFG scale (default: the model's)."),
     guidance_interval: str | None = guidance_interval_option(),
@@ -407,12 +446,13 @@ def bench_relations(
     n: int = typer.Option(100, help="Number of relation prompts."),
     seed: int = typer.Option(0),
     out: Path = typer.Option(Path("bench-out/relations")),
-    model: str | None = typer.Option(None, help="Default: the shipped shapes model."),
+    model: str | None = typer.Option(None, help=MODEL_HELP),
     set_: list[str] | None = typer.Option(None, "--set", help="Method option, METHOD.OPTION=VALUE (repeatable)."),
     guidance_interval: str | None = guidance_interval_option(),
     device: str = typer.Option("auto"),
 ) -> None:
-    """Relation prompts -> planner -> generation -> exact evaluation: relation and count accuracy per planner x method."""
+    """Relation prompts -> planner -> generation -> exact evaluation: relation and count accuracy per
+    planner x method."""
     from .bench import BenchResumeError, run_relation_bench
 
     options = parse_sets(set_)
@@ -456,19 +496,23 @@ def shapes_train(
     gligen_lr: float = typer.Option(5e-4, help="Learning rate of the GLIGEN stage."),
     gligen_token_weight: float = typer.Option(
         0.0,
-        help="GLIGEN stage: weight of the grounding-attention loss (share of each grounding token's attention from inside its box; not in GLIGEN's recipe).",
+        help="GLIGEN stage: weight of the grounding-attention loss (share of each grounding token's attention "
+        "from inside its box; not in GLIGEN's recipe).",
     ),
     gligen_pixel_weight: float = typer.Option(
         0.0,
-        help="GLIGEN stage: weight of the pixel-level grounding-attention loss (BCE of each grounding token's map against its box).",
+        help="GLIGEN stage: weight of the pixel-level grounding-attention loss (BCE of each grounding token's map "
+        "against its box).",
     ),
     gligen_position_code: bool = typer.Option(
         False,
-        help="GLIGEN stage: add a fixed 2D sinusoidal code to the fusers' visual tokens (not in GLIGEN; the exported model samples with it).",
+        help="GLIGEN stage: add a fixed 2D sinusoidal code to the fusers' visual tokens (not in GLIGEN; the "
+        "exported model samples with it).",
     ),
     gligen_grounding_text: str = typer.Option(
         "head",
-        help="GLIGEN stage: grounding phrases carry the head noun ('circle') or the whole phrase ('red circle', binds colours to boxes); the exported model samples the same way.",
+        help="GLIGEN stage: grounding phrases carry the head noun ('circle') or the whole phrase ('red circle', "
+        "binds colours to boxes); the exported model samples the same way.",
     ),
     device: str = typer.Option("auto", help="auto (CUDA if present), cpu, cuda."),
 ) -> None:
@@ -479,7 +523,7 @@ def shapes_train(
 
     state_file = out / "ckpt" / "state.json"
     base = TrainConfig(**json.loads(state_file.read_text())["config"]) if state_file.exists() else TrainConfig()
-    changes = {
+    changes: dict[str, Any] = {
         k: v
         for k, v in dict(
             unet_steps=unet_steps,
@@ -512,22 +556,31 @@ def shapes_train(
 
 @shapes_app.command("init-run")
 def shapes_init_run(
-    from_: Path = typer.Option(
-        Path(__file__).parent / "weights" / "shapes",
-        "--from",
-        help="An exported model folder (default: the shipped model).",
+    from_: str = typer.Option(
+        "shapes", "--from", help="A shipped model name (shapes, shapes-gligen) or an exported model folder."
     ),
     out: Path = typer.Option(..., help="New run folder; then continue with `layoutguide shapes train --out OUT ...`."),
 ) -> None:
     """Start a training run from an exported model (the committed weights are resumable checkpoints)."""
+    import tempfile
+
+    from .loading import OVERLAY_FILE, resolve_model, write_model_folder
     from .shapes.train import init_run_from_export
 
-    if not (from_ / "training.json").exists():
+    source = resolve_model(from_)
+    if isinstance(source, Path) and (source / OVERLAY_FILE).is_file():  # stored as layers: assemble it first
+        with tempfile.TemporaryDirectory() as tmp:
+            init_run_from_export(write_model_folder(source, Path(tmp) / "model"), out)
+        typer.echo(f"wrote {out / 'ckpt'}")
+        return
+    folder = Path(source)
+    if not (folder / "training.json").exists():
         fail(
-            f"--from: {from_} is not an exported shapes model (no training.json); give a folder written by `layoutguide shapes export`"
+            f"--from: {folder} is not an exported shapes model (no training.json); give a folder written by "
+            f"`layoutguide shapes export`"
         )
     try:
-        init_run_from_export(from_, out)
+        init_run_from_export(folder, out)
     except FileExistsError as e:
         fail(str(e))
     typer.echo(f"wrote {out / 'ckpt'}")
@@ -537,7 +590,7 @@ def shapes_init_run(
 def shapes_competence(
     n: int = typer.Option(200, help="Held-out prompts per kind (single-object, two-object)."),
     seed: int = typer.Option(0),
-    model: str | None = typer.Option(None, help="Default: the shipped shapes model."),
+    model: str | None = typer.Option(None, help=MODEL_HELP),
     out: Path | None = typer.Option(None, help="Also write images and competence.json here."),
     guidance_interval: str | None = guidance_interval_option(),
     device: str = typer.Option("auto"),
@@ -589,4 +642,4 @@ def main() -> None:  # pragma: no cover
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

@@ -48,7 +48,15 @@ def _where(index: int | None, phrase: str | None) -> str:
 
 
 def _check_box(box: Any, where: str) -> tuple[float, float, float, float]:
+    # text ("0011") and booleans iterate/convert to numbers: refuse them instead of reading [0, 0, 1, 1]
+    bad_item = (
+        any(isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.number)) for v in box)
+        if (isinstance(box, (list, tuple, np.ndarray)))
+        else True
+    )
     try:
+        if bad_item:
+            raise TypeError
         values = tuple(float(v) for v in box)
     except (TypeError, ValueError, OverflowError):
         raise LayoutError(f"{where}: field 'box' must be 4 numbers [x0, y0, x1, y1], got {box!r}") from None
@@ -154,9 +162,15 @@ class Layout:
             raise LayoutError(f"rasterize: grid size must be positive, got ({height}, {width})")
         out = np.zeros((len(self.regions), height, width), dtype=np.float32)
         for i, region in enumerate(self.regions):
-            if soft:
-                full = region.mask if region.mask is not None and not boxes_only else self._box_mask(region)
-                out[i] = _coverage(full, height, width)
+            if soft and (region.mask is None or boxes_only):
+                # the box's cell coverage computed at the grid: a canvas-size mask of a 16384 px canvas is 1 GB
+                x0, y0, x1, y1 = region.bbox
+                out[i] = _box_coverage(
+                    _cells(y0, y1, self.height), _cells(x0, x1, self.width), self.height, self.width, height, width
+                )
+            elif soft:
+                assert region.mask is not None
+                out[i] = _coverage(region.mask, height, width)
             elif region.mask is not None and not boxes_only:
                 out[i] = _resize_mask(region.mask, height, width)
             else:
@@ -165,12 +179,6 @@ class Layout:
                 c0, c1 = _cells(x0, x1, width)
                 out[i, r0:r1, c0:c1] = 1.0
         return out
-
-    def _box_mask(self, region: Region) -> np.ndarray:
-        """The region's box as a boolean mask on the canvas."""
-        return (
-            self.replace(regions=(Region(region.phrase, box=region.bbox),)).rasterize(self.height, self.width)[0] > 0
-        )
 
     # ----------------------------------------------------------------------------------------- JSON
     def to_dict(self) -> dict[str, Any]:
@@ -248,9 +256,11 @@ class Layout:
 
     @classmethod
     def from_json(cls, source: str | os.PathLike) -> Layout:
-        """Load from a JSON file path or a JSON string."""
+        """Load from a JSON file path or a JSON string. A ``Path`` (any ``os.PathLike``) is always a file, and so is
+        a string naming an existing file (even one whose name starts with ``{``); other strings starting with ``{``
+        are JSON text."""
         text = str(source)
-        if not text.lstrip().startswith("{"):
+        if isinstance(source, os.PathLike) or not text.lstrip().startswith("{") or _is_file(text):
             path = Path(source)
             try:
                 text = path.read_text()
@@ -264,6 +274,10 @@ class Layout:
             data = json.loads(text)
         except json.JSONDecodeError as e:
             raise LayoutError(f"layout JSON is not valid JSON: {e}") from None
+        except RecursionError:
+            raise LayoutError(
+                "layout JSON is nested too deeply to be a layout; give {prompt, regions} objects"
+            ) from None
         return cls.from_dict(data)
 
     # ----------------------------------------------------------------------------------------- formats
@@ -282,7 +296,7 @@ class Layout:
     def from_gligen(cls, prompt: str, phrases: Sequence[str], boxes: Sequence[Sequence[float]], **kw) -> Layout:
         if len(phrases) != len(boxes):
             raise LayoutError(f"GLIGEN input: {len(phrases)} phrases but {len(boxes)} boxes; give one box per phrase")
-        return cls(prompt=prompt, regions=tuple(Region(p, box=b) for p, b in zip(phrases, boxes)), **kw)
+        return cls(prompt=prompt, regions=tuple(Region(p, box=_as_box(b)) for p, b in zip(phrases, boxes)), **kw)
 
     def to_gligen(self) -> dict[str, Any]:
         return {"prompt": self.prompt, "gligen_phrases": self.phrases, "gligen_boxes": [list(b) for b in self.boxes]}
@@ -356,22 +370,23 @@ class Layout:
     def from_layoutgpt(cls, text: str, prompt: str, *, canvas: int = 64) -> Layout:
         """LayoutGPT CSS lines: ``name {height: Hpx; width: Wpx; top: Tpx; left: Lpx; }``."""
         regions = []
-        for i, line in enumerate(l for l in text.splitlines() if l.strip()):
+        for i, line in enumerate(ln for ln in text.splitlines() if ln.strip()):
             m = cls._CSS.match(line.strip())
             if not m:
                 raise LayoutError(
-                    f"region {i}: not a LayoutGPT CSS line 'name {{height: Hpx; width: Wpx; top: Tpx; left: Lpx; }}': {line!r}"
+                    f"region {i}: not a LayoutGPT CSS line 'name {{height: Hpx; width: Wpx; top: Tpx; left: Lpx; }}': "
+                    f"{line!r}"
                 )
             props = dict(
                 (k.strip(), v.strip()) for k, v in (p.split(":", 1) for p in m["body"].split(";") if ":" in p)
             )
             try:
-                h, w, t, l = (float(props[k].removesuffix("px")) for k in ("height", "width", "top", "left"))
+                h, w, t, left = (float(props[k].removesuffix("px")) for k in ("height", "width", "top", "left"))
             except (KeyError, ValueError):
                 raise LayoutError(
                     f"region {i}: LayoutGPT line needs numeric height, width, top and left in px: {line!r}"
                 ) from None
-            box = (l / canvas, t / canvas, min(l + w, canvas) / canvas, min(t + h, canvas) / canvas)
+            box = (left / canvas, t / canvas, min(left + w, canvas) / canvas, min(t + h, canvas) / canvas)
             regions.append(Region(m["name"].strip(), box=_clamp(box)))
         return cls(prompt=prompt, regions=tuple(regions))
 
@@ -389,7 +404,7 @@ class Layout:
     def from_refocus(cls, text: str, prompt: str, *, canvas: int = 512, clamp: bool = True) -> Layout:
         """Attention Refocusing's GPT-4 lines ``cat: (245, 176, 345, 336)`` (xyxy corners on ``canvas`` px)."""
         regions = []
-        for i, line in enumerate(l for l in text.splitlines() if l.strip()):
+        for i, line in enumerate(ln for ln in text.splitlines() if ln.strip()):
             m = cls._AR_LINE.match(line.strip())
             nums = [n for n in (m["nums"].replace(",", " ").split() if m else [])]
             try:
@@ -400,7 +415,7 @@ class Layout:
                 raise LayoutError(
                     f"region {i}: expected 'name: (x0, y0, x1, y1)' with 4 numbers, got {line!r}"
                 ) from None
-            regions.append(Region(m["name"].strip(), box=_clamp(box) if clamp else box))
+            regions.append(Region(m["name"].strip(), box=_clamp(box) if clamp else _as_box(box)))
         return cls(prompt=prompt, regions=tuple(regions), width=canvas, height=canvas)
 
     def to_refocus(self, *, canvas: int = 512) -> str:
@@ -469,7 +484,7 @@ class Layout:
             text = str(colours)
             try:
                 colours = json.loads(text if text.lstrip().startswith("{") else Path(text).read_text())
-            except (OSError, ValueError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            except (OSError, ValueError, RecursionError) as e:  # JSONDecodeError, UnicodeDecodeError: ValueErrors
                 raise LayoutError(
                     f'mask colours must be a {{"(r, g, b)": phrase}} dict, JSON text or JSON file: {e}'
                 ) from None
@@ -483,8 +498,11 @@ class Layout:
                 colour = tuple(int(v) for v in ast.literal_eval(key))
                 if len(colour) != 3 or not all(0 <= v <= 255 for v in colour):
                     raise ValueError
-            except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-                raise LayoutError(f"region {i} ({phrase!r}): colour key {key!r} is not '(r, g, b)'") from None
+            except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError, OverflowError):
+                raise LayoutError(
+                    f"region {i} ({phrase!r}): colour key {str(key)[:80]!r} is not '(r, g, b)' "
+                    "with 0 <= r, g, b <= 255"
+                ) from None
             mask = np.all(rgb == np.array(colour, dtype=rgb.dtype), axis=-1)
             regions.append(Region(phrase, mask=mask))
         h, w = rgb.shape[:2]
@@ -531,19 +549,24 @@ def validate(layout: Layout) -> None:
         if region.box is not None:
             object.__setattr__(region, "box", _check_box(region.box, where))
         if region.mask is not None:
-            mask = np.asarray(region.mask)
-            if mask.shape != (layout.height, layout.width):
-                raise LayoutError(
-                    f"{where}: field 'mask' has shape {mask.shape}, expected (height, width) = "
-                    f"({layout.height}, {layout.width}) of the canvas; resize the mask or set width/height"
-                )
-            if mask.dtype != bool:
-                if not np.all(np.isin(mask, (0, 1))):
-                    raise LayoutError(f"{where}: field 'mask' must be binary (0/1 or bool)")
-                mask = mask.astype(bool)
-            if not mask.any():
-                raise LayoutError(f"{where}: field 'mask' is empty (no pixel set); drop the region or draw its mask")
-            object.__setattr__(region, "mask", mask)
+            object.__setattr__(region, "mask", _checked_mask(region.mask, layout, where))
+
+
+def _checked_mask(mask: Any, layout: Layout, where: str) -> np.ndarray:
+    """The region's mask as a non-empty boolean array of the canvas's shape, or a LayoutError naming it."""
+    mask = np.asarray(mask)
+    if mask.shape != (layout.height, layout.width):
+        raise LayoutError(
+            f"{where}: field 'mask' has shape {mask.shape}, expected (height, width) = "
+            f"({layout.height}, {layout.width}) of the canvas; resize the mask or set width/height"
+        )
+    if mask.dtype != bool:
+        if not np.all(np.isin(mask, (0, 1))):
+            raise LayoutError(f"{where}: field 'mask' must be binary (0/1 or bool)")
+        mask = mask.astype(bool)
+    if not mask.any():
+        raise LayoutError(f"{where}: field 'mask' is empty (no pixel set); drop the region or draw its mask")
+    return mask
 
 
 _LAYOUT_FIELDS = {"version", "width", "height", "prompt", "negative_prompt", "background", "regions"}
@@ -575,7 +598,12 @@ def _check_line_phrase(index: int, phrase: str, forbidden: str, fmt: str) -> Non
 
 def _clamp(box) -> tuple[float, float, float, float]:
     """Clamp to the canvas (LLMs and LMD overflow it); degenerate results still fail validation."""
-    return tuple(min(max(float(v), 0.0), 1.0) for v in box)
+    return _as_box([min(max(float(v), 0.0), 1.0) for v in box])
+
+
+def _as_box(values: Any) -> tuple[float, float, float, float]:
+    """For the type checker: a box's values as a tuple; Region's validation checks there are 4 numbers."""
+    return tuple(values)
 
 
 def _coverage(mask: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -583,8 +611,44 @@ def _coverage(mask: np.ndarray, height: int, width: int) -> np.ndarray:
     from PIL import Image
 
     return np.asarray(
-        Image.fromarray(mask.astype(np.float32)).resize((width, height), Image.BOX), dtype=np.float32
+        Image.fromarray(mask.astype(np.float32)).resize((width, height), Image.Resampling.BOX), dtype=np.float32
     ).clip(0, 1)
+
+
+def _box_weights(start: int, stop: int, in_size: int, out_size: int) -> list[np.ndarray]:
+    """Per output cell, the normalised weights PIL's BOX resize gives the pixels ``[start, stop)`` of ``in_size``
+    (a pixel counts when its centre falls inside the cell; float64, in PIL's order)."""
+    scale = in_size / out_size
+    support = 0.5 * max(scale, 1.0)
+    inv = 1.0 / max(scale, 1.0)
+    weights = []
+    for cell in range(out_size):
+        centre = (cell + 0.5) * scale
+        lo = max(int(centre - support + 0.5), 0)
+        hi = min(int(centre + support + 0.5), in_size)
+        pixels = np.arange(lo, hi)
+        offsets = (pixels - centre + 0.5) * inv
+        w = ((offsets > -0.5) & (offsets <= 0.5)).astype(np.float64)
+        total = w.sum()
+        w = w / total if total else w
+        weights.append(w[(pixels >= start) & (pixels < stop)])
+    return weights
+
+
+def _box_coverage(
+    rows: tuple[int, int], cols: tuple[int, int], canvas_h: int, canvas_w: int, height: int, width: int
+) -> np.ndarray:
+    """The box filter of a pixel box's canvas mask (``_coverage``), computed at the ``(height, width)`` grid: PIL's two
+    passes on a rectangle, summed in its order, so values match bit for bit without a canvas-size array."""
+    col_share = np.array([np.add.accumulate(w)[-1] if w.size else 0.0 for w in _box_weights(*cols, canvas_w, width)])
+    col_share = col_share.astype(np.float32).astype(np.float64)  # the horizontal pass writes float32
+    out = np.zeros((height, width), dtype=np.float32)
+    for r, weights in enumerate(_box_weights(*rows, canvas_h, height)):
+        acc = np.zeros(width, dtype=np.float64)
+        for w in weights:
+            acc += col_share * w
+        out[r] = acc
+    return out.clip(0, 1)
 
 
 def _resize_mask(mask: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -618,6 +682,20 @@ def _rle_decode(runs: Sequence[int], shape: tuple[int, int], index: int) -> np.n
     return np.repeat(values, runs).reshape(shape)
 
 
+def _is_file(text: str) -> bool:
+    try:
+        return Path(text).is_file()
+    except (OSError, ValueError):  # a name too long or with a NUL byte is JSON text, not a file
+        return False
+
+
+def _current_umask() -> int:
+    """The process umask (os.umask only reads it by setting it, so it is put straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode())
 
@@ -628,6 +706,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_current_umask())  # mkstemp makes 0600; a plain open() would honour the umask
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)

@@ -1,26 +1,68 @@
-"""Finding and loading models: the shipped shapes model by default, local folders, hub ids; device and dtype."""
+"""Finding and loading models: the shipped models by name (``"shapes"``, ``"shapes-gligen"``), local folders, hub
+ids; device and dtype.
+
+Everything that can be checked is checked before a weight is read: the device exists, the dtype runs there, the
+folder's ``model_index.json`` names an architecture this library runs (Stable Diffusion 1.x/2.x components: one
+CLIP text encoder, a UNet), and every safetensors file is complete. Weights load from safetensors only
+(``use_safetensors=True``): a pickle is never opened.
+
+``shapes-gligen`` ships as its GLIGEN layers only (gated self-attention fusers and position net, 7 MB) plus an
+``overlay.json`` naming its base model and UNet config changes; :func:`load_pipeline` assembles it on the shipped
+base at load time.
+"""
 
 from __future__ import annotations
 
+import json
 import os
+import struct
 from pathlib import Path
+from typing import Any
 
 import torch
+from diffusers import UNet2DConditionModel
+from safetensors.torch import load_file
 
 from .defaults import MODEL_DEFAULTS_FILE, check_guidance_interval, model_defaults  # noqa: F401 (re-exported)
-from .errors import LayoutguideError
+from .errors import InputError, LayoutguideError
+from .layout import atomic_write_bytes
+from .pipeline import LayoutPipeline
 
-SHIPPED_MODEL = Path(__file__).parent / "weights" / "shapes"
+WEIGHTS = Path(__file__).parent / "weights"
+SHIPPED_MODELS = {"shapes": WEIGHTS / "shapes", "shapes-gligen": WEIGHTS / "shapes-gligen"}
+SHIPPED_MODEL = SHIPPED_MODELS["shapes"]
+OVERLAY_FILE = "overlay.json"  # a model stored as layers on top of a shipped base
+# model_index.json components this pipeline cannot use: SDXL's second encoder, MMDiT/DiT backbones
+UNSUPPORTED_COMPONENTS = ("text_encoder_2", "text_encoder_3", "transformer", "prior", "decoder")
 
 
 class ModelNotFoundError(LayoutguideError, RuntimeError):
-    """The model argument names neither a readable folder nor a reachable hub id."""
+    """The model argument names neither a shipped model, a readable folder nor a reachable hub id."""
+
+
+class UnsupportedModelError(LayoutguideError, ValueError):
+    """The model exists but is an architecture this library cannot run yet (SDXL, SD3, FLUX ...)."""
+
+
+class DamagedModelError(LayoutguideError, ValueError):
+    """A model file is truncated or malformed."""
 
 
 def pick_device(device: str | None = None) -> torch.device:
-    """``"auto"``/None: CUDA, then Apple MPS, then CPU."""
+    """``"auto"``/None: CUDA, then Apple MPS, then CPU. A named device must exist on this machine."""
     if device and device != "auto":
-        return torch.device(device)
+        try:
+            chosen = torch.device(device)
+        except (RuntimeError, TypeError):
+            raise InputError(f"device {device!r} is not a device name; use auto, cpu, cuda, cuda:N or mps") from None
+        available = {
+            "cpu": True,
+            "cuda": torch.cuda.is_available() and (chosen.index or 0) < torch.cuda.device_count(),
+            "mps": getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available(),
+        }
+        if not available.get(chosen.type, False):
+            raise InputError(f"device {device!r} is not available on this machine; use device='auto' or 'cpu'")
+        return chosen
     if torch.cuda.is_available():
         return torch.device("cuda")
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
@@ -28,23 +70,30 @@ def pick_device(device: str | None = None) -> torch.device:
     return torch.device("cpu")
 
 
+DTYPES = {
+    "fp32": torch.float32,
+    "float32": torch.float32,
+    "fp16": torch.float16,
+    "float16": torch.float16,
+    "bf16": torch.bfloat16,
+    "bfloat16": torch.bfloat16,
+}
+
+
 def pick_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
-    """``"auto"``/None: float16 on CUDA (bfloat16 where the card supports it and fp16 is not asked), float32 elsewhere."""
+    """``"auto"``/None: float16 on CUDA, float32 elsewhere. float16 on the CPU is refused: PyTorch's CPU half kernels
+    are so slow that one Stable Diffusion step did not finish in 9 minutes (fp32 or bf16 there)."""
     if isinstance(dtype, torch.dtype):
-        return dtype
-    names = {
-        "fp32": torch.float32,
-        "float32": torch.float32,
-        "fp16": torch.float16,
-        "float16": torch.float16,
-        "bf16": torch.bfloat16,
-        "bfloat16": torch.bfloat16,
-    }
-    if dtype and dtype != "auto":
-        if dtype not in names:
-            raise ValueError(f"dtype: unknown {dtype!r}; use one of auto, {', '.join(names)}")
-        return names[dtype]
-    return torch.float16 if device.type == "cuda" else torch.float32
+        chosen = dtype
+    elif dtype and dtype != "auto":
+        if dtype not in DTYPES:
+            raise InputError(f"dtype {dtype!r} is unknown; use one of auto, {', '.join(DTYPES)}")
+        chosen = DTYPES[dtype]
+    else:
+        chosen = torch.float16 if device.type == "cuda" else torch.float32
+    if chosen == torch.float16 and device.type == "cpu":
+        raise InputError("dtype float16 does not run at a usable speed on the CPU; use dtype='fp32' (or 'bf16')")
+    return chosen
 
 
 def parse_guidance_interval(text: str) -> list[float] | None:
@@ -54,11 +103,69 @@ def parse_guidance_interval(text: str) -> list[float] | None:
     try:
         interval = [float(v) for v in text.split(",")]
     except ValueError:
-        raise ValueError(
-            f"--guidance-interval {text!r}: expected LOW,HIGH in timesteps (e.g. 0,900) or 'all'"
-        ) from None
-    check_guidance_interval(interval, f"--guidance-interval {text!r}")
+        raise InputError(f"guidance_interval {text!r}: expected LOW,HIGH in timesteps (e.g. 0,900) or 'all'") from None
+    check_guidance_interval(interval, f"guidance_interval {text!r}")
     return interval
+
+
+def resolve_model(model: str | os.PathLike | None) -> Path | str:
+    """A shipped model's folder for None or its name, a local folder as a Path, anything else (a hub id) as is."""
+    if model is None:
+        model = "shapes"
+    if isinstance(model, str) and model in SHIPPED_MODELS:
+        folder = SHIPPED_MODELS[model]
+        if not ((folder / "model_index.json").is_file() or (folder / OVERLAY_FILE).is_file()):
+            raise ModelNotFoundError(f"the shipped model {model!r} is missing at {folder}; reinstall layoutguide")
+        return folder
+    local = Path(model).expanduser()
+    return local if local.exists() else str(model)
+
+
+def check_model_folder(folder: Path) -> None:
+    """Refuse, before any weight loads, a folder that is not a pipeline this library runs or whose safetensors files
+    are damaged."""
+    index_file = folder / "model_index.json"
+    if (folder / OVERLAY_FILE).is_file():
+        return
+    if not index_file.is_file():
+        raise ModelNotFoundError(
+            f"model {str(folder)!r} is a folder without model_index.json; point at a diffusers pipeline folder"
+        )
+    try:
+        index = json.loads(index_file.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DamagedModelError(f"model {str(folder)!r}: model_index.json is not readable JSON ({e})") from None
+    if not isinstance(index, dict):
+        raise DamagedModelError(f"model {str(folder)!r}: model_index.json must be a JSON object")
+    extra = [name for name in UNSUPPORTED_COMPONENTS if index.get(name)]
+    missing = [name for name in ("vae", "text_encoder", "tokenizer", "unet", "scheduler") if not index.get(name)]
+    if extra or missing or "XL" in str(index.get("_class_name", "")):
+        raise UnsupportedModelError(
+            f"model {str(folder)!r} is a {index.get('_class_name', 'pipeline')} ("
+            + (f"has {', '.join(extra)}" if extra else f"lacks {', '.join(missing) or 'SD 1.x/2.x components'}")
+            + "); layoutguide runs Stable Diffusion 1.x/2.x-style models (one CLIP text encoder and a UNet) only"
+        )
+    for path in sorted(folder.glob("*/*.safetensors")):
+        check_safetensors(path)
+
+
+def check_safetensors(path: Path) -> None:
+    """Raise DamagedModelError unless ``path`` holds a complete safetensors file (header and every tensor's bytes)."""
+    size = path.stat().st_size
+    try:
+        with path.open("rb") as f:
+            (header_len,) = struct.unpack("<Q", f.read(8))
+            if header_len > size - 8:
+                raise ValueError("header longer than the file")
+            header = json.loads(f.read(header_len))
+        end = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"), default=0)
+    except (struct.error, ValueError, KeyError, TypeError, IndexError, UnicodeDecodeError) as e:
+        raise DamagedModelError(f"weights file {str(path)!r} is not a valid safetensors file ({e})") from None
+    if 8 + header_len + end != size:
+        raise DamagedModelError(
+            f"weights file {str(path)!r} is {size} bytes but its header describes {8 + header_len + end}: "
+            "the file is truncated or damaged; download or copy it again"
+        )
 
 
 def load_pipeline(
@@ -67,40 +174,99 @@ def load_pipeline(
     device: str | None = None,
     dtype: str | torch.dtype | None = None,
     guidance_interval: str | None = None,
-):
-    """A LayoutPipeline from ``model`` (None: the shipped shapes model; a folder; or a hub id), on ``device``.
+) -> LayoutPipeline:
+    """A LayoutPipeline from ``model`` on ``device``: None or ``"shapes"`` (the shipped shapes model),
+    ``"shapes-gligen"`` (its GLIGEN variant), a diffusers folder, or a hub id.
 
     ``guidance_interval`` (``"LOW,HIGH"`` or ``"all"``) replaces the model's default for this pipeline, so it also
     enters a benchmark's model fingerprint.
     """
-    from .pipeline import LayoutPipeline
-
-    interval = (
-        None if guidance_interval is None else parse_guidance_interval(guidance_interval)
-    )  # bad input fails before loading
-    source = SHIPPED_MODEL if model is None else model
-    local = Path(source).expanduser()
-    if model is None and not (local / "model_index.json").is_file():
-        raise ModelNotFoundError(
-            f"the shipped shapes model is missing at {local}; reinstall layoutguide or train one with 'layoutguide shapes train'"
-        )
-    if local.exists() and not (local / "model_index.json").is_file():
-        raise ModelNotFoundError(
-            f"--model {str(source)!r} is a folder without model_index.json; point at a diffusers pipeline folder"
-        )
+    interval = None if guidance_interval is None else parse_guidance_interval(guidance_interval)
     device_ = pick_device(device)
     dtype_ = pick_dtype(dtype, device_)
-    try:
-        pipe = LayoutPipeline.from_pretrained(str(local if local.exists() else source), dtype=dtype_)
-    except (OSError, ValueError) as e:
-        if local.exists():
-            raise ModelNotFoundError(f"could not load the pipeline folder {str(local)!r}: {e}") from None
-        raise ModelNotFoundError(
-            f"--model {str(source)!r} is not a local folder and could not be loaded from the Hugging Face hub "
-            f"(offline, or no such repository: {type(e).__name__}). Download it first "
-            "(huggingface-cli download ID --local-dir DIR) and pass the folder, or omit --model for the shipped shapes model."
-        ) from None
+    source = resolve_model(model)
+    pipe: Any
+    if isinstance(source, Path):
+        check_model_folder(source)
+        pipe = _load_overlay(source, dtype_) if (source / OVERLAY_FILE).is_file() else _load_folder(source, dtype_)
+    else:
+        pipe = _load_hub(source, dtype_)
     pipe.set_progress_bar_config(leave=False)
     if guidance_interval is not None:
         pipe.model_defaults = {**pipe.model_defaults, "guidance_interval": interval}
     return pipe.to(device_)
+
+
+def _load_folder(folder: Path, dtype: torch.dtype, **components: Any) -> LayoutPipeline:
+    try:
+        return LayoutPipeline.from_pretrained(str(folder), dtype=dtype, use_safetensors=True, **components)
+    except (OSError, ValueError, RuntimeError) as e:
+        reason = str(e).splitlines()[0][:300] if str(e) else type(e).__name__
+        raise ModelNotFoundError(f"could not load the pipeline folder {str(folder)!r}: {reason}") from None
+
+
+def _load_hub(model_id: str, dtype: torch.dtype) -> LayoutPipeline:
+    try:
+        pipe = LayoutPipeline.from_pretrained(model_id, dtype=dtype, use_safetensors=True)
+    except (OSError, ValueError, RuntimeError) as e:
+        raise ModelNotFoundError(
+            f"model {model_id!r} is not a shipped model ({', '.join(SHIPPED_MODELS)}), not a local folder, and could "
+            f"not be loaded from the Hugging Face hub (offline, or no such repository: {type(e).__name__}). Download "
+            "it first (huggingface_hub.snapshot_download) and pass its folder"
+        ) from None
+    if getattr(pipe, "text_encoder_2", None) is not None:
+        raise UnsupportedModelError(f"model {model_id!r} has a second text encoder (SDXL); it is not supported yet")
+    return pipe
+
+
+def read_overlay(folder: Path) -> dict[str, Any]:
+    """``overlay.json``: ``{"base": shipped name, "unet_config": {changes}, "unet_weights": file}``."""
+    try:
+        overlay = json.loads((folder / OVERLAY_FILE).read_text())
+        base = resolve_model(overlay["base"])
+        weights = folder / overlay["unet_weights"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise DamagedModelError(f"model {str(folder)!r}: {OVERLAY_FILE} is not a valid overlay ({e})") from None
+    if not isinstance(base, Path):
+        raise DamagedModelError(f"model {str(folder)!r}: its base {overlay['base']!r} is not a shipped model")
+    return {"base": base, "unet_config": dict(overlay.get("unet_config", {})), "unet_weights": weights}
+
+
+def assemble_unet(folder: Path) -> UNet2DConditionModel:
+    """The overlay's UNet: the base UNet's config with the overlay's changes, the base tensors plus the overlay's
+    layers (every key accounted for: ``strict=True``)."""
+    overlay = read_overlay(folder)
+    base_unet = overlay["base"] / "unet"
+    check_model_folder(overlay["base"])
+    check_safetensors(overlay["unet_weights"])
+    config = {**UNet2DConditionModel.load_config(base_unet), **overlay["unet_config"]}
+    unet = UNet2DConditionModel.from_config(config)
+    state = load_file(base_unet / "diffusion_pytorch_model.safetensors")
+    added = load_file(overlay["unet_weights"])
+    if set(added) & set(state):
+        raise DamagedModelError(
+            f"model {str(folder)!r}: its layers overwrite base tensors {sorted(set(added) & set(state))[:3]}"
+        )
+    unet.load_state_dict({**state, **added}, strict=True)
+    return unet.eval()
+
+
+def _load_overlay(folder: Path, dtype: torch.dtype) -> LayoutPipeline:
+    base = read_overlay(folder)["base"]
+    unet: Any = assemble_unet(folder)
+    pipe = _load_folder(base, dtype, unet=unet if dtype == torch.float32 else unet.to(dtype))
+    pipe.model_defaults = model_defaults(folder)
+    return pipe
+
+
+def write_model_folder(model: str | os.PathLike, out: str | os.PathLike) -> Path:
+    """A self-contained diffusers folder for ``model`` (an overlay such as ``"shapes-gligen"`` assembled on its base),
+    with its ``training.json`` when it has one, so training can start from it."""
+    source = resolve_model(model)
+    if not isinstance(source, Path):
+        raise ModelNotFoundError(f"model {str(model)!r} is not a shipped model or a local folder")
+    out = Path(out)
+    load_pipeline(source, device="cpu", dtype="fp32").save_pretrained(out)
+    if (source / "training.json").is_file():
+        atomic_write_bytes(out / "training.json", (source / "training.json").read_bytes())
+    return out

@@ -31,6 +31,7 @@ from transformers import CLIPTextModel, CLIPTokenizer
 
 from .attention import AttentionRequest, AttentionStore, attention_control, grid_maps, recording
 from .defaults import MODEL_DEFAULTS_FILE, check_guidance_interval, model_defaults
+from .inputs import check_call_inputs
 from .layout import Layout, atomic_write_text
 from .methods import GuidanceContext, GuidanceMethod, get_method
 from .spec import MethodSpec
@@ -244,6 +245,19 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
             callback: called after every step with ``{"step", "timestep", "latents", "guidance"}``.
         """
         # 1. Check inputs
+        check_call_inputs(
+            self,
+            prompt=prompt,
+            layout=layout,
+            method_options=method_options,
+            num_inference_steps=num_inference_steps,
+            guidance_scale=guidance_scale,
+            num_images_per_prompt=num_images_per_prompt,
+            height=height,
+            width=width,
+            seed=seed,
+            attention_resolution=attention_resolution,
+        )
         method = self.method_with_defaults(method, method_options)
         num_inference_steps = num_inference_steps or self.model_defaults.get("num_inference_steps", 50)
         guidance_scale = self.model_defaults.get("guidance_scale", 7.5) if guidance_scale is None else guidance_scale
