@@ -7,11 +7,10 @@ import re
 
 import numpy as np
 import pytest
-from conftest import tiny_shapes_components
 from PIL import Image
 
 from layoutguide.bench import BenchResumeError, MethodSpec, model_fingerprint, run_shapes_bench
-from layoutguide.pipeline import LayoutPipeline
+from layoutguide.testing import tiny_pipeline
 
 
 def test_resume_skips_done_images_and_refuses_other_settings(tiny_pipe, tmp_path):
@@ -41,7 +40,7 @@ def test_resume_skips_done_images_and_refuses_other_settings(tiny_pipe, tmp_path
         )
     with pytest.raises(BenchResumeError, match="steps=2.*steps=3"):
         run_shapes_bench(tiny_pipe, specs[:1], n=2, seed=3, out=tmp_path, steps=3, progress=False)
-    other_model = LayoutPipeline(**tiny_shapes_components(seed=1))
+    other_model = tiny_pipeline(seed=1)
     assert model_fingerprint(other_model) != model_fingerprint(tiny_pipe)
     with pytest.raises(BenchResumeError, match="model="):
         run_shapes_bench(other_model, specs[:1], n=2, seed=3, out=tmp_path, steps=2, progress=False)
@@ -51,7 +50,7 @@ def test_resume_skips_done_images_and_refuses_other_settings(tiny_pipe, tmp_path
 
 
 def test_relation_score_names_the_first_cause_of_a_failure():
-    from layoutguide.bench import _relation_ok
+    from layoutguide.bench import relation_score
     from layoutguide.shapes.world import Scene, ShapeObject, render_objects
 
     red = ShapeObject("red", "circle", (4, 20, 24, 40))
@@ -60,7 +59,7 @@ def test_relation_score_names_the_first_cause_of_a_failure():
     subject, obj = ("red", "circle"), ("blue", "square")
 
     def score(*objects):
-        return _relation_ok(render_objects(objects), layout, subject, "left of", obj)
+        return relation_score(render_objects(objects), layout, subject, "left of", obj)
 
     assert score(red, blue)["relation_ok"] and score(red, blue)["failure"] is None
     swapped = (ShapeObject("red", "circle", blue.box), ShapeObject("blue", "square", red.box))

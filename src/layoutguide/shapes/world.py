@@ -166,7 +166,9 @@ def _boxes_clear(box, others) -> bool:
     )
 
 
-def _place(rng: random.Random, sizes: list[int], size: int) -> list[tuple[int, int, int, int]] | None:
+def place_boxes(rng: random.Random, sizes: list[int], size: int) -> list[tuple[int, int, int, int]] | None:
+    """Square boxes of the given sides placed at random on a ``size`` canvas, never touching (``MIN_GAP`` apart), as
+    every scene is placed; None when 50 tries for one box found no room (the caller draws again)."""
     boxes: list[tuple[int, int, int, int]] = []
     for side in sizes:
         for _ in range(50):
@@ -233,7 +235,7 @@ def make_scene(
         for _ in kinds:
             lo_px, hi_px = SIZE_RANGES[rng.choice(list(SIZE_RANGES))]
             sizes.append(max(4, round(rng.randint(lo_px, hi_px) * scale)))
-        boxes = _place(rng, sizes, size)
+        boxes = place_boxes(rng, sizes, size)
         if boxes is None:
             continue
         objects = tuple(ShapeObject(c, s, b) for (c, s), b in zip(kinds, boxes))
