@@ -1,17 +1,19 @@
-"""Write the shipped models' cards from measured files only: src/layoutguide/weights/shapes/README.md from
-training.json (recipe), docs/results/competence.txt and docs/results/calibration/calibration.md, and
-src/layoutguide/weights/shapes-gligen/README.md from its training.json and docs/results/gligen/ (methods table,
-position probe).
+"""Write the shipped models' cards from measured files only: OUT/shapes.md from the model's training.json (recipe),
+docs/results/competence.txt and docs/results/calibration/calibration.md, and OUT/shapes-gligen.md from its
+training.json and docs/results/gligen/ (methods table, position probe). Reads the shipped models, never writes
+into the package.
 
-    python benchmarks/model_card.py
+    python benchmarks/model_card.py                 # OUT = docs/models
+    python benchmarks/model_card.py --out cards/
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
-from layoutguide.layout import atomic_write_text
+from layoutguide.bench import write_text as atomic_write_text
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "src/layoutguide/weights/shapes"
@@ -20,6 +22,14 @@ RESULTS = ROOT / "docs/results"
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "models", help="folder for the cards")
+    out = parser.parse_args().out
+    base_card(out)
+    gligen_card(out)
+
+
+def base_card(out: Path) -> None:
     recipe = json.loads((MODEL / "training.json").read_text())
     comp = json.loads((RESULTS / "competence.txt").read_text())
     calibration = (
@@ -76,12 +86,11 @@ def main() -> None:
         "",
         calibration,
     ]
-    atomic_write_text(MODEL / "README.md", "\n".join(lines) + "\n")
-    print(f"wrote {MODEL / 'README.md'}")
-    gligen_card()
+    atomic_write_text(out / "shapes.md", "\n".join(lines) + "\n")
+    print(f"wrote {out / 'shapes.md'}")
 
 
-def gligen_card() -> None:
+def gligen_card(out: Path) -> None:
     from layoutguide.bench import results_table
 
     recipe = json.loads((GLIGEN_MODEL / "training.json").read_text())
@@ -129,8 +138,8 @@ def gligen_card() -> None:
         "Details and the beta sweep for both wirings: `docs/results/gligen/report.md`.",
         *relation_lines(),
     ]
-    atomic_write_text(GLIGEN_MODEL / "README.md", "\n".join(lines) + "\n")
-    print(f"wrote {GLIGEN_MODEL / 'README.md'}")
+    atomic_write_text(out / "shapes-gligen.md", "\n".join(lines) + "\n")
+    print(f"wrote {out / 'shapes-gligen.md'}")
 
 
 def relation_lines() -> list[str]:

@@ -21,7 +21,7 @@ def test_resume_skips_done_images_and_refuses_other_settings(tiny_pipe, tmp_path
     stamps = {p: p.stat().st_mtime_ns for p in images}
     before = images[0].read_bytes()
     images[0].unlink()  # an interrupted run: one image missing
-    again = run_shapes_bench(tiny_pipe, specs, n=2, seed=3, out=tmp_path, steps=2, progress=False)
+    run_shapes_bench(tiny_pipe, specs, n=2, seed=3, out=tmp_path, steps=2, progress=False)
     assert images[0].exists() and all(p.stat().st_mtime_ns == t for p, t in stamps.items() if p != images[0])
     # per-(prompt, sample) seeds: the same image again, up to float noise of a batch of 1 instead of 2
     diff = np.abs(np.asarray(Image.open(images[0]), dtype=int) - np.asarray(Image.open(io.BytesIO(before)), dtype=int))
@@ -82,7 +82,9 @@ def test_relation_score_names_the_first_cause_of_a_failure():
 def test_chance_rate_of_a_relation():
     from layoutguide.bench import chance_relation_rate
 
-    pair = lambda relation, k=1: [("", ("red", "circle", k), relation, ("blue", "square", k))]
+    def pair(relation, k=1):
+        return [("", ("red", "circle", k), relation, ("blue", "square", k))]
+
     one = {r: chance_relation_rate(pair(r), trials=2000) for r in ("left of", "right of", "above", "below")}
     # four directions share the plane: about a quarter each (less the pairs at exactly 45 degrees)
     assert all(0.18 < v < 0.32 for v in one.values()), one
