@@ -97,7 +97,8 @@ class Scene:
         for obj in self.objects:
             n = groups[(obj.colour, obj.shape)]
             phrase = f"{obj.colour} {PLURALS[obj.shape] if n > 1 else obj.shape}"
-            box = tuple(v / self.size for v in obj.box)
+            x0, y0, x1, y1 = obj.box
+            box = (x0 / self.size, y0 / self.size, x1 / self.size, y1 / self.size)
             mask = object_mask(obj, self.size) if with_masks else None
             regions.append(Region(phrase=phrase, box=box, mask=mask))
         return Layout(prompt=prompt or self.caption, regions=tuple(regions), width=self.size, height=self.size)
