@@ -65,7 +65,7 @@ def test_bench_out_naming_a_file_is_refused_before_loading(tmp_path):
 def test_bench_shapes_phrase_forms_from_the_command_line(tiny_folder, tmp_path):
     out = tmp_path / "out"
     args = ["--model", tiny_folder, "--methods", "none", "--n", "1", "--steps", "1", "--out", str(out)]
-    result = bench("shapes", *args, "--phrase-form", "bare,caps")
+    result = bench("shapes", *args, "--max-objects", "1", "--phrase-form", "bare,article")
     assert result.exit_code == 0, result.output
-    assert list(json.loads((out / "results.json").read_text())["methods"]) == ["none", "none (caps)"]
-    assert "object-in-box, caps" in (out / "report.md").read_text()
+    assert list(json.loads((out / "results.json").read_text())["methods"]) == ["none", "none (article)"]
+    assert "object-in-box, article" in (out / "report.md").read_text()

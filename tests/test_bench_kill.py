@@ -4,6 +4,7 @@ with the same results as an uninterrupted run (timings and memory excepted)."""
 from __future__ import annotations
 
 import json
+import os
 import random
 import signal
 import subprocess
@@ -29,11 +30,10 @@ IMAGES = 8  # two methods x four layouts
 
 
 def _bench(out: Path) -> subprocess.Popen:
-    src = Path(__file__).resolve().parent.parent / "src"
-    env_path = f"{src}"
+    src = str(Path(__file__).resolve().parent.parent / "src")  # this checkout's package, as the tests use
     return subprocess.Popen(
         [sys.executable, "-c", SCRIPT, str(out)],
-        env={"PYTHONPATH": env_path, "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"},
+        env={**os.environ, "PYTHONPATH": src, "HF_HUB_OFFLINE": "1"},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
