@@ -39,7 +39,8 @@ def main() -> None:
     pipe.set_progress_bar_config(disable=True)
     layouts = [s.layout() for s in shapes_suite(args.n, seed=3, n_objects=(1, 2))]
     lines = [
-        "| layers | steps | localisation ratio (mean) | phrases with ratio > 1.5 | phrase attention inside its object | phrase attention outside | start token | end/padding tokens |",
+        "| layers | steps | localisation ratio (mean) | phrases with ratio > 1.5 | phrase attention inside its "
+        "object | phrase attention outside | start token | end/padding tokens |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for res in (16, 8):
@@ -75,12 +76,15 @@ def main() -> None:
         for name, values in ratios.items():
             values = np.array(values)
             lines.append(
-                f"| {res}x{res} | {name} | {values.mean():.2f} | {(values > 1.5).mean():.2f} | {np.mean(inside[name]):.4f} | "
+                f"| {res}x{res} | {name} | {values.mean():.2f} | {(values > 1.5).mean():.2f} | "
+                f"{np.mean(inside[name]):.4f} | "
                 f"{np.nanmean(outside[name]):.4f} | {np.mean(start_share):.2f} | {np.mean(pad_share):.2f} |"
             )
     text = (
-        f"Unguided samples of {args.n} held-out 1-2 object layouts. Attention columns: mean cross-attention probability "
-        "(the phrase's tokens summed) inside / outside the object the evaluator found for it, and the mean share of the "
+        f"Unguided samples of {args.n} held-out 1-2 object layouts. Attention columns: mean cross-attention "
+        "probability "
+        "(the phrase's tokens summed) inside / outside the object the evaluator found for it, and the mean share of "
+        "the "
         "start token and of the end/padding tokens.\n\n" + "\n".join(lines) + "\n"
     )
     print(text)

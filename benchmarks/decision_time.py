@@ -42,7 +42,7 @@ def main() -> None:
     pipe = load_pipeline(args.model)
     scenes = shapes_suite(args.n, seed=args.seed)
     layouts = [s.layout() for s in scenes]
-    prompts = [l.prompt for l in layouts]
+    prompts = [layout.prompt for layout in layouts]
     images = (
         torch.from_numpy(np.stack([np.asarray(s.render(), dtype=np.float32) for s in scenes])).permute(0, 3, 1, 2)
         / 127.5
@@ -83,24 +83,27 @@ def main() -> None:
     pipe.scheduler.set_timesteps(steps)
     sampled = [int(t) for t in pipe.scheduler.timesteps]
     lines = [
-        f"Held-out scenes: {args.n} (benchmark suite seed {args.seed}, 1-4 objects), noised to t with their true images; "
-        "the model predicts x0 from x_t and the caption, with no layout; the evaluator scores the prediction against the "
+        f"Held-out scenes: {args.n} (benchmark suite seed {args.seed}, 1-4 objects), noised to t with their true "
+        "images; "
+        "the model predicts x0 from x_t and the caption, with no layout; the evaluator scores the prediction against "
+        "the "
         "scene's layout (object-in-box: IoU >= 0.5 with the right colour and shape).",
         "",
-        "| t | alphabar | eps weight a/(1-a) | training share at or above t | x0-prediction object-in-box | found | mean IoU | x0 MSE (latent) | eps MSE |",
+        "| t | alphabar | eps weight a/(1-a) | training share at or above t | x0-prediction object-in-box | found | "
+        "mean IoU | x0 MSE (latent) | eps MSE |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['t']} | {r['alphabar']:.4f} | {r['eps_weight']:.4f} | {r['share_above']:.2f} | {r['object_in_box']:.3f} | "
+            f"| {r['t']} | {r['alphabar']:.4f} | {r['eps_weight']:.4f} | {r['share_above']:.2f} | "
+            f"{r['object_in_box']:.3f} | "
             f"{r['found']:.3f} | {r['mean_iou']:.3f} | {r['x0_mse']:.3f} | {r['eps_mse']:.4f} |"
         )
     bands = [(lo, hi) for lo, hi in zip((0,) + TIMESTEPS, TIMESTEPS + (pipe.scheduler.config.num_train_timesteps,))]
     lines += [
         "",
-        f"The sampler's {steps} timesteps ({type(pipe.scheduler).__name__}, `{pipe.scheduler.config.timestep_spacing}` spacing): "
-        + ", ".join(str(t) for t in sampled)
-        + ".",
+        f"The sampler's {steps} timesteps ({type(pipe.scheduler).__name__}, "
+        f"`{pipe.scheduler.config.timestep_spacing}` spacing): " + ", ".join(str(t) for t in sampled) + ".",
         "",
         "| band of t | sampling steps in it |",
         "|---|---|",

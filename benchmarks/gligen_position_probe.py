@@ -16,7 +16,8 @@ receives from tokens outside (1 = the fuser cannot tell where a box is).
 
 ``experiment`` is the causal test: GLIGEN's stage is trained from the same base for the same steps, as
 published (arm ``plain``) and with a fixed 2D sinusoidal position code added to the fusers' normalised visual tokens
-(arm ``position``, :func:`layoutguide.methods.gligen.fuser_position_code`). If missing position is what stops grounding, only the second
+(arm ``position``, :func:`layoutguide.methods.gligen.fuser_position_code`). If missing position is what stops
+grounding, only the second
 learns box-selective attention, lowers the denoising loss with boxes given, and places objects. A third arm
 (``gate``) starts the fusers' attention gates at ``--gate-init`` instead of GLIGEN's zero, which tests the other
 explanation: a zero gate passes no gradient to the attention that reads the grounding tokens. A fourth
@@ -38,7 +39,8 @@ import torch
 
 
 def ridge_r2(train_x, train_y, test_x, test_y, lam: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """Held-out R^2 and RMSE of a ridge regression (features standardised on the training split), one per target column."""
+    """Held-out R^2 and RMSE of a ridge regression (features standardised on the training split), one per target
+    column."""
     mu, sd = train_x.mean(0), train_x.std(0) + 1e-6
     a, b = (train_x - mu) / sd, (test_x - mu) / sd
     a = np.hstack([a, np.ones((len(a), 1))])
@@ -64,12 +66,12 @@ def held_out_batch(pipe, n: int, seed: int):
     )
     with torch.no_grad():
         z0 = pipe.vae.encode(images).latent_dist.mean * pipe.vae.config.scaling_factor
-        cond = pipe.encode_prompt([l.prompt for l in layouts])
+        cond = pipe.encode_prompt([layout.prompt for layout in layouts])
     ctx = GuidanceContext(
         layouts, [], 1, tuple(z0.shape[-2:]), z0.device, pipe.scheduler.alphas_cumprod, torch.zeros(1)
     )
     gligen = Gligen(grounding_text="head")._grounding_inputs(pipe, ctx)
-    return scenes, ctx, z0, cond, pipe.text_attention_mask([l.prompt for l in layouts]), gligen
+    return scenes, ctx, z0, cond, pipe.text_attention_mask([layout.prompt for layout in layouts]), gligen
 
 
 def measure(pipe, n: int = 96, timesteps=(250, 500, 750)) -> list[dict]:
@@ -152,14 +154,16 @@ def measure(pipe, n: int = 96, timesteps=(250, 500, 750)) -> list[dict]:
 
 
 PROBE_HEADER = [
-    "| block | grid | R^2 x | R^2 y | position error (RMSE, image px) | R^2 on-object (control) | grounding attention, own box in/out (median) |",
+    "| block | grid | R^2 x | R^2 y | position error (RMSE, image px) | R^2 on-object (control) | grounding "
+    "attention, own box in/out (median) |",
     "|---|---|---|---|---|---|---|",
 ]
 
 
 def probe_lines(rows: list[dict]) -> list[str]:
     return [
-        f"| {r['block']} | {r['side']}x{r['side']} | {r['r2'][0]:.3f} | {r['r2'][1]:.3f} | {r['rmse_px'][0]:.1f} / {r['rmse_px'][1]:.1f} | {r['r2'][2]:.3f} | {r['ratio']:.2f} |"
+        f"| {r['block']} | {r['side']}x{r['side']} | {r['r2'][0]:.3f} | {r['r2'][1]:.3f} | {r['rmse_px'][0]:.1f} / "
+        f"{r['rmse_px'][1]:.1f} | {r['r2'][2]:.3f} | {r['ratio']:.2f} |"
         for r in rows
     ]
 
@@ -205,7 +209,8 @@ def gate_lines(unet) -> list[str]:
         "| block | tanh(alpha_attn) | tanh(alpha_dense) |",
         "|---|---|---|",
         *(
-            f"| {name} | {math.tanh(block.fuser.alpha_attn.item()):.3f} | {math.tanh(block.fuser.alpha_dense.item()):.3f} |"
+            f"| {name} | {math.tanh(block.fuser.alpha_attn.item()):.3f} | "
+            f"{math.tanh(block.fuser.alpha_dense.item()):.3f} |"
             for name, block in unet.named_modules()
             if any(block is b for b in grounded_blocks(unet))
         ),
@@ -233,8 +238,10 @@ def run_probe_on(args, pipe) -> None:
         "",
         *gate_lines(pipe.unet),
         "",
-        f"Probes on {args.n} held-out scenes (three quarters train the probe, a quarter test it), noise timesteps 250/500/750, "
-        f"model `{args.model or 'shapes-gligen (shipped)'}`. Objects are 12-30 px on a 64 px canvas; a probe that knew "
+        f"Probes on {args.n} held-out scenes (three quarters train the probe, a quarter test it), noise timesteps "
+        "250/500/750, "
+        f"model `{args.model or 'shapes-gligen (shipped)'}`. Objects are 12-30 px on a 64 px canvas; a probe that "
+        "knew "
         "nothing would err by 18.5 px (the spread of a uniform coordinate).",
         "",
         *PROBE_HEADER,
@@ -250,11 +257,14 @@ def run_experiment(args) -> None:
 
     base = Path(args.base or SHIPPED_MODEL)
     lines = [
-        f"GLIGEN stage trained for {args.steps} steps (batch {args.batch}, the trainer's defaults otherwise) on the base `{base.name}`, "
-        f"once per arm; object-in-box and colour accuracy of `gligen` (beta 1) on {args.n} benchmark layouts (suite seed 1); denoising "
+        f"GLIGEN stage trained for {args.steps} steps (batch {args.batch}, the trainer's defaults otherwise) on the "
+        f"base `{base.name}`, "
+        f"once per arm; object-in-box and colour accuracy of `gligen` (beta 1) on {args.n} benchmark layouts (suite "
+        "seed 1); denoising "
         "loss with boxes given / with null grounding on 64 held-out scenes (< 1: the boxes help).",
         "",
-        "| arm | loss with boxes / null | object-in-box | colour acc | found | median in/out grounding attention (16x16 blocks) | (8x8 blocks) |",
+        "| arm | loss with boxes / null | object-in-box | colour acc | found | median in/out grounding attention "
+        "(16x16 blocks) | (8x8 blocks) |",
         "|---|---|---|---|---|---|---|",
     ]
     for arm in args.arms.split(","):
@@ -275,7 +285,8 @@ def run_experiment(args) -> None:
             ]["gligen"]
         by_side = {s: np.median([r["ratio"] for r in rows if r["side"] == s]) for s in (16, 8)}
         lines.append(
-            f"| {arm} | {gain:.3f} | {scores['object_in_box']:.3f} | {scores['colour_acc']:.3f} | {scores['found_rate']:.3f} | {by_side[16]:.2f} | {by_side[8]:.2f} |"
+            f"| {arm} | {gain:.3f} | {scores['object_in_box']:.3f} | {scores['colour_acc']:.3f} | "
+            f"{scores['found_rate']:.3f} | {by_side[16]:.2f} | {by_side[8]:.2f} |"
         )
         print(lines[-1], flush=True)
     write(
@@ -298,7 +309,8 @@ ARMS = {
 
 
 def position_context(pipe):
-    """The fusers' position code on, for direct UNet calls, when the model was trained with it (its defaults say so)."""
+    """The fusers' position code on, for direct UNet calls, when the model was trained with it (its defaults say
+    so)."""
     from layoutguide.methods.gligen import fuser_position_code
 
     if pipe.method_with_defaults("gligen").options.position_code:
@@ -335,7 +347,9 @@ def main() -> None:
     e.add_argument(
         "--arms",
         default="plain,position",
-        help="plain (GLIGEN as published), position (+ position code), gate (attention gates start at --gate-init), highnoise (timesteps >= --min-timestep), supervised (+ grounding-attention loss), supervised+position (both: the shipped recipe)",
+        help="plain (GLIGEN as published), position (+ position code), gate (attention gates start at --gate-init), "
+        "highnoise (timesteps >= --min-timestep), supervised (+ grounding-attention loss), supervised+position (both: "
+        "the shipped recipe)",
     )
     e.add_argument("--gate-init", type=float, default=0.5)
     e.add_argument("--min-timestep", type=int, default=500, help="arm highnoise trains on timesteps from this one up")

@@ -22,8 +22,13 @@ def plot(points: dict[str, list[tuple[float, float, float]]], path: Path) -> Non
     ys = [p[2] for ps in points.values() for p in ps]
     x0, x1 = min(xs) - 0.02, max(xs) + 0.02
     y0, y1 = min(ys) - 0.02, max(ys) + 0.02
-    fx = lambda v: m + (v - x0) / (x1 - x0) * (w - 2 * m)
-    fy = lambda v: h - m - (v - y0) / (y1 - y0) * (h - 2 * m)
+
+    def fx(v):
+        return m + (v - x0) / (x1 - x0) * (w - 2 * m)
+
+    def fy(v):
+        return h - m - (v - y0) / (y1 - y0) * (h - 2 * m)
+
     d.rectangle((m, m, w - m, h - m), outline=(0, 0, 0))
     d.text((w // 2 - 70, h - m + 25), "object-in-box accuracy", fill=(0, 0, 0))
     d.text((5, m - 25), "colour accuracy", fill=(0, 0, 0))
@@ -36,7 +41,7 @@ def plot(points: dict[str, list[tuple[float, float, float]]], path: Path) -> Non
         c = colours.get(name, (0, 0, 0))
         coords = [(fx(x), fy(y)) for _, x, y in sorted(ps)]
         d.line(coords, fill=c, width=2)
-        for (beta, x, y), (px, py) in zip(sorted(ps), coords):
+        for (beta, _x, _y), (px, py) in zip(sorted(ps), coords):
             d.ellipse((px - 3, py - 3, px + 3, py + 3), fill=c)
             d.text((px + 5, py - 12), f"b={beta:g}", fill=c)
         d.text((m + 10, m + 10 + 15 * k), name, fill=c)
@@ -80,7 +85,8 @@ def main() -> None:
         [
             "# GLIGEN and ReGround on the shapes GLIGEN model",
             "",
-            f"{args.n} layouts, suite seed {args.seed}. Grounding phrases carry the shape only; colours are in the caption.",
+            f"{args.n} layouts, suite seed {args.seed}. Grounding phrases carry the shape only; colours are in the "
+            "caption.",
             "",
             "## Methods",
             "",

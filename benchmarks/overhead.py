@@ -11,13 +11,10 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 
 def main() -> None:
@@ -42,30 +39,30 @@ def main() -> None:
 
     from layoutguide.bench import shapes_suite
     from layoutguide.loading import load_pipeline
-    from layoutguide.pipeline import LayoutPipeline
+    from layoutguide.testing import tiny_pipeline
 
     if args.model == "tiny":
-        from conftest import tiny_shapes_components
-
-        pipe = LayoutPipeline(**tiny_shapes_components())
+        pipe = tiny_pipeline()
     else:
         pipe = load_pipeline(None if args.model == "shipped" else args.model, guidance_interval=args.guidance_interval)
-    pipe.set_progress_bar_config(disable=True)
     layouts = [s.layout() for s in shapes_suite(args.batch, seed=5, n_objects=(2, 2))]
     variants = {"refocus[car]": ("refocus", {"sar": False}), "refocus[sar]": ("refocus", {"car": False})}
     rows = []
     base = None
     for label in args.methods.split(","):
         method, options = variants.get(label, (None if label == "none" else label, {}))
-        call = lambda: pipe(
-            layout=layouts,
-            method=method,
-            method_options=options,
-            num_inference_steps=args.steps,
-            guidance_scale=3.0,
-            seed=0,
-            progress=False,
-        )
+
+        def call(method=method, options=options):
+            return pipe(
+                layout=layouts,
+                method=method,
+                method_options=options,
+                num_inference_steps=args.steps,
+                guidance_scale=3.0,
+                seed=0,
+                progress=False,
+            )
+
         call()  # warm-up
         times = []
         for _ in range(args.repeats):
@@ -77,7 +74,8 @@ def main() -> None:
         iterations = sum(len(g.get("losses", [])) for g in out.guidance)
         rows.append(f"| {label} | {median:.3f} | {median / base:.2f}x | {iterations} |")
     header = [
-        f"Model: {args.model}; {args.steps} steps, batch {args.batch}, median of {args.repeats}; torch {torch.__version__}, {torch.get_num_threads()} threads.",
+        f"Model: {args.model}; {args.steps} steps, batch {args.batch}, median of {args.repeats}; "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads.",
         "",
         "| method | seconds per call | vs none | guidance iterations |",
         "|---|---|---|---|",

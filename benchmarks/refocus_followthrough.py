@@ -51,14 +51,18 @@ def main() -> None:
     last_guided = max(i for i in range(steps) if reference_plan(i, steps, SCHEDULES["official"]))
     layouts = [s.layout(with_masks=False) for s in shapes_suite(args.n, seed=args.seed)]
     lines = [
-        f"{args.n} benchmark layouts (suite seed {args.seed}), one image each; attention at step {last_guided} (refocus's last guided "
+        f"{args.n} benchmark layouts (suite seed {args.seed}), one image each; attention at step {last_guided} "
+        "(refocus's last guided "
         f"step of {steps}) and at the last step; regions counted once each.",
         "",
-        "| method | regions | attention peak in box (guided end) | (last step) | object in box | object in box, given attention in box (last step) | object in box, given attention outside | given attention in box: object found anywhere | its box IoU (median) |",
+        "| method | regions | attention peak in box (guided end) | (last step) | object in box | object in box, "
+        "given attention in box (last step) | object in box, given attention outside | given attention in box: "
+        "object found anywhere | its box IoU (median) |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     misses = [
-        "| method | drawn objects not in their box | size: recentred IoU < 0.5 | of those, smaller than the box | offset only | area ratio, detected / target (median) |",
+        "| method | drawn objects not in their box | size: recentred IoU < 0.5 | of those, smaller than the box | "
+        "offset only | area ratio, detected / target (median) |",
         "|---|---|---|---|---|---|",
     ]
     for method in args.methods.split(","):
@@ -93,14 +97,17 @@ def main() -> None:
         given_out = placed[~at_last].mean() if (~at_last).any() else float("nan")
         followed = at_last & found
         lines.append(
-            f"| {method} | {len(placed)} | {at_end.mean():.3f} | {at_last.mean():.3f} | {placed.mean():.3f} | {given_in:.3f} | {given_out:.3f} | "
-            f"{found[at_last].mean() if at_last.any() else float('nan'):.3f} | {np.median(iou[followed]) if followed.any() else float('nan'):.2f} |"
+            f"| {method} | {len(placed)} | {at_end.mean():.3f} | {at_last.mean():.3f} | {placed.mean():.3f} | "
+            f"{given_in:.3f} | {given_out:.3f} | "
+            f"{found[at_last].mean() if at_last.any() else float('nan'):.3f} | "
+            f"{np.median(iou[followed]) if followed.any() else float('nan'):.2f} |"
         )
         print(lines[-1], flush=True)
         recentred, area_ratio = np.array(recentred), np.array(area_ratio)
         size = recentred < 0.5
         misses.append(
-            f"| {method} | {len(recentred)} | {size.mean():.3f} | {(area_ratio[size] < 1).mean() if size.any() else float('nan'):.3f} | "
+            f"| {method} | {len(recentred)} | {size.mean():.3f} | "
+            f"{(area_ratio[size] < 1).mean() if size.any() else float('nan'):.3f} | "
             f"{(~size).mean():.3f} | {np.median(area_ratio) if len(area_ratio) else float('nan'):.2f} |"
         )
     text = "\n".join(lines + ["", "Drawn objects that miss their box (found, box IoU < 0.5), by cause:", ""] + misses)
@@ -108,7 +115,8 @@ def main() -> None:
     if args.out:
         atomic_write_text(
             args.out,
-            f"# Does the image follow the attention?\n\n`python benchmarks/refocus_followthrough.py --n {args.n}`\n\n{text}\n",
+            "# Does the image follow the attention?\n\n`python benchmarks/refocus_followthrough.py --n "
+            f"{args.n}`\n\n{text}\n",
         )
 
 

@@ -1,8 +1,11 @@
 """Two diagnostics behind docs/shapes.md's "What limits" section, on any shapes model folder.
 
-    python benchmarks/saturation.py grad --model src/layoutguide/weights/shapes   # word attention and CAR-style gradient size per step
-    python benchmarks/saturation.py cfg --model src/layoutguide/weights/shapes    # unguided single-object competence vs CFG scale
-    python benchmarks/saturation.py cfg --n 64 --scales 3 --intervals all,0:900,0:850,0:800,0:600 --out docs/results/cfg-interval.md
+    # word attention and CAR-style gradient size per step:
+    python benchmarks/saturation.py grad --model src/layoutguide/weights/shapes
+    # unguided single-object competence vs CFG scale:
+    python benchmarks/saturation.py cfg --model src/layoutguide/weights/shapes
+    python benchmarks/saturation.py cfg --n 64 --scales 3 --intervals all,0:900,0:850,0:800,0:600 \\
+        --out docs/results/cfg-interval.md
 
 ``grad``: for one held-out single-object prompt and four denoising steps, the start token's mean attention
 share, the word tokens' peak and mean attention (16x16 layers), and the norm of the gradient of "attention mass
@@ -43,7 +46,8 @@ def grad_report(pipe) -> None:
         (grad,) = torch.autograd.grad(maps[2:8, 6:12, 3].sum(), x)
         print(
             f"t={int(t)}: start token {maps[..., 0].mean():.2f}, colour word peak {maps[..., 2].max():.3f}, "
-            f"shape word peak {maps[..., 3].max():.3f} mean {maps[..., 3].mean():.4f}; |grad| {grad.norm():.3f} vs |latent| {x.norm():.1f}"
+            f"shape word peak {maps[..., 3].max():.3f} mean {maps[..., 3].mean():.4f}; |grad| {grad.norm():.3f} vs "
+            f"|latent| {x.norm():.1f}"
         )
 
 
@@ -109,7 +113,8 @@ def main() -> None:
                 command = "python benchmarks/saturation.py cfg " + " ".join(sys.argv[2:])
                 atomic_write_text(
                     args.out,
-                    f"# Unguided single-object competence vs CFG\n\n{args.n} held-out single-object prompts (`layoutguide shapes competence`'s first {args.n}).\n\n{table}\n\nReproduce: `{command}`\n",
+                    f"# Unguided single-object competence vs CFG\n\n{args.n} held-out single-object prompts "
+                    f"(`layoutguide shapes competence`'s first {args.n}).\n\n{table}\n\nReproduce: `{command}`\n",
                 )
 
 

@@ -10,66 +10,34 @@ import pytest
 import torch
 
 from layoutguide.layout import Layout, Region
+from layoutguide.loading import SHIPPED_MODEL, load_pipeline
 from layoutguide.pipeline import LayoutPipeline
-from layoutguide.shapes.model import ModelConfig, build_components
-
-
-def sd_scheduler():
-    """Stable Diffusion 1.x's DDIM settings (the shapes model's cosine schedule makes random weights explode)."""
-    from diffusers import DDIMScheduler
-
-    return DDIMScheduler(
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        clip_sample=False,
-        set_alpha_to_one=False,
-        steps_offset=1,
-    )
-
-
-def tiny_shapes_components(seed: int = 0) -> dict:
-    return {**build_components(ModelConfig.tiny(), seed=seed), "scheduler": sd_scheduler()}
-
-
-def tiny_sd_components(seed: int = 0) -> dict:
-    """Stable Diffusion's block layout (3 cross-attention down blocks + a plain one, f=8 VAE), tiny widths."""
-    from diffusers import AutoencoderKL, UNet2DConditionModel
-
-    parts = tiny_shapes_components(seed)
-    torch.manual_seed(seed)
-    parts["unet"] = UNet2DConditionModel(
-        sample_size=16,
-        in_channels=4,
-        out_channels=4,
-        down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
-        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
-        block_out_channels=(8, 8, 16, 16),
-        layers_per_block=1,
-        cross_attention_dim=32,
-        attention_head_dim=2,
-        norm_num_groups=4,
-    )
-    parts["vae"] = AutoencoderKL(
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-        block_out_channels=(4, 4, 8, 8),
-        latent_channels=4,
-        norm_num_groups=4,
-        sample_size=128,
-    )
-    return parts
+from layoutguide.testing import sd_scheduler, tiny_sd_pipeline, tiny_shapes_components  # noqa: F401 (tests import)
+from layoutguide.testing import sharp_pipeline as build_sharp_pipeline
+from layoutguide.testing import tiny_pipeline as build_tiny_pipeline
 
 
 @pytest.fixture(scope="session")
 def tiny_pipe() -> LayoutPipeline:
     """The shapes architecture at tiny widths: 16x16 latents, attention at 16x16, 8x8 and 4x4 (mid)."""
-    return LayoutPipeline(**tiny_shapes_components())
+    return build_tiny_pipeline()
 
 
 @pytest.fixture(scope="session")
 def tiny_sd_pipe() -> LayoutPipeline:
-    return LayoutPipeline(**tiny_sd_components())
+    return tiny_sd_pipeline()
+
+
+@pytest.fixture(scope="session")
+def shipped() -> LayoutPipeline:
+    """The shipped shapes model, loaded once for every test that uses it."""
+    return load_pipeline(device="cpu")
+
+
+@pytest.fixture(scope="session")
+def shipped_gligen() -> LayoutPipeline:
+    """The shipped shapes GLIGEN model, loaded once for every test that uses it."""
+    return load_pipeline("shapes-gligen", device="cpu")
 
 
 @pytest.fixture(scope="session")
@@ -91,15 +59,8 @@ def two_region_layout() -> Layout:
 
 @pytest.fixture(scope="session")
 def sharp_pipe() -> LayoutPipeline:
-    """A tiny pipeline with sharpened attention (q/k scaled by 4) so that guidance gradients are not vanishingly small."""
-    pipe = LayoutPipeline(**tiny_shapes_components(seed=0))
-    with torch.no_grad():
-        for name, module in pipe.unet.named_modules():
-            if name.endswith(("attn1", "attn2")):
-                module.to_q.weight.mul_(4)
-                module.to_k.weight.mul_(4)
-    pipe.unet.requires_grad_(False)
-    return pipe
+    """A tiny pipeline with sharpened attention (q/k scaled by 4): guidance gradients not vanishingly small."""
+    return build_sharp_pipeline()
 
 
 def guide_losses(
@@ -127,4 +88,4 @@ def guide_losses(
     plan = StepPlan(iterations, step_size, info or {"reference_step": 0, "target": None})
     with attention_control(pipe.unet, store, method.requests(), latent_hw=(16, 16)):
         _, log = pipe._guide(x, pipe.scheduler.timesteps[step], step, plan, method, ctx, store, cond)
-    return [l[0] for l in log["losses"]]
+    return [losses[0] for losses in log["losses"]]

@@ -7,11 +7,10 @@ import re
 
 import numpy as np
 import pytest
-from conftest import tiny_shapes_components
 from PIL import Image
 
 from layoutguide.bench import BenchResumeError, MethodSpec, model_fingerprint, run_shapes_bench
-from layoutguide.pipeline import LayoutPipeline
+from layoutguide.testing import tiny_pipeline
 
 
 def test_resume_skips_done_images_and_refuses_other_settings(tiny_pipe, tmp_path):
@@ -22,7 +21,7 @@ def test_resume_skips_done_images_and_refuses_other_settings(tiny_pipe, tmp_path
     stamps = {p: p.stat().st_mtime_ns for p in images}
     before = images[0].read_bytes()
     images[0].unlink()  # an interrupted run: one image missing
-    again = run_shapes_bench(tiny_pipe, specs, n=2, seed=3, out=tmp_path, steps=2, progress=False)
+    run_shapes_bench(tiny_pipe, specs, n=2, seed=3, out=tmp_path, steps=2, progress=False)
     assert images[0].exists() and all(p.stat().st_mtime_ns == t for p, t in stamps.items() if p != images[0])
     # per-(prompt, sample) seeds: the same image again, up to float noise of a batch of 1 instead of 2
     diff = np.abs(np.asarray(Image.open(images[0]), dtype=int) - np.asarray(Image.open(io.BytesIO(before)), dtype=int))
@@ -41,7 +40,7 @@ def test_resume_skips_done_images_and_refuses_other_settings(tiny_pipe, tmp_path
         )
     with pytest.raises(BenchResumeError, match="steps=2.*steps=3"):
         run_shapes_bench(tiny_pipe, specs[:1], n=2, seed=3, out=tmp_path, steps=3, progress=False)
-    other_model = LayoutPipeline(**tiny_shapes_components(seed=1))
+    other_model = tiny_pipeline(seed=1)
     assert model_fingerprint(other_model) != model_fingerprint(tiny_pipe)
     with pytest.raises(BenchResumeError, match="model="):
         run_shapes_bench(other_model, specs[:1], n=2, seed=3, out=tmp_path, steps=2, progress=False)
@@ -51,7 +50,7 @@ def test_resume_skips_done_images_and_refuses_other_settings(tiny_pipe, tmp_path
 
 
 def test_relation_score_names_the_first_cause_of_a_failure():
-    from layoutguide.bench import _relation_ok
+    from layoutguide.bench import relation_score
     from layoutguide.shapes.world import Scene, ShapeObject, render_objects
 
     red = ShapeObject("red", "circle", (4, 20, 24, 40))
@@ -60,7 +59,7 @@ def test_relation_score_names_the_first_cause_of_a_failure():
     subject, obj = ("red", "circle"), ("blue", "square")
 
     def score(*objects):
-        return _relation_ok(render_objects(objects), layout, subject, "left of", obj)
+        return relation_score(render_objects(objects), layout, subject, "left of", obj)
 
     assert score(red, blue)["relation_ok"] and score(red, blue)["failure"] is None
     swapped = (ShapeObject("red", "circle", blue.box), ShapeObject("blue", "square", red.box))
@@ -83,7 +82,9 @@ def test_relation_score_names_the_first_cause_of_a_failure():
 def test_chance_rate_of_a_relation():
     from layoutguide.bench import chance_relation_rate
 
-    pair = lambda relation, k=1: [("", ("red", "circle", k), relation, ("blue", "square", k))]
+    def pair(relation, k=1):
+        return [("", ("red", "circle", k), relation, ("blue", "square", k))]
+
     one = {r: chance_relation_rate(pair(r), trials=2000) for r in ("left of", "right of", "above", "below")}
     # four directions share the plane: about a quarter each (less the pairs at exactly 45 degrees)
     assert all(0.18 < v < 0.32 for v in one.values()), one

@@ -7,14 +7,9 @@ import pytest
 from typer.testing import CliRunner
 
 from layoutguide.cli import app
-from layoutguide.loading import SHIPPED_MODEL, load_pipeline
+from layoutguide.loading import SHIPPED_MODEL
 from layoutguide.shapes.evaluate import evaluate
 from layoutguide.shapes.world import make_scene
-
-
-@pytest.fixture(scope="module")
-def shipped():
-    return load_pipeline(device="cpu")
 
 
 def test_shipped_model_is_small_safetensors_and_has_defaults(shipped):
@@ -85,10 +80,10 @@ def test_shipped_model_word_attention_localises(shipped):
     assert ratios and min(ratios) > 3, ratios
 
 
-def test_shipped_gligen_model_loads_and_grounds():
+def test_shipped_gligen_model_loads_and_grounds(shipped_gligen):
     from layoutguide.methods.gligen import grounded_blocks
 
-    pipe = load_pipeline("shapes-gligen", device="cpu")
+    pipe = shipped_gligen
     assert pipe.unet.config.attention_type == "gated" and grounded_blocks(pipe.unet)
     assert any(abs(b.fuser.alpha_attn.item()) > 0 for b in grounded_blocks(pipe.unet))  # trained gates
     layout = make_scene(10_000_321, n_objects=(2, 2)).layout()
@@ -96,7 +91,7 @@ def test_shipped_gligen_model_loads_and_grounds():
     assert out.images[0].size == (64, 64)
 
 
-def test_shipped_gligen_model_uses_its_boxes():
+def test_shipped_gligen_model_uses_its_boxes(shipped_gligen):
     """The true boxes lower the high-noise denoising loss against GLIGEN's null grounding (the model shipped before
     the grounding-attention supervision gave 1.0000 here), with the position code the model's defaults switch on."""
     import torch
@@ -104,7 +99,7 @@ def test_shipped_gligen_model_uses_its_boxes():
     from layoutguide.methods.base import GuidanceContext
     from layoutguide.methods.gligen import fuser_position_code
 
-    pipe = load_pipeline("shapes-gligen", device="cpu")
+    pipe = shipped_gligen
     gligen = pipe.method_with_defaults("gligen")
     assert gligen.options.position_code and gligen.options.grounding_text == "head"
     scenes = [make_scene(10_000_500 + k) for k in range(16)]
@@ -120,7 +115,7 @@ def test_shipped_gligen_model_uses_its_boxes():
     )
     boxes = gligen._grounding_inputs(pipe, ctx)
     null = {**boxes, "masks": torch.zeros_like(boxes["masks"])}
-    prompts = [item.prompt for item in layouts]
+    prompts = [layout.prompt for layout in layouts]
     with torch.no_grad(), fuser_position_code(pipe.unet, (side, side)):
         z0 = pipe.vae.encode(images).latent_dist.mean * pipe.vae.config.scaling_factor
         cond, mask = pipe.encode_prompt(prompts), pipe.text_attention_mask(prompts)

@@ -384,6 +384,33 @@ def list_methods() -> None:
             typer.echo(f"{'':12s} options: " + ", ".join(f"{k}={v}" for k, v in defaults.items()))
 
 
+def phrase_form_option():
+    return typer.Option(
+        "bare",
+        help="How region phrases are written: bare ('red circle'), article ('a red circle'), determiner ('the red "
+        "circle'), caps ('A Red Circle,'); a comma list runs each form as its own rows on the same seeds.",
+    )
+
+
+def _bench_checks(n: int, batch_size: int, phrase_form: str, max_objects: int | None = None) -> tuple[str, ...]:
+    """The bench options checked before any model loads; returns the phrase forms to run."""
+    from .bench import check_phrase_forms
+    from .bench.suites import MAX_OBJECTS
+    from .errors import LayoutguideError
+
+    if n < 1:
+        fail("--n must be at least 1")
+    if batch_size < 1:
+        fail(f"--batch-size must be at least 1, got {batch_size}")
+    if max_objects is not None and not 1 <= max_objects <= MAX_OBJECTS:
+        fail(f"--max-objects must be from 1 to {MAX_OBJECTS}, got {max_objects}")
+    try:
+        return check_phrase_forms(phrase_form.split(","))
+    except LayoutguideError as e:
+        fail(f"--phrase-form: {str(e).removeprefix('phrase_forms: ')}")
+    raise AssertionError  # unreachable: fail() exits
+
+
 @bench_app.command("shapes")
 def bench_shapes(
     methods: str = typer.Option(
@@ -400,18 +427,21 @@ def bench_shapes(
     batch_size: int = typer.Option(8, help="Prompts per pipeline call."),
     masks: bool = typer.Option(False, help="Give the methods exact masks instead of boxes."),
     max_objects: int = typer.Option(4, help="Objects per layout: 1 to this (ZestGuide's Eval-few: 3)."),
+    phrase_form: str = phrase_form_option(),
     set_: list[str] | None = typer.Option(None, "--set", help="Method option, METHOD.OPTION=VALUE (repeatable)."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, mps."),
     dtype: str = typer.Option("auto", help="auto, fp32, fp16, bf16."),
 ) -> None:
     """Run methods on the shapes-world suite; write report.md, results.json and grid.png."""
-    from .bench import BenchResumeError, results_table, run_shapes_bench
-    from .methods import MethodOptionError, runnable_methods
+    from .bench import results_table, run_shapes_bench
+    from .errors import LayoutguideError
+    from .methods import runnable_methods
 
     options = parse_sets(set_)
     names = _method_names(methods, allow_all=True)
-    if n < 1:
-        fail("--n must be at least 1")
+    forms = _bench_checks(n, batch_size, phrase_form, max_objects)
+    if out.exists() and not out.is_dir():
+        fail(f"--out: {out} is a file; give a folder")
     pipe = _load(model, device, dtype, guidance_interval)
     if "all" in names:  # every method that runs on this model, in the registry's order
         names = runnable_methods(pipe.unet)
@@ -429,12 +459,18 @@ def bench_shapes(
             batch_size=batch_size,
             use_masks=masks,
             max_objects=max_objects,
+            phrase_forms=forms,
             command=command,
+            report=_note,
         )
-    except (MethodOptionError, BenchResumeError) as e:
+    except LayoutguideError as e:
         fail(str(e))
     typer.echo(results_table(results))
     typer.echo(f"wrote {out / 'report.md'}, {out / 'results.json'}, {out / 'grid.png'}")
+
+
+def _note(message: str) -> None:
+    typer.echo(f"note: {message}", err=True)
 
 
 @bench_app.command("relations")
@@ -449,27 +485,39 @@ def bench_relations(
     model: str | None = typer.Option(None, help=MODEL_HELP),
     set_: list[str] | None = typer.Option(None, "--set", help="Method option, METHOD.OPTION=VALUE (repeatable)."),
     guidance_interval: str | None = guidance_interval_option(),
+    batch_size: int = typer.Option(8, help="Prompts per pipeline call."),
+    phrase_form: str = phrase_form_option(),
     device: str = typer.Option("auto"),
 ) -> None:
-    """Relation prompts -> planner -> generation -> exact evaluation: relation and count accuracy per
-    planner x method."""
-    from .bench import BenchResumeError, run_relation_bench
+    """Relation prompts -> planner -> generation -> exact evaluation: relation and count accuracy per planner and
+    method."""
+    from .bench import run_relation_bench
+    from .errors import LayoutguideError
 
     options = parse_sets(set_)
     specs = _method_specs(_method_names(methods), options)
+    forms = _bench_checks(n, batch_size, phrase_form)
+    planner_names = [p.strip() for p in planners.split(",") if p.strip()]
+    if not planner_names:
+        fail("--planners: name at least one planner, e.g. rule")
+    if out.exists() and not out.is_dir():
+        fail(f"--out: {out} is a file; give a folder")
     pipe = _load(model, device, "auto", guidance_interval)
     command = _command_line()
     try:
         results = run_relation_bench(
             pipe,
-            [p.strip() for p in planners.split(",") if p.strip()],
+            planner_names,
             specs,
             n=n,
             seed=seed,
             out=out,
+            batch_size=batch_size,
+            phrase_forms=forms,
             command=command,
+            report=_note,
         )
-    except BenchResumeError as e:
+    except LayoutguideError as e:
         fail(str(e))
     typer.echo(results["table"])
     typer.echo(f"wrote {out / 'report.md'}")
@@ -597,9 +645,17 @@ def shapes_competence(
 ) -> None:
     """Unguided competence on held-out prompts: right colour and shape (1 object), both colours (2 objects)."""
     from .bench import run_competence
+    from .errors import LayoutguideError
 
+    if n < 1:
+        fail("--n must be at least 1")
+    if out is not None and out.exists() and not out.is_dir():
+        fail(f"--out: {out} is a file; give a folder")
     pipe = _load(model, device, "auto", guidance_interval)
-    results = run_competence(pipe, n=n, seed=seed, out=out)
+    try:
+        results = run_competence(pipe, n=n, seed=seed, out=out, report=_note)
+    except LayoutguideError as e:
+        fail(str(e))
     typer.echo(json.dumps(results, indent=1))
 
 

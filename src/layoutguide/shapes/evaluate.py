@@ -271,7 +271,7 @@ def _detection(colour: str, component: np.ndarray) -> Detection:
     return Detection(
         colour=colour,
         shape=shape,
-        box=tuple(float(v) for v in box),
+        box=(float(box[0]), float(box[1]), float(box[2]), float(box[3])),
         mask=component,
         area=int(ys.size),
         confidence=confidence,

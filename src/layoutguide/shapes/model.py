@@ -176,6 +176,7 @@ def build_components(config: ModelConfig | None = None, *, seed: int = 0, gated:
         clip_sample=False,
         set_alpha_to_one=False,
         steps_offset=1,
-        timestep_spacing="leading",  # as SD; "trailing" starts at t=999 where the cosine alphabar is 2e-9 and x0 explodes
+        # as SD; "trailing" starts at t=999 where the cosine alphabar is 2e-9 and x0 explodes
+        timestep_spacing="leading",
     )
     return dict(unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, scheduler=scheduler)

@@ -18,6 +18,7 @@ import math
 import random
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -86,7 +87,8 @@ def render_batch(
 
 
 def grounding_targets(tokenizer, scenes, captions) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Batched :func:`caption_token_targets`: ``token_index`` (B, K), ``token_masks`` (B, K, H, W), ``valid`` (B, K)."""
+    """Batched :func:`caption_token_targets`: ``token_index`` (B, K), ``token_masks`` (B, K, H, W), ``valid``
+    (B, K)."""
     per_sample = [caption_token_targets(tokenizer, sc) if cap else [] for sc, cap in zip(scenes, captions)]
     k = max(1, max(len(t) for t in per_sample))
     size = scenes[0].size
@@ -133,7 +135,8 @@ def attention_grounding_loss(
     """
     weight = valid.float()
     denom = weight.sum().clamp(min=1.0)
-    token_loss = pixel_loss = 0.0
+    token_loss: Any = 0.0  # a tensor after the first layer
+    pixel_loss: Any = 0.0
     for name, probs in maps.items():
         gh, gw = layers[name].grid(latent_hw)
         attn = probs.mean(1)  # (B, Nq, 77)
@@ -150,7 +153,7 @@ def attention_grounding_loss(
 def box_masks(layouts, masks: torch.Tensor) -> torch.Tensor:
     """``(B, K, H, W)`` each layout's region boxes on its canvas, K = the most regions in a layout; zero where
     ``masks`` (B, >=K) drops a layout's grounding (null grounding)."""
-    k = max(len(l.regions) for l in layouts)
+    k = max(len(layout.regions) for layout in layouts)
     out = torch.zeros(len(layouts), k, layouts[0].height, layouts[0].width)
     for b, layout in enumerate(layouts):
         boxes = torch.from_numpy(layout.rasterize(layout.height, layout.width, boxes_only=True))
@@ -197,6 +200,14 @@ def _load_optim_state(opt: torch.optim.Optimizer, flat: dict[str, torch.Tensor])
     opt.load_state_dict(sd)
 
 
+@torch.no_grad()
+def _init_attention_gates(trainable: dict[str, torch.nn.Parameter], alpha: float) -> None:
+    """A fresh GLIGEN stage's attention gates (``alpha_attn``) set to ``alpha`` instead of GLIGEN's zero."""
+    for n, p in trainable.items():
+        if n.endswith(".alpha_attn"):
+            p.fill_(alpha)
+
+
 class EMA:
     """Exponential moving average of parameters, with the usual warm-up of the decay."""
 
@@ -228,13 +239,16 @@ class Trainer:
         self.ckpt = self.out / "ckpt"
         self.ckpt.mkdir(parents=True, exist_ok=True)
         state_file = self.ckpt / "state.json"
-        self.state = json.loads(state_file.read_text()) if state_file.exists() else {"vae_step": 0, "unet_step": 0}
+        self.state: dict[str, Any] = (
+            json.loads(state_file.read_text()) if state_file.exists() else {"vae_step": 0, "unet_step": 0}
+        )
         if config is None:
             config = TrainConfig(**self.state["config"]) if "config" in self.state else TrainConfig()
         self.config = config
         previous = self.state.get("config")
         if previous is not None and previous.get("schedule_start", 0) != config.schedule_start:
-            # a new stage (fine-tune on a restarted schedule): keep the recipe of the steps so far, so the export's is whole
+            # a new stage (fine-tune on a restarted schedule): keep the recipe of the steps so far, so the export's
+            # is whole
             self.state.setdefault("stages", []).append(
                 {
                     "until_unet_step": self.state["unet_step"],
@@ -260,7 +274,8 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------------- helpers
     def model_config(self) -> ModelConfig:
-        return ModelConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in self.config.model.items()})
+        fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in self.config.model.items()}
+        return ModelConfig(**fields)
 
     def _log(self, **record) -> None:
         with open(self.log_file, "a") as f:
@@ -485,6 +500,14 @@ class Trainer:
         parts["unet"] = gated
         return parts
 
+    def _check_gligen_options(self, min_timestep: int, grounding_text: str) -> None:
+        if not 0 <= min_timestep < self.scheduler.config.num_train_timesteps:
+            raise ValueError(
+                f"min_timestep must be in [0, {self.scheduler.config.num_train_timesteps}), got {min_timestep}"
+            )
+        if grounding_text not in ("head", "phrase"):
+            raise ValueError(f"grounding_text must be 'head' or 'phrase', got {grounding_text!r}")
+
     def train_gligen(
         self,
         steps: int = 3000,
@@ -524,8 +547,8 @@ class Trainer:
         get 0.3-1.4% of it, and in thousands of steps on this model the denoising loss alone never made that attention
         box-selective; with the loss it is (L_token 0.039 after 250 steps).
 
-        ``position_code`` (not in GLIGEN) trains with :func:`~layoutguide.methods.gligen.fuser_position_code` on, a fixed
-        2D sinusoidal code on the fusers' visual tokens: the frozen tiny base's features carry little absolute
+        ``position_code`` (not in GLIGEN) trains with :func:`~layoutguide.methods.gligen.fuser_position_code` on, a
+        fixed 2D sinusoidal code on the fusers' visual tokens: the frozen tiny base's features carry little absolute
         position, and without it the supervised attention matches content instead (the tokens of an object already
         visible in x_t attend to its grounding token): box-selective on training scenes, useless for placing an
         object in noise (docs/results/gligen/position-experiment-fix.md). A model trained with it
@@ -533,12 +556,7 @@ class Trainer:
         model's defaults)."""
         from ..methods.gligen import MAX_OBJECTS, fuser_position_code, grounding_phrase
 
-        if not 0 <= min_timestep < self.scheduler.config.num_train_timesteps:
-            raise ValueError(
-                f"min_timestep must be in [0, {self.scheduler.config.num_train_timesteps}), got {min_timestep}"
-            )
-        if grounding_text not in ("head", "phrase"):
-            raise ValueError(f"grounding_text must be 'head' or 'phrase', got {grounding_text!r}")
+        self._check_gligen_options(min_timestep, grounding_text)
         parts = self.gligen_components(ema_weights=False)
         unet, text = parts["unet"].to(self.device), parts["text_encoder"].to(self.device)
         text.requires_grad_(False).eval()
@@ -547,10 +565,7 @@ class Trainer:
         for p in trainable.values():
             p.requires_grad_(True)
         if self.state.get("gligen_step", 0) == 0 and attn_gate_init:
-            with torch.no_grad():
-                for n, p in trainable.items():
-                    if n.endswith(".alpha_attn"):
-                        p.fill_(attn_gate_init)
+            _init_attention_gates(trainable, attn_gate_init)
         gates = [p for n, p in trainable.items() if n.endswith((".alpha_attn", ".alpha_dense"))]
         others = [p for n, p in trainable.items() if not n.endswith((".alpha_attn", ".alpha_dense"))]
         opt = torch.optim.AdamW(
@@ -569,7 +584,8 @@ class Trainer:
         trained_with = self.state.get("gligen_config", {}).get("position_code", False)
         if start and trained_with != position_code:
             raise ValueError(
-                f"this run's GLIGEN stage was trained with position_code={trained_with}; resume it with the same setting"
+                f"this run's GLIGEN stage was trained with position_code={trained_with}; "
+                "resume it with the same setting"
             )
         gen = torch.Generator(self.device).manual_seed(self.config.seed + 3 + start)
         rng = random.Random(self.config.seed + 3 + start)

@@ -97,7 +97,8 @@ class Scene:
         for obj in self.objects:
             n = groups[(obj.colour, obj.shape)]
             phrase = f"{obj.colour} {PLURALS[obj.shape] if n > 1 else obj.shape}"
-            box = tuple(v / self.size for v in obj.box)
+            x0, y0, x1, y1 = obj.box
+            box = (x0 / self.size, y0 / self.size, x1 / self.size, y1 / self.size)
             mask = object_mask(obj, self.size) if with_masks else None
             regions.append(Region(phrase=phrase, box=box, mask=mask))
         return Layout(prompt=prompt or self.caption, regions=tuple(regions), width=self.size, height=self.size)
@@ -166,7 +167,9 @@ def _boxes_clear(box, others) -> bool:
     )
 
 
-def _place(rng: random.Random, sizes: list[int], size: int) -> list[tuple[int, int, int, int]] | None:
+def place_boxes(rng: random.Random, sizes: list[int], size: int) -> list[tuple[int, int, int, int]] | None:
+    """Square boxes of the given sides placed at random on a ``size`` canvas, never touching (``MIN_GAP`` apart), as
+    every scene is placed; None when 50 tries for one box found no room (the caller draws again)."""
     boxes: list[tuple[int, int, int, int]] = []
     for side in sizes:
         for _ in range(50):
@@ -233,7 +236,7 @@ def make_scene(
         for _ in kinds:
             lo_px, hi_px = SIZE_RANGES[rng.choice(list(SIZE_RANGES))]
             sizes.append(max(4, round(rng.randint(lo_px, hi_px) * scale)))
-        boxes = _place(rng, sizes, size)
+        boxes = place_boxes(rng, sizes, size)
         if boxes is None:
             continue
         objects = tuple(ShapeObject(c, s, b) for (c, s), b in zip(kinds, boxes))
