@@ -100,23 +100,23 @@ def run(args: argparse.Namespace) -> None:
                 if key in results["entries"]:
                     continue
                 entry = measure(pipe, layouts, method, form, seed, args.batch_size)
-                entry.update(
-                    label=args.label, model=args.model, method=method, form=form, seed=seed, command=command
-                )
+                entry.update(label=args.label, model=args.model, method=method, form=form, seed=seed, command=command)
                 results["entries"][key] = entry
                 atomic_write_text(args.out, json.dumps(results, indent=1) + "\n")
                 print(f"{key}: object-in-box {entry['object_in_box']:.3f} (refused {entry['refused']})", flush=True)
 
 
 def benchmark_layouts() -> dict[str, list]:
-    """Every layout of the shipped benchmarks: the box suite, the mask suite and the rule planner's relation layouts."""
+    """Every layout of the shipped benchmarks: box suite, mask suite and the rule planner's relation layouts."""
     from layoutguide.bench import relation_prompts, shapes_suite
     from layoutguide.planner import get_planner
 
     planner = get_planner("rule")
     suites = {
         "shapes_suite(200, 0)": [s.layout(with_masks=False) for s in shapes_suite(200, 0)],
-        "shapes_suite(32, 2, n_objects=(1, 3))": [s.layout(with_masks=False) for s in shapes_suite(32, 2, n_objects=(1, 3))],
+        "shapes_suite(32, 2, n_objects=(1, 3))": [
+            s.layout(with_masks=False) for s in shapes_suite(32, 2, n_objects=(1, 3))
+        ],
     }
     for seed in (0, 1, 2):
         suites[f"rule planner on relation_prompts(96, {seed})"] = [
@@ -129,9 +129,9 @@ def indices(args: argparse.Namespace) -> None:
     """Write every benchmark layout's token indices, per tokenizer and phrase form, to ``--out`` (JSON)."""
     from transformers import CLIPTokenizer
 
+    from layoutguide.errors import LayoutguideError
     from layoutguide.layout import atomic_write_text
     from layoutguide.phrase_forms import with_phrase_form
-    from layoutguide.errors import LayoutguideError
     from layoutguide.tokens import map_phrases
 
     table: dict[str, Any] = {}
@@ -180,7 +180,9 @@ def report(args: argparse.Namespace) -> None:
         others = [e["object_in_box"] for f, e in by_form.items() if f != "bare"]
         gap = f"{min(others) - bare:+.3f}" if bare is not None and others else "-"
         refused = max(e["refused"] for e in by_form.values())
-        lines.append(f"| {label} | {model} | {seed} | {n} | {method} | " + " | ".join(cells) + f" | {gap} | {refused} |")
+        lines.append(
+            f"| {label} | {model} | {seed} | {n} | {method} | " + " | ".join(cells) + f" | {gap} | {refused} |"
+        )
     commands = sorted({e["command"] for e in entries})
     lines += ["", "Reproduce:", "", "```", *commands, "```", ""]
     atomic_write_text(args.out.parent / "report.md", "\n".join(lines))

@@ -227,9 +227,13 @@ def find_phrase(
 
 
 def _phrase_texts(tokenizer, i: int, phrase: str) -> tuple[str, ...]:
-    texts = tuple(w.text for w in content_words(words(tokenizer, tokenizer(phrase, add_special_tokens=False).input_ids)))
+    texts = tuple(
+        w.text for w in content_words(words(tokenizer, tokenizer(phrase, add_special_tokens=False).input_ids))
+    )
     if not texts:
-        raise PhraseNotFoundError(f"region {i}: phrase {phrase!r} has no words; give the region a phrase from the prompt")
+        raise PhraseNotFoundError(
+            f"region {i}: phrase {phrase!r} has no words; give the region a phrase from the prompt"
+        )
     return texts
 
 
