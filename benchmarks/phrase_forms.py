@@ -139,7 +139,7 @@ def indices(args: argparse.Namespace) -> None:
         tokenizer = CLIPTokenizer.from_pretrained(SHIPPED / model / "tokenizer")
         for suite, layouts in benchmark_layouts().items():
             for form in args.forms.split(","):
-                rows = []
+                rows: list[Any] = []
                 for layout in layouts:
                     layout = with_phrase_form(layout, form)
                     try:

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from layoutguide.shapes.model import build_tokenizer
-from layoutguide.tokens import PhraseNotFoundError, map_phrases
+from layoutguide.tokens import PhraseNotFoundError, content_positions, head_word, map_phrases
 
 
 @pytest.fixture(scope="module")
@@ -225,3 +225,20 @@ def test_token_map_methods_draw_the_same_image_for_every_phrase_form(tiny_pipe, 
     ]
     for form, image in zip(PHRASE_FORMS[1:], images[1:]):
         assert np.array_equal(image, images[0]), form
+
+
+def test_content_positions_line_up_with_the_prompt_indices(tok):
+    phrase = "A Red Circle,"
+    m = map_phrases(tok, "a red circle and a blue square", [phrase])
+    alone = tok(phrase).input_ids
+    positions = content_positions(tok, phrase)
+    assert positions == (2, 3)
+    assert [alone[p] for p in positions] == [m.input_ids[p] for p in m.indices[0]]
+
+
+@pytest.mark.parametrize(
+    "phrase, head",
+    [("red circle", "circle"), ("A Red Circle,", "Circle"), ("the two cats.", "cats"), ("one", "one"), ("the", "the")],
+)
+def test_head_word(phrase, head):
+    assert head_word(phrase) == head

@@ -26,6 +26,7 @@ as the official code shares one token among boxes.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable, Sequence
 from typing import Literal
 
@@ -115,7 +116,7 @@ def words(tokenizer, ids: Sequence[int]) -> list[Word]:
     end_marked = any(t.endswith(_WORD_END) for t in tokens)
     start_marked = not end_marked and any(t.startswith(_WORD_STARTS) for t in tokens)
     out: list[Word] = []
-    text, positions = "", []
+    text, positions = "", list[int]()
 
     def flush() -> None:
         nonlocal text, positions
@@ -146,6 +147,22 @@ def content_words(phrase_words: Sequence[Word]) -> list[Word]:
         if chosen:
             return chosen
     return []
+
+
+def content_positions(tokenizer, phrase: str) -> tuple[int, ...]:
+    """Positions of a phrase's content-word tokens in the phrase encoded on its own (start token at 0): "a red circle"
+    -> (2, 3). They line up with the region's ``TokenMap.indices`` word for word (for methods that encode phrases
+    alone, as DenseDiffusion's standalone text does)."""
+    ids = tokenizer(phrase, add_special_tokens=True).input_ids
+    return tuple(p for w in content_words(words(tokenizer, ids)) for p in w.positions)
+
+
+def head_word(phrase: str) -> str:
+    """The phrase's last content word as written, punctuation stripped: "A Red Circle," -> "Circle", "two cats" ->
+    "cats" (a grounding text for models trained on head nouns); the last word when there is no content word."""
+    found = re.findall(r"[^\W_]+(?:'[^\W_]+)?", phrase)
+    content = [w for w in found if Word(w.lower(), ()).kind == "content"]
+    return (content or found or [phrase.strip()])[-1]
 
 
 def _singular_forms(word: str) -> set[str]:
