@@ -6,16 +6,19 @@ Each shapes-world box layout of the benchmark suite is run with its phrases in e
 scored by the exact evaluator against the layout's boxes. A method robust to phrase form scores the same on
 every form.
 
-    python benchmarks/phrase_forms.py run --methods refocus,zestguide --forms bare,article --n 48 \\
-        --out docs/results/phrase-forms/results.json
-    python benchmarks/phrase_forms.py report --out docs/results/phrase-forms/results.json
+    python benchmarks/phrase_forms.py run --methods zestguide,refocus --forms bare,article --n 8 --label before \\
+        --out docs/results/phrase-forms/results-before.json
+    python benchmarks/phrase_forms.py indices --out before.json   # token indices of every benchmark layout
+    python benchmarks/phrase_forms.py compare-indices before.json after.json   # -> docs/results/phrase-forms/indices.json
+    python benchmarks/phrase_forms.py report   # merges results-*.json into results.json, writes report.md
 
 ``run`` adds one entry per (label, model, method, form, suite seed) to ``results.json`` (written atomically after
 every entry; a rerun skips the entries already there, so an interrupted run resumes). ``--label`` names the code
 state measured ("before": the token selection before phrase forms were handled). A layout whose phrase the
 library refuses (``PhraseNotFoundError``: "the red circle" is not in "a red circle and ...") makes no image: its
-regions count as missed and the entry records how many layouts were refused. ``report`` writes ``report.md``
-beside ``results.json``: object-in-box per method x form, and each form's difference from the bare form.
+regions count as missed and the entry records how many layouts were refused. ``report`` writes ``report.md``:
+token selection per benchmark suite and form, object-in-box per method x form and each form's difference from bare
+form, then ``notes.md`` of the same folder.
 """
 
 from __future__ import annotations
@@ -151,27 +154,61 @@ def indices(args: argparse.Namespace) -> None:
 
 
 def compare_indices(args: argparse.Namespace) -> None:
-    """Count the layouts whose indices differ between two ``indices`` files (and, in one file, from bare form)."""
-    a, b = json.loads(args.a.read_text()), json.loads(args.b.read_text())
-    for key in a:
-        changed = sum(x != y for x, y in zip(a[key], b[key]))
-        bare = b[key.rsplit(" | ", 1)[0] + " | bare"]
-        vs_bare = sum(x != y for x, y in zip(b[key], bare))
-        print(f"{key}: {len(a[key])} layouts, {changed} changed; in the second file {vs_bare} differ from bare form")
+    """Per (tokenizer, suite, form): layouts refused and layouts whose indices changed between two ``indices``
+    files (before, after), and layouts whose indices in the second differ from its bare form; printed and written."""
+    from layoutguide.layout import atomic_write_text
+
+    before, after = json.loads(args.before.read_text()), json.loads(args.after.read_text())
+    rows = []
+    for key in before:
+        bare = after[key.rsplit(" | ", 1)[0] + " | bare"]
+        model, suite, form = key.split(" | ")
+        row = {
+            "model": model,
+            "suite": suite,
+            "form": form,
+            "layouts": len(before[key]),
+            "refused_before": sum(isinstance(x, str) for x in before[key]),
+            "refused_after": sum(isinstance(x, str) for x in after[key]),
+            "changed": sum(x != y for x, y in zip(before[key], after[key])),
+            "differ_from_bare_after": sum(x != y for x, y in zip(after[key], bare)),
+        }
+        rows.append(row)
+        print(row)
+    atomic_write_text(args.summary, json.dumps(rows, indent=1) + "\n")
 
 
 def report(args: argparse.Namespace) -> None:
+    """Merge ``results-*.json`` (and ``indices.json``) of ``--dir`` into ``results.json`` and write ``report.md``."""
     from layoutguide.layout import atomic_write_text
 
-    entries = load_results(args.out)["entries"].values()
-    groups: dict[tuple, dict[str, dict[str, Any]]] = {}
-    for e in entries:
-        groups.setdefault((e["label"], e["model"], e["seed"], e["n"], e["method"]), {})[e["form"]] = e
+    entries: dict[str, Any] = {}
+    for path in sorted(args.dir.glob("results-*.json")):
+        entries.update(load_results(path)["entries"])
+    index_rows = json.loads((args.dir / "indices.json").read_text()) if (args.dir / "indices.json").exists() else []
+    merged = {"entries": entries, "token_indices": index_rows}
+    atomic_write_text(args.dir / "results.json", json.dumps(merged, indent=1) + "\n")
     lines = ["# Object-in-box by phrase form", "", __doc__.split("\n\n")[0].strip(), ""]
+    if index_rows:
+        lines += [
+            "## Token selection on every shipped benchmark layout",
+            "",
+            "| tokenizer | layouts | n | form | refused before | indices changed | differ from bare form after |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {r['model']} | {r['suite']} | {r['layouts']} | {r['form']} | {r['refused_before']} | {r['changed']} | "
+            f"{r['differ_from_bare_after']} |"
+            for r in index_rows
+        ]
+        lines.append("")
+    groups: dict[tuple, dict[str, dict[str, Any]]] = {}
+    for e in entries.values():
+        groups.setdefault((e["label"], e["model"], e["seed"], e["n"], e["method"]), {})[e["form"]] = e
     lines += [
-        "| code | model | suite seed | n | method | "
-        + " | ".join(FORMS)
-        + " | worst form - bare | layouts refused (worst form) |",
+        "## Object-in-box (box layouts, exact evaluator)",
+        "",
+        "| code | model | suite seed | n | method | " + " | ".join(FORMS) + " | worst form - bare | layouts refused |",
         "|---|---|---|---|---|" + "---|" * len(FORMS) + "---|---|",
     ]
     for (label, model, seed, n, method), by_form in sorted(groups.items()):
@@ -183,9 +220,12 @@ def report(args: argparse.Namespace) -> None:
         lines.append(
             f"| {label} | {model} | {seed} | {n} | {method} | " + " | ".join(cells) + f" | {gap} | {refused} |"
         )
-    commands = sorted({e["command"] for e in entries})
+    commands = sorted({e["command"] for e in entries.values()})
     lines += ["", "Reproduce:", "", "```", *commands, "```", ""]
-    atomic_write_text(args.out.parent / "report.md", "\n".join(lines))
+    notes = args.dir / "notes.md"
+    if notes.exists():
+        lines += [notes.read_text()]
+    atomic_write_text(args.dir / "report.md", "\n".join(lines))
 
 
 def main() -> None:
@@ -200,14 +240,15 @@ def main() -> None:
     run_parser.add_argument("--batch-size", type=int, default=8)
     run_parser.add_argument("--label", default="after")
     run_parser.add_argument("--out", type=Path, default=Path("docs/results/phrase-forms/results.json"))
-    report_parser = sub.add_parser("report", help="write report.md from results.json")
-    report_parser.add_argument("--out", type=Path, default=Path("docs/results/phrase-forms/results.json"))
+    report_parser = sub.add_parser("report", help="merge results-*.json into results.json, write report.md")
+    report_parser.add_argument("--dir", type=Path, default=Path("docs/results/phrase-forms"))
     indices_parser = sub.add_parser("indices", help="write every benchmark layout's token indices (JSON)")
     indices_parser.add_argument("--forms", default=",".join(FORMS))
     indices_parser.add_argument("--out", type=Path, required=True)
     compare_parser = sub.add_parser("compare-indices", help="count layouts whose indices differ between two files")
-    compare_parser.add_argument("a", type=Path)
-    compare_parser.add_argument("b", type=Path)
+    compare_parser.add_argument("before", type=Path)
+    compare_parser.add_argument("after", type=Path)
+    compare_parser.add_argument("--summary", type=Path, default=Path("docs/results/phrase-forms/indices.json"))
     args = parser.parse_args()
     commands = {"run": run, "report": report, "indices": indices, "compare-indices": compare_indices}
     commands[args.command](args)
