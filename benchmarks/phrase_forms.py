@@ -9,7 +9,7 @@ every form.
     python benchmarks/phrase_forms.py run --methods zestguide,refocus --forms bare,article --n 8 --label before \\
         --out docs/results/phrase-forms/results-before.json
     python benchmarks/phrase_forms.py indices --out before.json   # token indices of every benchmark layout
-    python benchmarks/phrase_forms.py compare-indices before.json after.json   # -> docs/results/phrase-forms/indices.json
+    python benchmarks/phrase_forms.py compare-indices before.json after.json  # -> indices.json (counts)
     python benchmarks/phrase_forms.py report   # merges results-*.json into results.json, writes report.md
 
 ``run`` adds one entry per (label, model, method, form, suite seed) to ``results.json`` (written atomically after
