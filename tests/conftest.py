@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from layoutguide.layout import Layout, Region
-from layoutguide.loading import SHIPPED_MODEL, load_pipeline
+from layoutguide.loading import load_pipeline
 from layoutguide.pipeline import LayoutPipeline
 from layoutguide.testing import sd_scheduler, tiny_sd_pipeline, tiny_shapes_components  # noqa: F401 (tests import)
 from layoutguide.testing import sharp_pipeline as build_sharp_pipeline

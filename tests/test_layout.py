@@ -819,7 +819,7 @@ def test_generated_layouts_survive_refocus(lay):
         assert_boxes_close([got], [box], pixel_tol(box, 512, 512))
 
 
-# ============================================================================================ arbitrary text to the parsers
+# ======================================================================================= arbitrary text to the parsers
 TOKENS = [
     "cat",
     "a dog",

@@ -139,7 +139,7 @@ def test_shipped_gligen_model_uses_its_boxes(shipped_gligen):
 
 
 @pytest.mark.slow
-def test_shipped_gligen_overlay_gives_the_images_of_the_former_full_folder():
+def test_shipped_gligen_overlay_gives_the_images_of_the_former_full_folder(shipped_gligen):
     """shapes-gligen ships as its GLIGEN layers on the shipped base; assembled, it reproduces bit for bit the images
     (and the benchmark fingerprint) of the full 30 MB folder it replaced (tests/data, made from that folder with
     the same seed and settings)."""
@@ -149,7 +149,7 @@ def test_shipped_gligen_overlay_gives_the_images_of_the_former_full_folder():
     from layoutguide.layout import Layout, Region
 
     reference = np.load(Path(__file__).parent / "data" / "shapes_gligen_reference.npz")
-    pipe = load_pipeline("shapes-gligen", device="cpu")
+    pipe = shipped_gligen
     assert model_fingerprint(pipe) == str(reference["fingerprint"])
     layout = Layout(
         "a red circle and a blue square",

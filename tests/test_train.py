@@ -32,7 +32,7 @@ def test_train_resume_export_and_gligen(tmp_path, two_region_layout):
     resumed.run()
     assert json.loads((run / "ckpt" / "state.json").read_text())["unet_step"] == 3
     assert (
-        len([l for l in (run / "log.jsonl").read_text().splitlines() if '"unet"' in l]) == 3
+        len([line for line in (run / "log.jsonl").read_text().splitlines() if '"unet"' in line]) == 3
     )  # steps 1, 2, then 3 only
 
     resumed.train_gligen(steps=2, batch=2)
@@ -118,7 +118,7 @@ def test_attention_supervision_trains_and_logs(tmp_path):
         model=dataclasses.asdict(ModelConfig.tiny()),
     )
     Trainer(tmp_path, config, device="cpu").run()
-    records = [json.loads(l) for l in (tmp_path / "log.jsonl").read_text().splitlines() if '"unet"' in l]
+    records = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines() if '"unet"' in line]
     assert len(records) == 2 and all(0 <= r["l_token"] <= 1 and r["l_pixel"] > 0 for r in records)
 
 
@@ -232,7 +232,9 @@ def test_gligen_stage_grounding_supervision_trains_logs_and_is_recorded(tmp_path
     trainer.train_gligen(
         steps=2, batch=3, p_drop=0.0, grounding_token_weight=1.0, grounding_pixel_weight=0.1, position_code=True
     )
-    records = [json.loads(l) for l in (tmp_path / "run" / "log.jsonl").read_text().splitlines() if '"gligen"' in l]
+    records = [
+        json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines() if '"gligen"' in line
+    ]
     assert len(records) == 2 and all(0 < r["g_token"] <= 1 and r["g_pixel"] > 0 for r in records)
     with pytest.raises(ValueError, match="position_code=True"):
         trainer.train_gligen(steps=3, batch=3)  # resuming without the code the stage was trained with

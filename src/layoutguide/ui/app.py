@@ -141,7 +141,9 @@ def build_app(server: Server) -> gr.Blocks:
                         generate_button = gr.Button("Generate", variant="primary", elem_id="lg-generate")
                         cancel_button = gr.Button("Cancel", elem_id="lg-cancel")
                     progress = gr.HTML(elem_id="lg-progress-box")
-                    gallery = gr.Gallery(label="Images", elem_id="lg-gallery", columns=2, height=300, object_fit="contain")
+                    gallery = gr.Gallery(
+                        label="Images", elem_id="lg-gallery", columns=2, height=300, object_fit="contain"
+                    )
                     download = gr.File(label="Images + run file", elem_id="lg-download", interactive=False)
         with gr.Tab("Compare"):
             compare_methods = gr.Textbox(
@@ -149,7 +151,9 @@ def build_app(server: Server) -> gr.Blocks:
             )
             compare_button = gr.Button("Compare on this layout", elem_id="lg-compare")
             compare_progress = gr.HTML(elem_id="lg-compare-progress")
-            compare_gallery = gr.Gallery(label="Methods", elem_id="lg-compare-gallery", columns=4, height=300, object_fit="contain")
+            compare_gallery = gr.Gallery(
+                label="Methods", elem_id="lg-compare-gallery", columns=4, height=300, object_fit="contain"
+            )
             compare_grid = gr.Image(label="Grid", elem_id="lg-compare-grid", interactive=False)
         with gr.Tab("Look inside", elem_id="lg-inside-tab"):
             with gr.Row():
@@ -162,7 +166,9 @@ def build_app(server: Server) -> gr.Blocks:
                     label="Step (-1: mean over steps)",
                     elem_id="lg-step-slider",
                 )
-            heatmaps = gr.Gallery(label="Cross-attention per phrase", elem_id="lg-heatmaps", columns=4, height=280, object_fit="contain")
+            heatmaps = gr.Gallery(
+                label="Cross-attention per phrase", elem_id="lg-heatmaps", columns=4, height=280, object_fit="contain"
+            )
             verdict_summary = gr.Markdown(elem_id="lg-verdict-summary")
             verdict = gr.Dataframe(
                 headers=["region", "phrase", "found", "in box", "IoU"], elem_id="lg-verdict", interactive=False
