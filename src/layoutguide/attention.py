@@ -104,7 +104,7 @@ class LayerInfo:
 
 def attention_layers(unet: torch.nn.Module) -> list[LayerInfo]:
     """Every self/cross attention layer of a UNet2DConditionModel with its place and grid factor."""
-    n_down = len(unet.down_blocks)
+    n_down = len(cast(torch.nn.ModuleList, unet.down_blocks))
     layers = []
     for name, _ in unet.named_modules():
         m = _NAME.match(name)

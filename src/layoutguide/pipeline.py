@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 import PIL.Image
 import torch
-from diffusers import AutoencoderKL, DiffusionPipeline, UNet2DConditionModel
-from diffusers.pipelines.pipeline_utils import StableDiffusionMixin
+from diffusers import AutoencoderKL, UNet2DConditionModel
+from diffusers.pipelines.pipeline_utils import DiffusionPipeline, StableDiffusionMixin
 from diffusers.schedulers import KarrasDiffusionSchedulers
 from diffusers.utils import BaseOutput
 from transformers import CLIPTextModel, CLIPTokenizer
@@ -81,7 +81,7 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
     Build it with ``LayoutPipeline.from_pretrained(hub_id_or_folder)`` or ``LayoutPipeline.from_pipe(sd_pipe)``.
     """
 
-    model_cpu_offload_seq = "text_encoder->unet->vae"
+    model_cpu_offload_seq = "text_encoder->unet->vae"  # type: ignore[assignment]  # diffusers declares it None
     _optional_components: list[str] = []
 
     def __init__(
@@ -106,7 +106,7 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
         )
         return pipe
 
-    def save_pretrained(self, save_directory, **kwargs):
+    def save_pretrained(self, save_directory, **kwargs):  # type: ignore[override]  # passes every option on
         super().save_pretrained(save_directory, **kwargs)
         if self.model_defaults:
             atomic_write_text(
@@ -299,14 +299,11 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
         uncond = self.encode_prompt(negatives).repeat_interleave(n_images, 0)
         do_cfg = guidance_scale > 1.0
         cond_mask = self.text_attention_mask([m.prompt for m in token_maps])
+        uncond_mask = self.text_attention_mask(negatives)
         cfg_mask = None  # the mask of the [uncond, cond] batch (or of cond alone without CFG)
-        if cond_mask is not None:
+        if cond_mask is not None and uncond_mask is not None:
             cond_mask = cond_mask.repeat_interleave(n_images, 0)
-            cfg_mask = (
-                torch.cat([self.text_attention_mask(negatives).repeat_interleave(n_images, 0), cond_mask])
-                if do_cfg
-                else cond_mask
-            )
+            cfg_mask = torch.cat([uncond_mask.repeat_interleave(n_images, 0), cond_mask]) if do_cfg else cond_mask
 
         # 3. Timesteps and initial noise
         self.scheduler.set_timesteps(num_inference_steps, device=device)

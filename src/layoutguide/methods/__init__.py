@@ -95,10 +95,10 @@ def get_method(spec: str | MethodSpec | GuidanceMethod | None, **options) -> Gui
             raise MethodOptionError(f"unknown method {member!r}; registered methods: {', '.join(sorted(REGISTRY))}")
     if len(members) == 1:
         return REGISTRY[members[0]](**spec.options)
-    unknown = set(spec.options) - set(members)
-    if unknown:
+    strays = set(spec.options) - set(members)
+    if strays:
         raise MethodOptionError(
-            f"options for {sorted(unknown)} given, but {spec.method!r} combines {members}; key options by member name"
+            f"options for {sorted(strays)} given, but {spec.method!r} combines {members}; key options by member name"
         )
     return Composite([REGISTRY[m](**spec.options.get(m, {})) for m in members])
 

@@ -11,9 +11,9 @@ yields for the call (a :class:`MethodState`, whose ``ctx`` is the :class:`Guidan
 * ``condition(state, embeddings, encode)``: edit the conditional text embeddings.
 * ``modulations(state)``: attention-logit modulators per request, called ``(step, layer, logits)``.
 * ``unet_kwargs(state, step, cfg=...)``: extra ``cross_attention_kwargs`` of a forward.
-* gradient methods: ``attention_requests()`` (maps by name), ``plan(state, step)``, ``loss(state, step, plan, maps)`` (by
-  default: :meth:`GradientMethod.sample_loss` per :class:`SampleView`) and ``update(state, step, plan, latents,
-  grad)``.
+* gradient methods: ``attention_requests()`` (maps by name), ``plan(state, step)``, ``loss(state, step, plan,
+  maps)`` (by default :meth:`GradientMethod.sample_loss` per :class:`SampleView`) and ``update(state, step, plan,
+  latents, grad)``.
 
 A new gradient method is its options, its requests and a short per-sample loss (docs/methods.md).
 """
@@ -56,9 +56,9 @@ class TokenMapOptions(MethodOptions):
     temperature: float = Field(
         100.0,
         gt=0,
-        description="softmax temperature of the token maps (100 in Attend-and-Excite, tuned on Stable "
-        "Diffusion); "
-        "a model whose word attention is stronger saturates at 100 and needs less (docs/shapes.md: 10 on the shapes model)",
+        description="softmax temperature of the token maps (100 in Attend-and-Excite, tuned on Stable Diffusion); a "
+        "model whose word attention is stronger saturates at 100 and needs less (docs/shapes.md: 10 on the shapes "
+        "model)",
     )
 
 
@@ -155,8 +155,8 @@ class GuidanceMethod:
 class GradientMethod(GuidanceMethod):
     """A method that guides by gradient descent on a loss of recorded attention.
 
-    Subclasses give ``attention_requests()`` (maps by name), ``plan()`` and either ``sample_loss()`` (one sample, through a
-    :class:`SampleView`) or, for a batched loss, ``loss()``.
+    Subclasses give ``attention_requests()`` (maps by name), ``plan()`` and either ``sample_loss()`` (one sample,
+    through a :class:`SampleView`) or, for a batched loss, ``loss()``.
     """
 
     kind: ClassVar[MethodKind] = "gradient"

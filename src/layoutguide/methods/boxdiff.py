@@ -96,17 +96,14 @@ class BoxDiff(GradientMethod):
 
     def sample_loss(self, view: SampleView, step: int, plan: StepPlan) -> SampleLoss:
         o = self.options
-        total = low = None
-        masks = None
-        for r, positions in enumerate(view.phrase_tokens(o.tokens)):
-            for t in positions:
-                a = view.token_map("cross", t, temperature=o.temperature, smoothing=o.smoothing)
-                if masks is None:
-                    masks = view.region_masks(a.shape, boxes_only=True)
-                    total, low = a.new_zeros(()), a.new_ones(())
-                total = total + boxdiff_terms(a, masks[r], o)
-                low = torch.minimum(low, (a * masks[r]).amax())
         target = plan.info.get("target")
-        if total is None or low is None:  # no subject tokens: nothing to guide, and nothing left to refine
+        subjects = [(r, t) for r, positions in enumerate(view.phrase_tokens(o.tokens)) for t in positions]
+        if not subjects:  # nothing to guide, and nothing left to refine
             return SampleLoss(torch.zeros((), device=view.ctx.device), target is not None)
+        maps = [view.token_map("cross", t, temperature=o.temperature, smoothing=o.smoothing) for _, t in subjects]
+        masks = view.region_masks(maps[0].shape, boxes_only=True)
+        total, low = maps[0].new_zeros(()), maps[0].new_ones(())
+        for (r, _), a in zip(subjects, maps):
+            total = total + boxdiff_terms(a, masks[r], o)
+            low = torch.minimum(low, (a * masks[r]).amax())
         return SampleLoss(total, bool(low >= target) if target is not None else False)

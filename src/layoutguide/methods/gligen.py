@@ -29,7 +29,7 @@ import contextlib
 import dataclasses
 import math
 from collections.abc import Iterator
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from diffusers.hooks import HookRegistry, ModelHook
@@ -37,7 +37,7 @@ from diffusers.models.attention import BasicTransformerBlock, GatedSelfAttention
 from pydantic import Field
 
 from ..errors import InputError
-from .base import GuidanceContext, GuidanceMethod, MethodOptionError, MethodOptions, MethodState
+from .base import GuidanceContext, GuidanceMethod, MethodKind, MethodOptionError, MethodOptions, MethodState
 
 MAX_OBJECTS = 30
 REGROUND_HOOK = "layoutguide_reground"
@@ -113,7 +113,7 @@ def parallel_grounding(unet: torch.nn.Module):
         yield blocks
     finally:
         for block in installed:
-            block._diffusers_hook.remove_hook(REGROUND_HOOK, recurse=False)
+            HookRegistry.check_if_exists_or_initialize(block).remove_hook(REGROUND_HOOK, recurse=False)
 
 
 def position_code(height: int, width: int, channels: int) -> torch.Tensor:
@@ -230,7 +230,7 @@ class GroundingState(MethodState):
 class Gligen(GuidanceMethod):
     name = "gligen"
     summary = "GLIGEN box grounding through the UNet's gated self-attention (needs a gated UNet; arXiv 2301.07093)"
-    kind = "conditioning"
+    kind: ClassVar[MethodKind] = "conditioning"
     needs_layout = True
     needs_gated_unet = True
     Options = GligenOptions
