@@ -120,7 +120,7 @@ def test_shipped_gligen_model_uses_its_boxes():
     )
     boxes = grounding_inputs(pipe, ctx, gligen.options.grounding_text)
     null = {**boxes, "masks": torch.zeros_like(boxes["masks"])}
-    prompts = [l.prompt for l in layouts]
+    prompts = [layout.prompt for layout in layouts]
     with torch.no_grad(), fuser_position_code(pipe.unet, (side, side)):
         z0 = pipe.vae.encode(images).latent_dist.mean * pipe.vae.config.scaling_factor
         cond, mask = pipe.encode_prompt(prompts), pipe.text_attention_mask(prompts)

@@ -4,11 +4,11 @@ no-layout reference among the peers.
 Chefer et al., "Attend-and-Excite", SIGGRAPH 2023, arXiv 2301.13826 (diffusers' deprecated pipeline).
 
 Maps: 16x16 cross-attention (down, mid, up; mid has none at that size in SD), averaged, normalised and
-smoothed as in :meth:`~layoutguide.methods.context.SampleView.token_maps`. Loss: ``L = max_i max(0, 1 - max A_i)`` over the subject tokens
-(the last token of every region phrase, or of ``tokens``' choice; without a layout, of the words named in
-``subjects``). Update ``z <- z - 20 sqrt(r_i) grad L`` with
-``r = linspace(1, 0.5, T)``, on the first half of the steps (25 of 50). At 0%, 20% and 40% of the steps (steps
-0, 10, 20 of 50) it refines iteratively, up to 20 updates, until every token's peak reaches 0.05 / 0.5 / 0.8.
+smoothed (``SampleView.token_maps``). Loss: ``L = max_i max(0, 1 - max A_i)`` over the subject tokens (the last
+token of every region phrase, or of ``tokens``' choice; without a layout, of the words named in ``subjects``).
+Update ``z <- z - 20 sqrt(r_i) grad L`` with ``r = linspace(1, 0.5, T)``, on the first half of the steps (25 of
+50). At 0%, 20% and 40% of the steps (steps 0, 10, 20 of 50) it refines iteratively, up to 20 updates, until every
+token's peak reaches 0.05 / 0.5 / 0.8.
 """
 
 from __future__ import annotations
