@@ -102,32 +102,31 @@ def sharp_pipe() -> LayoutPipeline:
     return pipe
 
 
-class OneStepGuidance:
-    """Wraps a gradient method: its loss and update, at one denoising step, with a fixed plan (public hooks only)."""
+def one_step_guidance(inner, step: int, plan):
+    """A gradient method with ``inner``'s maps, state, loss and update, guiding at ``step`` only with a fixed
+    ``plan`` (the contract's public hooks only)."""
+    from layoutguide.methods import GradientMethod
 
-    def __new__(cls, inner, step: int, plan):
-        from layoutguide.methods import GradientMethod
+    class OneStep(GradientMethod):
+        name = f"{inner.name}@step{step}"
+        needs_layout = inner.needs_layout
 
-        class _OneStep(GradientMethod):
-            name = f"{inner.name}@step{step}"
-            needs_layout = inner.needs_layout
+        def attention_requests(self):
+            return inner.attention_requests()
 
-            def attention_requests(self):
-                return inner.attention_requests()
+        def activate(self, pipe, ctx):
+            return inner.activate(pipe, ctx)
 
-            def activate(self, pipe, ctx):
-                return inner.activate(pipe, ctx)
+        def plan(self, state, at):
+            return plan if at == step else None
 
-            def plan(self, state, at):
-                return plan if at == step else None
+        def loss(self, state, at, step_plan, maps):
+            return inner.loss(state, at, step_plan, maps)
 
-            def loss(self, state, at, step_plan, maps):
-                return inner.loss(state, at, step_plan, maps)
+        def update(self, state, at, step_plan, latents, grad):
+            return inner.update(state, at, step_plan, latents, grad)
 
-            def update(self, state, at, step_plan, latents, grad):
-                return inner.update(state, at, step_plan, latents, grad)
-
-        return _OneStep()
+    return OneStep()
 
 
 def guide_losses(
@@ -141,7 +140,7 @@ def guide_losses(
     x = torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(0))
     out = pipe(
         layout=layout,
-        method=OneStepGuidance(method, step, plan),
+        method=one_step_guidance(method, step, plan),
         num_inference_steps=n_steps,
         guidance_scale=1.0,
         latents=x,

@@ -67,17 +67,11 @@ def test_a_toy_gradient_method_moves_phrase_attention_into_the_boxes(sharp_pipe,
         masks = torch.from_numpy(two_region_layout.rasterize(*cross.shape[:2]))
         shares = [
             (cross[..., list(idx)].sum(-1) * mask).sum() / cross[..., list(idx)].sum()
-            for idx, mask in zip(_indices(sharp_pipe, two_region_layout), masks)
+            for idx, mask in zip(_tokens(sharp_pipe, two_region_layout).indices, masks)
         ]
         return float(torch.stack(shares).mean())
 
     assert in_box_share(InBoxMass()) > in_box_share(None) + 0.02
-
-
-def _indices(pipe, layout):
-    from layoutguide.tokens import map_phrases
-
-    return map_phrases(pipe.tokenizer, layout.prompt, layout.phrases).indices
 
 
 def test_every_registered_method_declares_its_kind():
@@ -165,3 +159,42 @@ def test_a_call_restores_requires_grad(tiny_sd_pipe, two_region_layout):
         assert all(p.requires_grad for p in unet.parameters())
     finally:
         unet.requires_grad_(False)
+
+
+def test_sample_view_owns_the_start_token_offset_and_phrase_sums(tiny_pipe, two_region_layout):
+    from layoutguide.attention import AttentionStore, attention_control, recording
+    from layoutguide.methods import GuidanceContext, MethodState
+
+    tiny_pipe.scheduler.set_timesteps(10)
+    tokens = _tokens(tiny_pipe, two_region_layout)
+    ctx = GuidanceContext(
+        [two_region_layout],
+        [tokens],
+        10,
+        (16, 16),
+        torch.device("cpu"),
+        tiny_pipe.scheduler.alphas_cumprod,
+        tiny_pipe.scheduler.timesteps,
+    )
+    requests = {"cross": AttentionRequest("text", (16,), ("down", "up"))}
+    store = AttentionStore()
+    x = torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(0))
+    cond = tiny_pipe.encode_prompt([two_region_layout.prompt])
+    with torch.no_grad(), attention_control(tiny_pipe.unet, store, requests, latent_hw=(16, 16)):
+        with recording(store, cfg=False, step=0):
+            tiny_pipe.unet(x, ctx.timesteps[0], encoder_hidden_states=cond)
+        maps = store.read(requests)
+        (view,) = ctx.views(maps, MethodState(ctx))
+        cross = maps.averaged("cross")[0]  # (h, w, 77)
+        head = tokens.indices[1][-1]  # "square"
+        expected = torch.softmax(cross[..., 1:-1] * 10.0, dim=-1)[..., head - 1]
+        torch.testing.assert_close(view.token_map("cross", head, temperature=10.0, smoothing=False), expected)
+        phrases = view.phrase_maps("cross")
+        assert phrases.shape == (2, 16, 16)
+        torch.testing.assert_close(phrases[1], cross[..., list(tokens.indices[1])].sum(-1))
+
+
+def _tokens(pipe, layout):
+    from layoutguide.tokens import map_phrases
+
+    return map_phrases(pipe.tokenizer, layout.prompt, layout.phrases)
