@@ -55,7 +55,7 @@ def held_out_batch(pipe, n: int, seed: int):
     """Scenes of a benchmark suite with their clean latents, text embeddings, text mask and GLIGEN inputs."""
     from layoutguide.bench import shapes_suite
     from layoutguide.methods.base import GuidanceContext
-    from layoutguide.methods.gligen import Gligen
+    from layoutguide.methods.gligen import grounding_inputs
 
     scenes = shapes_suite(n, seed=seed)
     layouts = [s.layout(with_masks=True) for s in scenes]
@@ -70,7 +70,7 @@ def held_out_batch(pipe, n: int, seed: int):
     ctx = GuidanceContext(
         layouts, [], 1, tuple(z0.shape[-2:]), z0.device, pipe.scheduler.alphas_cumprod, torch.zeros(1)
     )
-    gligen = Gligen(grounding_text="head")._grounding_inputs(pipe, ctx)
+    gligen = grounding_inputs(pipe, ctx, "head")
     return scenes, ctx, z0, cond, pipe.text_attention_mask([layout.prompt for layout in layouts]), gligen
 
 

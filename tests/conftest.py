@@ -63,29 +63,49 @@ def sharp_pipe() -> LayoutPipeline:
     return build_sharp_pipeline()
 
 
+def one_step_guidance(inner, step: int, plan):
+    """A gradient method with ``inner``'s maps, state, loss and update, guiding at ``step`` only with a fixed
+    ``plan`` (the contract's public hooks only)."""
+    from layoutguide.methods import GradientMethod
+
+    class OneStep(GradientMethod):
+        name = f"{inner.name}@step{step}"
+        needs_layout = inner.needs_layout
+
+        def attention_requests(self):
+            return inner.attention_requests()
+
+        def activate(self, pipe, ctx):
+            return inner.activate(pipe, ctx)
+
+        def plan(self, state, at):
+            return plan if at == step else None
+
+        def loss(self, state, at, step_plan, maps):
+            return inner.loss(state, at, step_plan, maps)
+
+        def update(self, state, at, step_plan, latents, grad):
+            return inner.update(state, at, step_plan, latents, grad)
+
+    return OneStep()
+
+
 def guide_losses(
     pipe, method, layout, iterations: int = 8, step_size: float = 100.0, step: int = 0, n_steps: int = 10, info=None
 ):
-    """Run ``iterations`` guidance updates of ``method`` at one fixed step; return the loss after each."""
-    from layoutguide.attention import AttentionStore, attention_control
-    from layoutguide.methods import GuidanceContext, StepPlan
-    from layoutguide.tokens import map_phrases
+    """Run ``iterations`` guidance updates of ``method`` at one fixed step (through the pipeline call); return the
+    loss after each."""
+    from layoutguide.methods import StepPlan
 
-    pipe.scheduler.set_timesteps(n_steps)
-    tokens = map_phrases(pipe.tokenizer, layout.prompt, layout.phrases)
-    ctx = GuidanceContext(
-        [layout],
-        [tokens],
-        n_steps,
-        (16, 16),
-        torch.device("cpu"),
-        pipe.scheduler.alphas_cumprod,
-        pipe.scheduler.timesteps,
-    )
-    x = torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(0))
-    cond = pipe.encode_prompt([layout.prompt])
-    store = AttentionStore()
     plan = StepPlan(iterations, step_size, info or {"reference_step": 0, "target": None})
-    with attention_control(pipe.unet, store, method.requests(), latent_hw=(16, 16)):
-        _, log = pipe._guide(x, pipe.scheduler.timesteps[step], step, plan, method, ctx, store, cond)
-    return [losses[0] for losses in log["losses"]]
+    x = torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(0))
+    out = pipe(
+        layout=layout,
+        method=one_step_guidance(method, step, plan),
+        num_inference_steps=n_steps,
+        guidance_scale=1.0,
+        latents=x,
+        output_type="latent",
+        progress=False,
+    )
+    return [losses[0] for losses in out.guidance[step]["losses"]]

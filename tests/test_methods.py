@@ -9,22 +9,25 @@ import torch
 from conftest import guide_losses
 
 from layoutguide.attention import AttentionRequest, AttentionStore, attention_control, recording
-from layoutguide.methods import REGISTRY, Composite, GuidanceContext, MethodOptionError, get_method
+from layoutguide.methods import REGISTRY, Composite, GuidanceContext, MethodOptionError, MethodState, get_method
 from layoutguide.methods.boxdiff import BoxDiffOptions, boxdiff_terms
 from layoutguide.tokens import map_phrases
 
 
-def ctx_for(pipe, layout, steps=50):
+def state_for(pipe, layout, steps=50):
+    """The state a stateless method's hooks receive: the call's context (built as the pipeline builds it)."""
     pipe.scheduler.set_timesteps(steps)
     tokens = map_phrases(pipe.tokenizer, layout.prompt, layout.phrases)
-    return GuidanceContext(
-        [layout],
-        [tokens],
-        steps,
-        (16, 16),
-        torch.device("cpu"),
-        pipe.scheduler.alphas_cumprod,
-        pipe.scheduler.timesteps,
+    return MethodState(
+        GuidanceContext(
+            [layout],
+            [tokens],
+            steps,
+            (16, 16),
+            torch.device("cpu"),
+            pipe.scheduler.alphas_cumprod,
+            pipe.scheduler.timesteps,
+        )
     )
 
 
@@ -46,9 +49,9 @@ def test_loss_falls_under_own_guidance(sharp_pipe, two_region_layout, name, opti
 
 
 def test_attend_excite_schedule(tiny_pipe, two_region_layout):
-    ctx = ctx_for(tiny_pipe, two_region_layout)
+    state = state_for(tiny_pipe, two_region_layout)
     method = get_method("attend-excite")
-    plans = [method.plan(i, ctx) for i in range(50)]
+    plans = [method.plan(state, i) for i in range(50)]
     assert [i for i, p in enumerate(plans) if p] == list(range(25))
     ratios = np.linspace(1.0, 0.5, 50)
     for i in (0, 7, 24):
@@ -59,9 +62,10 @@ def test_attend_excite_schedule(tiny_pipe, two_region_layout):
 
 
 def test_boxdiff_schedule_and_terms(tiny_pipe, two_region_layout):
-    ctx = ctx_for(tiny_pipe, two_region_layout)
-    plans = [get_method("boxdiff").plan(i, ctx) for i in range(50)]
-    assert [i for i, p in enumerate(plans) if p] == list(range(25)) and all(p.iterations == 1 for p in plans if p)
+    state = state_for(tiny_pipe, two_region_layout)
+    plans = [get_method("boxdiff").plan(state, i) for i in range(50)]
+    assert [i for i, p in enumerate(plans) if p] == list(range(25))
+    assert all(p.iterations == 1 for p in plans if p)
     m = torch.zeros(8, 8)
     m[2:6, 2:6] = 1
     perfect = m.clone()
@@ -75,42 +79,47 @@ def test_boxdiff_schedule_and_terms(tiny_pipe, two_region_layout):
 
 
 def test_layout_guidance_schedule(tiny_pipe, two_region_layout):
-    ctx = ctx_for(tiny_pipe, two_region_layout, steps=51)
+    state = state_for(tiny_pipe, two_region_layout, steps=51)
+    ctx = state.ctx
     method = get_method("layout-guidance")
-    plans = [method.plan(i, ctx) for i in range(51)]
+    plans = [method.plan(state, i) for i in range(51)]
     assert [i for i, p in enumerate(plans) if p] == list(range(10))
     t = int(ctx.timesteps[3])
     assert plans[3].step_size == pytest.approx(30 * float(1 - ctx.alphas_cumprod[t]))
     assert plans[3].iterations == 5
-    layers = [r.places for r in method.requests()]
-    assert layers == [("up",), ("mid",)]
+    assert [r.places for r in method.attention_requests()["cross"]] == [("up",), ("mid",)]
 
 
 def test_zestguide_schedule_and_normalised_step(tiny_pipe, two_region_layout):
-    ctx = ctx_for(tiny_pipe, two_region_layout)
+    state = state_for(tiny_pipe, two_region_layout)
+    ctx = state.ctx
     method = get_method("zestguide")
-    plans = [method.plan(i, ctx) for i in range(50)]
+    plans = [method.plan(state, i) for i in range(50)]
     assert [i for i, p in enumerate(plans) if p] == list(range(25))
     t = int(ctx.timesteps[0])
     assert plans[0].step_size == pytest.approx(math.sqrt(float(1 - ctx.alphas_cumprod[t])))
     grad = torch.randn(2, 4, 16, 16)
     x = torch.zeros(2, 4, 16, 16)
-    moved = method.update(x, grad, plans[5], ctx, 5)
+    moved = method.update(state, 5, plans[5], x, grad)
     assert moved.flatten(1).abs().amax(1).tolist() == pytest.approx(
         [plans[5].step_size] * 2
     )  # L-inf normalised per sample
 
 
-def _maps(pipe, layout, method, kind="cross"):
-    ctx = ctx_for(pipe, layout, steps=10)
+def _maps(pipe, layout, method, role="text"):
+    state = state_for(pipe, layout, steps=10)
+    ctx = state.ctx
     store = AttentionStore()
-    request = AttentionRequest(kind, (16,), ("down", "up"))
-    cond = method.condition(pipe.encode_prompt([layout.prompt]), ctx, pipe.encode_prompt)
+    request = AttentionRequest(role, (16,), ("down", "up"))
+    cond = method.condition(state, pipe.encode_prompt([layout.prompt]), pipe.encode_prompt)
     x = torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(1))
-    with torch.no_grad(), attention_control(pipe.unet, store, [request], method.modulations(ctx), latent_hw=(16, 16)):
+    with (
+        torch.no_grad(),
+        attention_control(pipe.unet, store, {"maps": request}, method.modulations(state), latent_hw=(16, 16)),
+    ):
         with recording(store, cfg=False, step=0):
             pipe.unet(x, ctx.timesteps[0], encoder_hidden_states=cond)
-            return {k: v.clone() for k, v in store.maps.items()}, ctx
+            return {k: v.clone() for k, v in store.read({"maps": request}).layers("maps").items()}, ctx
 
 
 @pytest.mark.parametrize("name", ["pww", "densediffusion"])
@@ -118,32 +127,40 @@ def test_modulation_moves_attention_into_regions(sharp_pipe, two_region_layout, 
     plain, ctx = _maps(sharp_pipe, two_region_layout, get_method("none"))
     modulated, _ = _maps(sharp_pipe, two_region_layout, get_method(name, **({"weight": 2.0} if name == "pww" else {})))
     masks = ctx.region_masks(0, (16, 16)).flatten(1)
+
+    def inside(maps, idx, mask):
+        return (maps[0].mean(0)[:, list(idx)].sum(-1) * mask).sum() / mask.sum()
+
     for layer in plain:
         for r, idx in enumerate(ctx.token_maps[0].indices):
-            inside = lambda m: (m[0].mean(0)[:, list(idx)].sum(-1) * masks[r]).sum() / masks[r].sum()
-            assert inside(modulated[layer]) > inside(plain[layer]) + 1e-3
+            assert inside(modulated[layer], idx, masks[r]) > inside(plain[layer], idx, masks[r]) + 1e-3, (layer, r)
 
 
 def test_densediffusion_self_attention_and_standalone_text(sharp_pipe, two_region_layout):
-    plain, ctx = _maps(sharp_pipe, two_region_layout, get_method("none"), kind="self")
+    plain, ctx = _maps(sharp_pipe, two_region_layout, get_method("none"), role="image")
     modulated, _ = _maps(
-        sharp_pipe, two_region_layout, get_method("densediffusion", standalone_text=False), kind="self"
+        sharp_pipe, two_region_layout, get_method("densediffusion", standalone_text=False), role="image"
     )
     masks = ctx.region_masks(0, (16, 16)).flatten(1)
     same = (masks.T @ masks > 0).float()
+
+    def share(maps):
+        return (maps[0].mean(0) * same).sum() / same.sum(1).gt(0).sum()
+
     for layer in plain:
-        share = lambda m: (m[0].mean(0) * same).sum() / same.sum(1).gt(0).sum()
-        assert share(modulated[layer]) > share(plain[layer])
+        assert share(modulated[layer]) > share(plain[layer]), layer
     method = get_method("densediffusion")
     cond = sharp_pipe.encode_prompt([two_region_layout.prompt])
-    edited = method.condition(cond, ctx, sharp_pipe.encode_prompt)
+    edited = method.condition(MethodState(ctx), cond, sharp_pipe.encode_prompt)
     changed = (edited - cond).abs().sum(-1)[0].nonzero().flatten().tolist()
-    assert set(changed) <= {i for idx in ctx.token_maps[0].indices for i in idx} and changed
+    assert changed
+    assert set(changed) <= {i for idx in ctx.token_maps[0].indices for i in idx}
 
 
 def test_combinations(tiny_pipe, two_region_layout):
     combo = get_method("zestguide+pww", zestguide={"eta": 0.5}, pww={"weight": 0.2})
-    assert isinstance(combo, Composite) and combo.guide.options.eta == 0.5
+    assert isinstance(combo, Composite)
+    assert combo.guide is combo.members[0] and combo.guide.options.eta == 0.5
     out = tiny_pipe(
         layout=two_region_layout,
         method="zestguide+pww",

@@ -17,7 +17,7 @@ from layoutguide.attention import (
     recording,
     select_layers,
 )
-from layoutguide.methods import GuidanceMethod, LossOutput, StepPlan
+from layoutguide.methods import GradientMethod, LossOutput, StepPlan
 from layoutguide.pipeline import LayoutPipeline
 
 STEPS = 8
@@ -80,7 +80,7 @@ def test_guidance_changes_latents_only_on_planned_steps(tiny_pipe, two_region_la
     assert (plain[3] - guided[3]).abs().max() > 0  # exact: the tiny random model's latents are large
 
 
-class SpyRefocus(GuidanceMethod):
+class SpyRefocus(GradientMethod):
     """Refocus-like loss (mass of the phrase tokens outside the boxes) on chosen steps only."""
 
     name = "spy"
@@ -91,19 +91,17 @@ class SpyRefocus(GuidanceMethod):
         self.steps = steps
         self.calls = []
 
-    def requests(self):
-        return [AttentionRequest("cross")]
+    def attention_requests(self):
+        return {"cross": AttentionRequest("text")}
 
-    def plan(self, step, ctx):
+    def plan(self, state, step):
         return StepPlan(2, 100.0) if step in self.steps else None
 
-    def loss(self, store, ctx, step, plan):
-        from layoutguide.attention import grid_maps
-
+    def loss(self, state, step, plan, maps):
         self.calls.append(step)
-        cross = grid_maps(store.get(self.requests()[0]), store.layers, store.latent_hw)  # (B, h, w, 77)
-        masks = ctx.region_masks(0, cross.shape[1:3])
-        idx = [i for r in ctx.token_maps[0].indices for i in r]
+        cross = maps.averaged("cross")  # (B, h, w, 77)
+        masks = state.ctx.region_masks(0, cross.shape[1:3])
+        idx = [i for r in state.ctx.token_maps[0].indices for i in r]
         outside = (cross[..., idx].sum(-1) * (1 - masks.amax(0))).mean(dim=(1, 2))
         return LossOutput(outside, torch.zeros_like(outside, dtype=torch.bool))
 
@@ -147,13 +145,14 @@ def test_processors_restored_after_exception(tiny_pipe, two_region_layout):
     with pytest.raises(RuntimeError, match="boom"):
         run(tiny_pipe, two_region_layout, method=Boom(steps={1}))
     after = {k: type(v) for k, v in tiny_pipe.unet.attn_processors.items()}
-    assert before == after and CaptureProcessor not in after.values()
+    assert before == after
+    assert CaptureProcessor not in after.values()
 
 
 def test_capture_only_on_requested_layers_and_cond_half(tiny_pipe, two_region_layout):
     unet = tiny_pipe.unet
     request = AttentionRequest("cross", (16,), ("down", "up"))
-    wanted = {l.name for l in select_layers(unet, request, (16, 16))}
+    wanted = {layer.name for layer in select_layers(unet, request, (16, 16))}
     assert wanted and all(".attn2" in n for n in wanted)
     assert all(not n.startswith("mid_block") for n in wanted)
     store = AttentionStore()
@@ -254,11 +253,13 @@ def test_input_errors(tiny_pipe, two_region_layout):
 
 
 def test_word_token_mask_and_masked_model(tiny_pipe, two_region_layout):
-    from layoutguide.shapes.model import word_token_mask
+    from layoutguide.text_mask import word_token_mask
 
     mask = word_token_mask(tiny_pipe.tokenizer, ["a red circle", ""])
-    assert mask[0, :4].tolist() == [1, 1, 1, 1] and mask[0, 4:].sum() == 0  # start + 3 words; end and padding masked
-    assert mask[1, 0] == 1 and mask[1, 1:].sum() == 0
+    assert mask[0, :4].tolist() == [1, 1, 1, 1]  # start + 3 words
+    assert mask[0, 4:].sum() == 0  # end and padding masked
+    assert mask[1, 0] == 1
+    assert mask[1, 1:].sum() == 0
     plain = run(tiny_pipe, two_region_layout, seed=0, output_type="np").images
     tiny_pipe.model_defaults["text_mask"] = "words"
     try:

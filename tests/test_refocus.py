@@ -4,8 +4,8 @@ from conftest import guide_losses
 
 from layoutguide.layout import Layout, Region
 from layoutguide.methods import get_method
-from layoutguide.methods.base import gaussian_smooth, normalized_token_maps
-from layoutguide.methods.refocus import SCHEDULES, reference_plan
+from layoutguide.methods.base import StepPlan, gaussian_smooth, normalized_token_maps
+from layoutguide.methods.refocus import SCHEDULES, RefocusOptions, car_official, car_paper, reference_plan
 
 
 def test_official_schedule_on_50_steps():
@@ -116,31 +116,41 @@ def _masks():
 
 
 def test_car_paper_terms():
-    method = get_method("refocus")
     maps = torch.zeros(2, 8, 8)
     maps[0, 1, 1] = 0.9  # token 0 peaks inside its box
     maps[1, 0, 7] = 0.6  # token 1 peaks outside its box
     maps[1, 6, 6] = 0.2
-    value, inside = method._car_paper(maps, _masks(), [[0], [1]], early=True)
+    value, inside = car_paper(maps, _masks(), [[0], [1]], RefocusOptions())
     expected = ((1 - 0.9) + 0) / 2 + ((1 - 0.2) + 0.6) / 2
     assert value.item() == pytest.approx(expected, abs=1e-6)
     assert inside.item() == pytest.approx(0.2)
-    fg_only = get_method("refocus", car_background=False)._car_paper(maps, _masks(), [[0], [1]], early=True)[0]
+
+
+def test_car_paper_foreground_only():
+    maps = torch.zeros(2, 8, 8)
+    maps[0, 1, 1], maps[1, 0, 7], maps[1, 6, 6] = 0.9, 0.6, 0.2
+    fg_only, _ = car_paper(maps, _masks(), [[0], [1]], RefocusOptions(car_background=False))
     assert fg_only.item() == pytest.approx(((1 - 0.9) + (1 - 0.2)) / 2, abs=1e-6)
 
 
-def test_car_official_thresholds():
-    method = get_method("refocus", variant="official")
+def _official_maps():
     maps = torch.zeros(2, 8, 8)
     maps[0, 1, 1] = 0.05  # weak own peak: 6 (1 - m)
     maps[0, 6, 6] = 0.3  # strong peak in the other object's box: 4 n
     maps[1, 6, 6] = 0.5  # good own peak, nothing elsewhere
-    late, _ = method._car_official(maps, _masks(), [[0], [1]], early=False)
+    return maps
+
+
+def test_car_official_thresholds_late():
+    late, _ = car_official(_official_maps(), _masks(), [[0], [1]], RefocusOptions(variant="official"), early=False)
     assert late.item() == pytest.approx((6 * 0.95 + 4 * 0.3) / 2, abs=1e-5)
-    early, inside = method._car_official(maps, _masks(), [[0], [1]], early=True)
-    assert early.item() == pytest.approx(
-        (6 * 0.95 + 4 * 0.3 + (1 - 0.5)) / 2, abs=1e-5
-    )  # early: (1 - m) even for m >= 0.2
+
+
+def test_car_official_thresholds_early():
+    early, inside = car_official(
+        _official_maps(), _masks(), [[0], [1]], RefocusOptions(variant="official"), early=True
+    )
+    assert early.item() == pytest.approx((6 * 0.95 + 4 * 0.3 + (1 - 0.5)) / 2, abs=1e-5)  # (1 - m) even for m >= 0.2
     assert inside.item() == pytest.approx(0.05)
 
 
@@ -180,21 +190,26 @@ def test_early_stop_ends_iterations(sharp_pipe):
 
 
 def test_terms_switch_off():
-    assert [r.kind for r in get_method("refocus").requests()] == ["cross", "self"]
-    assert [r.kind for r in get_method("refocus", car=False).requests()] == ["self"]
-    assert get_method("refocus", car=False, sar=False).plan(0, None) is None
+    def roles(method):
+        return {name: r.role for name, r in method.attention_requests().items()}
+
+    assert roles(get_method("refocus")) == {"cross": "text", "self": "image"}
+    assert roles(get_method("refocus", car=False)) == {"self": "image"}
+    assert roles(get_method("refocus", grounding_weight=3.0, sar=False)) == {"cross": "text", "grounding": "grounding"}
+    assert get_method("refocus", car=False, sar=False).plan(None, 0) is None
 
 
 def test_normalized_gradient_step_has_the_step_size_as_largest_move():
-    import torch
-
-    from layoutguide.methods.base import StepPlan
-
     grad = torch.zeros(2, 4, 3, 3)
     grad[0, 1, 2, 2], grad[1, 0, 0, 0], grad[1, 3, 1, 1] = 1e-6, -50.0, 5.0  # scales five orders of magnitude apart
     latents, plan = torch.zeros_like(grad), StepPlan(iterations=1, step_size=0.1)
-    moved = get_method("refocus", normalize_grad=True, loss_scale=0.1).update(latents, grad, plan, None, 0)
+    moved = get_method("refocus", normalize_grad=True, loss_scale=0.1).update(None, 0, plan, latents, grad)
     assert moved.flatten(1).abs().amax(1).tolist() == pytest.approx([0.1, 0.1])
-    assert moved[1, 3, 1, 1].item() == pytest.approx(-0.01) and moved[1, 0, 0, 0].item() == pytest.approx(0.1)
-    raw = get_method("refocus").update(latents, grad, plan, None, 0)
+    assert moved[1, 3, 1, 1].item() == pytest.approx(-0.01)
+    assert moved[1, 0, 0, 0].item() == pytest.approx(0.1)
+
+
+def test_raw_gradient_step():
+    grad = torch.randn(2, 4, 3, 3, generator=torch.Generator().manual_seed(0))
+    raw = get_method("refocus").update(None, 0, StepPlan(iterations=1, step_size=0.1), torch.zeros_like(grad), grad)
     assert torch.equal(raw, -0.1 * grad)

@@ -97,7 +97,7 @@ def test_shipped_gligen_model_uses_its_boxes(shipped_gligen):
     import torch
 
     from layoutguide.methods.base import GuidanceContext
-    from layoutguide.methods.gligen import fuser_position_code
+    from layoutguide.methods.gligen import fuser_position_code, grounding_inputs
 
     pipe = shipped_gligen
     gligen = pipe.method_with_defaults("gligen")
@@ -113,7 +113,7 @@ def test_shipped_gligen_model_uses_its_boxes(shipped_gligen):
     ctx = GuidanceContext(
         layouts, [], 1, (side, side), torch.device("cpu"), pipe.scheduler.alphas_cumprod, torch.zeros(1)
     )
-    boxes = gligen._grounding_inputs(pipe, ctx)
+    boxes = grounding_inputs(pipe, ctx, gligen.options.grounding_text)
     null = {**boxes, "masks": torch.zeros_like(boxes["masks"])}
     prompts = [layout.prompt for layout in layouts]
     with torch.no_grad(), fuser_position_code(pipe.unet, (side, side)):

@@ -1,14 +1,23 @@
-"""Attention capture and modulation on chosen UNet layers.
+"""Attention capture and modulation on chosen backbone layers.
 
-A method asks for maps with :class:`AttentionRequest` (cross or self attention, target grid sides, places
-``down``/``mid``/``up``). :func:`attention_control` installs a :class:`CaptureProcessor` on exactly those
-layers (and on the layers a method wants to *modulate*); every other layer keeps its own processor
-(diffusers' fast SDPA). The originals come back when the context exits, also when the body raises.
+A method asks for maps by **role** with :class:`AttentionRequest`: ``"text"`` (text->image attention: a UNet's
+cross-attention, or the image-query/text-key block of an MMDiT's joint attention), ``"image"`` (image->image:
+self-attention, or the image/image block of joint attention) and ``"grounding"`` (GLIGEN's gated self-attention
+over [visual; grounding tokens]), at target grid sides and places ``down``/``mid``/``up``. Requests come under
+a **name** (``{"cross": AttentionRequest("text")}``) and are read back by that name from :class:`RecordedMaps`.
+:func:`attention_control` installs a :class:`CaptureProcessor` on exactly the requested layers (and on the layers
+a method wants to *modulate*); every other layer keeps its own processor (diffusers' fast SDPA). The originals
+come back when the context exits, also when the body raises.
 
 Captured maps are attention *probabilities*, differentiable when grad is on, for the conditional half of
 the batch only, shaped ``(B, heads, Nq, Nk)`` with queries in row-major ``(h, w)`` order of the layer's grid.
-The loop tells the store whether the batch is ``[uncond, cond]`` (CFG pass) or cond-only (guidance pass)
-and whether to record: stores never count calls to find where a step ends.
+The loop tells the store whether the batch is ``[uncond, cond]`` (CFG pass) or cond-only (guidance pass),
+which step it is (passed on to modulators) and whether to record: stores never count calls to find where a
+step ends.
+
+Backbones: only UNet layers are discovered today (:func:`attention_layers`). An SDXL UNet fits as is (its
+attention at two resolutions is picked by ``sides``); an MMDiT needs its own layer discovery and a processor that
+slices the joint attention into the roles above, with no change to the methods, which only name roles.
 """
 
 from __future__ import annotations
@@ -17,33 +26,64 @@ import contextlib
 import dataclasses
 import math
 import re
-from collections.abc import Callable, Iterator, Sequence
-from typing import Literal
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, Literal, cast
 
 import torch
 
-Kind = Literal[
-    "cross", "self", "grounding"
-]  # grounding: GLIGEN's gated self-attention over [visual; grounding tokens]
+from .errors import InputError
+
+Role = Literal["text", "image", "grounding"]
+Kind = Literal["cross", "self", "grounding"]  # a UNet layer's kind: attn2, attn1, GLIGEN's fuser attention
 Place = Literal["down", "mid", "up"]
+
+_ROLE_OF_KIND: dict[str, Role] = {"cross": "text", "self": "image", "grounding": "grounding"}
+_KIND_OF_ROLE: dict[str, Kind] = {"text": "cross", "image": "self", "grounding": "grounding"}
 
 _NAME = re.compile(
     r"^(?P<block>down_blocks\.(?P<down>\d+)|mid_block|up_blocks\.(?P<up>\d+))\..*\.(?P<attn>attn1|attn2|fuser\.attn)$"
 )
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, init=False)
 class AttentionRequest:
-    """Which maps a method needs.
+    """Which maps a method needs: a role, grid sides and places.
 
-    ``sides``: wanted grid sides (the longer side of a layer's map); each picks the available resolution
-    nearest to it, so ``(16,)`` means the 16x16 layers of SD at 512 px (64x64 latents) and the 16x16 layers
-    of the 64 px shapes model (16x16 latents). ``None`` takes every resolution.
+    ``role``: ``"text"``, ``"image"`` or ``"grounding"`` (the UNet layer kinds ``"cross"`` and ``"self"``, and the
+    keyword ``kind=``, are accepted as their roles' old names). ``sides``: wanted grid sides (the longer side of a
+    layer's map); each picks the available resolution nearest to it, so ``(16,)`` means the 16x16 layers of SD at
+    512 px (64x64 latents) and the 16x16 layers of the 64 px shapes model (16x16 latents). ``None`` takes every
+    resolution.
     """
 
-    kind: Kind = "cross"
-    sides: tuple[int, ...] | None = (16,)
-    places: tuple[Place, ...] = ("down", "up")
+    role: Role
+    sides: tuple[int, ...] | None
+    places: tuple[Place, ...]
+
+    def __init__(
+        self,
+        role: str = "text",
+        sides: tuple[int, ...] | None = (16,),
+        places: tuple[Place, ...] = ("down", "up"),
+        *,
+        kind: str | None = None,
+    ) -> None:
+        name = _ROLE_OF_KIND.get(kind or role, kind or role)
+        if name not in _KIND_OF_ROLE:
+            raise InputError(f"AttentionRequest.role must be 'text', 'image' or 'grounding', got {kind or role!r}")
+        object.__setattr__(self, "role", name)
+        object.__setattr__(self, "sides", None if sides is None else tuple(sides))
+        object.__setattr__(self, "places", tuple(places))
+
+    @property
+    def kind(self) -> Kind:
+        """The UNet layer kind serving this role (``cross``, ``self`` or ``grounding``)."""
+        return _KIND_OF_ROLE[self.role]
+
+
+# What a method asks for: request name -> one request, or several whose layers are pooled (e.g. the 16x16
+# down/up layers and the 32x32 up layers under one name).
+Requests = Mapping[str, AttentionRequest | tuple[AttentionRequest, ...]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +93,10 @@ class LayerInfo:
     kind: Kind
     factor: int  # downsampling factor of this layer's grid relative to the latent
 
+    @property
+    def role(self) -> Role:
+        return _ROLE_OF_KIND[self.kind]
+
     def grid(self, latent_hw: tuple[int, int]) -> tuple[int, int]:
         h, w = latent_hw
         return math.ceil(h / self.factor), math.ceil(w / self.factor)
@@ -60,19 +104,20 @@ class LayerInfo:
 
 def attention_layers(unet: torch.nn.Module) -> list[LayerInfo]:
     """Every self/cross attention layer of a UNet2DConditionModel with its place and grid factor."""
-    n_down = len(unet.down_blocks)
+    n_down = len(cast(torch.nn.ModuleList, unet.down_blocks))
     layers = []
     for name, _ in unet.named_modules():
         m = _NAME.match(name)
         if not m:
             continue
+        place: Place
         if m["down"] is not None:
             place, factor = "down", 2 ** int(m["down"])
         elif m["up"] is not None:
             place, factor = "up", 2 ** (n_down - 1 - int(m["up"]))
         else:
             place, factor = "mid", 2 ** (n_down - 1)
-        kind = {"attn1": "self", "attn2": "cross", "fuser.attn": "grounding"}[m["attn"]]
+        kind = cast(Kind, {"attn1": "self", "attn2": "cross", "fuser.attn": "grounding"}[m["attn"]])
         layers.append(LayerInfo(name, place, kind, factor))
     return layers
 
@@ -82,28 +127,33 @@ def select_layers(unet: torch.nn.Module, request: AttentionRequest, latent_hw: t
     return _select(attention_layers(unet), request, latent_hw)
 
 
-def _select(layers, request: AttentionRequest, latent_hw: tuple[int, int]) -> list[LayerInfo]:
-    candidates = [l for l in layers if l.kind == request.kind and l.place in request.places]
+def _select(layers: Iterator[LayerInfo] | Sequence[LayerInfo], request: AttentionRequest, latent_hw: tuple[int, int]):
+    candidates = [layer for layer in layers if layer.kind == request.kind and layer.place in request.places]
     if not candidates:
-        raise ValueError(f"the UNet has no {request.kind}-attention layers in places {request.places}")
+        raise InputError(f"the UNet has no {request.role}-attention layers in places {request.places}")
     if request.sides is None:
         return candidates
-    available = sorted({max(l.grid(latent_hw)) for l in candidates})
+    available = sorted({max(layer.grid(latent_hw)) for layer in candidates})
     # nearest available side; on a tie the coarser one (cheaper, and what the papers use)
     chosen = {min(available, key=lambda s: (abs(s - side), s)) for side in request.sides}
-    return [l for l in candidates if max(l.grid(latent_hw)) in chosen]
+    return [layer for layer in candidates if max(layer.grid(latent_hw)) in chosen]
 
 
-# Modulators change attention logits before the softmax (Paint-with-Words, DenseDiffusion). They get the
-# logits (B, heads, Nq, Nk) of the *conditional* samples, the layer and the store's context, and return new logits.
-Modulator = Callable[[torch.Tensor, LayerInfo, "AttentionStore"], torch.Tensor]
+def _as_tuple(value: AttentionRequest | tuple[AttentionRequest, ...]) -> tuple[AttentionRequest, ...]:
+    return value if isinstance(value, tuple) else (value,)
+
+
+# Modulators change attention logits before the softmax (Paint-with-Words, DenseDiffusion). Called as
+# ``modulate(step, layer, logits)`` with the denoising step, the layer and the logits ``(B, heads, Nq, Nk)`` of the
+# *conditional* samples; they return new logits.
+Modulator = Callable[[int, "LayerInfo", torch.Tensor], torch.Tensor]
 
 
 class AttentionStore:
     """Maps recorded during one UNet forward, keyed by layer name.
 
-    The loop sets ``cfg`` (batch is ``[uncond, cond]``), ``recording``, ``latent_hw`` and ``step`` before
-    each forward and calls :meth:`clear` before each recorded forward.
+    The loop sets ``cfg`` (batch is ``[uncond, cond]``), ``recording`` and ``step`` before each forward
+    (:func:`recording`, which also clears the maps); :func:`attention_control` sets the layers and ``latent_hw``.
     """
 
     def __init__(self) -> None:
@@ -114,16 +164,54 @@ class AttentionStore:
         self.recording = False
         self.cfg = False
         self.latent_hw: tuple[int, int] = (0, 0)
-        self.step = 0
-        self.context: dict = {}  # free-form data for modulators (token indices, masks, ...)
+        self.step = 0  # the loop's step, handed to modulators as their argument
 
     def clear(self) -> None:
         self.maps.clear()
 
     def get(self, request: AttentionRequest) -> dict[str, torch.Tensor]:
         """The recorded maps of the layers matching ``request``."""
-        names = {l.name for l in _select(self.layers.values(), request, self.latent_hw)}
+        names = {layer.name for layer in _select(list(self.layers.values()), request, self.latent_hw)}
         return {n: m for n, m in self.maps.items() if n in names}
+
+    def read(self, requests: Requests) -> RecordedMaps:
+        """The maps of the last forward, read back by the names of ``requests``."""
+        return RecordedMaps(self, requests)
+
+
+class RecordedMaps:
+    """One forward's maps under the names a method asked for them; derived tensors are computed once per forward.
+
+    :meth:`layers` gives each layer's probabilities, :meth:`averaged` their mean over heads and layers on the finest
+    grid; :meth:`cached` memoises any other derivation (e.g. normalised token maps) for the batch.
+    """
+
+    def __init__(self, store: AttentionStore, requests: Requests) -> None:
+        self.store, self.requests = store, requests
+        self.latent_hw = store.latent_hw
+        self._cache: dict[Any, Any] = {}
+
+    def layers(self, name: str) -> dict[str, torch.Tensor]:
+        """Layer name -> ``(B, heads, Nq, Nk)`` probabilities of the layers requested under ``name`` (empty where
+        none ran, e.g. GLIGEN's fusers after scheduled sampling). Requests in order, then layers as recorded."""
+        if name not in self.requests:
+            raise KeyError(f"no attention requested under the name {name!r}; requested: {sorted(self.requests)}")
+        out: dict[str, torch.Tensor] = {}
+        for request in _as_tuple(self.requests[name]):
+            out.update(self.store.get(request))
+        return out
+
+    def grid(self, layer: str) -> tuple[int, int]:
+        return self.store.layers[layer].grid(self.latent_hw)
+
+    def averaged(self, name: str) -> torch.Tensor:
+        """:func:`grid_maps` of the layers under ``name``: ``(B, h, w, Nk)``."""
+        return self.cached(("averaged", name), lambda: grid_maps(self.layers(name), self.store.layers, self.latent_hw))
+
+    def cached(self, key: Any, compute: Callable[[], Any]) -> Any:
+        if key not in self._cache:
+            self._cache[key] = compute()
+        return self._cache[key]
 
 
 class CaptureProcessor:
@@ -133,7 +221,7 @@ class CaptureProcessor:
     delegates to the layer's original processor, so an installed but idle capture costs nothing.
     """
 
-    def __init__(self, store: AttentionStore, layer: LayerInfo, original) -> None:
+    def __init__(self, store: AttentionStore, layer: LayerInfo, original: Any) -> None:
         self.store, self.layer, self.original = store, layer, original
 
     def __call__(
@@ -179,7 +267,7 @@ class CaptureProcessor:
         if modulators:
             cond = logits[first_cond:]
             for modulate in modulators:
-                cond = modulate(cond, self.layer, store)
+                cond = modulate(store.step, self.layer, cond)
             logits = torch.cat([logits[:first_cond], cond]) if first_cond else cond
         probs = logits.softmax(dim=-1)
         if record:
@@ -198,16 +286,17 @@ class CaptureProcessor:
 def attention_control(
     unet: torch.nn.Module,
     store: AttentionStore,
-    record: Sequence[AttentionRequest] = (),
-    modulate: dict[AttentionRequest, Sequence[Modulator]] | None = None,
+    record: Requests | Sequence[AttentionRequest] = (),
+    modulate: Mapping[AttentionRequest, Sequence[Modulator]] | None = None,
     *,
     latent_hw: tuple[int, int],
 ) -> Iterator[AttentionStore]:
-    """Install capture processors on the requested layers for the duration of the block."""
+    """Install capture processors on the requested layers (named or not) for the duration of the block."""
     modulate = modulate or {}
+    requests = [r for v in record.values() for r in _as_tuple(v)] if isinstance(record, Mapping) else list(record)
     store.latent_hw = latent_hw
-    store.layers = {l.name: l for l in attention_layers(unet)}
-    store.record_layers = {l.name for r in record for l in select_layers(unet, r, latent_hw)}
+    store.layers = {layer.name: layer for layer in attention_layers(unet)}
+    store.record_layers = {layer.name for r in requests for layer in select_layers(unet, r, latent_hw)}
     store.modulators = {}
     for request, fns in modulate.items():
         for layer in select_layers(unet, request, latent_hw):
@@ -230,7 +319,7 @@ def attention_control(
 
 @contextlib.contextmanager
 def recording(store: AttentionStore, *, cfg: bool, step: int, on: bool = True) -> Iterator[AttentionStore]:
-    """Mark one UNet forward: cond-only or CFG batch, and whether to record."""
+    """Mark one UNet forward: cond-only or CFG batch, its step, and whether to record."""
     store.clear()
     store.cfg, store.step, store.recording = cfg, step, on
     try:
@@ -249,7 +338,7 @@ def grid_maps(maps: dict[str, torch.Tensor], layers: dict[str, LayerInfo], laten
         raise RuntimeError("no attention maps were recorded; the requested layers did not run")
     grids = {n: layers[n].grid(latent_hw) for n in maps}
     h, w = max(grids.values())
-    total = None
+    total: torch.Tensor | None = None
     for name, m in maps.items():
         gh, gw = grids[name]
         avg = m.mean(dim=1)  # (B, Nq, Nk)
@@ -259,4 +348,5 @@ def grid_maps(maps: dict[str, torch.Tensor], layers: dict[str, LayerInfo], laten
                 avg.permute(0, 3, 1, 2), size=(h, w), mode="bilinear", align_corners=False
             ).permute(0, 2, 3, 1)
         total = avg if total is None else total + avg
+    assert total is not None
     return total / len(maps)

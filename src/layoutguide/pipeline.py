@@ -13,29 +13,47 @@ Seeds are per (prompt, image): image ``j`` of prompt ``i`` starts from noise dra
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import PIL.Image
 import torch
-from diffusers import AutoencoderKL, DiffusionPipeline, UNet2DConditionModel
-from diffusers.pipelines.pipeline_utils import StableDiffusionMixin
+from diffusers import AutoencoderKL, UNet2DConditionModel
+from diffusers.pipelines.pipeline_utils import DiffusionPipeline, StableDiffusionMixin
 from diffusers.schedulers import KarrasDiffusionSchedulers
 from diffusers.utils import BaseOutput
 from transformers import CLIPTextModel, CLIPTokenizer
 
 from .attention import AttentionRequest, AttentionStore, attention_control, grid_maps, recording
 from .defaults import MODEL_DEFAULTS_FILE, check_guidance_interval, model_defaults
+from .errors import InputError
 from .inputs import check_call_inputs
 from .layout import Layout, atomic_write_text
-from .methods import GuidanceContext, GuidanceMethod, get_method
+from .methods import GuidanceContext, GuidanceMethod, MethodState, StepPlan, get_method
 from .spec import MethodSpec
+from .text_mask import text_attention_mask
 from .tokens import map_phrases
+
+RETURNED_ATTENTION = "pipeline.return_attention"  # the request name of ``return_attention``'s maps
+
+
+@contextlib.contextmanager
+def frozen(module: torch.nn.Module) -> Iterator[torch.nn.Module]:
+    """``module`` with every parameter's ``requires_grad`` off for the block, each restored after: guidance needs
+    gradients of the latents only, and a library call leaves the caller's model as it found it."""
+    before = [(p, p.requires_grad) for p in module.parameters()]
+    module.requires_grad_(False)
+    try:
+        yield module
+    finally:
+        for p, flag in before:
+            p.requires_grad_(flag)
 
 
 def seed_for(seed: int, prompt_index: int, image_index: int) -> int:
@@ -64,7 +82,7 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
     Build it with ``LayoutPipeline.from_pretrained(hub_id_or_folder)`` or ``LayoutPipeline.from_pipe(sd_pipe)``.
     """
 
-    model_cpu_offload_seq = "text_encoder->unet->vae"
+    model_cpu_offload_seq = "text_encoder->unet->vae"  # type: ignore[assignment]  # diffusers declares it None
     _optional_components: list[str] = []
 
     def __init__(
@@ -89,7 +107,7 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
         )
         return pipe
 
-    def save_pretrained(self, save_directory, **kwargs):
+    def save_pretrained(self, save_directory, **kwargs):  # type: ignore[override]  # passes every option on
         super().save_pretrained(save_directory, **kwargs)
         if self.model_defaults:
             atomic_write_text(
@@ -129,49 +147,48 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
     def text_attention_mask(self, prompts: Sequence[str]) -> torch.Tensor | None:
         """The UNet's ``encoder_attention_mask`` for models trained with one (``"text_mask": "words"`` in
         ``layoutguide.json``: start token and words only); None for Stable Diffusion and the like."""
-        if self.model_defaults.get("text_mask", "none") != "words":
-            return None
-        from .shapes.model import word_token_mask
-
-        return word_token_mask(self.tokenizer, list(prompts)).to(self._execution_device)
+        mask = text_attention_mask(self.model_defaults.get("text_mask", "none"), self.tokenizer, prompts)
+        return None if mask is None else mask.to(self._execution_device)
 
     def _sample_inputs(self, prompt, layout, negative_prompt, num_images_per_prompt):
         """Normalise the prompt/layout arguments to per-prompt lists, with clear errors."""
         if layout is not None:
             layouts = [layout] if isinstance(layout, Layout) else list(layout)
-            if not all(isinstance(l, Layout) for l in layouts):
-                raise ValueError("layout: expected a Layout or a list of Layouts (see layoutguide.layout.Layout)")
+            if not all(isinstance(layout, Layout) for layout in layouts):
+                raise InputError("layout: expected a Layout or a list of Layouts (see layoutguide.layout.Layout)")
             if prompt is None:
-                prompts = [l.prompt for l in layouts]
+                prompts = [layout.prompt for layout in layouts]
             else:
                 prompts = [prompt] if isinstance(prompt, str) else list(prompt)
                 if len(prompts) != len(layouts):
-                    raise ValueError(
+                    raise InputError(
                         f"prompt: {len(prompts)} prompts but {len(layouts)} layouts; give one layout per prompt"
                     )
-                layouts = [l if l.prompt == p else l.replace(prompt=p) for l, p in zip(layouts, prompts)]
+                layouts = [
+                    layout if layout.prompt == p else layout.replace(prompt=p) for layout, p in zip(layouts, prompts)
+                ]
         else:
             if prompt is None:
-                raise ValueError("prompt: give a prompt (or a layout, which carries its prompt)")
+                raise InputError("prompt: give a prompt (or a layout, which carries its prompt)")
             prompts = [prompt] if isinstance(prompt, str) else list(prompt)
             layouts = [Layout(prompt=p) for p in prompts]
         if not prompts or not all(isinstance(p, str) and p.strip() for p in prompts):
-            raise ValueError("prompt: every prompt must be a non-empty string")
+            raise InputError("prompt: every prompt must be a non-empty string")
         if negative_prompt is None:
-            negatives = [l.negative_prompt or "" for l in layouts]
+            negatives = [layout.negative_prompt or "" for layout in layouts]
         else:
             negatives = [negative_prompt] * len(prompts) if isinstance(negative_prompt, str) else list(negative_prompt)
             if len(negatives) != len(prompts):
-                raise ValueError(f"negative_prompt: {len(negatives)} given for {len(prompts)} prompts")
+                raise InputError(f"negative_prompt: {len(negatives)} given for {len(prompts)} prompts")
         if not isinstance(num_images_per_prompt, int) or num_images_per_prompt < 1:
-            raise ValueError(f"num_images_per_prompt must be a positive integer, got {num_images_per_prompt!r}")
+            raise InputError(f"num_images_per_prompt must be a positive integer, got {num_images_per_prompt!r}")
         return prompts, layouts, negatives
 
     def _initial_latents(self, n_prompts, n_images, shape, seed, generator, dtype):
         if generator is not None:
             generators = generator if isinstance(generator, list) else [generator]
             if isinstance(generator, list) and len(generators) != n_prompts * n_images:
-                raise ValueError(f"generator: got {len(generators)} generators for {n_prompts * n_images} images")
+                raise InputError(f"generator: got {len(generators)} generators for {n_prompts * n_images} images")
             if len(generators) == 1:
                 return torch.randn(
                     (n_prompts * n_images, *shape),
@@ -184,7 +201,7 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
             )
         seeds = [0 if seed is None else seed] * n_prompts if not isinstance(seed, (list, tuple)) else list(seed)
         if len(seeds) != n_prompts:
-            raise ValueError(f"seed: got {len(seeds)} seeds for {n_prompts} prompts; give one int, or one per prompt")
+            raise InputError(f"seed: got {len(seeds)} seeds for {n_prompts} prompts; give one int, or one per prompt")
         noise = []
         for i in range(n_prompts):
             for j in range(n_images):
@@ -267,40 +284,40 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
         if guidance_interval is not None:
             check_guidance_interval(guidance_interval)
         prompts, layouts, negatives = self._sample_inputs(prompt, layout, negative_prompt, num_images_per_prompt)
-        if method.needs_layout and not any(l.regions for l in layouts):
-            raise ValueError(f"method {method.name!r} needs a layout with regions; pass layout=Layout(...)")
+        if method.needs_layout and not any(layout.regions for layout in layouts):
+            raise InputError(f"method {method.name!r} needs a layout with regions; pass layout=Layout(...)")
         height = height or self.unet.config.sample_size * self.vae_scale_factor
         width = width or self.unet.config.sample_size * self.vae_scale_factor
         if height % self.vae_scale_factor or width % self.vae_scale_factor:
-            raise ValueError(f"height and width must be multiples of {self.vae_scale_factor}, got {height}x{width}")
+            raise InputError(f"height and width must be multiples of {self.vae_scale_factor}, got {height}x{width}")
         if num_inference_steps < 1:
-            raise ValueError(f"num_inference_steps must be >= 1, got {num_inference_steps}")
+            raise InputError(f"num_inference_steps must be >= 1, got {num_inference_steps}")
         if output_type not in ("pil", "np", "pt", "latent"):
-            raise ValueError(f"output_type must be 'pil', 'np', 'pt' or 'latent', got {output_type!r}")
+            raise InputError(f"output_type must be 'pil', 'np', 'pt' or 'latent', got {output_type!r}")
         device, dtype = self._execution_device, self.unet.dtype
         n_images = num_images_per_prompt
 
         # 2. Prompts, token positions, embeddings (sample order: prompt-major)
         token_maps = [
             map_phrases(
-                self.tokenizer, l.prompt, l.phrases, on_missing="append" if append_missing_phrases else "error"
+                self.tokenizer,
+                layout.prompt,
+                layout.phrases,
+                on_missing="append" if append_missing_phrases else "error",
             )
-            for l in layouts
+            for layout in layouts
         ]
-        sample_layouts = [l for l in layouts for _ in range(n_images)]
+        sample_layouts = [layout for layout in layouts for _ in range(n_images)]
         sample_tokens = [m for m in token_maps for _ in range(n_images)]
         cond = self.encode_prompt([m.prompt for m in token_maps]).repeat_interleave(n_images, 0)
         uncond = self.encode_prompt(negatives).repeat_interleave(n_images, 0)
         do_cfg = guidance_scale > 1.0
         cond_mask = self.text_attention_mask([m.prompt for m in token_maps])
+        uncond_mask = self.text_attention_mask(negatives)
         cfg_mask = None  # the mask of the [uncond, cond] batch (or of cond alone without CFG)
-        if cond_mask is not None:
+        if cond_mask is not None and uncond_mask is not None:
             cond_mask = cond_mask.repeat_interleave(n_images, 0)
-            cfg_mask = (
-                torch.cat([self.text_attention_mask(negatives).repeat_interleave(n_images, 0), cond_mask])
-                if do_cfg
-                else cond_mask
-            )
+            cfg_mask = torch.cat([uncond_mask.repeat_interleave(n_images, 0), cond_mask]) if do_cfg else cond_mask
 
         # 3. Timesteps and initial noise
         self.scheduler.set_timesteps(num_inference_steps, device=device)
@@ -310,7 +327,7 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
         if latents is None:
             latents = self._initial_latents(len(prompts), n_images, shape, seed, generator, dtype)
         elif latents.shape != (len(prompts) * n_images, *shape):
-            raise ValueError(
+            raise InputError(
                 f"latents: expected shape {(len(prompts) * n_images, *shape)}, got {tuple(latents.shape)}"
             )
         latents = latents.to(device=device, dtype=torch.float32) * self.scheduler.init_noise_sigma
@@ -326,24 +343,25 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
             alphas_cumprod=self.scheduler.alphas_cumprod.to(device),
             timesteps=timesteps,
         )
-        cond = method.condition(cond, ctx, self.encode_prompt)
-        view_request = AttentionRequest("cross", (attention_resolution,), ("down", "up"))
-        record = list(method.requests()) + ([view_request] if return_attention else [])
+        requests = method.attention_requests()
+        view_request = AttentionRequest("text", (attention_resolution,), ("down", "up"))
+        record = {**requests, RETURNED_ATTENTION: view_request} if return_attention else requests
         store = AttentionStore()
-        attention_out: list[torch.Tensor] | None = [] if return_attention else None
+        attention_out: list[torch.Tensor] = []
         guidance_log: list[dict[str, Any]] = []
-        self.unet.requires_grad_(False)
 
         # 5. Denoising loop
         with (
-            method.activate(self, ctx),
-            attention_control(self.unet, store, record, method.modulations(ctx), latent_hw=latent_hw),
+            frozen(self.unet),
+            method.activate(self, ctx) as state,
+            attention_control(self.unet, store, record, method.modulations(state), latent_hw=latent_hw),
         ):
+            cond = method.condition(state, cond, self.encode_prompt)
             for i, t in enumerate(self.progress_bar(timesteps) if progress else timesteps):
-                plan = method.plan(i, ctx)
+                plan = method.plan(state, i)
                 log: dict[str, Any] = {}
                 if plan is not None and plan.iterations > 0:
-                    latents, log = self._guide(latents, t, i, plan, method, ctx, store, cond, cond_mask)
+                    latents, log = self._guide(latents, t, i, plan, method, state, store, cond, cond_mask)
                 guidance_log.append(log)
                 with torch.no_grad():
                     guided = do_cfg and (
@@ -353,7 +371,7 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
                     model_in = self.scheduler.scale_model_input(model_in, t).to(dtype)
                     embeddings = torch.cat([uncond, cond]) if guided else cond
                     with recording(store, cfg=guided, step=i, on=return_attention):
-                        extra = method.unet_kwargs(i, ctx, cfg=guided) or None
+                        extra = method.unet_kwargs(state, i, cfg=guided) or None
                         mask = cfg_mask if guided else cond_mask
                         noise = self.unet(
                             model_in,
@@ -375,12 +393,27 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
         images = self.decode_latents(latents, output_type)
         self.maybe_free_model_hooks()
         return LayoutPipelineOutput(
-            images=images, attention=attention_out, guidance=guidance_log, layouts=sample_layouts
+            images=images,
+            attention=attention_out if return_attention else None,
+            guidance=guidance_log,
+            layouts=sample_layouts,
         )
 
-    def _guide(self, latents, t, step, plan, method, ctx, store, cond, cond_mask=None):
+    def _guide(
+        self,
+        latents: torch.Tensor,
+        t: torch.Tensor,
+        step: int,
+        plan: StepPlan,
+        method: GuidanceMethod,
+        state: MethodState,
+        store: AttentionStore,
+        cond: torch.Tensor,
+        cond_mask: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, dict[str, Any]]:
         """Up to ``plan.iterations`` gradient updates of the latents; returns them and a log of the losses."""
         scale = self._input_scale(t)
+        requests = method.attention_requests()
         active = torch.ones(latents.shape[0], dtype=torch.bool, device=latents.device)
         losses = []
         x = latents * scale  # the UNet's input space
@@ -393,14 +426,14 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
                         t,
                         encoder_hidden_states=cond,
                         encoder_attention_mask=cond_mask,
-                        cross_attention_kwargs=method.unet_kwargs(step, ctx, cfg=False) or None,
+                        cross_attention_kwargs=method.unet_kwargs(state, step, cfg=False) or None,
                     )
-                out = method.loss(store, ctx, step, plan)
+                out = method.loss(state, step, plan, store.read(requests))
                 objective = (out.loss * active).sum()
                 # a loss with no path to the latents (e.g. no maps at this step) has zero gradient
                 grad = torch.autograd.grad(objective, x_var)[0] if objective.requires_grad else torch.zeros_like(x_var)
             store.clear()  # drop the graph's maps now, not at the next forward
-            update = method.update(x, grad.float(), plan, ctx, step)
+            update = method.update(state, step, plan, x, grad.float())
             x = torch.where(active.view(-1, *[1] * (x.dim() - 1)), update, x)
             losses.append(out.loss.detach().cpu().tolist())
             active &= ~out.done

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .errors import InputError
 from .layout import Layout, Region
 from .tokens import map_phrases
 
@@ -47,7 +48,7 @@ def attention_segmentation(
     """
     if layout is None:
         if not prompt or not phrases:
-            raise ValueError("attention_segmentation: give prompt and phrases, or a layout")
+            raise InputError("attention_segmentation: give prompt and phrases, or a layout")
         # boxes are irrelevant without a method: a full-canvas box keeps the Layout valid
         layout = Layout(prompt=prompt, regions=tuple(Region(p, box=(0.0, 0.0, 1.0, 1.0)) for p in phrases))
     result = pipe(layout=layout, method=method, return_attention=True, attention_resolution=resolution, **call_kwargs)

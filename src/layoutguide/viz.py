@@ -43,7 +43,7 @@ def draw_layout(
     if scale is None:
         scale = max(1, 256 // max(image.size))
     if scale > 1:
-        image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
+        image = image.resize((image.width * scale, image.height * scale), Image.Resampling.NEAREST)
     w, h = image.size
     overlay = Image.new("RGBA", image.size, (0, 0, 0, 0))
     draw = ImageDraw.Draw(overlay)
@@ -51,7 +51,7 @@ def draw_layout(
     for i, region in enumerate(layout.regions):
         colour = PALETTE[i % len(PALETTE)]
         if region.mask is not None:
-            mask = Image.fromarray(region.mask.astype(np.uint8) * 90).resize((w, h), Image.NEAREST)
+            mask = Image.fromarray(region.mask.astype(np.uint8) * 90).resize((w, h), Image.Resampling.NEAREST)
             overlay.paste(Image.new("RGBA", image.size, colour + (255,)), (0, 0), mask)
         x0, y0, x1, y1 = region.bbox
         box = (x0 * w, y0 * h, x1 * w - 1, y1 * h - 1)
@@ -92,7 +92,7 @@ def heatmap(
     """A 2-D map normalised to [0, 1], coloured, enlarged to ``size`` (w, h), optionally blended over ``image``."""
     v = values.astype(np.float32)
     v = (v - v.min()) / (v.max() - v.min() + 1e-8)
-    img = Image.fromarray(colormap(v)).resize(size, Image.BILINEAR)
+    img = Image.fromarray(colormap(v)).resize(size, Image.Resampling.BILINEAR)
     if image is not None:
         img = Image.blend(image.convert("RGB").resize(size), img, alpha)
     return img

@@ -1,4 +1,5 @@
-"""Layout methods: one file each, one interface (:class:`GuidanceMethod`), one registry."""
+"""Layout methods: one file each, one contract (:mod:`.base`: :class:`GuidanceMethod`, :class:`GradientMethod`), one
+registry."""
 
 from __future__ import annotations
 
@@ -6,7 +7,19 @@ from typing import Any
 
 from ..spec import MethodSpec
 from .attend_excite import AttendExcite
-from .base import GuidanceContext, GuidanceMethod, LossOutput, MethodOptionError, MethodOptions, StepPlan
+from .base import (
+    GradientMethod,
+    GuidanceContext,
+    GuidanceMethod,
+    LossOutput,
+    MethodKind,
+    MethodOptionError,
+    MethodOptions,
+    MethodState,
+    SampleLoss,
+    SampleView,
+    StepPlan,
+)
 from .boxdiff import BoxDiff
 from .compose import Composite
 from .dense_diffusion import DenseDiffusion
@@ -82,10 +95,10 @@ def get_method(spec: str | MethodSpec | GuidanceMethod | None, **options) -> Gui
             raise MethodOptionError(f"unknown method {member!r}; registered methods: {', '.join(sorted(REGISTRY))}")
     if len(members) == 1:
         return REGISTRY[members[0]](**spec.options)
-    unknown = set(spec.options) - set(members)
-    if unknown:
+    strays = set(spec.options) - set(members)
+    if strays:
         raise MethodOptionError(
-            f"options for {sorted(unknown)} given, but {spec.method!r} combines {members}; key options by member name"
+            f"options for {sorted(strays)} given, but {spec.method!r} combines {members}; key options by member name"
         )
     return Composite([REGISTRY[m](**spec.options.get(m, {})) for m in members])
 
@@ -105,6 +118,11 @@ __all__ = [
     "MethodSpec",
     "GuidanceContext",
     "GuidanceMethod",
+    "GradientMethod",
+    "MethodKind",
+    "MethodState",
+    "SampleLoss",
+    "SampleView",
     "LossOutput",
     "MethodOptionError",
     "MethodOptions",

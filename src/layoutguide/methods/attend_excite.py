@@ -4,29 +4,27 @@ no-layout reference among the peers.
 Chefer et al., "Attend-and-Excite", SIGGRAPH 2023, arXiv 2301.13826 (diffusers' deprecated pipeline).
 
 Maps: 16x16 cross-attention (down, mid, up; mid has none at that size in SD), averaged, normalised and
-smoothed as in :func:`smoothed_token_maps`. Loss: ``L = max_i max(0, 1 - max A_i)`` over the subject tokens
-(the last token of every region phrase, or of ``tokens``' choice). Update ``z <- z - 20 sqrt(r_i) grad L`` with
-``r = linspace(1, 0.5, T)``, on the first half of the steps (25 of 50). At 0%, 20% and 40% of the steps (steps
-0, 10, 20 of 50) it refines iteratively, up to 20 updates, until every token's peak reaches 0.05 / 0.5 / 0.8.
+smoothed (``SampleView.token_maps``). Loss: ``L = max_i max(0, 1 - max A_i)`` over the subject tokens (the last
+token of every region phrase, or of ``tokens``' choice; without a layout, of the words named in ``subjects``).
+Update ``z <- z - 20 sqrt(r_i) grad L`` with ``r = linspace(1, 0.5, T)``, on the first half of the steps (25 of
+50). At 0%, 20% and 40% of the steps (steps 0, 10, 20 of 50) it refines iteratively, up to 20 updates, until every
+token's peak reaches 0.05 / 0.5 / 0.8.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+import contextlib
+import dataclasses
+from collections.abc import Iterator
+from typing import Any, Literal
 
 import torch
 from pydantic import Field
 
-from ..attention import AttentionRequest, AttentionStore
-from .base import (
-    GuidanceContext,
-    GuidanceMethod,
-    LossOutput,
-    StepPlan,
-    TokenMapOptions,
-    region_tokens,
-    smoothed_token_maps,
-)
+from ..attention import AttentionRequest, Requests
+from ..errors import InputError
+from ..tokens import map_phrases
+from .base import GradientMethod, GuidanceContext, MethodState, SampleLoss, SampleView, StepPlan, TokenMapOptions
 
 REFINE_AT = {0: 0.05, 10: 0.5, 20: 0.8}  # reference step (of 50) -> target peak
 
@@ -53,41 +51,66 @@ class AttendExciteOptions(TokenMapOptions):
     max_refinement: int = Field(20, ge=0)
     resolution: int = Field(16, gt=0)
     tokens: Literal["last", "all"] = "last"
+    subjects: tuple[str, ...] = Field(
+        (),
+        description="words of the prompt to excite (e.g. ('cat', 'dog')); default: the layout's region phrases",
+    )
 
 
-class AttendExcite(GuidanceMethod):
+@dataclasses.dataclass
+class SubjectState(MethodState):
+    """Per sample, the prompt positions of each subject (a region phrase, or a word of ``subjects``)."""
+
+    subjects: list[tuple[tuple[int, ...], ...]]
+
+
+class AttendExcite(GradientMethod):
     name = "attend-excite"
     summary = "Attend-and-Excite: raise every subject token's attention peak (no layout; arXiv 2301.13826)"
     needs_layout = False
     Options = AttendExciteOptions
+    options: AttendExciteOptions
 
-    def requests(self) -> list[AttentionRequest]:
-        return [AttentionRequest("cross", (self.options.resolution,), ("down", "mid", "up"))]
+    def activate(self, pipe: Any, ctx: GuidanceContext) -> contextlib.AbstractContextManager[MethodState]:
+        return self._activate(pipe, ctx)
 
-    def plan(self, step: int, ctx: GuidanceContext) -> StepPlan | None:
+    @contextlib.contextmanager
+    def _activate(self, pipe: Any, ctx: GuidanceContext) -> Iterator[MethodState]:
+        words = self.options.subjects
+        if words:
+            subjects = [map_phrases(pipe.tokenizer, tokens.prompt, words).indices for tokens in ctx.token_maps]
+        elif any(tokens.indices for tokens in ctx.token_maps):
+            subjects = [tokens.indices for tokens in ctx.token_maps]
+        else:
+            raise InputError(
+                f"method {self.name!r} has no subjects to excite: give a layout with regions, or name words of the "
+                "prompt in its option subjects (e.g. subjects=('cat', 'dog'))"
+            )
+        yield SubjectState(ctx, subjects)
+
+    def attention_requests(self) -> Requests:
+        return {"cross": AttentionRequest("text", (self.options.resolution,), ("down", "mid", "up"))}
+
+    def plan(self, state: MethodState, step: int) -> StepPlan | None:
         o = self.options
-        if not any(ctx.token_maps[b].indices for b in range(ctx.batch_size)):
-            return None
         return excite_plan(
             step,
-            ctx.num_steps,
+            state.ctx.num_steps,
             scale_factor=o.scale_factor,
             guided_fraction=o.guided_fraction,
             refine=o.refine,
             max_refinement=o.max_refinement,
         )
 
-    def loss(self, store: AttentionStore, ctx: GuidanceContext, step: int, plan: StepPlan) -> LossOutput:
-        maps = smoothed_token_maps(store, self.requests()[0], self.options)  # (B, 75, h, w)
-        losses = []
-        for b in range(ctx.batch_size):
-            tokens = sorted({t for idx in ctx.token_maps[b].indices for t in region_tokens(idx, self.options.tokens)})
-            if not tokens:
-                losses.append(maps.new_zeros(()))
-                continue
-            peaks = maps[b, [t - 1 for t in tokens]].flatten(1).amax(1)
-            losses.append((1 - peaks).clamp(min=0).max())
-        loss = torch.stack(losses)
+    def sample_loss(self, view: SampleView, step: int, plan: StepPlan) -> SampleLoss:
+        o = self.options
+        assert isinstance(view.state, SubjectState)
+        subjects = view.state.subjects[view.index]
+        tokens = sorted({t for idx in subjects for t in (idx if o.tokens == "all" else idx[-1:])})
+        if not tokens:
+            loss = torch.zeros((), device=view.ctx.device)
+        else:
+            peaks = view.token_maps("cross", tokens, temperature=o.temperature, smoothing=o.smoothing).flatten(1)
+            loss = (1 - peaks.amax(1)).clamp(min=0).max()
         target = plan.info.get("target")
-        done = loss <= (1 - target) if target is not None else torch.zeros_like(loss, dtype=torch.bool)
-        return LossOutput(loss, done.detach())
+        return SampleLoss(loss, loss <= (1 - target) if target is not None else False)

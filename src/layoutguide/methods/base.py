@@ -1,25 +1,46 @@
-"""The one small interface every layout method implements, and the per-call context the loop gives it.
+"""The method contract: what every layout method declares and the hooks the sampling loop calls.
 
-A method says which attention maps it needs (:meth:`GuidanceMethod.requests`), which steps it guides and
-how hard (:meth:`plan`), and computes a per-sample loss from the recorded maps (:meth:`loss`). The loop
-does the rest: a conditional-only forward with grad, ``autograd.grad`` of the loss, :meth:`update` of the
-latents, repeated for the planned iterations while any sample is not yet done. Methods that modulate
-attention instead (Paint-with-Words, DenseDiffusion) return modulators from :meth:`modulations`.
+A method declares its **kind** (:data:`MethodKind`): ``gradient`` (a loss on recorded attention, descended on the
+latents), ``modulation`` (edits attention logits), ``conditioning`` (extra inputs to the backbone) or ``rewiring``
+(changes the backbone's forward). ``+`` combines by kind (:class:`~layoutguide.methods.compose.Composite`).
+
+Hooks, all with one argument order ``(state, step, ...)``; ``state`` is what :meth:`GuidanceMethod.activate`
+yields for the call (a :class:`MethodState`, whose ``ctx`` is the :class:`GuidanceContext`):
+
+* ``activate(pipe, ctx)``: context for the whole call (install hooks, precompute inputs); yields the state.
+* ``condition(state, embeddings, encode)``: edit the conditional text embeddings.
+* ``modulations(state)``: attention-logit modulators per request, called ``(step, layer, logits)``.
+* ``unet_kwargs(state, step, cfg=...)``: extra ``cross_attention_kwargs`` of a forward.
+* gradient methods: ``attention_requests()`` (maps by name), ``plan(state, step)``, ``loss(state, step, plan,
+  maps)`` (by default :meth:`GradientMethod.sample_loss` per :class:`SampleView`) and ``update(state, step, plan,
+  latents, grad)``.
+
+A new gradient method is its options, its requests and a short per-sample loss (docs/methods.md).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-from typing import Any, ClassVar
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..attention import AttentionRequest, AttentionStore, Modulator, grid_maps
-from ..layout import Layout
+from ..attention import AttentionRequest, Modulator, RecordedMaps, Requests
 from ..spec import MethodOptionError
-from ..tokens import TokenMap
+from .context import (
+    GuidanceContext,
+    MethodState,
+    SampleView,
+    gaussian_smooth,
+    normalized_token_maps,
+    region_tokens,
+)
+
+MethodKind = Literal["none", "gradient", "modulation", "conditioning", "rewiring"]
+Encode = Callable[[list[str]], torch.Tensor]
 
 
 class MethodOptions(BaseModel):
@@ -29,14 +50,15 @@ class MethodOptions(BaseModel):
 
 
 class TokenMapOptions(MethodOptions):
-    """Options of the methods that read Attend-and-Excite's normalised token maps (:func:`smoothed_token_maps`)."""
+    """Options of the methods that read Attend-and-Excite's normalised token maps (:meth:`SampleView.token_maps`)."""
 
     smoothing: bool = True
     temperature: float = Field(
         100.0,
         gt=0,
-        description="softmax temperature of the token maps (100 in Attend-and-Excite, tuned on Stable Diffusion); a model "
-        "whose word attention is stronger saturates at 100 and needs less (docs/shapes.md: 10 on the shapes model)",
+        description="softmax temperature of the token maps (100 in Attend-and-Excite, tuned on Stable Diffusion); a "
+        "model whose word attention is stronger saturates at 100 and needs less (docs/shapes.md: 10 on the shapes "
+        "model)",
     )
 
 
@@ -57,39 +79,20 @@ class LossOutput:
 
 
 @dataclasses.dataclass
-class GuidanceContext:
-    """What a method may read about the current call. One entry per sample (prompt x image)."""
+class SampleLoss:
+    """One sample's loss (a scalar), whether it needs no further iteration, and scalar diagnostics."""
 
-    layouts: list[Layout]
-    token_maps: list[TokenMap]
-    num_steps: int
-    latent_hw: tuple[int, int]
-    device: torch.device
-    alphas_cumprod: torch.Tensor  # of the scheduler, on ``device``
-    timesteps: torch.Tensor
-    _mask_cache: dict = dataclasses.field(default_factory=dict)
-
-    @property
-    def batch_size(self) -> int:
-        return len(self.layouts)
-
-    def region_masks(
-        self, b: int, grid: tuple[int, int], *, boxes_only: bool = False, soft: bool = False
-    ) -> torch.Tensor:
-        """Sample ``b``'s regions rasterised on ``grid``: float ``(N_regions, h, w)``, in {0, 1} or, with
-        ``soft``, the covered share of each cell."""
-        key = (b, grid, boxes_only, soft)
-        if key not in self._mask_cache:
-            masks = self.layouts[b].rasterize(grid[0], grid[1], boxes_only=boxes_only, soft=soft)
-            self._mask_cache[key] = torch.from_numpy(masks).to(self.device)
-        return self._mask_cache[key]
+    loss: torch.Tensor
+    done: bool | torch.Tensor = False
+    info: dict[str, torch.Tensor] = dataclasses.field(default_factory=dict)
 
 
 class GuidanceMethod:
-    """Base class: a method that does nothing (plain sampling). Subclasses override what they need."""
+    """Base class: a method that does nothing (plain sampling). Subclasses override what their kind needs."""
 
     name: ClassVar[str] = "none"
     summary: ClassVar[str] = "plain classifier-free-guided sampling, no layout control"
+    kind: ClassVar[MethodKind] = "none"
     needs_layout: ClassVar[bool] = False
     needs_gated_unet: ClassVar[bool] = False  # GLIGEN's fusers and position net
     Options: ClassVar[type[MethodOptions]] = MethodOptions
@@ -107,35 +110,40 @@ class GuidanceMethod:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.options!r})"
 
-    def requests(self) -> list[AttentionRequest]:
-        """Attention maps the loss reads (recorded on the guidance forward)."""
-        return []
+    def activate(self, pipe: Any, ctx: GuidanceContext) -> contextlib.AbstractContextManager[MethodState]:
+        """Context for the whole call (install hooks, precompute inputs); yields the call's state and must undo
+        everything on exit."""
+        return contextlib.nullcontext(MethodState(ctx))
 
-    def modulations(self, ctx: GuidanceContext) -> dict[AttentionRequest, list[Modulator]]:
+    def attention_requests(self) -> Requests:
+        """Attention maps the loss reads, by name (recorded on the guidance forward, read back by that name)."""
+        return {}
+
+    def requests(self) -> list[AttentionRequest]:
+        """Every request of :meth:`attention_requests`, unnamed (for listings such as ``layoutguide methods``)."""
+        return [r for v in self.attention_requests().values() for r in (v if isinstance(v, tuple) else (v,))]
+
+    def modulations(self, state: MethodState) -> dict[AttentionRequest, list[Modulator]]:
         """Attention-logit modulators applied on every forward (guidance and CFG passes)."""
         return {}
 
-    def activate(self, pipe, ctx: GuidanceContext) -> contextlib.AbstractContextManager:
-        """Context for the whole call (install hooks, precompute inputs); must undo everything on exit."""
-        return contextlib.nullcontext()
-
-    def unet_kwargs(self, step: int, ctx: GuidanceContext, *, cfg: bool) -> dict[str, Any]:
+    def unet_kwargs(self, state: MethodState, step: int, *, cfg: bool) -> dict[str, Any]:
         """Extra ``cross_attention_kwargs`` for the UNet forward at ``step`` (``cfg``: batch is [uncond, cond])."""
         return {}
 
-    def condition(self, embeddings: torch.Tensor, ctx: GuidanceContext, encode) -> torch.Tensor:
+    def condition(self, state: MethodState, embeddings: torch.Tensor, encode: Encode) -> torch.Tensor:
         """Edit the conditional text embeddings ``(B, 77, D)`` before sampling (``encode(texts)`` encodes text)."""
         return embeddings
 
-    def plan(self, step: int, ctx: GuidanceContext) -> StepPlan | None:
+    def plan(self, state: MethodState, step: int) -> StepPlan | None:
         """Guidance at denoising step ``step`` (0-based) or None for none."""
         return None
 
-    def loss(self, store: AttentionStore, ctx: GuidanceContext, step: int, plan: StepPlan) -> LossOutput:
+    def loss(self, state: MethodState, step: int, plan: StepPlan, maps: RecordedMaps) -> LossOutput:
         raise NotImplementedError(f"method {self.name!r} plans guidance steps but defines no loss")
 
     def update(
-        self, latents: torch.Tensor, grad: torch.Tensor, plan: StepPlan, ctx: GuidanceContext, step: int
+        self, state: MethodState, step: int, plan: StepPlan, latents: torch.Tensor, grad: torch.Tensor
     ) -> torch.Tensor:
         """Gradient descent on the (model-input scaled) latents; methods with a ``normalize_grad`` option take
         L-inf normalised steps when it is on."""
@@ -144,46 +152,53 @@ class GuidanceMethod:
         return latents - plan.step_size * grad
 
 
+class GradientMethod(GuidanceMethod):
+    """A method that guides by gradient descent on a loss of recorded attention.
+
+    Subclasses give ``attention_requests()`` (maps by name), ``plan()`` and either ``sample_loss()`` (one sample,
+    through a :class:`SampleView`) or, for a batched loss, ``loss()``.
+    """
+
+    kind: ClassVar[MethodKind] = "gradient"
+
+    def sample_loss(self, view: SampleView, step: int, plan: StepPlan) -> SampleLoss:
+        raise NotImplementedError(f"method {self.name!r} defines neither sample_loss nor loss")
+
+    def loss(self, state: MethodState, step: int, plan: StepPlan, maps: RecordedMaps) -> LossOutput:
+        outs = [self.sample_loss(view, step, plan) for view in state.ctx.views(maps, state)]
+        loss = torch.stack([o.loss for o in outs])
+        done = torch.stack([torch.as_tensor(o.done, device=loss.device).reshape(()) for o in outs]).bool()
+        info = {key: torch.stack([o.info[key].detach() for o in outs]) for key in (outs[0].info if outs else {})}
+        return LossOutput(loss, done.detach(), info)
+
+
 def linf_normalized(grad: torch.Tensor) -> torch.Tensor:
     """Each sample's gradient divided by its largest absolute entry (ZestGuide's update rule)."""
     return grad / grad.flatten(1).abs().amax(1).clamp(min=1e-12).view(-1, *[1] * (grad.dim() - 1))
 
 
-def gaussian_smooth(maps: torch.Tensor, sigma: float = 0.5) -> torch.Tensor:
-    """Attend-and-Excite's 3x3 smoothing (shared by Attention Refocusing), reflect padding.
-
-    Its kernel is ``exp(-((x - mu) / (2 sigma))^2)`` (not the textbook ``/(2 sigma^2)``); normalised taps
-    are about [0.212, 0.576, 0.212]. ``maps`` is ``(..., h, w)``.
-    """
-    x = torch.arange(3, dtype=maps.dtype, device=maps.device) - 1
-    k1 = torch.exp(-((x / (2 * sigma)) ** 2))
-    k1 = k1 / k1.sum()
-    kernel = (k1[:, None] * k1[None, :])[None, None]
-    shape = maps.shape
-    flat = maps.reshape(-1, 1, *shape[-2:])
-    pad = "reflect" if min(shape[-2:]) > 1 else "replicate"
-    out = torch.nn.functional.conv2d(torch.nn.functional.pad(flat, (1, 1, 1, 1), mode=pad), kernel)
-    return out.reshape(shape)
+@contextlib.contextmanager
+def state_of(state: MethodState) -> Iterator[MethodState]:
+    """A context that yields ``state`` (for ``activate`` overrides that have nothing to undo)."""
+    yield state
 
 
-def normalized_token_maps(cross: torch.Tensor, temperature: float = 100.0) -> torch.Tensor:
-    """Attend-and-Excite's normalisation of averaged cross-attention ``(B, h, w, 77)``.
-
-    Drop the start token and the last position, multiply by ``temperature`` and softmax over the rest:
-    the result ``(B, h, w, 75)`` has token ``i`` at column ``i - 1``.
-    """
-    return torch.softmax(cross[..., 1:-1] * temperature, dim=-1)
-
-
-def smoothed_token_maps(store: AttentionStore, request: AttentionRequest, options: TokenMapOptions) -> torch.Tensor:
-    """Per-token maps ``(B, 75, h, w)`` as Attend-and-Excite, BoxDiff and Attention Refocusing read them:
-    cross-attention averaged over heads and layers, normalised (:func:`normalized_token_maps` at
-    ``options.temperature``), smoothed if ``options.smoothing``. Token ``i`` of the prompt is at index ``i - 1``."""
-    cross = grid_maps(store.get(request), store.layers, store.latent_hw).float()  # (B, h, w, 77)
-    maps = normalized_token_maps(cross, options.temperature).permute(0, 3, 1, 2)  # (B, 75, h, w)
-    return gaussian_smooth(maps) if options.smoothing else maps
-
-
-def region_tokens(indices: tuple[int, ...], which: str) -> tuple[int, ...]:
-    """All token positions of a phrase, or only its last one (the head noun: "red *circle*")."""
-    return indices if which == "all" else indices[-1:]
+__all__ = [
+    "AttentionRequest",
+    "GradientMethod",
+    "GuidanceContext",
+    "GuidanceMethod",
+    "LossOutput",
+    "MethodKind",
+    "MethodOptionError",
+    "MethodOptions",
+    "MethodState",
+    "SampleLoss",
+    "SampleView",
+    "StepPlan",
+    "TokenMapOptions",
+    "gaussian_smooth",
+    "linf_normalized",
+    "normalized_token_maps",
+    "region_tokens",
+]

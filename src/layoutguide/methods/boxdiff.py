@@ -21,17 +21,9 @@ from typing import Literal
 import torch
 from pydantic import Field
 
-from ..attention import AttentionRequest, AttentionStore
+from ..attention import AttentionRequest, Requests
 from .attend_excite import excite_plan
-from .base import (
-    GuidanceContext,
-    GuidanceMethod,
-    LossOutput,
-    StepPlan,
-    TokenMapOptions,
-    region_tokens,
-    smoothed_token_maps,
-)
+from .base import GradientMethod, MethodState, SampleLoss, SampleView, StepPlan, TokenMapOptions
 
 
 class BoxDiffOptions(TokenMapOptions):
@@ -81,40 +73,37 @@ def boxdiff_terms(a: torch.Tensor, m: torch.Tensor, o: BoxDiffOptions) -> torch.
     return loss
 
 
-class BoxDiff(GuidanceMethod):
+class BoxDiff(GradientMethod):
     name = "boxdiff"
     summary = "BoxDiff: inner/outer/corner box constraints on cross-attention (arXiv 2307.10816)"
     needs_layout = True
     Options = BoxDiffOptions
+    options: BoxDiffOptions
 
-    def requests(self) -> list[AttentionRequest]:
-        return [AttentionRequest("cross", (self.options.resolution,), ("down", "mid", "up"))]
+    def attention_requests(self) -> Requests:
+        return {"cross": AttentionRequest("text", (self.options.resolution,), ("down", "mid", "up"))}
 
-    def plan(self, step: int, ctx: GuidanceContext) -> StepPlan | None:
+    def plan(self, state: MethodState, step: int) -> StepPlan | None:
         o = self.options
         return excite_plan(
             step,
-            ctx.num_steps,
+            state.ctx.num_steps,
             scale_factor=o.scale_factor,
             guided_fraction=o.guided_fraction,
             refine=o.refine,
             max_refinement=o.max_refinement,
         )
 
-    def loss(self, store: AttentionStore, ctx: GuidanceContext, step: int, plan: StepPlan) -> LossOutput:
-        maps = smoothed_token_maps(store, self.requests()[0], self.options)  # (B, 75, h, w)
-        grid = tuple(maps.shape[-2:])
-        losses, peaks = [], []
-        for b in range(ctx.batch_size):
-            masks = ctx.region_masks(b, grid, boxes_only=True)
-            total, low = maps.new_zeros(()), maps.new_ones(())
-            for r, idx in enumerate(ctx.token_maps[b].indices):
-                for t in region_tokens(idx, self.options.tokens):
-                    total = total + boxdiff_terms(maps[b, t - 1], masks[r], self.options)
-                    low = torch.minimum(low, (maps[b, t - 1] * masks[r]).amax())
-            losses.append(total)
-            peaks.append(low)
-        loss = torch.stack(losses)
+    def sample_loss(self, view: SampleView, step: int, plan: StepPlan) -> SampleLoss:
+        o = self.options
         target = plan.info.get("target")
-        done = torch.stack(peaks) >= target if target is not None else torch.zeros_like(loss, dtype=torch.bool)
-        return LossOutput(loss, done.detach())
+        subjects = [(r, t) for r, positions in enumerate(view.phrase_tokens(o.tokens)) for t in positions]
+        if not subjects:  # nothing to guide, and nothing left to refine
+            return SampleLoss(torch.zeros((), device=view.ctx.device), target is not None)
+        maps = [view.token_map("cross", t, temperature=o.temperature, smoothing=o.smoothing) for _, t in subjects]
+        masks = view.region_masks(maps[0].shape, boxes_only=True)
+        total, low = maps[0].new_zeros(()), maps[0].new_ones(())
+        for (r, _), a in zip(subjects, maps):
+            total = total + boxdiff_terms(a, masks[r], o)
+            low = torch.minimum(low, (a * masks[r]).amax())
+        return SampleLoss(total, bool(low >= target) if target is not None else False)

@@ -1,21 +1,49 @@
-"""Combinations such as ``zestguide+pww``: one gradient method plus any number of attention modulators.
+"""Combinations such as ``zestguide+pww`` or ``gligen+pww+refocus``, composed by each member's declared kind.
 
-Two gradient methods in one combination would need a rule for mixing their schedules and step sizes that
-no paper defines, so that is an error rather than a guess.
+Any number of ``modulation`` and ``conditioning`` members (their modulators, conditionings and UNet arguments
+are merged in member order), at most one ``gradient`` member (two would need a rule for mixing their schedules
+and step sizes that no paper defines) and at most one ``rewiring`` member (two rewirings of one block do not
+compose). Members that feed GLIGEN's grounding tokens (``gligen``, ``reground``) may not be combined either: both
+would set them. Breaking a rule is a :class:`MethodOptionError`, not a guess.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+from collections.abc import Iterator
+from typing import Any
 
 import torch
 
-from ..attention import AttentionRequest, AttentionStore, Modulator
-from .base import GuidanceContext, GuidanceMethod, LossOutput, MethodOptionError, StepPlan
+from ..attention import AttentionRequest, Modulator, RecordedMaps, Requests
+from .base import Encode, GuidanceContext, GuidanceMethod, LossOutput, MethodOptionError, MethodState, StepPlan
 
 
-def _guides(method: GuidanceMethod) -> bool:
-    return type(method).plan is not GuidanceMethod.plan
+@dataclasses.dataclass
+class CompositeState(MethodState):
+    """Each member's own state, in member order."""
+
+    members: list[MethodState]
+
+
+def _check_kinds(name: str, members: list[GuidanceMethod]) -> None:
+    names = [m.name for m in members]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise MethodOptionError(f"method {name!r} names {', '.join(repeated)} more than once; name each member once")
+    for kind, example in (("gradient", "zestguide+pww"), ("rewiring", "reground+refocus")):
+        of_kind = [m.name for m in members if m.kind == kind]
+        if len(of_kind) > 1:
+            raise MethodOptionError(
+                f"method {name!r} combines {len(of_kind)} {kind} methods ({', '.join(of_kind)}); combine at most one "
+                f"{kind} method with modulation and conditioning methods (e.g. {example})"
+            )
+    gated = [m.name for m in members if m.needs_gated_unet]
+    if len(gated) > 1:
+        raise MethodOptionError(
+            f"method {name!r} combines {', '.join(gated)}, which both set GLIGEN's grounding tokens; keep one"
+        )
 
 
 class Composite(GuidanceMethod):
@@ -24,52 +52,66 @@ class Composite(GuidanceMethod):
     def __init__(self, members: list[GuidanceMethod]) -> None:
         super().__init__()
         self.members = members
-        self.name = "+".join(m.name for m in members)
-        gradient = [m for m in members if _guides(m)]
-        if len(gradient) > 1:
-            raise MethodOptionError(
-                f"method {self.name!r} combines {len(gradient)} gradient-guidance methods ({', '.join(m.name for m in gradient)}); "
-                "combine at most one with attention modulators (e.g. zestguide+pww)"
-            )
+        self.name = "+".join(m.name for m in members)  # type: ignore[misc]  # an instance's own name
+        _check_kinds(self.name, members)
+        gradient = [m for m in members if m.kind == "gradient"]
         self.guide = gradient[0] if gradient else None
-        self.needs_layout = any(m.needs_layout for m in members)
+        self.kind = self.guide.kind if self.guide else "modulation"  # type: ignore[misc]
+        self.needs_layout = any(m.needs_layout for m in members)  # type: ignore[misc]
+        self.needs_gated_unet = any(m.needs_gated_unet for m in members)  # type: ignore[misc]
 
     def __repr__(self) -> str:
         return f"Composite({self.members!r})"
 
-    def requests(self) -> list[AttentionRequest]:
-        return self.guide.requests() if self.guide else []
+    def _guide_state(self, state: MethodState) -> tuple[GuidanceMethod, MethodState]:
+        assert isinstance(state, CompositeState) and self.guide is not None
+        return self.guide, state.members[self.members.index(self.guide)]
 
-    def modulations(self, ctx: GuidanceContext) -> dict[AttentionRequest, list[Modulator]]:
+    def _pairs(self, state: MethodState) -> list[tuple[GuidanceMethod, MethodState]]:
+        assert isinstance(state, CompositeState)
+        return list(zip(self.members, state.members))
+
+    def activate(self, pipe: Any, ctx: GuidanceContext) -> contextlib.AbstractContextManager[MethodState]:
+        return self._activate(pipe, ctx)
+
+    @contextlib.contextmanager
+    def _activate(self, pipe: Any, ctx: GuidanceContext) -> Iterator[MethodState]:
+        with contextlib.ExitStack() as stack:
+            yield CompositeState(ctx, [stack.enter_context(m.activate(pipe, ctx)) for m in self.members])
+
+    def attention_requests(self) -> Requests:
+        return self.guide.attention_requests() if self.guide else {}
+
+    def modulations(self, state: MethodState) -> dict[AttentionRequest, list[Modulator]]:
         merged: dict[AttentionRequest, list[Modulator]] = {}
-        for member in self.members:
-            for request, fns in member.modulations(ctx).items():
+        for member, own in self._pairs(state):
+            for request, fns in member.modulations(own).items():
                 merged.setdefault(request, []).extend(fns)
         return merged
 
-    @contextlib.contextmanager
-    def activate(self, pipe, ctx: GuidanceContext):
-        with contextlib.ExitStack() as stack:
-            for member in self.members:
-                stack.enter_context(member.activate(pipe, ctx))
-            yield
-
-    def unet_kwargs(self, step: int, ctx: GuidanceContext, *, cfg: bool) -> dict:
-        merged: dict = {}
-        for member in self.members:
-            merged.update(member.unet_kwargs(step, ctx, cfg=cfg))
+    def unet_kwargs(self, state: MethodState, step: int, *, cfg: bool) -> dict[str, Any]:
+        merged: dict[str, Any] = {}
+        for member, own in self._pairs(state):
+            merged.update(member.unet_kwargs(own, step, cfg=cfg))
         return merged
 
-    def condition(self, embeddings: torch.Tensor, ctx: GuidanceContext, encode) -> torch.Tensor:
-        for member in self.members:
-            embeddings = member.condition(embeddings, ctx, encode)
+    def condition(self, state: MethodState, embeddings: torch.Tensor, encode: Encode) -> torch.Tensor:
+        for member, own in self._pairs(state):
+            embeddings = member.condition(own, embeddings, encode)
         return embeddings
 
-    def plan(self, step: int, ctx: GuidanceContext) -> StepPlan | None:
-        return self.guide.plan(step, ctx) if self.guide else None
+    def plan(self, state: MethodState, step: int) -> StepPlan | None:
+        if self.guide is None:
+            return None
+        guide, own = self._guide_state(state)
+        return guide.plan(own, step)
 
-    def loss(self, store: AttentionStore, ctx: GuidanceContext, step: int, plan: StepPlan) -> LossOutput:
-        return self.guide.loss(store, ctx, step, plan)
+    def loss(self, state: MethodState, step: int, plan: StepPlan, maps: RecordedMaps) -> LossOutput:
+        guide, own = self._guide_state(state)
+        return guide.loss(own, step, plan, maps)
 
-    def update(self, latents, grad, plan, ctx, step):
-        return self.guide.update(latents, grad, plan, ctx, step)
+    def update(
+        self, state: MethodState, step: int, plan: StepPlan, latents: torch.Tensor, grad: torch.Tensor
+    ) -> torch.Tensor:
+        guide, own = self._guide_state(state)
+        return guide.update(own, step, plan, latents, grad)

@@ -17,8 +17,8 @@ from __future__ import annotations
 import torch
 from pydantic import Field
 
-from ..attention import AttentionRequest, AttentionStore, LayerInfo, Modulator
-from .base import GuidanceContext, GuidanceMethod, MethodOptions
+from ..attention import AttentionRequest, LayerInfo, Modulator
+from .base import Encode, GuidanceMethod, MethodOptions, MethodState
 from .paint_with_words import token_region_matrix
 
 
@@ -33,10 +33,13 @@ class DenseDiffusionOptions(MethodOptions):
 class DenseDiffusion(GuidanceMethod):
     name = "densediffusion"
     summary = "DenseDiffusion: modulate cross- and self-attention logits towards the layout (arXiv 2308.12964)"
+    kind = "modulation"
     needs_layout = True
     Options = DenseDiffusionOptions
+    options: DenseDiffusionOptions
 
-    def condition(self, embeddings: torch.Tensor, ctx: GuidanceContext, encode) -> torch.Tensor:
+    def condition(self, state: MethodState, embeddings: torch.Tensor, encode: Encode) -> torch.Tensor:
+        ctx = state.ctx
         if not self.options.standalone_text:
             return embeddings
         out = embeddings.clone()
@@ -49,12 +52,12 @@ class DenseDiffusion(GuidanceMethod):
                 out[b, list(idx)] = alone[r, 1 : 1 + len(idx)].to(out.dtype)
         return out
 
-    def modulations(self, ctx: GuidanceContext) -> dict[AttentionRequest, list[Modulator]]:
-        o = self.options
+    def modulations(self, state: MethodState) -> dict[AttentionRequest, list[Modulator]]:
+        o, ctx = self.options, state.ctx
         cache: dict = {}
 
-        def regions(layer: LayerInfo, store: AttentionStore, n_keys: int):
-            grid = layer.grid(store.latent_hw)
+        def regions(layer: LayerInfo, n_keys: int) -> tuple[torch.Tensor, torch.Tensor]:
+            grid = layer.grid(ctx.latent_hw)
             key = (layer.kind, grid, n_keys)
             if key not in cache:
                 rs, sizes = [], []
@@ -67,7 +70,7 @@ class DenseDiffusion(GuidanceMethod):
                         if len(masks)
                         else torch.ones(masks.shape[1], device=masks.device)
                     )
-                    if layer.kind == "cross":
+                    if layer.role == "text":
                         r = token_region_matrix(ctx, b, grid, n_keys)  # (N, K)
                     else:
                         r = (masks.T @ masks > 0).float()  # (N, N): same region
@@ -76,16 +79,16 @@ class DenseDiffusion(GuidanceMethod):
                 cache[key] = (torch.stack(rs)[:, None], torch.stack(sizes)[:, None, :, None])  # (B,1,N,K), (B,1,N,1)
             return cache[key]
 
-        def modulate(logits: torch.Tensor, layer: LayerInfo, store: AttentionStore) -> torch.Tensor:
-            if store.step >= o.active_fraction * ctx.num_steps:
+        def modulate(step: int, layer: LayerInfo, logits: torch.Tensor) -> torch.Tensor:
+            if step >= o.active_fraction * ctx.num_steps:
                 return logits
-            t = float(ctx.timesteps[store.step])
-            strength = (o.w_cross if layer.kind == "cross" else o.w_self) * (t / 1000) ** 5
-            r, size = regions(layer, store, logits.shape[-1])
+            t = float(ctx.timesteps[step])
+            strength = (o.w_cross if layer.role == "text" else o.w_self) * (t / 1000) ** 5
+            r, size = regions(layer, logits.shape[-1])
             r, size = r.to(logits.dtype), size.to(logits.dtype)
             row_max = logits.amax(-1, keepdim=True)
             row_min = logits.amin(-1, keepdim=True)
             logits = logits + r * size * strength * (row_max - logits)
             return logits - (1 - r) * size * strength * (logits - row_min)
 
-        return {AttentionRequest(kind, None, ("down", "mid", "up")): [modulate] for kind in ("cross", "self")}
+        return {AttentionRequest(role, None, ("down", "mid", "up")): [modulate] for role in ("text", "image")}

@@ -26,15 +26,18 @@ checkpoints were trained without it and must keep it off.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
-from typing import Any, Literal
+from collections.abc import Iterator
+from typing import Any, ClassVar, Literal
 
 import torch
 from diffusers.hooks import HookRegistry, ModelHook
 from diffusers.models.attention import BasicTransformerBlock, GatedSelfAttentionDense
 from pydantic import Field
 
-from .base import GuidanceContext, GuidanceMethod, MethodOptionError, MethodOptions
+from ..errors import InputError
+from .base import GuidanceContext, GuidanceMethod, MethodKind, MethodOptionError, MethodOptions, MethodState
 
 MAX_OBJECTS = 30
 REGROUND_HOOK = "layoutguide_reground"
@@ -99,7 +102,7 @@ def parallel_grounding(unet: torch.nn.Module):
     blocks = grounded_blocks(unet)
     for block in blocks:
         if block.norm_type != "layer_norm":
-            raise ValueError(
+            raise MethodOptionError(
                 f"ReGround supports layer-norm transformer blocks only, got norm_type {block.norm_type!r}"
             )
     installed = []
@@ -110,7 +113,7 @@ def parallel_grounding(unet: torch.nn.Module):
         yield blocks
     finally:
         for block in installed:
-            block._diffusers_hook.remove_hook(REGROUND_HOOK, recurse=False)
+            HookRegistry.check_if_exists_or_initialize(block).remove_hook(REGROUND_HOOK, recurse=False)
 
 
 def position_code(height: int, width: int, channels: int) -> torch.Tensor:
@@ -177,73 +180,85 @@ class GligenOptions(MethodOptions):
     )
     position_code: bool = Field(
         False,
-        description="add a fixed 2D sinusoidal code to the fusers' visual tokens; only for GLIGEN models trained with it "
-        "(the shapes GLIGEN model's layoutguide.json sets it), never for real GLIGEN checkpoints",
+        description="add a fixed 2D sinusoidal code to the fusers' visual tokens; only for GLIGEN models trained with "
+        "it (the shapes GLIGEN model's layoutguide.json sets it), never for real GLIGEN checkpoints",
     )
+
+
+def grounding_inputs(pipe: Any, ctx: GuidanceContext, grounding_text: str = "phrase") -> dict[str, torch.Tensor]:
+    """GLIGEN's ``position_net`` inputs for every sample: ``boxes`` ``(B, 30, 4)`` (normalised xyxy),
+    ``positive_embeddings`` ``(B, 30, D)`` (the text encoder's pooled output of each region phrase, or of its last
+    word with ``grounding_text="head"``) and ``masks`` ``(B, 30)`` (1 for real objects), on ``ctx.device``."""
+    width = pipe.unet.config.cross_attention_dim
+    batch = ctx.batch_size
+    boxes = torch.zeros(batch, MAX_OBJECTS, 4)
+    embeddings = torch.zeros(batch, MAX_OBJECTS, width)
+    masks = torch.zeros(batch, MAX_OBJECTS)
+    for b, layout in enumerate(ctx.layouts):
+        if len(layout.regions) > MAX_OBJECTS:
+            raise InputError(f"layout: GLIGEN grounds at most {MAX_OBJECTS} objects, got {len(layout.regions)}")
+        if not layout.regions:
+            continue
+        phrases = [grounding_phrase(p, grounding_text) for p in layout.phrases]
+        ids = pipe.tokenizer(phrases, padding=True, return_tensors="pt").input_ids.to(pipe.text_encoder.device)
+        with torch.no_grad():
+            pooled = pipe.text_encoder(ids).pooler_output  # (R, D)
+        if pooled.shape[-1] != width:
+            raise InputError(
+                f"GLIGEN needs phrase embeddings of width {width} (cross_attention_dim), the text encoder gives "
+                f"{pooled.shape[-1]}"
+            )
+        n = len(layout.regions)
+        boxes[b, :n] = torch.tensor(layout.boxes, dtype=torch.float32)
+        embeddings[b, :n] = pooled.float().cpu()
+        masks[b, :n] = 1
+    dtype = pipe.unet.dtype
+    return {
+        "boxes": boxes.to(ctx.device, dtype),
+        "positive_embeddings": embeddings.to(ctx.device, dtype),
+        "masks": masks.to(ctx.device, dtype),
+    }
+
+
+@dataclasses.dataclass
+class GroundingState(MethodState):
+    """The call's grounding inputs (:func:`grounding_inputs`)."""
+
+    tensors: dict[str, torch.Tensor]
 
 
 class Gligen(GuidanceMethod):
     name = "gligen"
     summary = "GLIGEN box grounding through the UNet's gated self-attention (needs a gated UNet; arXiv 2301.07093)"
+    kind: ClassVar[MethodKind] = "conditioning"
     needs_layout = True
     needs_gated_unet = True
     Options = GligenOptions
+    options: GligenOptions
 
-    def activate(self, pipe, ctx: GuidanceContext):
+    def activate(self, pipe: Any, ctx: GuidanceContext) -> contextlib.AbstractContextManager[MethodState]:
         return self._activate(pipe, ctx)
 
     @contextlib.contextmanager
-    def _activate(self, pipe, ctx: GuidanceContext):
+    def _activate(self, pipe: Any, ctx: GuidanceContext) -> Iterator[MethodState]:
         unet = pipe.unet
         if getattr(unet, "position_net", None) is None or not grounded_blocks(unet):
             raise MethodOptionError(
                 f"method {self.name!r} needs a GLIGEN UNet (attention_type='gated'); this model has no fusers"
             )
-        self._tensors = self._grounding_inputs(pipe, ctx)
+        state = GroundingState(ctx, grounding_inputs(pipe, ctx, self.options.grounding_text))
         with contextlib.ExitStack() as stack:
             if self.options.rewire == "parallel":
                 stack.enter_context(parallel_grounding(unet))
             if self.options.position_code:
                 stack.enter_context(fuser_position_code(unet, ctx.latent_hw))
-            try:
-                yield
-            finally:
-                self._tensors = None
+            yield state
 
-    def _grounding_inputs(self, pipe, ctx: GuidanceContext) -> dict[str, torch.Tensor]:
-        width = pipe.unet.config.cross_attention_dim
-        batch = ctx.batch_size
-        boxes = torch.zeros(batch, MAX_OBJECTS, 4)
-        embeddings = torch.zeros(batch, MAX_OBJECTS, width)
-        masks = torch.zeros(batch, MAX_OBJECTS)
-        for b, layout in enumerate(ctx.layouts):
-            if len(layout.regions) > MAX_OBJECTS:
-                raise ValueError(f"layout: GLIGEN grounds at most {MAX_OBJECTS} objects, got {len(layout.regions)}")
-            if not layout.regions:
-                continue
-            phrases = [grounding_phrase(p, self.options.grounding_text) for p in layout.phrases]
-            ids = pipe.tokenizer(phrases, padding=True, return_tensors="pt").input_ids.to(pipe.text_encoder.device)
-            with torch.no_grad():
-                pooled = pipe.text_encoder(ids).pooler_output  # (R, D)
-            if pooled.shape[-1] != width:
-                raise ValueError(
-                    f"GLIGEN needs phrase embeddings of width {width} (cross_attention_dim), the text encoder gives {pooled.shape[-1]}"
-                )
-            n = len(layout.regions)
-            boxes[b, :n] = torch.tensor(layout.boxes, dtype=torch.float32)
-            embeddings[b, :n] = pooled.float().cpu()
-            masks[b, :n] = 1
-        dtype = pipe.unet.dtype
-        return {
-            "boxes": boxes.to(ctx.device, dtype),
-            "positive_embeddings": embeddings.to(ctx.device, dtype),
-            "masks": masks.to(ctx.device, dtype),
-        }
-
-    def unet_kwargs(self, step: int, ctx: GuidanceContext, *, cfg: bool) -> dict[str, Any]:
-        if self._tensors is None or step >= self.options.beta * ctx.num_steps:
+    def unet_kwargs(self, state: MethodState, step: int, *, cfg: bool) -> dict[str, Any]:
+        if step >= self.options.beta * state.ctx.num_steps:
             return {}
-        t = self._tensors
+        assert isinstance(state, GroundingState)
+        t = state.tensors
         if not cfg:
             return {"gligen": dict(t)}
         # [uncond, cond]: the unconditional half gets GLIGEN's null grounding (masks 0)
@@ -255,8 +270,6 @@ class Gligen(GuidanceMethod):
             }
         }
 
-    _tensors: dict[str, torch.Tensor] | None = None
-
 
 class ReGroundOptions(GligenOptions):
     beta: float = Field(1.0, ge=0, le=1, description="share of the steps with grounding on")
@@ -265,5 +278,6 @@ class ReGroundOptions(GligenOptions):
 
 class ReGround(Gligen):
     name = "reground"
+    kind = "rewiring"
     summary = "ReGround: GLIGEN with gated self-attention and cross-attention in parallel (arXiv 2403.13589)"
     Options = ReGroundOptions

@@ -19,8 +19,8 @@ from typing import Literal
 import torch
 from pydantic import Field
 
-from ..attention import AttentionRequest, AttentionStore
-from .base import GuidanceContext, GuidanceMethod, LossOutput, MethodOptions, StepPlan, region_tokens
+from ..attention import AttentionRequest, Requests
+from .base import GradientMethod, MethodOptions, MethodState, SampleLoss, SampleView, StepPlan
 
 
 class LayoutGuidanceOptions(MethodOptions):
@@ -32,37 +32,34 @@ class LayoutGuidanceOptions(MethodOptions):
     tokens: Literal["all", "last"] = "all"
 
 
-class LayoutGuidance(GuidanceMethod):
+class LayoutGuidance(GradientMethod):
     name = "layout-guidance"
     summary = "Layout-guidance: backward guidance of cross-attention mass into boxes (arXiv 2304.03373)"
     needs_layout = True
     Options = LayoutGuidanceOptions
+    options: LayoutGuidanceOptions
 
-    def requests(self) -> list[AttentionRequest]:
+    def attention_requests(self) -> Requests:
         r = self.options.resolution
-        return [AttentionRequest("cross", (r,), ("up",)), AttentionRequest("cross", None, ("mid",))]
+        return {"cross": (AttentionRequest("text", (r,), ("up",)), AttentionRequest("text", None, ("mid",)))}
 
-    def plan(self, step: int, ctx: GuidanceContext) -> StepPlan | None:
+    def plan(self, state: MethodState, step: int) -> StepPlan | None:
+        ctx = state.ctx
         if step >= max(1, round(self.options.guided_fraction * ctx.num_steps)):
             return None
         t = ctx.timesteps[step]
         one_minus_alpha = float(1 - ctx.alphas_cumprod[int(t)])
         return StepPlan(self.options.max_iterations, self.options.loss_scale * one_minus_alpha, {"timestep": int(t)})
 
-    def loss(self, store: AttentionStore, ctx: GuidanceContext, step: int, plan: StepPlan) -> LossOutput:
-        maps = {**store.get(self.requests()[0]), **store.get(self.requests()[1])}
+    def sample_loss(self, view: SampleView, step: int, plan: StepPlan) -> SampleLoss:
         per_layer = []
-        for name, probs in maps.items():  # probs: (B, heads, N, 77)
-            grid = store.layers[name].grid(store.latent_hw)
-            energies = []
-            for b in range(ctx.batch_size):
-                masks = ctx.region_masks(b, grid).flatten(1)  # (R, N)
-                terms = []
-                for r, idx in enumerate(ctx.token_maps[b].indices):
-                    a = probs[b][..., list(region_tokens(idx, self.options.tokens))].float()  # (heads, N, T)
-                    ratio = (a * masks[r][None, :, None]).sum(1) / a.sum(1).clamp(min=1e-8)  # (heads, T)
-                    terms.append(((1 - ratio) ** 2).mean(0).mean())  # mean heads, then over the phrase's tokens
-                energies.append(torch.stack(terms).mean())
-            per_layer.append(torch.stack(energies))
-        energy = torch.stack(per_layer).mean(0)  # (B,)
-        return LossOutput(energy, (energy <= self.options.loss_threshold).detach())
+        for grid, probs in view.layer_maps("cross"):  # probs: (heads, N, 77)
+            masks = view.region_masks(grid).flatten(1)  # (R, N)
+            terms = []
+            for r, positions in enumerate(view.phrase_tokens(self.options.tokens)):
+                a = probs[..., list(positions)].float()  # (heads, N, T)
+                ratio = (a * masks[r][None, :, None]).sum(1) / a.sum(1).clamp(min=1e-8)  # (heads, T)
+                terms.append(((1 - ratio) ** 2).mean(0).mean())  # mean heads, then over the phrase's tokens
+            per_layer.append(torch.stack(terms).mean())
+        energy = torch.stack(per_layer).mean(0)
+        return SampleLoss(energy, energy <= self.options.loss_threshold)

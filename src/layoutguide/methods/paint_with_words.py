@@ -14,8 +14,8 @@ import math
 import torch
 from pydantic import Field
 
-from ..attention import AttentionRequest, AttentionStore, LayerInfo, Modulator
-from .base import GuidanceContext, GuidanceMethod, MethodOptions
+from ..attention import AttentionRequest, LayerInfo, Modulator
+from .base import GuidanceContext, GuidanceMethod, MethodOptions, MethodState
 
 
 class PaintWithWordsOptions(MethodOptions):
@@ -39,15 +39,18 @@ def sigma_at(ctx: GuidanceContext, step: int) -> float:
 class PaintWithWords(GuidanceMethod):
     name = "pww"
     summary = "Paint-with-Words: boost region tokens' cross-attention logits inside their masks (eDiff-I)"
+    kind = "modulation"
     needs_layout = True
     Options = PaintWithWordsOptions
+    options: PaintWithWordsOptions
 
-    def modulations(self, ctx: GuidanceContext) -> dict[AttentionRequest, list[Modulator]]:
+    def modulations(self, state: MethodState) -> dict[AttentionRequest, list[Modulator]]:
+        ctx = state.ctx
         cache: dict = {}
 
-        def modulate(logits: torch.Tensor, layer: LayerInfo, store: AttentionStore) -> torch.Tensor:
+        def modulate(step: int, layer: LayerInfo, logits: torch.Tensor) -> torch.Tensor:
             # logits: (B, heads, N, K) of the conditional samples, already multiplied by the attention scale
-            grid = layer.grid(store.latent_hw)
+            grid = layer.grid(ctx.latent_hw)
             key = (grid, logits.shape[-1])
             if key not in cache:
                 cache[key] = torch.stack(
@@ -55,6 +58,6 @@ class PaintWithWords(GuidanceMethod):
                 )
             w = cache[key].to(logits.dtype)[:, None]  # (B, 1, N, K)
             peak = logits.detach().flatten(1).amax(1).view(-1, 1, 1, 1)
-            return logits + self.options.weight * math.log1p(sigma_at(ctx, store.step)) * peak * w
+            return logits + self.options.weight * math.log1p(sigma_at(ctx, step)) * peak * w
 
-        return {AttentionRequest("cross", None, ("down", "mid", "up")): [modulate]}
+        return {AttentionRequest("text", None, ("down", "mid", "up")): [modulate]}

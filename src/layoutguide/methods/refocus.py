@@ -36,16 +36,8 @@ from typing import Literal
 import torch
 from pydantic import Field
 
-from ..attention import AttentionRequest, AttentionStore, grid_maps
-from .base import (
-    GuidanceContext,
-    GuidanceMethod,
-    LossOutput,
-    StepPlan,
-    TokenMapOptions,
-    region_tokens,
-    smoothed_token_maps,
-)
+from ..attention import AttentionRequest, Requests
+from .base import GradientMethod, MethodState, SampleLoss, SampleView, StepPlan, TokenMapOptions, region_tokens
 
 REFERENCE_STEPS = 50
 
@@ -114,159 +106,155 @@ class RefocusOptions(TokenMapOptions):
     )
 
 
-class Refocus(GuidanceMethod):
+def car_paper(
+    maps: torch.Tensor, masks: torch.Tensor, regions_of_token: list[list[int]], o: RefocusOptions
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The paper's L_CAR of one sample and its smallest in-box peak: ``maps`` ``(T, h, w)`` per token, ``masks``
+    ``(R, h, w)``, ``regions_of_token[t]`` the regions containing token ``t``."""
+    terms, insides = [], []
+    for t, regions in enumerate(regions_of_token):
+        inside = masks[regions].amax(0)  # union of the token's boxes
+        term = maps.new_zeros(())
+        if o.car_foreground:
+            term = term + (1 - (maps[t] * inside).amax())
+        if o.car_background:
+            term = term + (maps[t] * (1 - inside)).amax()
+        terms.append(term)
+        insides += [(maps[t] * masks[r]).amax() for r in regions]
+    return torch.stack(terms).mean(), torch.stack(insides).min()
+
+
+def car_official(
+    maps: torch.Tensor, masks: torch.Tensor, regions_of_token: list[list[int]], o: RefocusOptions, early: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The official code's thresholded L_CAR (``early``: reference step < 15) and the smallest in-box peak."""
+    total, insides = maps.new_zeros(()), []
+    everything = masks.amax(0)
+    for t, regions in enumerate(regions_of_token):
+        a = maps[t]
+        if o.car_foreground:
+            for r in regions:
+                m = (a * masks[r]).amax()
+                insides.append(m)
+                if m < 0.1:
+                    total = total + 6 * (1 - m)
+                elif m < 0.2 or early:
+                    total = total + (1 - m)
+        else:
+            insides += [(a * masks[r]).amax() for r in regions]
+        if o.car_background:
+            own = masks[regions].amax(0)
+            a_other = a * (1 - own)
+            for r in range(masks.shape[0]):
+                if r in regions:
+                    continue
+                n = (a_other * masks[r]).amax()
+                if n > 0.15:
+                    total = total + 4 * n
+                elif n > 0.1 or early:
+                    total = total + n
+            total = total + 0.5 * len(regions) * (a * (1 - everything)).amax()
+    return total / len(regions_of_token), torch.stack(insides).min()
+
+
+def token_groups(indices: tuple[tuple[int, ...], ...], which: str) -> dict[int, list[int]]:
+    """Token position -> the regions whose phrase contains it (a phrase's words share its boxes)."""
+    groups: dict[int, list[int]] = {}
+    for r, positions in enumerate(indices):
+        for t in region_tokens(positions, which):
+            groups.setdefault(t, []).append(r)
+    return groups
+
+
+def sar_loss(self_maps: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """SAR of one sample: ``self_maps`` ``(h, w, h*w)``, ``masks`` ``(R, h, w)``: per region box, the mean over its
+    pixels of the self-attention mass they put outside it, averaged over regions."""
+    flat = masks.flatten(1)  # (R, N)
+    S = self_maps.reshape(-1, self_maps.shape[-1])  # (N, N): rows are queries
+    outside_mass = S @ (1 - flat).T  # (N, R): mass each pixel puts outside each region
+    per_region = (outside_mass * flat.T).sum(0) / flat.sum(1).clamp(min=1)
+    return per_region.mean()
+
+
+def grounding_loss(view: SampleView, name: str) -> torch.Tensor:
+    """L_G of one sample: in-box pixels should not attend to *other* boxes' grounding tokens (GLIGEN fuser attention).
+
+    Per layer and region r: mean over r's pixels of the fuser attention to the grounding tokens, own token
+    r zeroed, max over tokens, mean over heads; summed over regions / number of regions, mean over layers.
+    Uses each region's own grounding token (the official code indexes word groups, which agrees only for
+    one-word, one-box objects). Zero where no fuser ran (non-GLIGEN model, or after scheduled sampling).
+    """
+    layers = view.layer_maps(name)
+    if not layers:
+        return torch.zeros((), device=view.ctx.device)
+    per_layer = []
+    for grid, probs in layers:  # (heads, N + 30, N + 30)
+        n = grid[0] * grid[1]
+        masks = view.region_masks(grid).flatten(1)  # (R, N)
+        to_tokens = probs[:, :n, n:].float()  # (heads, N, 30): visual queries -> grounding keys
+        rows = (
+            torch.einsum("rn,hnk->rhk", masks, to_tokens) / masks.sum(1).clamp(min=1)[:, None, None]
+        )  # (R, heads, 30)
+        own = torch.zeros_like(rows)
+        own[torch.arange(len(masks)), :, torch.arange(len(masks))] = 1
+        per_layer.append((rows * (1 - own)).amax(-1).mean(-1).sum() / len(masks))
+    return torch.stack(per_layer).mean(0)
+
+
+class Refocus(GradientMethod):
     name = "refocus"
     summary = "Attention Refocusing (CAR + SAR losses on 16x16 attention; arXiv 2306.05427)"
     needs_layout = True
     Options = RefocusOptions
+    options: RefocusOptions
 
-    def requests(self) -> list[AttentionRequest]:
+    def attention_requests(self) -> Requests:
         o = self.options
         sides = (o.resolution,)
-        out = []
+        out = {}
         if o.car:
-            out.append(AttentionRequest("cross", sides, ("down", "up")))
+            out["cross"] = AttentionRequest("text", sides, ("down", "up"))
         if o.sar:
-            out.append(AttentionRequest("self", sides, ("down", "up")))
+            out["self"] = AttentionRequest("image", sides, ("down", "up"))
         if o.grounding_weight > 0:
-            out.append(AttentionRequest("grounding", sides, ("down", "up")))
+            out["grounding"] = AttentionRequest("grounding", sides, ("down", "up"))
         return out
 
-    def plan(self, step: int, ctx: GuidanceContext) -> StepPlan | None:
+    def plan(self, state: MethodState, step: int) -> StepPlan | None:
         if not (self.options.car or self.options.sar or self.options.grounding_weight > 0):
             return None
-        found = reference_plan(step, ctx.num_steps, SCHEDULES[self.options.schedule])
+        found = reference_plan(step, state.ctx.num_steps, SCHEDULES[self.options.schedule])
         if found is None:
             return None
         ref, (s, iterations) = found
         return StepPlan(iterations=iterations, step_size=s * self.options.loss_scale, info={"reference_step": ref})
 
-    # ------------------------------------------------------------------------------------------------ loss
-    def loss(self, store: AttentionStore, ctx: GuidanceContext, step: int, plan: StepPlan) -> LossOutput:
+    def sample_loss(self, view: SampleView, step: int, plan: StepPlan) -> SampleLoss:
         o = self.options
         ref = plan.info["reference_step"]
-        early = ref < 15
-        batch = ctx.batch_size
-        zero = torch.zeros(batch, device=ctx.device)
-        car, sar, min_inside = zero.clone(), zero.clone(), torch.ones(batch, device=ctx.device)
+        zero = torch.zeros((), device=view.ctx.device)
+        car, sar, grounding, min_inside = zero, zero, zero, torch.ones((), device=view.ctx.device)
         if o.car:
-            tokens = smoothed_token_maps(store, self.requests()[0], self.options)  # (B, 75, h, w)
-            grid = tuple(tokens.shape[-2:])
-            car_terms, inside_terms = [], []
-            for b in range(batch):
-                masks = ctx.region_masks(b, grid)  # (R, h, w)
-                groups = self._token_groups(ctx.token_maps[b].indices)
-                maps = tokens[b, [t - 1 for t in groups]]  # (T, h, w)
-                fn = self._car_official if o.variant == "official" else self._car_paper
-                value, inside = fn(maps, masks, list(groups.values()), early)
-                car_terms.append(value)
-                inside_terms.append(inside)
-            car, min_inside = torch.stack(car_terms), torch.stack(inside_terms).detach()
+            groups = token_groups(view.tokens.indices, o.tokens)
+            maps = view.token_maps("cross", list(groups), temperature=o.temperature, smoothing=o.smoothing)
+            masks = view.region_masks(maps.shape[-2:])
+            if o.variant == "official":
+                car, min_inside = car_official(maps, masks, list(groups.values()), o, early=ref < 15)
+            else:
+                car, min_inside = car_paper(maps, masks, list(groups.values()), o)
+            min_inside = min_inside.detach()
         if o.sar:
-            request = next(r for r in self.requests() if r.kind == "self")
-            self_maps = grid_maps(store.get(request), store.layers, store.latent_hw).float()  # (B, h, w, h*w)
-            grid = self_maps.shape[1:3]
-            terms = []
-            for b in range(batch):
-                masks = ctx.region_masks(b, grid).flatten(1)  # (R, N)
-                S = self_maps[b].reshape(-1, self_maps.shape[-1])  # (N, N): rows are queries
-                outside_mass = S @ (1 - masks).T  # (N, R): mass each pixel puts outside each region
-                per_region = (outside_mass * masks.T).sum(0) / masks.sum(1).clamp(min=1)
-                terms.append(per_region.mean())
-            sar = torch.stack(terms)
-        grounding = zero.clone()
+            self_maps = view.attention("self")  # (h, w, h*w)
+            sar = sar_loss(self_maps, view.region_masks(self_maps.shape[:2]))
         if o.grounding_weight > 0:
-            grounding = self._grounding_loss(store, ctx)
+            grounding = grounding_loss(view, "grounding")
         total = car + sar + o.grounding_weight * grounding
         if not o.early_stop:
-            done = torch.zeros(batch, dtype=torch.bool, device=ctx.device)
+            done = torch.zeros((), dtype=torch.bool, device=view.ctx.device)
         elif o.schedule == "v1":
             done = total <= o.loss_threshold
         else:
             peaked = min_inside >= o.inside_threshold
             done = peaked | (total <= o.loss_threshold) if ref < 10 else peaked
-        return LossOutput(
-            total,
-            done.detach(),
-            {"car": car.detach(), "sar": sar.detach(), "grounding": grounding.detach(), "min_inside": min_inside},
-        )
-
-    def _grounding_loss(self, store: AttentionStore, ctx: GuidanceContext) -> torch.Tensor:
-        """L_G: in-box pixels should not attend to *other* boxes' grounding tokens (GLIGEN fuser attention).
-
-        Per layer and region r: mean over r's pixels of the fuser attention to the grounding tokens, own token
-        r zeroed, max over tokens, mean over heads; summed over regions / number of regions, mean over layers.
-        Uses each region's own grounding token (the official code indexes word groups, which agrees only for
-        one-word, one-box objects). Zero where no fuser ran (non-GLIGEN model, or after scheduled sampling).
-        """
-        maps = store.get(next(r for r in self.requests() if r.kind == "grounding"))
-        if not maps:
-            return torch.zeros(ctx.batch_size, device=ctx.device)
-        per_layer = []
-        for name, probs in maps.items():  # (B, heads, N + 30, N + 30)
-            grid = store.layers[name].grid(store.latent_hw)
-            n = grid[0] * grid[1]
-            values = []
-            for b in range(ctx.batch_size):
-                masks = ctx.region_masks(b, grid).flatten(1)  # (R, N)
-                to_tokens = probs[b][:, :n, n:].float()  # (heads, N, 30): visual queries -> grounding keys
-                rows = (
-                    torch.einsum("rn,hnk->rhk", masks, to_tokens) / masks.sum(1).clamp(min=1)[:, None, None]
-                )  # (R, heads, 30)
-                own = torch.zeros_like(rows)
-                own[torch.arange(len(masks)), :, torch.arange(len(masks))] = 1
-                values.append((rows * (1 - own)).amax(-1).mean(-1).sum() / len(masks))
-            per_layer.append(torch.stack(values))
-        return torch.stack(per_layer).mean(0)
-
-    def _token_groups(self, indices: tuple[tuple[int, ...], ...]) -> dict[int, list[int]]:
-        """Token position -> the regions whose phrase contains it (a phrase's words share its boxes)."""
-        groups: dict[int, list[int]] = {}
-        for r, positions in enumerate(indices):
-            for t in region_tokens(positions, self.options.tokens):
-                groups.setdefault(t, []).append(r)
-        return groups
-
-    def _car_paper(self, maps, masks, regions_of_token, early):
-        o = self.options
-        terms, insides = [], []
-        for t, regions in enumerate(regions_of_token):
-            inside = masks[regions].amax(0)  # union of the token's boxes
-            term = maps.new_zeros(())
-            if o.car_foreground:
-                term = term + (1 - (maps[t] * inside).amax())
-            if o.car_background:
-                term = term + (maps[t] * (1 - inside)).amax()
-            terms.append(term)
-            insides += [(maps[t] * masks[r]).amax() for r in regions]
-        return torch.stack(terms).mean(), torch.stack(insides).min()
-
-    def _car_official(self, maps, masks, regions_of_token, early):
-        o = self.options
-        total, insides = maps.new_zeros(()), []
-        everything = masks.amax(0)
-        for t, regions in enumerate(regions_of_token):
-            a = maps[t]
-            if o.car_foreground:
-                for r in regions:
-                    m = (a * masks[r]).amax()
-                    insides.append(m)
-                    if m < 0.1:
-                        total = total + 6 * (1 - m)
-                    elif m < 0.2 or early:
-                        total = total + (1 - m)
-            else:
-                insides += [(a * masks[r]).amax() for r in regions]
-            if o.car_background:
-                own = masks[regions].amax(0)
-                a_other = a * (1 - own)
-                for r in range(masks.shape[0]):
-                    if r in regions:
-                        continue
-                    n = (a_other * masks[r]).amax()
-                    if n > 0.15:
-                        total = total + 4 * n
-                    elif n > 0.1 or early:
-                        total = total + n
-                total = total + 0.5 * len(regions) * (a * (1 - everything)).amax()
-        return total / len(regions_of_token), torch.stack(insides).min()
+        info = {"car": car, "sar": sar, "grounding": grounding, "min_inside": min_inside}
+        return SampleLoss(total, done.detach(), {k: v.detach() for k, v in info.items()})

@@ -27,8 +27,8 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field
 
-from ..attention import AttentionRequest, AttentionStore, grid_maps
-from .base import GuidanceContext, GuidanceMethod, LossOutput, MethodOptions, StepPlan
+from ..attention import AttentionRequest, Requests
+from .base import GradientMethod, MethodOptions, MethodState, SampleLoss, SampleView, StepPlan
 
 
 class ZestGuideOptions(MethodOptions):
@@ -37,20 +37,6 @@ class ZestGuideOptions(MethodOptions):
     variant: Literal["paper", "code"] = "paper"
     normalize_grad: bool = True
     resolutions: tuple[int, ...] = (16, 32)
-
-
-def segment_maps(
-    store: AttentionStore, requests: list[AttentionRequest], indices: list[tuple[tuple[int, ...], ...]]
-) -> list[torch.Tensor]:
-    """``S^`` per sample: ``(R_b, h, w)`` for each sample's regions, tokens summed, heads and layers averaged."""
-    maps = {}
-    for request in requests:
-        maps.update(store.get(request))
-    cross = grid_maps(maps, store.layers, store.latent_hw).float()  # (B, h, w, 77)
-    out = []
-    for b, regions in enumerate(indices):
-        out.append(torch.stack([cross[b][..., list(idx)].sum(-1) for idx in regions]))
-    return out
 
 
 def _bce(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
@@ -72,32 +58,32 @@ def zest_loss(maps: torch.Tensor, masks: torch.Tensor, variant: str) -> torch.Te
     return total
 
 
-class ZestGuide(GuidanceMethod):
+class ZestGuide(GradientMethod):
     name = "zestguide"
     summary = (
         "ZestGuide: BCE between attention segmentation and input masks, L-inf normalised gradient (arXiv 2306.13754)"
     )
     needs_layout = True
     Options = ZestGuideOptions
+    options: ZestGuideOptions
 
-    def requests(self) -> list[AttentionRequest]:
-        return [
-            AttentionRequest("cross", (r,), ("down", "up") if r <= 16 else ("up",)) for r in self.options.resolutions
-        ]
+    def attention_requests(self) -> Requests:
+        # SD-1.4's 16x16 (down and up) and 32x32 (up) layers, pooled into one segmentation
+        return {
+            "segments": tuple(
+                AttentionRequest("text", (r,), ("down", "up") if r <= 16 else ("up",))
+                for r in self.options.resolutions
+            )
+        }
 
-    def plan(self, step: int, ctx: GuidanceContext) -> StepPlan | None:
+    def plan(self, state: MethodState, step: int) -> StepPlan | None:
+        ctx = state.ctx
         if step >= self.options.tau * ctx.num_steps:
             return None
         t = int(ctx.timesteps[step])
         lam = float((1 - ctx.alphas_cumprod[t]).sqrt())
         return StepPlan(1, self.options.eta * lam, {"timestep": t})
 
-    def loss(self, store: AttentionStore, ctx: GuidanceContext, step: int, plan: StepPlan) -> LossOutput:
-        maps = segment_maps(store, self.requests(), [ctx.token_maps[b].indices for b in range(ctx.batch_size)])
-        grid = tuple(maps[0].shape[-2:])
-        losses = [
-            zest_loss(maps[b], ctx.region_masks(b, grid, soft=True), self.options.variant)
-            for b in range(ctx.batch_size)
-        ]
-        loss = torch.stack(losses)
-        return LossOutput(loss, torch.zeros_like(loss, dtype=torch.bool))
+    def sample_loss(self, view: SampleView, step: int, plan: StepPlan) -> SampleLoss:
+        maps = view.phrase_maps("segments")  # (R, h, w)
+        return SampleLoss(zest_loss(maps, view.region_masks(maps.shape[-2:], soft=True), self.options.variant))
