@@ -11,7 +11,7 @@ from layoutguide.pipeline import LayoutPipeline
 
 @pytest.fixture(scope="module")
 def gated_pipe():
-    from conftest import sd_scheduler
+    from layoutguide.testing import sd_scheduler
 
     from layoutguide.shapes.model import ModelConfig, build_components
 

@@ -6,11 +6,11 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import guide_losses
 
 from layoutguide.attention import AttentionRequest, AttentionStore, attention_control, recording
 from layoutguide.methods import REGISTRY, Composite, GuidanceContext, MethodOptionError, MethodState, get_method
 from layoutguide.methods.boxdiff import BoxDiffOptions, boxdiff_terms
+from layoutguide.testing import guide_losses
 from layoutguide.tokens import map_phrases
 
 

@@ -248,7 +248,7 @@ def test_input_errors(tiny_pipe, two_region_layout):
         run(tiny_pipe, two_region_layout, method="nope")
     with pytest.raises(PhraseNotFoundError):
         run(tiny_pipe, two_region_layout.replace(prompt="a green triangle"), method="refocus")
-    with pytest.raises(ValueError, match="multiples of 4"):
+    with pytest.raises(ValueError, match="multiple of 4"):
         run(tiny_pipe, two_region_layout, height=30)
 
 

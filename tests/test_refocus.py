@@ -1,11 +1,11 @@
 import pytest
 import torch
-from conftest import guide_losses
 
 from layoutguide.layout import Layout, Region
 from layoutguide.methods import get_method
 from layoutguide.methods.base import StepPlan, gaussian_smooth, normalized_token_maps
 from layoutguide.methods.refocus import SCHEDULES, RefocusOptions, car_official, car_paper, reference_plan
+from layoutguide.testing import guide_losses
 
 
 def test_official_schedule_on_50_steps():

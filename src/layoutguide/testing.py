@@ -12,6 +12,8 @@ from typing import Any
 import torch
 from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
 
+from .layout import Layout
+from .methods import GradientMethod, GuidanceMethod, StepPlan
 from .pipeline import LayoutPipeline
 from .shapes.model import ModelConfig, build_components
 
@@ -82,3 +84,56 @@ def sharp_pipeline(seed: int = 0, factor: float = 4.0) -> LayoutPipeline:
                 module.to_k.weight.mul_(factor)
     unet.requires_grad_(False)
     return LayoutPipeline(**parts)
+
+
+def one_step_guidance(inner: GuidanceMethod, step: int, plan: StepPlan) -> GuidanceMethod:
+    """A gradient method with ``inner``'s maps, state, loss and update, guiding at ``step`` only with a fixed
+    ``plan`` (the contract's public hooks only): tests drive one guidance step of any method through the pipeline."""
+
+    class OneStep(GradientMethod):
+        name = f"{inner.name}@step{step}"
+        needs_layout = inner.needs_layout
+
+        def attention_requests(self):
+            return inner.attention_requests()
+
+        def activate(self, pipe, ctx):
+            return inner.activate(pipe, ctx)
+
+        def plan(self, state, at):
+            return plan if at == step else None
+
+        def loss(self, state, at, step_plan, maps):
+            return inner.loss(state, at, step_plan, maps)
+
+        def update(self, state, at, step_plan, latents, grad):
+            return inner.update(state, at, step_plan, latents, grad)
+
+    return OneStep()
+
+
+def guide_losses(
+    pipe: LayoutPipeline,
+    method: GuidanceMethod,
+    layout: Layout,
+    iterations: int = 8,
+    step_size: float = 100.0,
+    step: int = 0,
+    n_steps: int = 10,
+    info: dict[str, Any] | None = None,
+) -> list[float]:
+    """Run ``iterations`` guidance updates of ``method`` at one fixed step (through the pipeline call); return the
+    loss after each."""
+    plan = StepPlan(iterations, step_size, info or {"reference_step": 0, "target": None})
+    x = torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(0))
+    out = pipe(
+        layout=layout,
+        method=one_step_guidance(method, step, plan),
+        num_inference_steps=n_steps,
+        guidance_scale=1.0,
+        latents=x,
+        output_type="latent",
+        progress=False,
+    )
+    assert out.guidance is not None  # the pipeline always returns its guidance log
+    return [losses[0] for losses in out.guidance[step]["losses"]]
