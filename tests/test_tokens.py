@@ -206,7 +206,16 @@ def test_bare_phrases_of_every_shipped_benchmark_keep_their_indices():
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "method",
-    ["refocus", "boxdiff", "layout-guidance", "attend-excite", "zestguide", "pww", "refocus[refocus.tokens=last]"],
+    [
+        "refocus",
+        "boxdiff",
+        "layout-guidance",
+        "attend-excite",
+        "zestguide",
+        "pww",
+        "densediffusion",  # its standalone text copies the phrase's content words, not its first tokens
+        "refocus[refocus.tokens=last]",
+    ],
 )
 def test_token_map_methods_draw_the_same_image_for_every_phrase_form(tiny_pipe, two_region_layout, method):
     # The prompt is unchanged and every form selects the bare form's tokens, so the method's inputs are identical.
@@ -218,6 +227,27 @@ def test_token_map_methods_draw_the_same_image_for_every_phrase_form(tiny_pipe, 
             method=method,
             num_inference_steps=3,
             guidance_interval=(0, 1000),
+            output_type="np",
+            progress=False,
+        ).images
+        for form in PHRASE_FORMS
+    ]
+    for form, image in zip(PHRASE_FORMS[1:], images[1:]):
+        assert np.array_equal(image, images[0]), form
+
+
+@pytest.mark.slow
+def test_gligen_head_grounding_draws_the_same_image_for_every_phrase_form(two_region_layout):
+    # grounding_text="head" grounds the head noun as written ("A Red Circle," -> "Circle"; CLIP lower-cases it)
+    from layoutguide.phrase_forms import PHRASE_FORMS, with_phrase_form
+    from layoutguide.testing import tiny_pipeline
+
+    gated = tiny_pipeline(gated=True)
+    images = [
+        gated(
+            layout=with_phrase_form(two_region_layout, form),
+            method="gligen+refocus[gligen.grounding_text=head]",
+            num_inference_steps=3,
             output_type="np",
             progress=False,
         ).images

@@ -14,11 +14,16 @@ encoded on its own (``standalone_text``, on by default here). A pixel in several
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+from typing import Any
+
 import torch
 from pydantic import Field
 
 from ..attention import AttentionRequest, LayerInfo, Modulator
-from .base import Encode, GuidanceMethod, MethodOptions, MethodState
+from ..tokens import content_positions
+from .base import Encode, GuidanceContext, GuidanceMethod, MethodOptions, MethodState
 from .paint_with_words import token_region_matrix
 
 
@@ -30,6 +35,15 @@ class DenseDiffusionOptions(MethodOptions):
     standalone_text: bool = True
 
 
+@dataclasses.dataclass
+class StandaloneTextState(MethodState):
+    """Per sample, per region: the text encoded on its own, the phrase's content words only ("a red circle" ->
+    "red circle"), so the copied embeddings are those of the words the prompt's tokens hold, in the context the
+    bare phrase gives them (CLIP's causal attention makes "red" after "a" another vector)."""
+
+    standalone_texts: list[list[str]]
+
+
 class DenseDiffusion(GuidanceMethod):
     name = "densediffusion"
     summary = "DenseDiffusion: modulate cross- and self-attention logits towards the layout (arXiv 2308.12964)"
@@ -38,16 +52,27 @@ class DenseDiffusion(GuidanceMethod):
     Options = DenseDiffusionOptions
     options: DenseDiffusionOptions
 
+    def activate(self, pipe: Any, ctx: GuidanceContext) -> contextlib.AbstractContextManager[MethodState]:
+        def content_text(phrase: str) -> str:
+            ids = pipe.tokenizer(phrase, add_special_tokens=True).input_ids
+            return pipe.tokenizer.decode([ids[p] for p in content_positions(pipe.tokenizer, phrase)]).strip() or phrase
+
+        texts = [[content_text(r.phrase) for r in layout.regions] for layout in ctx.layouts]
+        return contextlib.nullcontext(StandaloneTextState(ctx, texts))
+
     def condition(self, state: MethodState, embeddings: torch.Tensor, encode: Encode) -> torch.Tensor:
         ctx = state.ctx
         if not self.options.standalone_text:
             return embeddings
         out = embeddings.clone()
         for b in range(ctx.batch_size):
-            phrases = [r.phrase for r in ctx.layouts[b].regions]
+            if isinstance(state, StandaloneTextState):
+                phrases = state.standalone_texts[b]
+            else:
+                phrases = [r.phrase for r in ctx.layouts[b].regions]
             if not phrases:
                 continue
-            alone = encode(phrases)  # (R, 77, D): "phrase" tokens sit at positions 1..len
+            alone = encode(phrases)  # (R, 77, D): the text's tokens sit at positions 1..len
             for r, idx in enumerate(ctx.token_maps[b].indices):
                 out[b, list(idx)] = alone[r, 1 : 1 + len(idx)].to(out.dtype)
         return out

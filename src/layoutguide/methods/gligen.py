@@ -37,6 +37,7 @@ from diffusers.models.attention import BasicTransformerBlock, GatedSelfAttention
 from pydantic import Field
 
 from ..errors import InputError
+from ..tokens import head_word
 from .base import GuidanceContext, GuidanceMethod, MethodKind, MethodOptionError, MethodOptions, MethodState
 
 MAX_OBJECTS = 30
@@ -166,8 +167,9 @@ def fuser_position_code(unet: torch.nn.Module, latent_hw: tuple[int, int]):
 
 
 def grounding_phrase(phrase: str, grounding_text: str) -> str:
-    """The text a grounding token embeds: the region phrase, or its last word (``grounding_text="head"``)."""
-    return phrase.split()[-1] if grounding_text == "head" else phrase
+    """The text a grounding token embeds: the region phrase, or its head noun (``grounding_text="head"``: the last
+    content word as written, so "A Red Circle," grounds "Circle" as "red circle" grounds "circle")."""
+    return head_word(phrase) if grounding_text == "head" else phrase
 
 
 class GligenOptions(MethodOptions):
