@@ -219,6 +219,30 @@ def test_runnable_methods_include_gligen_on_gated_unets():
     assert names[0] == "none" and {"gligen", "reground", "gligen+refocus", "reground+refocus"} <= set(names)
 
 
+def test_runnable_methods_claim_nothing_on_an_sdxl_unet():
+    # issue 17 item 21: an SDXL UNet (added text/time embeddings, two-resolution attention) is not runnable yet
+    from diffusers import UNet2DConditionModel
+
+    from layoutguide.methods import runnable_methods
+
+    sdxl = UNet2DConditionModel(
+        sample_size=8,
+        in_channels=4,
+        out_channels=4,
+        block_out_channels=(8, 16),
+        layers_per_block=1,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=16,
+        attention_head_dim=(2, 4),
+        norm_num_groups=4,
+        addition_embed_type="text_time",
+        addition_time_embed_dim=4,
+        projection_class_embeddings_input_dim=16 + 6 * 4,
+    )
+    assert runnable_methods(sdxl) == []
+
+
 @pytest.mark.slow
 def test_shapes_train_time_limit_is_not_inherited(tmp_path):
     """--max-minutes limits one invocation; a later `shapes train` without it must not stop early."""

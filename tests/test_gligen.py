@@ -11,9 +11,8 @@ from layoutguide.pipeline import LayoutPipeline
 
 @pytest.fixture(scope="module")
 def gated_pipe():
-    from layoutguide.testing import sd_scheduler
-
     from layoutguide.shapes.model import ModelConfig, build_components
+    from layoutguide.testing import sd_scheduler
 
     parts = build_components(ModelConfig.tiny(), seed=0, gated=True)
     parts["scheduler"] = sd_scheduler()

@@ -51,9 +51,13 @@ REGISTRY: dict[str, type[GuidanceMethod]] = {
 COMBINATIONS = ("zestguide+pww", "gligen+refocus", "gligen+pww+refocus", "reground+refocus", "gligen+layout-guidance")
 
 
-def runnable_methods(unet) -> list[str]:
+def runnable_methods(unet: Any) -> list[str]:
     """``"none"``, every registered method and every listed combination that can run on ``unet`` (GLIGEN and
-    ReGround need a gated UNet)."""
+    ReGround need a gated UNet). Empty for a UNet the sampling loop cannot drive yet: SDXL's (added text/time
+    conditioning, ``addition_embed_type``) or one without cross-attention."""
+    config = getattr(unet, "config", None)
+    if config is None or config.get("addition_embed_type") or not config.get("cross_attention_dim"):
+        return []
     gated = getattr(unet, "position_net", None) is not None
     names = ["none"] + sorted(n for n in REGISTRY if n != "none") + list(COMBINATIONS)
     return [n for n in names if gated or not any(REGISTRY[m].needs_gated_unet for m in n.split("+"))]

@@ -29,6 +29,8 @@ from tqdm.auto import tqdm
 from ..attention import AttentionRequest, AttentionStore, attention_control, recording
 from ..layout import atomic_write_text
 from ..loading import pick_device
+from ..methods.gligen import MAX_OBJECTS, fuser_position_code, grounding_phrase
+from ..pipeline import LayoutPipeline
 from .model import ModelConfig, build_components, word_token_mask
 from .world import COLOURS, PLURALS, TRAIN_SEEDS, make_scene
 
@@ -554,8 +556,6 @@ class Trainer:
         object in noise (docs/results/gligen/position-experiment-fix.md). A model trained with it
         must be sampled with it (the gligen method's ``position_code`` option; ``export`` writes it into the
         model's defaults)."""
-        from ..methods.gligen import MAX_OBJECTS, fuser_position_code, grounding_phrase
-
         self._check_gligen_options(min_timestep, grounding_text)
         parts = self.gligen_components(ema_weights=False)
         unet, text = parts["unet"].to(self.device), parts["text_encoder"].to(self.device)
@@ -727,8 +727,6 @@ class Trainer:
 def export(run: str | Path, out: str | Path, *, gligen: bool = False) -> None:
     """Write the run's EMA weights as a diffusers pipeline folder plus ``training.json`` (recipe and progress);
     ``gligen=True`` writes the gated (GLIGEN) model of stage 3 instead."""
-    from ..pipeline import LayoutPipeline
-
     trainer = Trainer(run, device="cpu")
     pipe = LayoutPipeline(**(trainer.gligen_components() if gligen else trainer.ema_components()))
     out = Path(out)
