@@ -13,6 +13,7 @@ from layoutguide.bench import BenchResumeError, MethodSpec, model_fingerprint, r
 from layoutguide.testing import tiny_pipeline
 
 
+@pytest.mark.slow
 def test_resume_skips_done_images_and_refuses_other_settings(tiny_pipe, tmp_path):
     specs = [MethodSpec("none", None), MethodSpec("refocus", "refocus", {"loss_scale": 2.0})]
     first = run_shapes_bench(tiny_pipe, specs, n=2, seed=3, out=tmp_path, steps=2, progress=False)
@@ -167,6 +168,7 @@ def test_method_variants_in_brackets():
             parse_spec(bad)
 
 
+@pytest.mark.slow
 def test_bench_runs_variants_side_by_side(tiny_pipe, tmp_path):
     specs = [MethodSpec.parse(m) for m in ("refocus", "refocus[loss_scale=50]")]
     results = run_shapes_bench(tiny_pipe, specs, n=1, seed=3, out=tmp_path, steps=2, progress=False)

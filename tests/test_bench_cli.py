@@ -62,6 +62,7 @@ def test_bench_out_naming_a_file_is_refused_before_loading(tmp_path):
     assert result.exit_code == 2 and "--out" in result.output and out.read_text() == "mine"
 
 
+@pytest.mark.slow
 def test_bench_shapes_phrase_forms_from_the_command_line(tiny_folder, tmp_path):
     out = tmp_path / "out"
     args = ["--model", tiny_folder, "--methods", "none", "--n", "1", "--steps", "1", "--out", str(out)]

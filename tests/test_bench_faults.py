@@ -29,6 +29,7 @@ def done_run(tiny_pipe, tmp_path):
     return tmp_path, bench(tiny_pipe, tmp_path)
 
 
+@pytest.mark.slow
 def test_torn_last_line_of_timings_is_dropped_and_said(tiny_pipe, done_run):
     out, first = done_run
     with open(out / "timings.jsonl", "a") as f:
@@ -42,6 +43,7 @@ def test_torn_last_line_of_timings_is_dropped_and_said(tiny_pipe, done_run):
     assert [(r["method"], r["index"]) for r in records] == [("none", 0), ("none", 1), ("none", 1)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["empty", "truncated"])
 def test_damaged_image_is_generated_again_and_said(tiny_pipe, done_run, damage):
     out, first = done_run
@@ -58,6 +60,7 @@ def test_damaged_image_is_generated_again_and_said(tiny_pipe, done_run, damage):
     assert (out / "images" / "none" / "0000.png").stat().st_mtime_ns == untouched
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["results.json", "run.json"])
 def test_garbage_results_or_run_json_is_rewritten_and_said(tiny_pipe, done_run, name):
     out, first = done_run

@@ -22,6 +22,7 @@ def bench(pipe, out, forms=("bare",), methods=REFOCUS):
     )
 
 
+@pytest.mark.slow
 def test_each_phrase_form_is_its_own_row_folder_and_record(tiny_pipe, tmp_path):
     results = bench(tiny_pipe, tmp_path, ("bare", "article"))
     assert list(results["methods"]) == ["refocus", "refocus (article)"]

@@ -180,6 +180,7 @@ def test_methods_listing():
     assert "refocus" in result.output and "cross@16[down,up]" in result.output and "loss_scale=1.0" in result.output
 
 
+@pytest.mark.slow
 def test_bench_methods_all_runs_every_method_the_model_supports(tiny_folder, tmp_path):
     from layoutguide.methods import COMBINATIONS, REGISTRY
 

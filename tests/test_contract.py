@@ -53,6 +53,7 @@ def test_a_toy_gradient_method_runs_in_the_loop_and_lowers_its_loss(sharp_pipe, 
     assert not any(out.guidance[1:])  # guided at step 0 only
 
 
+@pytest.mark.slow
 def test_a_toy_gradient_method_moves_phrase_attention_into_the_boxes(sharp_pipe, two_region_layout):
     def in_box_share(method):
         out = sharp_pipe(
@@ -149,6 +150,7 @@ def test_attend_excite_subjects_must_be_words_of_the_prompt(tiny_pipe):
         )
 
 
+@pytest.mark.slow
 def test_a_call_restores_requires_grad(tiny_sd_pipe, two_region_layout):
     unet = tiny_sd_pipe.unet
     unet.requires_grad_(True)

@@ -75,6 +75,7 @@ def region_rates(scores) -> tuple[float, float, float]:
 
 
 # ------------------------------------------------------------------------------------------- detection
+@pytest.mark.slow
 def test_clean_renders_are_detected_exactly(bench):
     scores = [evaluate(image, scene.layout()) for scene, image in bench]
     found, tight, in_box = region_rates(scores)
@@ -85,6 +86,7 @@ def test_clean_renders_are_detected_exactly(bench):
     assert not any(s.background_tint for s in scores)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(CORRUPTIONS))
 def test_corrupted_renders_are_still_detected(bench, name):
     rng = np.random.default_rng(7)

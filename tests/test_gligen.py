@@ -134,6 +134,7 @@ def test_gligen_in_the_loop_and_scheduled_sampling(gated_pipe):
 @pytest.mark.parametrize(
     "name", ["reground", "gligen+refocus", "reground+refocus", "gligen+pww+refocus", "gligen+layout-guidance"]
 )
+@pytest.mark.slow
 def test_compositions_run(gated_pipe, name):
     out = gated_pipe(layout=_layout(), method=name, num_inference_steps=4, guidance_scale=3, progress=False)
     assert out.images[0].size == (64, 64)
@@ -141,6 +142,7 @@ def test_compositions_run(gated_pipe, name):
         assert any(out.guidance)
 
 
+@pytest.mark.slow
 def test_pww_modulates_gligen_refocus(gated_pipe):
     # the relation benchmark's best combination: the modulation must reach the UNet beside GLIGEN's inputs and
     # refocus's gradient
@@ -183,6 +185,7 @@ def test_errors(tiny_pipe):
         Layout("x", tuple(Region("x", box=(0, 0, 0.5, 0.5)) for _ in range(31)))
 
 
+@pytest.mark.slow
 def test_grounding_token_loss(gated_pipe):
 
     method = get_method(

@@ -477,6 +477,7 @@ def test_from_json_errors(tmp_path):
         Layout.from_json(bad)
 
 
+@pytest.mark.slow
 @MANY
 @given(data=garbage)
 def test_from_dict_garbage_only_raises_layout_error(data):
@@ -536,6 +537,7 @@ def test_region_box_of_arbitrary_floats(box):
     assert 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1
 
 
+@pytest.mark.slow
 @FAST
 @given(lay=layouts())
 def test_generated_layouts_survive_json(lay):
@@ -568,6 +570,7 @@ def test_gligen_bad_box_names_region():
         Layout.from_gligen("a cat and a dog", ["a cat", "a dog"], [[0, 0, 1, 1], [0, 0, 512, 512]])
 
 
+@pytest.mark.slow
 @FAST
 @given(lay=layouts())
 def test_generated_layouts_survive_gligen(lay):
@@ -670,6 +673,7 @@ def test_lmd_phrase_mentioning_a_marker_survives():
     assert back.phrases == lay.phrases and back.background == "a wall"
 
 
+@pytest.mark.slow
 @FAST
 @given(lay=layouts())
 def test_generated_layouts_survive_lmd(lay):
@@ -810,6 +814,7 @@ def test_line_parsers_are_linear_time_on_long_lines():
     assert time.perf_counter() - start < 2.0
 
 
+@pytest.mark.slow
 @FAST
 @given(lay=layouts())
 def test_generated_layouts_survive_refocus(lay):
@@ -961,6 +966,7 @@ lmd_text = st.lists(LMD_TOKENS, max_size=30).map("".join) | st.builds(
 )
 
 
+@pytest.mark.slow
 @MANY
 @given(text=st.text(max_size=80) | lmd_text)
 def test_from_lmd_arbitrary_text(text):
@@ -1034,6 +1040,7 @@ def test_coco_malformed(ann, words):
     assert words in str(info.value), str(info.value)
 
 
+@pytest.mark.slow
 @FAST
 @given(lay=layouts())
 def test_generated_layouts_survive_coco(lay):

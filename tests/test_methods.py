@@ -40,6 +40,7 @@ def state_for(pipe, layout, steps=50):
         ("zestguide", {}, 0.5),
     ],
 )
+@pytest.mark.slow
 def test_loss_falls_under_own_guidance(sharp_pipe, two_region_layout, name, options, step_size):
     losses = guide_losses(
         sharp_pipe, get_method(name, **options), two_region_layout, iterations=8, step_size=step_size

@@ -39,6 +39,7 @@ def test_roundtrip_through_local_folder(tiny_pipe, tiny_folder, two_region_layou
     np.testing.assert_allclose(a, b, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_from_pipe_shares_stable_diffusion_modules(tiny_sd_pipe, two_region_layout):
     sd = StableDiffusionPipeline(
         **tiny_sd_pipe.components, safety_checker=None, feature_extractor=None, requires_safety_checker=False
@@ -49,6 +50,7 @@ def test_from_pipe_shares_stable_diffusion_modules(tiny_sd_pipe, two_region_layo
     assert out.images[0].size == (128, 128)
 
 
+@pytest.mark.slow
 def test_seed_is_per_prompt_and_image(tiny_pipe, two_region_layout):
     other = two_region_layout.replace(prompt="a blue square and a red circle")
     both = run(tiny_pipe, [two_region_layout, other], seed=5, num_images_per_prompt=2, output_type="np").images
@@ -61,12 +63,14 @@ def test_seed_is_per_prompt_and_image(tiny_pipe, two_region_layout):
     assert not np.allclose(both[0], different[0])
 
 
+@pytest.mark.slow
 def test_deterministic_with_guidance(tiny_pipe, two_region_layout):
     a = run(tiny_pipe, two_region_layout, method="refocus", seed=1, output_type="np").images
     b = run(tiny_pipe, two_region_layout, method="refocus", seed=1, output_type="np").images
     np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_guidance_changes_latents_only_on_planned_steps(tiny_pipe, two_region_layout):
     def trace(method):
         seen = []
@@ -114,6 +118,7 @@ def test_guidance_runs_planned_iterations_and_logs(tiny_pipe, two_region_layout)
     assert len(out.guidance[0]["losses"]) == 2
 
 
+@pytest.mark.slow
 def test_refocus_guided_steps_follow_the_official_schedule(tiny_pipe, two_region_layout):
     out = run(
         tiny_pipe, two_region_layout, method="refocus", num_inference_steps=50, method_options={"early_stop": False}
@@ -194,6 +199,7 @@ def test_capture_processor_matches_sdpa_output(tiny_pipe, two_region_layout):
 @pytest.mark.parametrize(
     "scheduler_cls", [DDIMScheduler, PNDMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler]
 )
+@pytest.mark.slow
 def test_schedulers(tiny_pipe, two_region_layout, scheduler_cls):
     pipe = LayoutPipeline(
         **{**tiny_pipe.components, "scheduler": scheduler_cls.from_config(tiny_pipe.scheduler.config)}
@@ -204,6 +210,7 @@ def test_schedulers(tiny_pipe, two_region_layout, scheduler_cls):
     assert any(out.guidance)
 
 
+@pytest.mark.slow
 def test_guidance_interval(tiny_pipe, two_region_layout):
     """CFG only inside [t_low, t_high]: the whole range is plain CFG, an empty one is the conditional model alone,
     and a partial one runs the unconditional forward on exactly the steps inside it."""
@@ -252,6 +259,7 @@ def test_input_errors(tiny_pipe, two_region_layout):
         run(tiny_pipe, two_region_layout, height=30)
 
 
+@pytest.mark.slow
 def test_word_token_mask_and_masked_model(tiny_pipe, two_region_layout):
     from layoutguide.text_mask import word_token_mask
 

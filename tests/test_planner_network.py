@@ -231,6 +231,7 @@ def test_a_401_names_the_real_settings_not_a_cli_flag(serve):
 runner = CliRunner()
 
 
+@pytest.mark.slow
 def test_cli_plan_timeout_cuts_a_silent_server(serve, tmp_path, monkeypatch):
     monkeypatch.setenv("LAYOUTGUIDE_PLAN_CACHE", str(tmp_path))
     arrivals: list[float] = []

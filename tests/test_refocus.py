@@ -90,6 +90,7 @@ def test_token_map_temperature_sets_the_saturation():
     assert grad_off_10 > 0.1 and grad_off_100 > grad_off_10  # off the object both move; on it only 10 does
 
 
+@pytest.mark.slow
 def test_temperature_option_reaches_the_token_maps(sharp_pipe, two_region_layout):
     first = [
         guide_losses(
@@ -159,6 +160,7 @@ def test_car_official_thresholds_early():
     [dict(sar=False), dict(car=False), dict(sar=False, variant="official")],
     ids=["car", "sar", "car-official"],
 )
+@pytest.mark.slow
 def test_loss_falls_across_inner_iterations(sharp_pipe, options, two_region_layout):
     losses = guide_losses(sharp_pipe, get_method("refocus", early_stop=False, **options), two_region_layout)
     assert len(losses) == 8
@@ -166,6 +168,7 @@ def test_loss_falls_across_inner_iterations(sharp_pipe, options, two_region_layo
     assert min(losses[4:]) < min(losses[:2])
 
 
+@pytest.mark.slow
 def test_early_stop_ends_iterations(sharp_pipe):
     layout = Layout("a red circle", (Region("red circle", box=(0.0, 0.0, 1.0, 1.0)),), width=64, height=64)
     # A box covering the whole canvas: the in-box peak is the map's global peak, far above the 0.2 threshold.

@@ -23,6 +23,7 @@ def test_shipped_model_is_small_safetensors_and_has_defaults(shipped):
     assert json.loads((SHIPPED_MODEL / "training.json").read_text())["unet_step"] > 0
 
 
+@pytest.mark.slow
 def test_shipped_model_generates_and_guides(shipped):
     scene = make_scene(10_000_123, n_objects=(2, 2))
     layout = scene.layout()
@@ -50,6 +51,7 @@ def test_demo_command(tmp_path):
     assert bad.exit_code != 0 and "refocuss" in bad.output and "registered" in bad.output
 
 
+@pytest.mark.slow
 def test_shipped_model_word_attention_localises(shipped):
     """The premise of the attention-based methods (docs/shapes.md): a phrase's cross-attention is much higher on
     its own object than on the image as a whole."""

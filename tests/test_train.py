@@ -252,6 +252,7 @@ def test_gligen_stage_grounding_supervision_trains_logs_and_is_recorded(tmp_path
     )
 
 
+@pytest.mark.slow
 def test_gligen_stage_phrase_grounding_is_exported(tmp_path):
     config = TrainConfig(
         vae_steps=1,
