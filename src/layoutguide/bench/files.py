@@ -10,42 +10,20 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
+from ..layout import atomic_write_bytes, atomic_write_text
+
 Report = Callable[[str], None]  # where the one-line notes on repaired files go
 
 
-def _umask() -> int:
-    """The process umask (reading it means setting it: set it straight back)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write through a temporary file in the same folder and rename it: readers never see half a file. The file
-    gets the mode a plain ``open(path, "w")`` would give (0666 less the umask): ``mkstemp`` alone makes it 0600."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def write_text(path: str | os.PathLike, text: str) -> None:
-    write_bytes(path, text.encode())
+# one atomic, umask-respecting writer for the whole library (layout.py's)
+write_bytes = atomic_write_bytes
+write_text = atomic_write_text
 
 
 def write_json(path: str | os.PathLike, data: Any, *, sort_keys: bool = False) -> None:
