@@ -764,7 +764,7 @@ def init_run_from_export(folder: str | Path, run: str | Path) -> None:
     warm-up of the learning-rate schedule absorbs. A gated (GLIGEN) export also seeds the GLIGEN stage."""
     folder, ckpt = Path(folder), Path(run) / "ckpt"
     if (ckpt / "state.json").exists():
-        raise FileExistsError(f"{ckpt} already holds a run; pass another --out")
+        raise FileExistsError(f"{ckpt} already holds a run; choose another run folder")
     recipe = json.loads((folder / "training.json").read_text())
     unet = load_file(folder / "unet" / "diffusion_pytorch_model.safetensors")
     text = load_file(folder / "text_encoder" / "model.safetensors")
