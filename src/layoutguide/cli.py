@@ -434,7 +434,6 @@ def bench_shapes(
 ) -> None:
     """Run methods on the shapes-world suite; write report.md, results.json and grid.png."""
     from .bench import results_table, run_shapes_bench
-    from .errors import LayoutguideError
     from .methods import runnable_methods
 
     options = parse_sets(set_)
@@ -447,24 +446,21 @@ def bench_shapes(
         names = runnable_methods(pipe.unet)
     specs = _method_specs(names, options)
     command = _command_line()
-    try:
-        results = run_shapes_bench(
-            pipe,
-            specs,
-            n=n,
-            seed=seed,
-            out=out,
-            steps=steps,
-            guidance_scale=guidance_scale,
-            batch_size=batch_size,
-            use_masks=masks,
-            max_objects=max_objects,
-            phrase_forms=forms,
-            command=command,
-            report=_note,
-        )
-    except LayoutguideError as e:
-        fail(str(e))
+    results = run_shapes_bench(
+        pipe,
+        specs,
+        n=n,
+        seed=seed,
+        out=out,
+        steps=steps,
+        guidance_scale=guidance_scale,
+        batch_size=batch_size,
+        use_masks=masks,
+        max_objects=max_objects,
+        phrase_forms=forms,
+        command=command,
+        report=_note,
+    )
     typer.echo(results_table(results))
     typer.echo(f"wrote {out / 'report.md'}, {out / 'results.json'}, {out / 'grid.png'}")
 
@@ -492,7 +488,6 @@ def bench_relations(
     """Relation prompts -> planner -> generation -> exact evaluation: relation and count accuracy per planner and
     method."""
     from .bench import run_relation_bench
-    from .errors import LayoutguideError
 
     options = parse_sets(set_)
     specs = _method_specs(_method_names(methods), options)
@@ -504,21 +499,18 @@ def bench_relations(
         fail(f"--out: {out} is a file; give a folder")
     pipe = _load(model, device, "auto", guidance_interval)
     command = _command_line()
-    try:
-        results = run_relation_bench(
-            pipe,
-            planner_names,
-            specs,
-            n=n,
-            seed=seed,
-            out=out,
-            batch_size=batch_size,
-            phrase_forms=forms,
-            command=command,
-            report=_note,
-        )
-    except LayoutguideError as e:
-        fail(str(e))
+    results = run_relation_bench(
+        pipe,
+        planner_names,
+        specs,
+        n=n,
+        seed=seed,
+        out=out,
+        batch_size=batch_size,
+        phrase_forms=forms,
+        command=command,
+        report=_note,
+    )
     typer.echo(results["table"])
     typer.echo(f"wrote {out / 'report.md'}")
 
@@ -645,17 +637,13 @@ def shapes_competence(
 ) -> None:
     """Unguided competence on held-out prompts: right colour and shape (1 object), both colours (2 objects)."""
     from .bench import run_competence
-    from .errors import LayoutguideError
 
     if n < 1:
         fail("--n must be at least 1")
     if out is not None and out.exists() and not out.is_dir():
         fail(f"--out: {out} is a file; give a folder")
     pipe = _load(model, device, "auto", guidance_interval)
-    try:
-        results = run_competence(pipe, n=n, seed=seed, out=out, report=_note)
-    except LayoutguideError as e:
-        fail(str(e))
+    results = run_competence(pipe, n=n, seed=seed, out=out, report=_note)
     typer.echo(json.dumps(results, indent=1))
 
 
@@ -685,12 +673,8 @@ def ui(
         from .ui.app import serve  # gradio is optional: pip install "layoutguide[web]"
     except ImportError as e:
         fail(f"the web UI needs the 'web' extra ({e.name} is missing): pip install 'layoutguide[web]'")
-    from .errors import LayoutguideError
 
-    try:
-        serve(model, host=host, port=port, share=share, device=device)
-    except LayoutguideError as e:
-        fail(str(e))
+    serve(model, host=host, port=port, share=share, device=device)
 
 
 def main() -> None:  # pragma: no cover
