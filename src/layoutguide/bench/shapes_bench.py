@@ -138,12 +138,7 @@ def run_shapes_bench(
     # Evaluate every image (cheap, exact) against the bare layouts (the same boxes) and aggregate.
     previous = read_json(out / "results.json", report, "written anew from the images") or {}
     config: dict[str, Any] = {
-        "n": n,
-        "seed": seed,
-        "steps": steps,
-        "guidance_scale": guidance_scale,
-        "use_masks": use_masks,
-        "max_objects": max_objects,
+        **{k: v for k, v in settings.items() if k != "model"},  # the run's settings, in the same order
         "methods": [dataclasses.asdict(m) for m in methods],
         "device": str(device),
         "command": command,
