@@ -81,20 +81,6 @@ def build_tokenizer(words: list[str] | None = None):
     return tokenizer
 
 
-def word_token_mask(tokenizer, texts: list[str]):
-    """``(B, 77)`` 1 for the start token and the words, 0 for the end token and padding (for
-    ``encoder_attention_mask``). The end token is the first end-of-text id after position 0."""
-    import torch
-
-    ids = tokenizer(
-        texts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt"
-    ).input_ids
-    is_end = ids == tokenizer.eos_token_id
-    is_end[:, 0] = False
-    end = torch.where(is_end.any(1), is_end.int().argmax(1), torch.full((len(texts),), ids.shape[1]))
-    return (torch.arange(ids.shape[1])[None, :] < end[:, None]).long()
-
-
 @dataclasses.dataclass
 class ModelConfig:
     """Widths of the shapes model. ``tiny()`` gives the random-weight test model."""

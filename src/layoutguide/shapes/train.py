@@ -31,7 +31,8 @@ from ..layout import atomic_write_text
 from ..loading import pick_device
 from ..methods.gligen import MAX_OBJECTS, fuser_position_code, grounding_phrase
 from ..pipeline import LayoutPipeline
-from .model import ModelConfig, build_components, word_token_mask
+from ..text_mask import word_token_mask
+from .model import ModelConfig, build_components
 from .world import COLOURS, PLURALS, TRAIN_SEEDS, make_scene
 
 
