@@ -135,7 +135,7 @@ def generate(
     seed: int = typer.Option(0, help="Base seed; image j uses a seed derived from (seed, j)."),
     steps: int | None = typer.Option(None, help="Denoising steps (default: the model's, else 50)."),
     guidance_scale: float | None = typer.Option(
-        None, help="Classifier-free guidance (default: the model's, else 7.5)."
+        None, help="Classifier-free guidance (default: the model's, else 7.5; 5.0 on SDXL)."
     ),
     guidance_interval: str | None = guidance_interval_option(),
     n: int = typer.Option(1, "-n", help="Images to generate."),

@@ -3,7 +3,8 @@ ids; device and dtype.
 
 Everything that can be checked is checked before a weight is read: the device exists, the dtype runs there, the
 folder's ``model_index.json`` names an architecture this library runs (Stable Diffusion 1.x/2.x components: one
-CLIP text encoder, a UNet), and every safetensors file is complete. Weights load from safetensors only
+CLIP text encoder, a UNet; or SDXL base: two CLIP text encoders and tokenizers, a text-time UNet), and every
+safetensors file is complete. Weights load from safetensors only
 (``use_safetensors=True``): a pickle is never opened.
 
 ``shapes-gligen`` ships as its GLIGEN layers only (gated self-attention fusers and position net, 7 MB) plus an
@@ -32,8 +33,10 @@ WEIGHTS = Path(__file__).parent / "weights"
 SHIPPED_MODELS = {"shapes": WEIGHTS / "shapes", "shapes-gligen": WEIGHTS / "shapes-gligen"}
 SHIPPED_MODEL = SHIPPED_MODELS["shapes"]
 OVERLAY_FILE = "overlay.json"  # a model stored as layers on top of a shipped base
-# model_index.json components this pipeline cannot use: SDXL's second encoder, MMDiT/DiT backbones
-UNSUPPORTED_COMPONENTS = ("text_encoder_2", "text_encoder_3", "transformer", "prior", "decoder")
+# model_index.json components this pipeline cannot use: SD3's third encoder, MMDiT/DiT backbones, cascades
+UNSUPPORTED_COMPONENTS = ("text_encoder_3", "transformer", "prior", "decoder")
+SD_COMPONENTS = ("vae", "text_encoder", "tokenizer", "unet", "scheduler")
+SDXL_COMPONENTS = (*SD_COMPONENTS, "text_encoder_2", "tokenizer_2")
 
 
 class ModelNotFoundError(LayoutguideError, RuntimeError):
@@ -41,7 +44,7 @@ class ModelNotFoundError(LayoutguideError, RuntimeError):
 
 
 class UnsupportedModelError(LayoutguideError, ValueError):
-    """The model exists but is an architecture this library cannot run yet (SDXL, SD3, FLUX ...)."""
+    """The model exists but is an architecture this library cannot run yet (SD3, FLUX, an SDXL refiner ...)."""
 
 
 class DamagedModelError(LayoutguideError, ValueError):
@@ -137,13 +140,21 @@ def check_model_folder(folder: Path) -> None:
         raise DamagedModelError(f"model {str(folder)!r}: model_index.json is not readable JSON ({e})") from None
     if not isinstance(index, dict):
         raise DamagedModelError(f"model {str(folder)!r}: model_index.json must be a JSON object")
-    extra = [name for name in UNSUPPORTED_COMPONENTS if index.get(name)]
-    missing = [name for name in ("vae", "text_encoder", "tokenizer", "unet", "scheduler") if not index.get(name)]
-    if extra or missing or "XL" in str(index.get("_class_name", "")):
+    named = {name for name, entry in index.items() if isinstance(entry, list) and len(entry) == 2 and all(entry)}
+    extra = [name for name in UNSUPPORTED_COMPONENTS if name in named]
+    xl = "text_encoder_2" in named or "XL" in str(index.get("_class_name", ""))
+    missing = [name for name in (SDXL_COMPONENTS if xl else SD_COMPONENTS) if name not in named]
+    if extra or missing:
+        refiner = xl and "text_encoder" in missing
         raise UnsupportedModelError(
             f"model {str(folder)!r} is a {index.get('_class_name', 'pipeline')} ("
-            + (f"has {', '.join(extra)}" if extra else f"lacks {', '.join(missing) or 'SD 1.x/2.x components'}")
-            + "); layoutguide runs Stable Diffusion 1.x/2.x-style models (one CLIP text encoder and a UNet) only"
+            + (f"has {', '.join(extra)}" if extra else f"lacks {', '.join(missing)}")
+            + (
+                "): an SDXL refiner only finishes images; load the SDXL base model"
+                if refiner
+                else "); layoutguide runs Stable Diffusion 1.x/2.x-style models (one CLIP text encoder and a UNet) "
+                "and SDXL base (two CLIP text encoders and a UNet)"
+            )
         )
     for path in sorted(folder.glob("*/*.safetensors")):
         check_safetensors(path)
@@ -214,8 +225,6 @@ def _load_hub(model_id: str, dtype: torch.dtype) -> LayoutPipeline:
             f"not be loaded from the Hugging Face hub (offline, or no such repository: {type(e).__name__}). Download "
             "it first (huggingface_hub.snapshot_download) and pass its folder"
         ) from None
-    if getattr(pipe, "text_encoder_2", None) is not None:
-        raise UnsupportedModelError(f"model {model_id!r} has a second text encoder (SDXL); it is not supported yet")
     return pipe
 
 

@@ -38,7 +38,7 @@ from .layout import Layout, atomic_write_text
 from .methods import GuidanceContext, GuidanceMethod, MethodState, StepPlan, get_method
 from .spec import MethodSpec
 from .text_mask import text_attention_mask
-from .tokens import map_phrases
+from .tokens import TokenMap, map_phrases
 
 RETURNED_ATTENTION = "pipeline.return_attention"  # the request name of ``return_attention``'s maps
 
@@ -84,6 +84,7 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
 
     model_cpu_offload_seq = "text_encoder->unet->vae"  # type: ignore[assignment]  # diffusers declares it None
     _optional_components: list[str] = []
+    default_guidance_scale = 7.5  # without a layoutguide.json; SDXL's pipeline (backbones.sdxl) sets its own
 
     def __init__(
         self,
@@ -100,12 +101,28 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
-        """``DiffusionPipeline.from_pretrained``, plus the model's own defaults (``layoutguide.json``) if present."""
+        """``DiffusionPipeline.from_pretrained``, plus the model's own defaults (``layoutguide.json``) if present.
+        An SDXL folder (a second text encoder) gives a :class:`~layoutguide.backbones.sdxl.LayoutXLPipeline`."""
+        if cls is LayoutPipeline:
+            from .backbones.sdxl import LayoutXLPipeline, is_sdxl_index, read_model_index
+
+            if is_sdxl_index(read_model_index(pretrained_model_name_or_path)):
+                return LayoutXLPipeline.from_pretrained(pretrained_model_name_or_path, **kwargs)
         pipe = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
         pipe.model_defaults = (
             model_defaults(pretrained_model_name_or_path) if Path(str(pretrained_model_name_or_path)).is_dir() else {}
         )
         return pipe
+
+    @classmethod
+    def from_pipe(cls, pipeline, **kwargs):
+        """``DiffusionPipeline.from_pipe``; an SDXL pipeline gives a
+        :class:`~layoutguide.backbones.sdxl.LayoutXLPipeline`."""
+        if cls is LayoutPipeline and getattr(pipeline, "text_encoder_2", None) is not None:
+            from .backbones.sdxl import LayoutXLPipeline
+
+            return LayoutXLPipeline.from_pipe(pipeline, **kwargs)
+        return super().from_pipe(pipeline, **kwargs)
 
     def save_pretrained(self, save_directory, **kwargs):  # type: ignore[override]  # passes every option on
         super().save_pretrained(save_directory, **kwargs)
@@ -143,6 +160,17 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
             return_tensors="pt",
         ).input_ids
         return self.text_encoder(ids.to(self.text_encoder.device))[0]
+
+    def encode_conditioning(
+        self, prompts: Sequence[str], size: tuple[int, int]
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor] | None]:
+        """The backbone's conditioning of ``prompts`` for an image of ``size``: text embeddings and the UNet's
+        ``added_cond_kwargs`` (None here; SDXL's pooled text and size/crop time ids in backbones.sdxl)."""
+        return self.encode_prompt(prompts), None
+
+    def token_map(self, prompt: str, phrases: Sequence[str], *, on_missing: str = "error") -> TokenMap:
+        """Positions of each phrase's tokens in ``prompt`` (:func:`~layoutguide.tokens.map_phrases`)."""
+        return map_phrases(self.tokenizer, prompt, phrases, on_missing=on_missing)  # type: ignore[arg-type]
 
     def text_attention_mask(self, prompts: Sequence[str]) -> torch.Tensor | None:
         """The UNet's ``encoder_attention_mask`` for models trained with one (``"text_mask": "words"`` in
@@ -248,7 +276,8 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
             method: a registered method name (``"refocus"``), a method instance, or None for plain sampling.
             method_options: hyperparameters of the method by name (validated); unset ones take the model's
                 calibrated defaults (``layoutguide.json`` beside the weights), then the method's own.
-            num_inference_steps, guidance_scale: default to the model's ``layoutguide.json``, else 50 and 7.5.
+            num_inference_steps, guidance_scale: default to the model's ``layoutguide.json``, else 50 and
+                ``default_guidance_scale`` (7.5; 5.0 on SDXL).
             guidance_interval: ``(t_low, t_high)``: classifier-free guidance only at timesteps t_low <= t <= t_high,
                 the conditional prediction alone elsewhere (Kynkaanniemi et al., NeurIPS 2024, arXiv 2404.07724:
                 guidance at high noise drives samples to the mode; here, to a blank canvas). Steps outside the
@@ -277,7 +306,8 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
         )
         method = self.method_with_defaults(method, method_options)
         num_inference_steps = num_inference_steps or self.model_defaults.get("num_inference_steps", 50)
-        guidance_scale = self.model_defaults.get("guidance_scale", 7.5) if guidance_scale is None else guidance_scale
+        if guidance_scale is None:
+            guidance_scale = self.model_defaults.get("guidance_scale", self.default_guidance_scale)
         guidance_interval = (
             self.model_defaults.get("guidance_interval") if guidance_interval is None else guidance_interval
         )
@@ -299,19 +329,17 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
 
         # 2. Prompts, token positions, embeddings (sample order: prompt-major)
         token_maps = [
-            map_phrases(
-                self.tokenizer,
-                layout.prompt,
-                layout.phrases,
-                on_missing="append" if append_missing_phrases else "error",
-            )
+            self.token_map(layout.prompt, layout.phrases, on_missing="append" if append_missing_phrases else "error")
             for layout in layouts
         ]
         sample_layouts = [layout for layout in layouts for _ in range(n_images)]
         sample_tokens = [m for m in token_maps for _ in range(n_images)]
-        cond = self.encode_prompt([m.prompt for m in token_maps]).repeat_interleave(n_images, 0)
-        uncond = self.encode_prompt(negatives).repeat_interleave(n_images, 0)
+        cond, cond_added = _repeated(
+            self.encode_conditioning([m.prompt for m in token_maps], (height, width)), n_images
+        )
+        uncond, uncond_added = _repeated(self.encode_conditioning(negatives, (height, width)), n_images)
         do_cfg = guidance_scale > 1.0
+        cfg_added = None if cond_added is None or uncond_added is None else _joined(uncond_added, cond_added)
         cond_mask = self.text_attention_mask([m.prompt for m in token_maps])
         uncond_mask = self.text_attention_mask(negatives)
         cfg_mask = None  # the mask of the [uncond, cond] batch (or of cond alone without CFG)
@@ -361,7 +389,7 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
                 plan = method.plan(state, i)
                 log: dict[str, Any] = {}
                 if plan is not None and plan.iterations > 0:
-                    latents, log = self._guide(latents, t, i, plan, method, state, store, cond, cond_mask)
+                    latents, log = self._guide(latents, t, i, plan, method, state, store, cond, cond_mask, cond_added)
                 guidance_log.append(log)
                 with torch.no_grad():
                     guided = do_cfg and (
@@ -379,6 +407,7 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
                             encoder_hidden_states=embeddings,
                             encoder_attention_mask=mask,
                             cross_attention_kwargs=extra,
+                            added_cond_kwargs=cfg_added if guided else cond_added,
                         ).sample.float()
                         if return_attention:
                             attention_out.append(grid_maps(store.get(view_request), store.layers, latent_hw).cpu())
@@ -410,6 +439,7 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
         store: AttentionStore,
         cond: torch.Tensor,
         cond_mask: torch.Tensor | None = None,
+        cond_added: dict[str, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, dict[str, Any]]:
         """Up to ``plan.iterations`` gradient updates of the latents; returns them and a log of the losses."""
         scale = self._input_scale(t)
@@ -427,6 +457,7 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
                         encoder_hidden_states=cond,
                         encoder_attention_mask=cond_mask,
                         cross_attention_kwargs=method.unet_kwargs(state, step, cfg=False) or None,
+                        added_cond_kwargs=cond_added,
                     )
                 out = method.loss(state, step, plan, store.read(requests))
                 objective = (out.loss * active).sum()
@@ -456,3 +487,19 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
         if output_type == "np":
             return arrays
         return [PIL.Image.fromarray((a * 255).round().astype(np.uint8)) for a in arrays]
+
+
+Conditioning = tuple[torch.Tensor, dict[str, torch.Tensor] | None]
+
+
+def _repeated(conditioning: Conditioning, n: int) -> Conditioning:
+    """Embeddings and added conditioning per prompt -> per image (prompt-major)."""
+    embeddings, added = conditioning
+    return embeddings.repeat_interleave(n, 0), None if added is None else {
+        k: v.repeat_interleave(n, 0) for k, v in added.items()
+    }
+
+
+def _joined(uncond: dict[str, torch.Tensor], cond: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The added conditioning of the ``[uncond, cond]`` batch."""
+    return {k: torch.cat([uncond[k], cond[k]]) for k in cond}

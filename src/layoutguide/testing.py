@@ -3,19 +3,23 @@ examples. Their images mean nothing; their shapes, code paths and timings are th
 
     from layoutguide.testing import tiny_pipeline
     pipe = tiny_pipeline()        # the shapes architecture at tiny widths: 16x16 latents, 64 px images
+    xl = tiny_sdxl_pipeline()     # SDXL's block layout and conditioning at tiny widths: 16x16 latents, 128 px
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import torch
-from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+from diffusers import AutoencoderKL, DDIMScheduler, EulerDiscreteScheduler, UNet2DConditionModel
+from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
 from .layout import Layout
 from .methods import GradientMethod, GuidanceMethod, StepPlan
 from .pipeline import LayoutPipeline
-from .shapes.model import ModelConfig, build_components
+from .shapes.model import ModelConfig, build_components, build_tokenizer
 
 
 def sd_scheduler() -> DDIMScheduler:
@@ -60,6 +64,140 @@ def tiny_sd_components(seed: int = 0) -> dict[str, Any]:
         sample_size=128,
     )
     return parts
+
+
+def sdxl_scheduler() -> EulerDiscreteScheduler:
+    """SDXL base 1.0's scheduler: Euler with SD's scaled-linear betas and leading timestep spacing."""
+    return EulerDiscreteScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        steps_offset=1,
+        timestep_spacing="leading",
+        interpolation_type="linear",
+        use_karras_sigmas=False,
+        prediction_type="epsilon",
+    )
+
+
+def sdxl_tokenizers() -> tuple[Any, Any]:
+    """Two CLIP tokenizers over one vocabulary (the shapes words) that differ only in padding, as SDXL's CLIP-L
+    (``<|endoftext|>``) and OpenCLIP-bigG (``!``) tokenizers do."""
+    second = build_tokenizer()
+    second.pad_token = "!"
+    return build_tokenizer(), second
+
+
+def _text_encoder(cls: type, tokenizer: Any, width: int, layers: int, heads: int, projection: int, act: str) -> Any:
+    return cls(
+        CLIPTextConfig(
+            vocab_size=max(len(tokenizer), 49408 if width >= 768 else 0),
+            hidden_size=width,
+            intermediate_size=width * 4,
+            num_hidden_layers=layers,
+            num_attention_heads=heads,
+            max_position_embeddings=77,
+            projection_dim=projection,
+            hidden_act=act,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    )
+
+
+def _sdxl_unet(channels, heads, depth, text_width: int, time_dim: int, pooled: int, groups: int, size: int):
+    """SDXL's UNet layout: no attention in the first down block, transformer depth ``depth`` per level."""
+    return UNet2DConditionModel(
+        sample_size=size,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+        block_out_channels=channels,
+        layers_per_block=2,
+        transformer_layers_per_block=depth,
+        attention_head_dim=heads,  # diffusers' name; it is the number of heads
+        cross_attention_dim=text_width,
+        use_linear_projection=True,
+        addition_embed_type="text_time",
+        addition_time_embed_dim=time_dim,
+        projection_class_embeddings_input_dim=6 * time_dim + pooled,
+        norm_num_groups=groups,
+    )
+
+
+def tiny_sdxl_components(seed: int = 0) -> dict[str, Any]:
+    """SDXL's structure at tiny widths: two text encoders (16 + 32 wide, the second with a 16-d pooled projection),
+    a text-time UNet with attention at 1/2 and 1/4 of the latent (depths 1 and 2), an f=8 VAE, SDXL's Euler."""
+    tokenizer, tokenizer_2 = sdxl_tokenizers()
+    torch.manual_seed(seed)
+    text_encoder = _text_encoder(CLIPTextModel, tokenizer, 16, 2, 2, 16, "quick_gelu")
+    text_encoder_2 = _text_encoder(CLIPTextModelWithProjection, tokenizer_2, 32, 2, 2, 16, "gelu")
+    unet = _sdxl_unet((8, 16, 16), (2, 2, 4), (1, 1, 2), 48, 4, 16, 4, size=16)
+    vae = tiny_sd_components(seed)["vae"]
+    return dict(
+        vae=vae,
+        text_encoder=text_encoder,
+        text_encoder_2=text_encoder_2,
+        tokenizer=tokenizer,
+        tokenizer_2=tokenizer_2,
+        unet=unet,
+        scheduler=sdxl_scheduler(),
+    )
+
+
+def tiny_sdxl_pipeline(seed: int = 0) -> LayoutPipeline:
+    """SDXL's conditioning and block layout at tiny widths: 16x16 latents (128 px), attention at 8x8 and 4x4."""
+    from .backbones.sdxl import LayoutXLPipeline
+
+    return LayoutXLPipeline(**tiny_sdxl_components(seed))
+
+
+@contextlib.contextmanager
+def default_dtype(dtype: torch.dtype) -> Iterator[None]:
+    """Create parameters in ``dtype`` (a 2.6 B-parameter UNet built in bfloat16 never holds its float32 copy)."""
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(before)
+
+
+def sdxl_base_components(seed: int = 0, dtype: torch.dtype = torch.float32) -> dict[str, Any]:
+    """SDXL base 1.0's architecture with random weights, built in ``dtype``: the UNet of
+    ``stabilityai/stable-diffusion-xl-base-1.0`` (2.57 B parameters: 320/640/1280 channels, transformer depths
+    1/2/10, 2048-d cross-attention, 256-d time ids, 1280-d pooled text), CLIP ViT-L/14 and OpenCLIP ViT-bigG/14
+    text encoders (123 M and 695 M), SDXL's VAE (83.7 M, scaling factor 0.13025, float32 upcast) and its Euler
+    scheduler. Tokenizers are the shapes vocabulary's (no download): the token ids differ from CLIP's, the compute
+    does not."""
+    tokenizer, tokenizer_2 = sdxl_tokenizers()
+    torch.manual_seed(seed)
+    with default_dtype(dtype):
+        text_encoder = _text_encoder(CLIPTextModel, tokenizer, 768, 12, 12, 768, "quick_gelu")
+        text_encoder_2 = _text_encoder(CLIPTextModelWithProjection, tokenizer_2, 1280, 32, 20, 1280, "gelu")
+        unet = _sdxl_unet((320, 640, 1280), (5, 10, 20), (1, 2, 10), 2048, 256, 1280, 32, size=128)
+        vae = AutoencoderKL(
+            down_block_types=("DownEncoderBlock2D",) * 4,
+            up_block_types=("UpDecoderBlock2D",) * 4,
+            block_out_channels=(128, 256, 512, 512),
+            layers_per_block=2,
+            latent_channels=4,
+            norm_num_groups=32,
+            sample_size=1024,
+            scaling_factor=0.13025,
+            force_upcast=True,
+        )
+    return dict(
+        vae=vae,
+        text_encoder=text_encoder,
+        text_encoder_2=text_encoder_2,
+        tokenizer=tokenizer,
+        tokenizer_2=tokenizer_2,
+        unet=unet,
+        scheduler=sdxl_scheduler(),
+    )
 
 
 def tiny_pipeline(seed: int = 0, *, gated: bool = False) -> LayoutPipeline:

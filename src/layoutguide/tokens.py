@@ -299,3 +299,33 @@ def map_phrases(
             )
     ids = tokenizer(prompt, add_special_tokens=True).input_ids
     return TokenMap(prompt=prompt, input_ids=tuple(ids), indices=tuple(indices))
+
+
+class TokenizerMismatchError(LayoutguideError, ValueError):
+    """A pipeline's tokenizers cut a prompt into different ids, so one set of positions cannot serve both."""
+
+
+def map_phrases_shared(
+    tokenizers: Sequence,
+    prompt: str,
+    phrases: Sequence[str],
+    *,
+    on_missing: Literal["error", "append"] = "error",
+    match_plurals: bool = True,
+) -> TokenMap:
+    """:func:`map_phrases` for a pipeline whose text encoders each tokenise the prompt (SDXL: CLIP ViT-L and OpenCLIP
+    bigG, whose embeddings are concatenated on the feature axis, so one position indexes both halves).
+
+    The positions come from the first tokenizer; every other one must cut the encoded prompt into the same ids and
+    have the same length limit. SDXL's two tokenizers share one BPE vocabulary and differ only in the padding token
+    (``<|endoftext|>`` vs ``!``), which lies after the end token and never holds a phrase."""
+    first, *others = tokenizers
+    token_map = map_phrases(first, prompt, phrases, on_missing=on_missing, match_plurals=match_plurals)
+    for k, tokenizer in enumerate(others, start=2):
+        ids = tuple(tokenizer(token_map.prompt, add_special_tokens=True).input_ids)
+        if ids != token_map.input_ids or tokenizer.model_max_length != first.model_max_length:
+            raise TokenizerMismatchError(
+                f"prompt {token_map.prompt!r}: tokenizer {k} cuts it into other tokens than tokenizer 1 (or has "
+                "another length limit); phrase positions need tokenizers over one vocabulary, as SDXL's two are"
+            )
+    return token_map

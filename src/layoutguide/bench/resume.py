@@ -24,7 +24,7 @@ class BenchResumeError(LayoutguideError, ValueError):
 def model_fingerprint(pipe: Any) -> str:
     """A short hash of the pipeline's weights (the first values of every tensor) and its per-model defaults."""
     digest = hashlib.sha256(json.dumps(getattr(pipe, "model_defaults", {}), sort_keys=True).encode())
-    for name in ("unet", "text_encoder", "vae"):
+    for name in ("unet", "text_encoder", "text_encoder_2", "vae"):
         module = getattr(pipe, name, None)
         for key, tensor in module.state_dict().items() if module is not None else ():
             digest.update(key.encode())
@@ -35,7 +35,8 @@ def model_fingerprint(pipe: Any) -> str:
 def sampling_defaults(pipe: Any) -> dict[str, Any]:
     """What ``steps=None`` and ``guidance_scale=None`` resolve to on ``pipe`` (the pipeline's own rule)."""
     defaults = getattr(pipe, "model_defaults", {}) or {}
-    return {"steps": defaults.get("num_inference_steps", 50), "guidance_scale": defaults.get("guidance_scale", 7.5)}
+    scale = defaults.get("guidance_scale", getattr(pipe, "default_guidance_scale", 7.5))
+    return {"steps": defaults.get("num_inference_steps", 50), "guidance_scale": scale}
 
 
 def _resolved(value: Any, default: Any) -> Any:

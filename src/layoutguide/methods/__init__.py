@@ -53,10 +53,12 @@ COMBINATIONS = ("zestguide+pww", "gligen+refocus", "gligen+pww+refocus", "regrou
 
 def runnable_methods(unet: Any) -> list[str]:
     """``"none"``, every registered method and every listed combination that can run on ``unet`` (GLIGEN and
-    ReGround need a gated UNet). Empty for a UNet the sampling loop cannot drive yet: SDXL's (added text/time
-    conditioning, ``addition_embed_type``) or one without cross-attention."""
+    ReGround need a gated UNet; SDXL's has none). Empty for a UNet the sampling loop cannot drive: added
+    conditioning other than SDXL's text/time embeddings, or no cross-attention."""
     config = getattr(unet, "config", None)
-    if config is None or config.get("addition_embed_type") or not config.get("cross_attention_dim"):
+    if config is None or config.get("addition_embed_type") not in (None, "text_time"):
+        return []
+    if not config.get("cross_attention_dim"):
         return []
     gated = getattr(unet, "position_net", None) is not None
     names = ["none"] + sorted(n for n in REGISTRY if n != "none") + list(COMBINATIONS)

@@ -50,7 +50,7 @@ class Server:
         self.width = self.height = int(size)
         defaults = pipe.model_defaults
         self.steps = int(defaults.get("num_inference_steps", 50))
-        self.guidance_scale = float(defaults.get("guidance_scale", 7.5))
+        self.guidance_scale = float(defaults.get("guidance_scale", getattr(pipe, "default_guidance_scale", 7.5)))
 
     # ------------------------------------------------------------------------------------------- layout
     def blank(self) -> dict[str, Any]:
