@@ -127,15 +127,16 @@ def _sdxl_unet(channels, heads, depth, text_width: int, time_dim: int, pooled: i
     )
 
 
-def tiny_sdxl_components(seed: int = 0) -> dict[str, Any]:
+def tiny_sdxl_components(seed: int = 0, dtype: torch.dtype = torch.float32) -> dict[str, Any]:
     """SDXL's structure at tiny widths: two text encoders (16 + 32 wide, the second with a 16-d pooled projection),
     a text-time UNet with attention at 1/2 and 1/4 of the latent (depths 1 and 2), an f=8 VAE, SDXL's Euler."""
     tokenizer, tokenizer_2 = sdxl_tokenizers()
+    vae = tiny_sd_components(seed)["vae"].to(dtype)
     torch.manual_seed(seed)
-    text_encoder = _text_encoder(CLIPTextModel, tokenizer, 16, 2, 2, 16, "quick_gelu")
-    text_encoder_2 = _text_encoder(CLIPTextModelWithProjection, tokenizer_2, 32, 2, 2, 16, "gelu")
-    unet = _sdxl_unet((8, 16, 16), (2, 2, 4), (1, 1, 2), 48, 4, 16, 4, size=16)
-    vae = tiny_sd_components(seed)["vae"]
+    with default_dtype(dtype):
+        text_encoder = _text_encoder(CLIPTextModel, tokenizer, 16, 2, 2, 16, "quick_gelu")
+        text_encoder_2 = _text_encoder(CLIPTextModelWithProjection, tokenizer_2, 32, 2, 2, 16, "gelu")
+        unet = _sdxl_unet((8, 16, 16), (2, 2, 4), (1, 1, 2), 48, 4, 16, 4, size=16)
     return dict(
         vae=vae,
         text_encoder=text_encoder,
