@@ -119,7 +119,7 @@ def report(rows: list[dict[str, Any]], info: dict[str, Any]) -> str:
         "Peak = memory above the loaded pipeline during the call (CPU: resident-set growth sampled every 20 ms; "
         "CUDA: allocator peak). Time is on a shared, loaded machine: compare ratios within this table only.",
         "",
-        "| method | peak MiB | x plain | seconds | guidance iterations | layers its loss reads | their factors | finite |",
+        "| method | peak MiB | x plain | seconds | guidance iterations | layers the loss reads | factors | finite |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
