@@ -26,12 +26,12 @@ from typing import Any
 import torch
 
 # Methods and the options that keep one step to one guidance iteration (peaks are per iteration; time is not)
-METHODS: dict[str, dict[str, Any]] = {
+METHODS: dict[str, dict[str, dict[str, Any]]] = {
     "none": {},
     "refocus": {},
-    "boxdiff": {"guided_fraction": 1.0},
-    "layout-guidance": {"max_iterations": 1},
-    "attend-excite": {"max_refinement": 0, "guided_fraction": 1.0},
+    "boxdiff": {"boxdiff": {"guided_fraction": 1.0}},
+    "layout-guidance": {"layout-guidance": {"max_iterations": 1}},
+    "attend-excite": {"attend-excite": {"max_refinement": 0, "guided_fraction": 1.0}},
     "zestguide": {},
     "pww": {},
     "densediffusion": {},
@@ -39,6 +39,17 @@ METHODS: dict[str, dict[str, Any]] = {
     "pww+refocus": {},
 }
 PROMPT = "a red circle and a blue square"
+
+
+def level_options(name: str, latent_side: int) -> dict[str, Any]:
+    """Layer options that read SDXL's published levels (factor 4, and 2 for ZestGuide's up layers; docs/methods.md
+    "SDXL") at any size: the absolute sides 16/32 pick them only at 512 and 1024 px."""
+    quarter, half = latent_side // 4, latent_side // 2
+    if name in ("refocus", "boxdiff", "layout-guidance", "attend-excite"):
+        return {"resolution": quarter}
+    if name == "zestguide":
+        return {"resolutions": (quarter, half)}
+    return {}
 
 
 def two_region_layout(prompt: str = PROMPT):
@@ -53,7 +64,9 @@ def two_region_layout(prompt: str = PROMPT):
     )
 
 
-def run_methods(pipe: Any, height: int, methods: dict[str, dict[str, Any]], seed: int = 0) -> list[dict[str, Any]]:
+def run_methods(
+    pipe: Any, height: int, methods: dict[str, dict[str, dict[str, Any]]], seed: int = 0
+) -> list[dict[str, Any]]:
     """One step of every method on ``pipe``: per method its peak memory (MiB), seconds, guidance iterations,
     attention layers read and whether the latents stayed finite."""
     from layoutguide.attention import attention_layers, select_layers
@@ -64,8 +77,11 @@ def run_methods(pipe: Any, height: int, methods: dict[str, dict[str, Any]], seed
     # warm-up (not measured): first-call allocations would otherwise count against the first method
     pipe(layout=layout, num_inference_steps=1, height=height, width=height, output_type="latent", progress=False)
     rows = []
-    for name, options in methods.items():
-        method = pipe.method_with_defaults(None if name == "none" else name)
+    for name, base in methods.items():
+        members = name.split("+")
+        own = {m: {**base.get(m, {}), **level_options(m, latent[0])} for m in members}
+        options: dict[str, Any] | None = own if len(members) > 1 else own[name]
+        method = pipe.method_with_defaults(None if name == "none" else name, options)
         requests = method.requests()
         read = {layer.name for r in requests for layer in select_layers(pipe.unet, r, latent)}
         factors = sorted({info.factor for info in attention_layers(pipe.unet) if info.name in read})
@@ -74,7 +90,7 @@ def run_methods(pipe: Any, height: int, methods: dict[str, dict[str, Any]], seed
             out = pipe(
                 layout=layout,
                 method=None if name == "none" else name,
-                method_options=options or None,
+                method_options=options if name != "none" else None,
                 num_inference_steps=1,
                 height=height,
                 width=height,

@@ -220,8 +220,8 @@ def test_runnable_methods_include_gligen_on_gated_unets():
     assert names[0] == "none" and {"gligen", "reground", "gligen+refocus", "reground+refocus"} <= set(names)
 
 
-def test_runnable_methods_claim_nothing_on_an_sdxl_unet():
-    # issue 17 item 21: an SDXL UNet (added text/time embeddings, two-resolution attention) is not runnable yet
+def test_runnable_methods_on_an_sdxl_unet_leave_out_gligen():
+    # issue 20: an SDXL UNet (added text/time embeddings) runs every training-free method; GLIGEN has no SDXL weights
     from diffusers import UNet2DConditionModel
 
     from layoutguide.methods import runnable_methods
@@ -241,6 +241,10 @@ def test_runnable_methods_claim_nothing_on_an_sdxl_unet():
         addition_time_embed_dim=4,
         projection_class_embeddings_input_dim=16 + 6 * 4,
     )
+    names = runnable_methods(sdxl)
+    assert names[0] == "none" and {"refocus", "zestguide+pww"} <= set(names)
+    assert not any("gligen" in n or "reground" in n for n in names)
+    sdxl.register_to_config(addition_embed_type="image")  # added conditioning the loop cannot give
     assert runnable_methods(sdxl) == []
 
 
