@@ -1,0 +1,40 @@
+"""Every method for one step on SDXL base's real architecture (random weights, bfloat16, 256 px), with its peak
+memory recorded: the run behind docs/results/sdxl/real-architecture (benchmarks/sdxl_real.py). Needs about 8 GB of
+RAM and, on two shared CPU cores, tens of minutes."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+BENCHMARK = Path(__file__).parents[1] / "benchmarks" / "sdxl_real.py"
+
+
+def _benchmark():
+    spec = importlib.util.spec_from_file_location("sdxl_real", BENCHMARK)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_every_method_runs_on_real_architecture_sdxl():
+    from layoutguide.backbones.sdxl import LayoutXLPipeline
+    from layoutguide.testing import sdxl_base_components
+
+    bench = _benchmark()
+    pipe = LayoutXLPipeline(**sdxl_base_components(dtype=torch.bfloat16))
+    pipe.set_progress_bar_config(disable=True)
+    assert 2.5e9 < sum(p.numel() for p in pipe.unet.parameters()) < 2.6e9  # SDXL base's UNet: 2.567 B
+    rows = bench.run_methods(pipe, 256, bench.METHODS)
+    assert [r["method"] for r in rows] == list(bench.METHODS)
+    for row in rows:
+        assert row["peak_mib"] >= 0 and row["finite"], row
+        gradient = row["method"] not in ("none", "pww", "densediffusion")
+        assert (row["iterations"] > 0) == gradient, row
+        if gradient:  # SDXL's published levels: factor 4 (and ZestGuide's factor-2 up layers)
+            assert row["layer_factors"] == ([2, 4] if "zestguide" in row["method"] else [4]), row
