@@ -43,7 +43,8 @@ PROMPT = "a red circle and a blue square"
 
 def level_options(name: str, latent_side: int) -> dict[str, Any]:
     """Layer options that read SDXL's published levels (factor 4, and 2 for ZestGuide's up layers; docs/methods.md
-    "SDXL") at any size: the absolute sides 16/32 pick them only at 512 and 1024 px."""
+    "SDXL") at reduced sizes, where the absolute sides 16/32 pick other levels. ZestGuide chooses its places by
+    absolute side too (down+up at sides <= 16), so below 512 px it also reads the factor-2 down layers."""
     quarter, half = latent_side // 4, latent_side // 2
     if name in ("refocus", "boxdiff", "layout-guidance", "attend-excite"):
         return {"resolution": quarter}
@@ -121,6 +122,40 @@ def parameters(pipe: Any) -> dict[str, float]:
     return {n: round(sum(p.numel() for p in getattr(pipe, n).parameters()) / 1e6, 1) for n in names}
 
 
+def counts(height: int, dtype_name: str) -> str:
+    """Parameters, weight memory and the attention layers each method reads at ``height`` px, from a storage-less
+    (meta device) build of the architecture: no weights, no compute."""
+    from layoutguide.attention import attention_layers, select_layers
+    from layoutguide.loading import DTYPES
+    from layoutguide.methods import get_method
+    from layoutguide.testing import sdxl_base_components
+
+    parts = sdxl_base_components(dtype=DTYPES[dtype_name], device="meta")
+    sizes = {
+        n: sum(p.numel() for p in parts[n].parameters()) for n in ("unet", "text_encoder", "text_encoder_2", "vae")
+    }
+    total = sum(sizes.values())
+    unet, latent = parts["unet"], (height // 8, height // 8)
+    lines = [f"| {n} | {v / 1e6:.2f} M |" for n, v in sizes.items()]
+    lines += [
+        f"| total | {total / 1e6:.2f} M = {total * 4 / 2**30:.1f} GiB fp32, {total * 2 / 2**30:.1f} GiB bf16/fp16 |"
+    ]
+    cross = sum(1 for layer in attention_layers(unet) if layer.kind == "cross")
+    lines += [
+        "",
+        f"cross-attention layers in the UNet: {cross}",
+        "",
+        f"| method | layers read at {height} px |",
+        "|---|---|",
+    ]
+    for name in ("refocus", "boxdiff", "attend-excite", "layout-guidance", "zestguide"):
+        method = get_method(name)  # default options: what a call at this size reads today
+        read = {layer for request in method.requests() for layer in select_layers(unet, request, latent)}
+        per_role = {role: sum(1 for layer in read if layer.role == role) for role in sorted({x.role for x in read})}
+        lines.append(f"| {name} | {per_role} |")
+    return "\n".join(lines)
+
+
 def report(rows: list[dict[str, Any]], info: dict[str, Any]) -> str:
     plain = next(r for r in rows if r["method"] == "none")
     lines = [
@@ -155,8 +190,14 @@ def main() -> None:
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--arch", default="base", help="base (SDXL base 1.0's sizes) or tiny (a smoke test)")
     parser.add_argument("--no-save", action="store_true", help="skip the save_pretrained/load_pipeline round trip")
-    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--count-only", action="store_true", help="build on the meta device; print sizes and layers")
+    parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    if args.count_only:
+        print(counts(args.height, args.dtype))
+        return
+    if args.out is None:
+        parser.error("--out is required")
 
     from layoutguide.backbones.sdxl import LayoutXLPipeline
     from layoutguide.layout import atomic_write_text

@@ -166,16 +166,16 @@ def default_dtype(dtype: torch.dtype) -> Iterator[None]:
         torch.set_default_dtype(before)
 
 
-def sdxl_base_components(seed: int = 0, dtype: torch.dtype = torch.float32) -> dict[str, Any]:
+def sdxl_base_components(seed: int = 0, dtype: torch.dtype = torch.float32, device: str = "cpu") -> dict[str, Any]:
     """SDXL base 1.0's architecture with random weights, built in ``dtype``: the UNet of
     ``stabilityai/stable-diffusion-xl-base-1.0`` (2.57 B parameters: 320/640/1280 channels, transformer depths
     1/2/10, 2048-d cross-attention, 256-d time ids, 1280-d pooled text), CLIP ViT-L/14 and OpenCLIP ViT-bigG/14
     text encoders (123 M and 695 M), SDXL's VAE (83.7 M, scaling factor 0.13025, float32 upcast) and its Euler
     scheduler. Tokenizers are the shapes vocabulary's (no download): the token ids differ from CLIP's, the compute
-    does not."""
+    does not. ``device="meta"`` builds the modules without storage (sizes and layer counts in seconds)."""
     tokenizer, tokenizer_2 = sdxl_tokenizers()
     torch.manual_seed(seed)
-    with default_dtype(dtype):
+    with default_dtype(dtype), torch.device(device):
         text_encoder = _text_encoder(CLIPTextModel, tokenizer, 768, 12, 12, 768, "quick_gelu")
         text_encoder_2 = _text_encoder(CLIPTextModelWithProjection, tokenizer_2, 1280, 32, 20, 1280, "gelu")
         unet = _sdxl_unet((320, 640, 1280), (5, 10, 20), (1, 2, 10), 2048, 256, 1280, 32, size=128)
