@@ -136,7 +136,7 @@ def counts(height: int, dtype_name: str) -> str:
     }
     total = sum(sizes.values())
     unet, latent = parts["unet"], (height // 8, height // 8)
-    lines = [f"| {n} | {v / 1e6:.2f} M |" for n, v in sizes.items()]
+    lines = ["| component | parameters |", "|---|---|"] + [f"| {n} | {v / 1e6:.2f} M |" for n, v in sizes.items()]
     lines += [
         f"| total | {total / 1e6:.2f} M = {total * 4 / 2**30:.1f} GiB fp32, {total * 2 / 2**30:.1f} GiB bf16/fp16 |"
     ]
