@@ -33,6 +33,7 @@ from transformers import CLIPTextModel, CLIPTokenizer
 from .attention import AttentionRequest, AttentionStore, attention_control, grid_maps, recording
 from .defaults import MODEL_DEFAULTS_FILE, check_guidance_interval, model_defaults
 from .errors import InputError
+from .guidance import GuidanceBudget, guide_step
 from .inputs import check_call_inputs
 from .layout import Layout, atomic_write_text
 from .methods import GuidanceContext, GuidanceMethod, MethodState, StepPlan, get_method
@@ -237,6 +238,7 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
         return_attention: bool = False,
         attention_resolution: int = 16,
         append_missing_phrases: bool = False,
+        guidance_budget: GuidanceBudget | None = None,
         callback: Callable[[dict[str, Any]], None] | None = None,
         progress: bool = True,
     ) -> LayoutPipelineOutput:
@@ -259,6 +261,8 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
             generator: diffusers-style alternative to ``seed`` (one, or one per image).
             return_attention: also return per-step cross-attention maps at ``attention_resolution``.
             append_missing_phrases: append region phrases missing from the prompt instead of raising.
+            guidance_budget: what the guidance pass may skip (:class:`~layoutguide.guidance.GuidanceBudget`); the
+                default is exact: the guidance forward ends after the last layer the method's loss reads.
             callback: called after every step with ``{"step", "timestep", "latents", "guidance"}``.
         """
         # 1. Check inputs
@@ -276,6 +280,9 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
             attention_resolution=attention_resolution,
         )
         method = self.method_with_defaults(method, method_options)
+        budget = GuidanceBudget() if guidance_budget is None else guidance_budget
+        if not isinstance(budget, GuidanceBudget):
+            raise InputError("guidance_budget: expected a layoutguide.guidance.GuidanceBudget or None")
         num_inference_steps = num_inference_steps or self.model_defaults.get("num_inference_steps", 50)
         guidance_scale = self.model_defaults.get("guidance_scale", 7.5) if guidance_scale is None else guidance_scale
         guidance_interval = (
@@ -358,10 +365,10 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
         ):
             cond = method.condition(state, cond, self.encode_prompt)
             for i, t in enumerate(self.progress_bar(timesteps) if progress else timesteps):
-                plan = method.plan(state, i)
+                plan = budget.limit(method.plan(state, i), t)
                 log: dict[str, Any] = {}
-                if plan is not None and plan.iterations > 0:
-                    latents, log = self._guide(latents, t, i, plan, method, state, store, cond, cond_mask)
+                if plan is not None:
+                    latents, log = self._guide(latents, t, i, plan, method, state, store, cond, cond_mask, budget)
                 guidance_log.append(log)
                 with torch.no_grad():
                     guided = do_cfg and (
@@ -410,39 +417,12 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
         store: AttentionStore,
         cond: torch.Tensor,
         cond_mask: torch.Tensor | None = None,
+        budget: GuidanceBudget | None = None,
     ) -> tuple[torch.Tensor, dict[str, Any]]:
-        """Up to ``plan.iterations`` gradient updates of the latents; returns them and a log of the losses."""
-        scale = self._input_scale(t)
-        requests = method.attention_requests()
-        active = torch.ones(latents.shape[0], dtype=torch.bool, device=latents.device)
-        losses = []
-        x = latents * scale  # the UNet's input space
-        for _ in range(plan.iterations):
-            with torch.enable_grad():
-                x_var = x.detach().requires_grad_(True)
-                with recording(store, cfg=False, step=step):
-                    self.unet(
-                        x_var.to(self.unet.dtype),
-                        t,
-                        encoder_hidden_states=cond,
-                        encoder_attention_mask=cond_mask,
-                        cross_attention_kwargs=method.unet_kwargs(state, step, cfg=False) or None,
-                    )
-                out = method.loss(state, step, plan, store.read(requests))
-                objective = (out.loss * active).sum()
-                # a loss with no path to the latents (e.g. no maps at this step) has zero gradient
-                grad = torch.autograd.grad(objective, x_var)[0] if objective.requires_grad else torch.zeros_like(x_var)
-            store.clear()  # drop the graph's maps now, not at the next forward
-            update = method.update(state, step, plan, x, grad.float())
-            x = torch.where(active.view(-1, *[1] * (x.dim() - 1)), update, x)
-            losses.append(out.loss.detach().cpu().tolist())
-            active &= ~out.done
-            if not active.any():
-                break
-        return x / scale, {
-            "plan": plan.info | {"step_size": plan.step_size, "max_iterations": plan.iterations},
-            "losses": losses,
-        }
+        """Up to ``plan.iterations`` gradient updates of the latents (:func:`layoutguide.guidance.guide_step`)."""
+        return guide_step(
+            self, latents, t, step, plan, method, state, store, cond, cond_mask, budget or GuidanceBudget()
+        )
 
     @torch.no_grad()
     def decode_latents(self, latents: torch.Tensor, output_type: str = "pil"):
