@@ -151,14 +151,16 @@ Modulator = Callable[[int, "LayerInfo", torch.Tensor], torch.Tensor]
 
 @dataclasses.dataclass(frozen=True)
 class Windowed:
-    """A modulator that acts at some steps only (``active(step)``). Outside them its layers run their own processor
-    (fused SDPA), so a method whose window has closed costs what plain sampling costs."""
+    """A modulator that acts at some steps only (``active(step)``); outside them it returns the logits unchanged.
+    With ``AttentionStore.sdpa_outside_windows`` its layers run their own processor (fused SDPA) there instead, so a
+    method whose window has closed costs what plain sampling costs; that is not bit-exact (another attention kernel,
+    other rounding, which 30 sampling steps amplify: docs/results/cost.md), hence an option."""
 
     modulate: Modulator
     active: Callable[[int], bool]
 
     def __call__(self, step: int, layer: LayerInfo, logits: torch.Tensor) -> torch.Tensor:
-        return self.modulate(step, layer, logits)
+        return self.modulate(step, layer, logits) if self.active(step) else logits
 
 
 def active_modulators(modulators: Sequence[Modulator], step: int) -> list[Modulator]:
@@ -187,6 +189,7 @@ class AttentionStore:
         self.cfg = False
         self.latent_hw: tuple[int, int] = (0, 0)
         self.step = 0  # the loop's step, handed to modulators as their argument
+        self.sdpa_outside_windows = False  # idle Windowed modulators hand their layers to the original processor
         # the layers whose maps end a guidance forward (ForwardCut) once all are recorded; empty: run to the end
         self.cut_after: frozenset[str] = frozenset()
 
@@ -255,6 +258,10 @@ class CaptureProcessor:
     def __init__(self, store: AttentionStore, layer: LayerInfo, original: Any) -> None:
         self.store, self.layer, self.original = store, layer, original
 
+    def _modulators(self) -> Sequence[Modulator]:
+        modulators = self.store.modulators.get(self.layer.name, ())
+        return active_modulators(modulators, self.store.step) if self.store.sdpa_outside_windows else modulators
+
     def _record(self, probs: torch.Tensor) -> None:
         store = self.store
         store.maps[self.layer.name] = probs
@@ -266,7 +273,7 @@ class CaptureProcessor:
     ):
         store, name = self.store, self.layer.name
         record = store.recording and name in store.record_layers
-        modulators = active_modulators(store.modulators.get(name, ()), store.step)
+        modulators = self._modulators()
         if not record and not modulators:
             return self.original(attn, hidden_states, encoder_hidden_states, attention_mask, temb, *args, **kwargs)
 

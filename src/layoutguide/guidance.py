@@ -42,6 +42,9 @@ class GuidanceBudget:
     ``checkpointing``: recompute the guided forward's activations in the backward instead of storing them.
     ``autocast``: run the guidance forward under ``torch.autocast`` in ``"bf16"`` or ``"fp16"`` (the loss and the
     update stay in fp32).
+    ``sdpa_outside_windows``: modulation methods with an active window (DenseDiffusion) leave every layer on its own
+    fused SDPA processor outside it, instead of the probabilities path with unchanged logits (same maths, other
+    rounding: not bit-exact, so off by default).
     """
 
     cut_forward: bool = True
@@ -49,6 +52,7 @@ class GuidanceBudget:
     max_iterations: int | None = None
     checkpointing: bool = False
     autocast: Literal["bf16", "fp16"] | None = None
+    sdpa_outside_windows: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.min_timestep, int) or self.min_timestep < 0:

@@ -354,6 +354,7 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
         view_request = AttentionRequest("text", (attention_resolution,), ("down", "up"))
         record = {**requests, RETURNED_ATTENTION: view_request} if return_attention else requests
         store = AttentionStore()
+        store.sdpa_outside_windows = budget.sdpa_outside_windows
         attention_out: list[torch.Tensor] = []
         guidance_log: list[dict[str, Any]] = []
 

@@ -117,6 +117,7 @@ class DenseDiffusion(GuidanceMethod):
             logits = logits + r * size * strength * (row_max - logits)
             return logits - (1 - r) * size * strength * (logits - row_min)
 
-        # outside the first active_fraction of the steps its layers run their own (SDPA) processors: no cost
+        # outside the first active_fraction of the steps it changes nothing (with the budget's sdpa_outside_windows
+        # its layers then run their own SDPA processors: plain cost)
         windowed = Windowed(modulate, active)
         return {AttentionRequest(role, None, ("down", "mid", "up")): [windowed] for role in ("text", "image")}
