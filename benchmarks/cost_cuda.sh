@@ -15,7 +15,7 @@ PY=${PY:-python}
 COMMON=(--model sd15 --device cuda --size 512 --steps 20 --repeats 3)
 
 METHODS="none,refocus@full,refocus,boxdiff@full,boxdiff,layout-guidance@full,layout-guidance,attend-excite@full,\
-attend-excite,zestguide@full,zestguide,pww,densediffusion,densediffusion@sdpa,refocus@t700,refocus@it1,refocus@ckpt"
+attend-excite,zestguide@full,zestguide,pww,densediffusion@prob,densediffusion,refocus@t700,refocus@it1,refocus@ckpt"
 timeout 300 "$PY" benchmarks/overhead.py "${COMMON[@]}" --dtype fp16 --methods "$METHODS" \
   --out "$OUT/sd15-cuda-fp16.md" | tee "$OUT/sd15-cuda-fp16.log"
 

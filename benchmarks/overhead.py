@@ -42,7 +42,7 @@ BUDGETS: dict[str, dict[str, Any]] = {
     "ckpt": {"checkpointing": True},
     "bf16": {"autocast": "bf16"},
     "fp16": {"autocast": "fp16"},
-    "sdpa": {"sdpa_outside_windows": True},  # modulators with a window leave idle layers on SDPA (not bit-exact)
+    "prob": {"sdpa_outside_windows": False},  # before: windowed modulators keep the probabilities path when idle
 }
 DEFAULT_METHODS = (
     "none,refocus@full,refocus,boxdiff@full,boxdiff,layout-guidance@full,layout-guidance,attend-excite@full,"

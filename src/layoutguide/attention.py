@@ -152,9 +152,9 @@ Modulator = Callable[[int, "LayerInfo", torch.Tensor], torch.Tensor]
 @dataclasses.dataclass(frozen=True)
 class Windowed:
     """A modulator that acts at some steps only (``active(step)``); outside them it returns the logits unchanged.
-    With ``AttentionStore.sdpa_outside_windows`` its layers run their own processor (fused SDPA) there instead, so a
-    method whose window has closed costs what plain sampling costs; that is not bit-exact (another attention kernel,
-    other rounding, which 30 sampling steps amplify: docs/results/cost.md), hence an option."""
+    With ``AttentionStore.sdpa_outside_windows`` (the pipeline's default) its layers run their own processor (fused
+    SDPA) there instead, so a method whose window has closed costs what plain sampling costs (another kernel for the
+    same maths: the shipped model's images are byte-identical, docs/results/cost.md)."""
 
     modulate: Modulator
     active: Callable[[int], bool]
