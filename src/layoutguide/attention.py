@@ -149,6 +149,30 @@ def _as_tuple(value: AttentionRequest | tuple[AttentionRequest, ...]) -> tuple[A
 Modulator = Callable[[int, "LayerInfo", torch.Tensor], torch.Tensor]
 
 
+@dataclasses.dataclass(frozen=True)
+class Windowed:
+    """A modulator that acts at some steps only (``active(step)``); outside them it returns the logits unchanged.
+    With ``AttentionStore.sdpa_outside_windows`` (the pipeline's default) its layers run their own processor (fused
+    SDPA) there instead, so a method whose window has closed costs what plain sampling costs (another kernel for the
+    same maths: the shipped model's images are byte-identical, docs/results/cost.md)."""
+
+    modulate: Modulator
+    active: Callable[[int], bool]
+
+    def __call__(self, step: int, layer: LayerInfo, logits: torch.Tensor) -> torch.Tensor:
+        return self.modulate(step, layer, logits) if self.active(step) else logits
+
+
+def active_modulators(modulators: Sequence[Modulator], step: int) -> list[Modulator]:
+    """The modulators acting at ``step`` (a plain callable acts at every step)."""
+    return [m for m in modulators if not isinstance(m, Windowed) or m.active(step)]
+
+
+class ForwardCut(Exception):
+    """Raised inside a guidance forward once every layer its loss reads has been recorded: nothing after those
+    layers can change the loss, so the rest of the UNet neither runs nor stores activations for the backward."""
+
+
 class AttentionStore:
     """Maps recorded during one UNet forward, keyed by layer name.
 
@@ -165,6 +189,9 @@ class AttentionStore:
         self.cfg = False
         self.latent_hw: tuple[int, int] = (0, 0)
         self.step = 0  # the loop's step, handed to modulators as their argument
+        self.sdpa_outside_windows = False  # idle Windowed modulators hand their layers to the original processor
+        # the layers whose maps end a guidance forward (ForwardCut) once all are recorded; empty: run to the end
+        self.cut_after: frozenset[str] = frozenset()
 
     def clear(self) -> None:
         self.maps.clear()
@@ -173,6 +200,13 @@ class AttentionStore:
         """The recorded maps of the layers matching ``request``."""
         names = {layer.name for layer in _select(list(self.layers.values()), request, self.latent_hw)}
         return {n: m for n, m in self.maps.items() if n in names}
+
+    def layer_names(self, requests: Requests) -> frozenset[str]:
+        """The names of the layers ``requests`` resolve to on this UNet and latent size."""
+        layers = list(self.layers.values())
+        return frozenset(
+            layer.name for v in requests.values() for r in _as_tuple(v) for layer in _select(layers, r, self.latent_hw)
+        )
 
     def read(self, requests: Requests) -> RecordedMaps:
         """The maps of the last forward, read back by the names of ``requests``."""
@@ -224,12 +258,22 @@ class CaptureProcessor:
     def __init__(self, store: AttentionStore, layer: LayerInfo, original: Any) -> None:
         self.store, self.layer, self.original = store, layer, original
 
+    def _modulators(self) -> Sequence[Modulator]:
+        modulators = self.store.modulators.get(self.layer.name, ())
+        return active_modulators(modulators, self.store.step) if self.store.sdpa_outside_windows else modulators
+
+    def _record(self, probs: torch.Tensor) -> None:
+        store = self.store
+        store.maps[self.layer.name] = probs
+        if store.cut_after and store.cut_after <= store.maps.keys():
+            raise ForwardCut(self.layer.name)  # this layer's output and everything after it cannot reach the loss
+
     def __call__(
         self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, *args, **kwargs
     ):
         store, name = self.store, self.layer.name
         record = store.recording and name in store.record_layers
-        modulators = store.modulators.get(name, ())
+        modulators = self._modulators()
         if not record and not modulators:
             return self.original(attn, hidden_states, encoder_hidden_states, attention_mask, temb, *args, **kwargs)
 
@@ -271,7 +315,7 @@ class CaptureProcessor:
             logits = torch.cat([logits[:first_cond], cond]) if first_cond else cond
         probs = logits.softmax(dim=-1)
         if record:
-            store.maps[name] = probs[first_cond:]
+            self._record(probs[first_cond:])
         probs = probs.to(v.dtype).view(batch * heads, *probs.shape[2:])
         hidden_states = attn.batch_to_head_dim(torch.bmm(probs, v))
         hidden_states = attn.to_out[1](attn.to_out[0](hidden_states))
@@ -318,14 +362,17 @@ def attention_control(
 
 
 @contextlib.contextmanager
-def recording(store: AttentionStore, *, cfg: bool, step: int, on: bool = True) -> Iterator[AttentionStore]:
-    """Mark one UNet forward: cond-only or CFG batch, its step, and whether to record."""
+def recording(
+    store: AttentionStore, *, cfg: bool, step: int, on: bool = True, cut_after: frozenset[str] = frozenset()
+) -> Iterator[AttentionStore]:
+    """Mark one UNet forward: cond-only or CFG batch, its step, and whether to record. ``cut_after``: end the
+    forward with :class:`ForwardCut` once these layers' maps are recorded (the caller catches it)."""
     store.clear()
-    store.cfg, store.step, store.recording = cfg, step, on
+    store.cfg, store.step, store.recording, store.cut_after = cfg, step, on, cut_after
     try:
         yield store
     finally:
-        store.recording = False
+        store.recording, store.cut_after = False, frozenset()
 
 
 def grid_maps(maps: dict[str, torch.Tensor], layers: dict[str, LayerInfo], latent_hw: tuple[int, int]) -> torch.Tensor:

@@ -33,6 +33,7 @@ from transformers import CLIPTextModel, CLIPTokenizer
 from .attention import AttentionRequest, AttentionStore, attention_control, grid_maps, recording
 from .defaults import MODEL_DEFAULTS_FILE, check_guidance_interval, model_defaults
 from .errors import InputError
+from .guidance import GuidanceBudget, guide_step
 from .inputs import check_call_inputs
 from .layout import Layout, atomic_write_text
 from .methods import GuidanceContext, GuidanceMethod, MethodState, StepPlan, get_method
@@ -265,6 +266,7 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
         return_attention: bool = False,
         attention_resolution: int = 16,
         append_missing_phrases: bool = False,
+        guidance_budget: GuidanceBudget | None = None,
         callback: Callable[[dict[str, Any]], None] | None = None,
         progress: bool = True,
     ) -> LayoutPipelineOutput:
@@ -288,6 +290,8 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
             generator: diffusers-style alternative to ``seed`` (one, or one per image).
             return_attention: also return per-step cross-attention maps at ``attention_resolution``.
             append_missing_phrases: append region phrases missing from the prompt instead of raising.
+            guidance_budget: what the guidance pass may skip (:class:`~layoutguide.guidance.GuidanceBudget`); the
+                default is exact: the guidance forward ends after the last layer the method's loss reads.
             callback: called after every step with ``{"step", "timestep", "latents", "guidance"}``.
         """
         # 1. Check inputs
@@ -305,6 +309,7 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
             attention_resolution=attention_resolution,
         )
         method = self.method_with_defaults(method, method_options)
+        budget = GuidanceBudget.checked(guidance_budget)
         num_inference_steps = num_inference_steps or self.model_defaults.get("num_inference_steps", 50)
         if guidance_scale is None:
             guidance_scale = self.model_defaults.get("guidance_scale", self.default_guidance_scale)
@@ -375,6 +380,7 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
         view_request = AttentionRequest("text", (attention_resolution,), ("down", "up"))
         record = {**requests, RETURNED_ATTENTION: view_request} if return_attention else requests
         store = AttentionStore()
+        store.sdpa_outside_windows = budget.sdpa_outside_windows
         attention_out: list[torch.Tensor] = []
         guidance_log: list[dict[str, Any]] = []
 
@@ -386,10 +392,12 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
         ):
             cond = method.condition(state, cond, self.encode_prompt)
             for i, t in enumerate(self.progress_bar(timesteps) if progress else timesteps):
-                plan = method.plan(state, i)
+                plan = budget.limit(method.plan(state, i), t)
                 log: dict[str, Any] = {}
-                if plan is not None and plan.iterations > 0:
-                    latents, log = self._guide(latents, t, i, plan, method, state, store, cond, cond_mask, cond_added)
+                if plan is not None:
+                    latents, log = self._guide(
+                        latents, t, i, plan, method, state, store, cond, cond_mask, budget, cond_added
+                    )
                 guidance_log.append(log)
                 with torch.no_grad():
                     guided = do_cfg and (
@@ -439,41 +447,13 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
         store: AttentionStore,
         cond: torch.Tensor,
         cond_mask: torch.Tensor | None = None,
+        budget: GuidanceBudget | None = None,
         cond_added: dict[str, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, dict[str, Any]]:
-        """Up to ``plan.iterations`` gradient updates of the latents; returns them and a log of the losses."""
-        scale = self._input_scale(t)
-        requests = method.attention_requests()
-        active = torch.ones(latents.shape[0], dtype=torch.bool, device=latents.device)
-        losses = []
-        x = latents * scale  # the UNet's input space
-        for _ in range(plan.iterations):
-            with torch.enable_grad():
-                x_var = x.detach().requires_grad_(True)
-                with recording(store, cfg=False, step=step):
-                    self.unet(
-                        x_var.to(self.unet.dtype),
-                        t,
-                        encoder_hidden_states=cond,
-                        encoder_attention_mask=cond_mask,
-                        cross_attention_kwargs=method.unet_kwargs(state, step, cfg=False) or None,
-                        added_cond_kwargs=cond_added,
-                    )
-                out = method.loss(state, step, plan, store.read(requests))
-                objective = (out.loss * active).sum()
-                # a loss with no path to the latents (e.g. no maps at this step) has zero gradient
-                grad = torch.autograd.grad(objective, x_var)[0] if objective.requires_grad else torch.zeros_like(x_var)
-            store.clear()  # drop the graph's maps now, not at the next forward
-            update = method.update(state, step, plan, x, grad.float())
-            x = torch.where(active.view(-1, *[1] * (x.dim() - 1)), update, x)
-            losses.append(out.loss.detach().cpu().tolist())
-            active &= ~out.done
-            if not active.any():
-                break
-        return x / scale, {
-            "plan": plan.info | {"step_size": plan.step_size, "max_iterations": plan.iterations},
-            "losses": losses,
-        }
+        """Up to ``plan.iterations`` gradient updates of the latents (:func:`layoutguide.guidance.guide_step`)."""
+        return guide_step(
+            self, latents, t, step, plan, method, state, store, cond, cond_mask, budget or GuidanceBudget(), cond_added
+        )
 
     @torch.no_grad()
     def decode_latents(self, latents: torch.Tensor, output_type: str = "pil"):

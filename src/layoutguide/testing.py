@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import torch
 from diffusers import AutoencoderKL, DDIMScheduler, EulerDiscreteScheduler, UNet2DConditionModel
@@ -276,3 +276,55 @@ def guide_losses(
     )
     assert out.guidance is not None  # the pipeline always returns its guidance log
     return [losses[0] for losses in out.guidance[step]["losses"]]
+
+
+def sd15_random_pipeline(seed: int = 0, *, gated: bool = False, dtype: torch.dtype = torch.float32) -> LayoutPipeline:
+    """Stable Diffusion 1.5's architecture at full size with random weights (``gated``: GLIGEN's fusers and position
+    net added), built in code: for measuring cost at real model size without downloading weights. The text encoder
+    is CLIP ViT-L/14's text tower (12 layers, width 768) over the shapes world's word-level tokenizer; the VAE is
+    SD's (f=8), so 512 px images have 64x64 latents. About 1.1 G parameters, 4.3 GB in fp32."""
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from .shapes.model import build_tokenizer
+
+    tokenizer = build_tokenizer()
+    torch.manual_seed(seed)
+    text_encoder = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=768,
+            intermediate_size=3072,
+            num_hidden_layers=12,
+            num_attention_heads=12,
+            max_position_embeddings=77,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    )
+    vae = AutoencoderKL(
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        block_out_channels=(128, 256, 512, 512),
+        layers_per_block=2,
+        latent_channels=4,
+        sample_size=512,
+    )
+    unet = UNet2DConditionModel(
+        sample_size=64,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+        block_out_channels=(320, 640, 1280, 1280),
+        layers_per_block=2,
+        cross_attention_dim=768,
+        attention_head_dim=8,
+        attention_type="gated" if gated else "default",
+    )
+    parts = dict(unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, scheduler=sd_scheduler())
+    for module in cast(list[torch.nn.Module], [unet, vae, text_encoder]):
+        module.requires_grad_(False).eval()
+        if dtype != torch.float32:
+            module.to(dtype)
+    return LayoutPipeline(**parts)

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from pydantic import Field
 
-from ..attention import AttentionRequest, LayerInfo, Modulator
+from ..attention import AttentionRequest, LayerInfo, Modulator, Windowed
 from ..tokens import content_positions
 from .base import Encode, GuidanceContext, GuidanceMethod, MethodOptions, MethodState
 from .paint_with_words import token_region_matrix
@@ -104,9 +104,10 @@ class DenseDiffusion(GuidanceMethod):
                 cache[key] = (torch.stack(rs)[:, None], torch.stack(sizes)[:, None, :, None])  # (B,1,N,K), (B,1,N,1)
             return cache[key]
 
+        def active(step: int) -> bool:
+            return step < o.active_fraction * ctx.num_steps
+
         def modulate(step: int, layer: LayerInfo, logits: torch.Tensor) -> torch.Tensor:
-            if step >= o.active_fraction * ctx.num_steps:
-                return logits
             t = float(ctx.timesteps[step])
             strength = (o.w_cross if layer.role == "text" else o.w_self) * (t / 1000) ** 5
             r, size = regions(layer, logits.shape[-1])
@@ -116,4 +117,7 @@ class DenseDiffusion(GuidanceMethod):
             logits = logits + r * size * strength * (row_max - logits)
             return logits - (1 - r) * size * strength * (logits - row_min)
 
-        return {AttentionRequest(role, None, ("down", "mid", "up")): [modulate] for role in ("text", "image")}
+        # outside the first active_fraction of the steps it changes nothing (with the budget's sdpa_outside_windows
+        # its layers then run their own SDPA processors: plain cost)
+        windowed = Windowed(modulate, active)
+        return {AttentionRequest(role, None, ("down", "mid", "up")): [windowed] for role in ("text", "image")}
