@@ -554,6 +554,14 @@ def shapes_train(
         help="GLIGEN stage: grounding phrases carry the head noun ('circle') or the whole phrase ('red circle', "
         "binds colours to boxes); the exported model samples the same way.",
     ),
+    gligen_colourless_captions: float = typer.Option(
+        0.0,
+        help="GLIGEN stage: share of training captions that name the shapes but no colour, as real GLIGEN's "
+        "grounding data often lacks attributes (0 in the shipped stage).",
+    ),
+    gligen_gate_lr_scale: float = typer.Option(
+        20.0, help="GLIGEN stage: the gates' learning rate as a multiple of --gligen-lr (the shipped stage: 20)."
+    ),
     device: str = typer.Option("auto", help="auto (CUDA if present), cpu, cuda."),
 ) -> None:
     """Train (or resume) the shapes-world model (and, with --gligen-steps, its GLIGEN variant)."""
@@ -579,6 +587,10 @@ def shapes_train(
     # the recipe carries over from the run; the wall-time limit belongs to this invocation only
     if gligen_grounding_text not in ("head", "phrase"):
         fail(f"--gligen-grounding-text must be 'head' or 'phrase', got {gligen_grounding_text!r}")
+    if not 0.0 <= gligen_colourless_captions <= 1.0:
+        fail(f"--gligen-colourless-captions must be a share in [0, 1], got {gligen_colourless_captions:g}")
+    if gligen_gate_lr_scale <= 0:
+        fail(f"--gligen-gate-lr-scale must be positive, got {gligen_gate_lr_scale:g}")
     trainer = Trainer(out, dataclasses.replace(base, **changes, max_minutes=max_minutes), device=device)
     trainer.run()
     if gligen_steps and not trainer._out_of_time():
@@ -589,6 +601,8 @@ def shapes_train(
             grounding_pixel_weight=gligen_pixel_weight,
             position_code=gligen_position_code,
             grounding_text=gligen_grounding_text,
+            colourless_captions=gligen_colourless_captions,
+            gate_lr_scale=gligen_gate_lr_scale,
         )
     if trainer._out_of_time():
         typer.echo(f"stopped after --max-minutes {max_minutes:g} at a checkpoint; run the same command again to go on")
