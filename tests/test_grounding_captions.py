@@ -45,6 +45,23 @@ def test_stage_captions_keep_the_shipped_draws_at_share_zero_and_drop_colours_at
         stage_captions(scenes, 0.0, 1.5, random.Random(3), random.Random(5))
 
 
+def test_stage_captions_null_share_empties_captions_beside_the_colourless_ones():
+    scenes = [make_scene(seed) for seed in range(200)]
+    captions = stage_captions(scenes, 0.0, 0.3, random.Random(3), random.Random(5), null_share=0.5)
+    kinds = [
+        "null" if not c else "colourless" if c == colourless_caption(sc) else "whole"
+        for c, sc in zip(captions, scenes)
+    ]
+    assert all(c == sc.caption for c, sc, k in zip(captions, scenes, kinds) if k == "whole")
+    shares = {k: kinds.count(k) / len(kinds) for k in ("null", "colourless", "whole")}
+    assert (
+        abs(shares["null"] - 0.5) < 0.1 and abs(shares["colourless"] - 0.3) < 0.1 and abs(shares["whole"] - 0.2) < 0.1
+    )
+    assert stage_captions(scenes, 0.0, 0.0, random.Random(3), random.Random(5), null_share=1.0) == [""] * 200
+    with pytest.raises(ValueError, match="at most 1"):
+        stage_captions(scenes, 0.0, 0.6, random.Random(3), random.Random(5), null_share=0.5)
+
+
 @pytest.mark.slow
 def test_gligen_stage_trains_on_colourless_captions_and_records_the_share(tmp_path, monkeypatch):
     config = TrainConfig(
@@ -68,6 +85,14 @@ def test_gligen_stage_trains_on_colourless_captions_and_records_the_share(tmp_pa
     assert len(seen) == 6 and all(c and not set(c.replace(",", " ").split()) & set(COLOURS) for c in seen)
     state = json.loads((tmp_path / "run" / "ckpt" / "state.json").read_text())
     assert state["gligen_config"]["colourless_captions"] == 1.0 and state["gligen_step"] == 2
+    seen.clear()
+    trainer.train_gligen(steps=3, batch=3, null_captions=1.0)  # goes on with another mix: a new recipe stage
+    assert seen == [""] * 3
+    state = json.loads((tmp_path / "run" / "ckpt" / "state.json").read_text())
+    assert state["gligen_config"]["null_captions"] == 1.0
+    assert [(st["until_gligen_step"], st["config"]["colourless_captions"]) for st in state["gligen_stages"]] == [
+        (2, 1.0)
+    ]
 
 
 @pytest.mark.parametrize(
@@ -75,6 +100,7 @@ def test_gligen_stage_trains_on_colourless_captions_and_records_the_share(tmp_pa
     [
         ("--gligen-colourless-captions", "1.5", "--gligen-colourless-captions must be a share in [0, 1]"),
         ("--gligen-gate-lr-scale", "0", "--gligen-gate-lr-scale must be positive"),
+        ("--gligen-null-captions", "-0.1", "--gligen-null-captions must be a share"),
     ],
 )
 def test_shapes_train_rejects_bad_gligen_stage_options_in_one_line(tmp_path, flag, value, message):

@@ -559,6 +559,11 @@ def shapes_train(
         help="GLIGEN stage: share of training captions that name the shapes but no colour, as real GLIGEN's "
         "grounding data often lacks attributes (0 in the shipped stage).",
     ),
+    gligen_null_captions: float = typer.Option(
+        0.0,
+        help="GLIGEN stage: share of training captions left empty while the boxes stay, as real GLIGEN's detection "
+        "data without captions (0 in the shipped stage).",
+    ),
     gligen_gate_lr_scale: float = typer.Option(
         20.0, help="GLIGEN stage: the gates' learning rate as a multiple of --gligen-lr (the shipped stage: 20)."
     ),
@@ -589,6 +594,11 @@ def shapes_train(
         fail(f"--gligen-grounding-text must be 'head' or 'phrase', got {gligen_grounding_text!r}")
     if not 0.0 <= gligen_colourless_captions <= 1.0:
         fail(f"--gligen-colourless-captions must be a share in [0, 1], got {gligen_colourless_captions:g}")
+    if not 0.0 <= gligen_null_captions <= 1.0 - gligen_colourless_captions:
+        fail(
+            f"--gligen-null-captions must be a share in [0, 1 - --gligen-colourless-captions], "
+            f"got {gligen_null_captions:g}"
+        )
     if gligen_gate_lr_scale <= 0:
         fail(f"--gligen-gate-lr-scale must be positive, got {gligen_gate_lr_scale:g}")
     trainer = Trainer(out, dataclasses.replace(base, **changes, max_minutes=max_minutes), device=device)
@@ -602,6 +612,7 @@ def shapes_train(
             position_code=gligen_position_code,
             grounding_text=gligen_grounding_text,
             colourless_captions=gligen_colourless_captions,
+            null_captions=gligen_null_captions,
             gate_lr_scale=gligen_gate_lr_scale,
         )
     if trainer._out_of_time():

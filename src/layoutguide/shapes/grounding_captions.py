@@ -6,7 +6,8 @@ omit the attributes of the grounded objects (and from detection data with no cap
 ("fuser") rewrites the visual tokens before the cross-attention reads them, and a fuser never asked to keep the
 caption's attributes readable does not. The shapes GLIGEN stage normally sees every caption whole, so its fusers
 learnt to keep colours (sequential GLIGEN raises colour accuracy over unguided there). ``colourless_share`` gives the
-stage the real data's mix instead: that share of captions name the shapes and their counts but no colour.
+stage the real data's mix instead: that share of captions name the shapes and their counts but no colour, and
+``null_share`` more are empty while the boxes stay (detection data without captions).
 """
 
 from __future__ import annotations
@@ -33,17 +34,32 @@ def colourless_caption(scene) -> str:
     return ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
-def stage_captions(scenes, p_uncond: float, colourless_share: float, rng: random.Random, colour_rng: random.Random):
+def stage_captions(
+    scenes,
+    p_uncond: float,
+    colourless_share: float,
+    rng: random.Random,
+    colour_rng: random.Random,
+    null_share: float = 0.0,
+) -> list[str]:
     """The GLIGEN stage's captions: ``""`` with probability ``p_uncond`` (drawn from ``rng``, as the stage always
-    has, so ``colourless_share=0`` reproduces its earlier batches exactly), else the scene's caption, without its
-    colours with probability ``colourless_share`` (drawn from ``colour_rng``)."""
-    if not 0.0 <= colourless_share <= 1.0:
-        raise ValueError(f"colourless_share must be in [0, 1], got {colourless_share}")
+    has, so both shares at 0 reproduce its earlier batches exactly); else, by one draw from ``colour_rng``, ``""``
+    with probability ``null_share``, the caption without its colours with probability ``colourless_share``, else
+    the scene's caption."""
+    for name, share in (("colourless_share", colourless_share), ("null_share", null_share)):
+        if not 0.0 <= share <= 1.0:
+            raise ValueError(f"{name} must be in [0, 1], got {share}")
+    if colourless_share + null_share > 1.0:
+        raise ValueError(f"colourless_share + null_share must be at most 1, got {colourless_share + null_share}")
     captions = []
     for scene in scenes:
         if rng.random() < p_uncond:
             captions.append("")
-        elif colourless_share and colour_rng.random() < colourless_share:
+            continue
+        draw = colour_rng.random() if colourless_share or null_share else 1.0
+        if draw < null_share:
+            captions.append("")
+        elif draw < null_share + colourless_share:
             captions.append(colourless_caption(scene))
         else:
             captions.append(scene.caption)

@@ -527,6 +527,7 @@ class Trainer:
         position_code: bool = False,
         grounding_text: str = "head",
         colourless_captions: float = 0.0,
+        null_captions: float = 0.0,
     ) -> None:
         """GLIGEN's recipe on the shapes world: base UNet and text encoder frozen, only the gated self-attention
         layers and the position net learn. With ``grounding_text="head"`` grounding phrases carry the shape only
@@ -561,7 +562,8 @@ class Trainer:
         model's defaults).
 
         ``colourless_captions`` (0 in the shipped stage) is the share of captions that name the shapes but no colour,
-        as real GLIGEN's grounding data often lacks attributes (:mod:`.grounding_captions`)."""
+        as real GLIGEN's grounding data often lacks attributes, and ``null_captions`` (0 there) the share of empty
+        captions with the boxes kept, as its detection data without captions (:mod:`.grounding_captions`)."""
         self._check_gligen_options(min_timestep, grounding_text)
         parts = self.gligen_components(ema_weights=False)
         unet, text = parts["unet"].to(self.device), parts["text_encoder"].to(self.device)
@@ -617,6 +619,7 @@ class Trainer:
             "position_code": position_code,
             "grounding_text": grounding_text,
             "colourless_captions": colourless_captions,
+            "null_captions": null_captions,
         }
         previous = self.state.get("gligen_config")
         if start and previous is not None and previous != gligen_config:
@@ -643,7 +646,9 @@ class Trainer:
                     / 127.5
                     - 1.0
                 )
-                captions = stage_captions(scenes, self.config.p_uncond, colourless_captions, rng, colour_rng)
+                captions = stage_captions(
+                    scenes, self.config.p_uncond, colourless_captions, rng, colour_rng, null_captions
+                )
                 layouts = [sc.layout(with_masks=False) for sc in scenes]
                 boxes = torch.zeros(batch, MAX_OBJECTS, 4, device=self.device)
                 embeds = torch.zeros(batch, MAX_OBJECTS, width, device=self.device)
