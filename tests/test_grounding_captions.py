@@ -101,6 +101,7 @@ def test_gligen_stage_trains_on_colourless_captions_and_records_the_share(tmp_pa
         ("--gligen-colourless-captions", "1.5", "--gligen-colourless-captions must be a share in [0, 1]"),
         ("--gligen-gate-lr-scale", "0", "--gligen-gate-lr-scale must be positive"),
         ("--gligen-null-captions", "-0.1", "--gligen-null-captions must be a share"),
+        ("--gligen-batch", "0", "--gligen-batch must be at least 1"),
     ],
 )
 def test_shapes_train_rejects_bad_gligen_stage_options_in_one_line(tmp_path, flag, value, message):

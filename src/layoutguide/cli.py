@@ -534,6 +534,7 @@ def shapes_train(
     ),
     gligen_steps: int = typer.Option(0, help="Then train GLIGEN's gated layers for this many steps (base frozen)."),
     gligen_lr: float = typer.Option(5e-4, help="Learning rate of the GLIGEN stage."),
+    gligen_batch: int = typer.Option(32, help="Batch size of the GLIGEN stage (the shipped stage: 32)."),
     gligen_token_weight: float = typer.Option(
         0.0,
         help="GLIGEN stage: weight of the grounding-attention loss (share of each grounding token's attention "
@@ -599,6 +600,8 @@ def shapes_train(
             f"--gligen-null-captions must be a share in [0, 1 - --gligen-colourless-captions], "
             f"got {gligen_null_captions:g}"
         )
+    if gligen_batch < 1:
+        fail(f"--gligen-batch must be at least 1, got {gligen_batch}")
     if gligen_gate_lr_scale <= 0:
         fail(f"--gligen-gate-lr-scale must be positive, got {gligen_gate_lr_scale:g}")
     trainer = Trainer(out, dataclasses.replace(base, **changes, max_minutes=max_minutes), device=device)
@@ -607,6 +610,7 @@ def shapes_train(
         trainer.train_gligen(
             steps=gligen_steps,
             lr=gligen_lr,
+            batch=gligen_batch,
             grounding_token_weight=gligen_token_weight,
             grounding_pixel_weight=gligen_pixel_weight,
             position_code=gligen_position_code,
