@@ -135,6 +135,7 @@ def main() -> None:
     parser.add_argument("--sweep-seeds", default=None, help="suite seeds of the beta sweep (default: the first)")
     parser.add_argument("--methods", default="none,gligen,reground,gligen+refocus,reground+refocus")
     parser.add_argument("--betas", default="0.1,0.3,0.5,1.0")
+    parser.add_argument("--steps", type=int, default=None, help="sampling steps (default: the model's)")
     parser.add_argument("--title", default="GLIGEN and ReGround on the shapes GLIGEN model")
     parser.add_argument("--out", type=Path, default=Path("docs/results/gligen"))
     args = parser.parse_args()
@@ -150,6 +151,7 @@ def main() -> None:
     command = (
         f"python benchmarks/gligen_sweep.py --model {args.model} --n {args.n} --seeds {args.seeds} "
         f"--methods {args.methods} --betas {args.betas}"
+        + (f" --steps {args.steps}" if args.steps else "")
         + (f" --sweep-seeds {args.sweep_seeds}" if args.sweep_seeds else "")
         + f" --out {args.out}"
     )
@@ -160,6 +162,7 @@ def main() -> None:
             n=args.n,
             seed=seed,
             out=folder(args.out, "methods", seed, seeds),
+            steps=args.steps,
             progress=False,
             command=command,
         )
@@ -181,7 +184,13 @@ def main() -> None:
             if reused.get(name) != b
         ]
         sweep = run_shapes_bench(
-            pipe, specs, n=args.n, seed=seed, out=folder(args.out, "sweep", seed, sweep_seeds), progress=False
+            pipe,
+            specs,
+            n=args.n,
+            seed=seed,
+            out=folder(args.out, "sweep", seed, sweep_seeds),
+            steps=args.steps,
+            progress=False,
         )
         points: dict[str, list[tuple[float, float, float]]] = {key: [] for key in wirings.values()}
         for spec in specs:
@@ -208,7 +217,8 @@ def main() -> None:
             f"![trade-off]({'tradeoff.png' if len(sweep_seeds) == 1 else f'tradeoff-seed{seed}.png'})",
             "",
         ]
-    text = [f"# {args.title}", "", f"{args.n} layouts per suite seed, seeds {args.seeds}.", ""]
+    steps = f"{args.steps} sampling steps" if args.steps else "the model's sampling steps"
+    text = [f"# {args.title}", "", f"{args.n} layouts per suite seed, seeds {args.seeds}, {steps}.", ""]
     for seed, table in tables.items():
         text += [f"## Methods, suite seed {seed}", "", results_table(table), ""]
     if "none" in names:
