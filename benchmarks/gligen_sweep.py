@@ -80,30 +80,41 @@ def folder(out: Path, kind: str, seed: int, seeds: list[int]) -> Path:
     return out / kind if len(seeds) == 1 else out / f"{kind}-seed{seed}"
 
 
+def colour_breakdown(images: list[dict]) -> tuple[float, float]:
+    """Where lost colour went: detections per region (objects missing or merged when low) and the share of
+    detections whose colour the layout does not name (objects drawn in another colour: omission proper)."""
+    regions = sum(len(img["regions"]) for img in images)
+    detections = [(d["colour"], {r["colour"] for r in img["regions"]}) for img in images for d in img["detections"]]
+    foreign = sum(colour not in named for colour, named in detections)
+    return len(detections) / max(1, regions), foreign / max(1, len(detections))
+
+
 def omission_lines(tables: dict[int, dict], methods: list[str]) -> list[str]:
     """Colour accuracy with grounding minus without (``none``), paired over the same layouts and noise, per seed
-    and pooled: description omission when clearly below 0."""
+    and pooled: description omission when clearly below 0; with :func:`colour_breakdown` for both."""
     grounded = [m for m in methods if m != "none" and "+" not in m]
     lines = [
-        "| method | seed | images | colour acc none | colour acc method | difference | 95% interval |",
-        "|---|---|---|---|---|---|---|",
+        "| method | seed | images | colour acc none | colour acc method | difference | 95% interval "
+        "| detections/region none, method | unnamed-colour detections none, method |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for label in grounded:
-        pooled: tuple[list[float], list[float]] = ([], [])
-        for seed, table in tables.items():
-            with_ = [img["colour_acc"] for img in table["images"][label]]
-            without = [img["colour_acc"] for img in table["images"]["none"]]
-            pooled[0].extend(with_), pooled[1].extend(without)
+        pooled: dict[str, list] = {"with": [], "without": [], "images": [], "none_images": []}
+        rows = [(str(seed), table["images"][label], table["images"]["none"]) for seed, table in tables.items()]
+        for _, images, none_images in rows:
+            pooled["images"] += images
+            pooled["none_images"] += none_images
+        if len(tables) > 1:
+            rows.append(("all", pooled["images"], pooled["none_images"]))
+        for seed, images, none_images in rows:
+            with_ = [img["colour_acc"] for img in images]
+            without = [img["colour_acc"] for img in none_images]
             diff, lo, hi = paired_difference(with_, without)
+            (det_n, foreign_n), (det_m, foreign_m) = colour_breakdown(none_images), colour_breakdown(images)
             lines.append(
                 f"| {label} | {seed} | {len(with_)} | {sum(without) / len(without):.3f} | "
-                f"{sum(with_) / len(with_):.3f} | {diff:+.3f} | [{lo:+.3f}, {hi:+.3f}] |"
-            )
-        if len(tables) > 1:
-            diff, lo, hi = paired_difference(*pooled)
-            lines.append(
-                f"| {label} | all | {len(pooled[0])} | {sum(pooled[1]) / len(pooled[1]):.3f} | "
-                f"{sum(pooled[0]) / len(pooled[0]):.3f} | {diff:+.3f} | [{lo:+.3f}, {hi:+.3f}] |"
+                f"{sum(with_) / len(with_):.3f} | {diff:+.3f} | [{lo:+.3f}, {hi:+.3f}] "
+                f"| {det_n:.2f}, {det_m:.2f} | {foreign_n:.3f}, {foreign_m:.3f} |"
             )
     return lines
 
