@@ -143,7 +143,9 @@ def main() -> None:
     parser.add_argument("--model", default="src/layoutguide/weights/shapes-gligen")
     parser.add_argument("--n", type=int, default=48)
     parser.add_argument("--seeds", default="0", help="suite seeds (layouts and noise), comma-separated")
-    parser.add_argument("--sweep-seeds", default=None, help="suite seeds of the beta sweep (default: the first)")
+    parser.add_argument(
+        "--sweep-seeds", default=None, help="suite seeds of the beta sweep (default: the first; 'none': no sweep)"
+    )
     parser.add_argument("--methods", default="none,gligen,reground,gligen+refocus,reground+refocus")
     parser.add_argument("--betas", default="0.1,0.3,0.5,1.0")
     parser.add_argument("--steps", type=int, default=None, help="sampling steps (default: the model's)")
@@ -156,7 +158,10 @@ def main() -> None:
     from layoutguide.loading import load_pipeline
 
     seeds = [int(s) for s in args.seeds.split(",")]
-    sweep_seeds = [int(s) for s in args.sweep_seeds.split(",")] if args.sweep_seeds else seeds[:1]
+    if args.sweep_seeds == "none":
+        sweep_seeds: list[int] = []
+    else:
+        sweep_seeds = [int(s) for s in args.sweep_seeds.split(",")] if args.sweep_seeds else seeds[:1]
     names = args.methods.split(",")
     pipe = load_pipeline(args.model)
     command = (
