@@ -534,6 +534,7 @@ def shapes_train(
     ),
     gligen_steps: int = typer.Option(0, help="Then train GLIGEN's gated layers for this many steps (base frozen)."),
     gligen_lr: float = typer.Option(5e-4, help="Learning rate of the GLIGEN stage."),
+    gligen_batch: int = typer.Option(32, help="Batch size of the GLIGEN stage (the shipped stage: 32)."),
     gligen_token_weight: float = typer.Option(
         0.0,
         help="GLIGEN stage: weight of the grounding-attention loss (share of each grounding token's attention "
@@ -553,6 +554,19 @@ def shapes_train(
         "head",
         help="GLIGEN stage: grounding phrases carry the head noun ('circle') or the whole phrase ('red circle', "
         "binds colours to boxes); the exported model samples the same way.",
+    ),
+    gligen_colourless_captions: float = typer.Option(
+        0.0,
+        help="GLIGEN stage: share of training captions that name the shapes but no colour, as real GLIGEN's "
+        "grounding data often lacks attributes (0 in the shipped stage).",
+    ),
+    gligen_null_captions: float = typer.Option(
+        0.0,
+        help="GLIGEN stage: share of training captions left empty while the boxes stay, as real GLIGEN's detection "
+        "data without captions (0 in the shipped stage).",
+    ),
+    gligen_gate_lr_scale: float = typer.Option(
+        20.0, help="GLIGEN stage: the gates' learning rate as a multiple of --gligen-lr (the shipped stage: 20)."
     ),
     device: str = typer.Option("auto", help="auto (CUDA if present), cpu, cuda."),
 ) -> None:
@@ -579,16 +593,31 @@ def shapes_train(
     # the recipe carries over from the run; the wall-time limit belongs to this invocation only
     if gligen_grounding_text not in ("head", "phrase"):
         fail(f"--gligen-grounding-text must be 'head' or 'phrase', got {gligen_grounding_text!r}")
+    if not 0.0 <= gligen_colourless_captions <= 1.0:
+        fail(f"--gligen-colourless-captions must be a share in [0, 1], got {gligen_colourless_captions:g}")
+    if not 0.0 <= gligen_null_captions <= 1.0 - gligen_colourless_captions:
+        fail(
+            f"--gligen-null-captions must be a share in [0, 1 - --gligen-colourless-captions], "
+            f"got {gligen_null_captions:g}"
+        )
+    if gligen_batch < 1:
+        fail(f"--gligen-batch must be at least 1, got {gligen_batch}")
+    if gligen_gate_lr_scale <= 0:
+        fail(f"--gligen-gate-lr-scale must be positive, got {gligen_gate_lr_scale:g}")
     trainer = Trainer(out, dataclasses.replace(base, **changes, max_minutes=max_minutes), device=device)
     trainer.run()
     if gligen_steps and not trainer._out_of_time():
         trainer.train_gligen(
             steps=gligen_steps,
             lr=gligen_lr,
+            batch=gligen_batch,
             grounding_token_weight=gligen_token_weight,
             grounding_pixel_weight=gligen_pixel_weight,
             position_code=gligen_position_code,
             grounding_text=gligen_grounding_text,
+            colourless_captions=gligen_colourless_captions,
+            null_captions=gligen_null_captions,
+            gate_lr_scale=gligen_gate_lr_scale,
         )
     if trainer._out_of_time():
         typer.echo(f"stopped after --max-minutes {max_minutes:g} at a checkpoint; run the same command again to go on")

@@ -32,6 +32,7 @@ from ..loading import pick_device
 from ..methods.gligen import MAX_OBJECTS, fuser_position_code, grounding_phrase
 from ..pipeline import LayoutPipeline
 from ..text_mask import word_token_mask
+from .grounding_captions import stage_captions
 from .model import ModelConfig, build_components
 from .world import COLOURS, PLURALS, TRAIN_SEEDS, make_scene
 
@@ -525,6 +526,8 @@ class Trainer:
         grounding_pixel_weight: float = 0.0,
         position_code: bool = False,
         grounding_text: str = "head",
+        colourless_captions: float = 0.0,
+        null_captions: float = 0.0,
     ) -> None:
         """GLIGEN's recipe on the shapes world: base UNet and text encoder frozen, only the gated self-attention
         layers and the position net learn. With ``grounding_text="head"`` grounding phrases carry the shape only
@@ -556,7 +559,11 @@ class Trainer:
         visible in x_t attend to its grounding token): box-selective on training scenes, useless for placing an
         object in noise (docs/results/gligen/position-experiment-fix.md). A model trained with it
         must be sampled with it (the gligen method's ``position_code`` option; ``export`` writes it into the
-        model's defaults)."""
+        model's defaults).
+
+        ``colourless_captions`` (0 in the shipped stage) is the share of captions that name the shapes but no colour,
+        as real GLIGEN's grounding data often lacks attributes, and ``null_captions`` (0 there) the share of empty
+        captions with the boxes kept, as its detection data without captions (:mod:`.grounding_captions`)."""
         self._check_gligen_options(min_timestep, grounding_text)
         parts = self.gligen_components(ema_weights=False)
         unet, text = parts["unet"].to(self.device), parts["text_encoder"].to(self.device)
@@ -590,6 +597,7 @@ class Trainer:
             )
         gen = torch.Generator(self.device).manual_seed(self.config.seed + 3 + start)
         rng = random.Random(self.config.seed + 3 + start)
+        colour_rng = random.Random(self.config.seed + 5 + start)
         width = unet.config.cross_attention_dim
         # Grounding tokens embed the head noun as the layout writes it ("circle", or "circles" for a group), or the
         # whole phrase ("red circles"): what the gligen method feeds with the same grounding_text.
@@ -610,6 +618,8 @@ class Trainer:
             "grounding_pixel_weight": grounding_pixel_weight,
             "position_code": position_code,
             "grounding_text": grounding_text,
+            "colourless_captions": colourless_captions,
+            "null_captions": null_captions,
         }
         previous = self.state.get("gligen_config")
         if start and previous is not None and previous != gligen_config:
@@ -636,7 +646,9 @@ class Trainer:
                     / 127.5
                     - 1.0
                 )
-                captions = ["" if rng.random() < self.config.p_uncond else sc.caption for sc in scenes]
+                captions = stage_captions(
+                    scenes, self.config.p_uncond, colourless_captions, rng, colour_rng, null_captions
+                )
                 layouts = [sc.layout(with_masks=False) for sc in scenes]
                 boxes = torch.zeros(batch, MAX_OBJECTS, 4, device=self.device)
                 embeds = torch.zeros(batch, MAX_OBJECTS, width, device=self.device)
