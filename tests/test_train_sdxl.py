@@ -117,7 +117,8 @@ def test_train_one_step_export_reload_sample_and_resume(tmp_path):
     for name in ("unet", "text_encoder", "text_encoder_2"):
         for k, v in getattr(pipe, name).state_dict().items():
             torch.testing.assert_close(v, ema[f"{name}.{k}"])  # the exported weights are the EMA weights
-    assert json.loads((tmp_path / "model" / "layoutguide.json").read_text())["text_mask"] == "words"
+    defaults = json.loads((tmp_path / "model" / "layoutguide.json").read_text())
+    assert defaults["text_mask"] == "words" and defaults["num_inference_steps"] == 30  # the shapes model's sampling
     assert json.loads((tmp_path / "model" / "training.json").read_text())["config"]["arch"] == "sdxl"
     assert pipe.tokenizer_2.pad_token == "!"
     with pytest.raises(InputError, match="GLIGEN has no SDXL weights"):

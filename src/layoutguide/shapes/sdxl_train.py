@@ -69,6 +69,7 @@ class SDXLTrainer(Trainer):
     """The shapes trainer with SDXL's two text encoders and added conditioning."""
 
     text_encoder_names = ("text_encoder", "text_encoder_2")
+    sampling_defaults = SAMPLING_DEFAULTS  # without them an SDXL folder samples with SDXL's 50 steps and CFG 5
 
     def model_config(self) -> SDXLModelConfig:  # type: ignore[override]  # the SDXL widths
         fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in self.config.model.items()}

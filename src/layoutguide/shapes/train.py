@@ -241,6 +241,7 @@ class EMA:
 
 class Trainer:
     text_encoder_names: tuple[str, ...] = ("text_encoder",)  # trained with the UNet, in this order
+    sampling_defaults: dict[str, Any] = {}  # an export's layoutguide.json starts from these (the SD run: none)
 
     def __init__(self, out: str | Path, config: TrainConfig | None = None, device: str | None = None):
         self.out = Path(out)
@@ -743,8 +744,8 @@ def export(run: str | Path, out: str | Path, *, gligen: bool = False) -> None:
     trainer = open_trainer(run, device="cpu")
     out = Path(out)
     defaults_file = out / "layoutguide.json"
-    # keep calibrated defaults written earlier
-    defaults = json.loads(defaults_file.read_text()) if defaults_file.exists() else {}
+    written = json.loads(defaults_file.read_text()) if defaults_file.exists() else {}
+    defaults = {**trainer.sampling_defaults, **written}  # keep calibrated defaults written earlier
     defaults["text_mask"] = "words" if trainer.config.text_mask else "none"
     if gligen:
         config = trainer.state.get("gligen_config", {})
