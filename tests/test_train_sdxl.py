@@ -155,6 +155,19 @@ def test_train_one_step_export_reload_sample_and_resume(tmp_path):
     assert json.loads((tmp_path / "again" / "ckpt" / "state.json").read_text())["unet_step"] == 2
 
 
+@pytest.mark.slow  # a few seconds: three tiny trainer builds
+def test_time_limit_stops_the_autoencoder_stage_at_a_checkpoint(tmp_path):
+    run = tmp_path / "run"
+    init_sdxl_run(run, tiny_config(vae_steps=3, max_minutes=1e-9))
+    open_trainer(run, device="cpu").run()  # the limit is spent after the first step
+    state = json.loads((run / "ckpt" / "state.json").read_text())
+    assert state["vae_step"] == 1 and "scaling_factor" not in state and state["unet_step"] == 0
+    assert (run / "ckpt" / "vae_optim.safetensors").exists()
+    open_trainer(run, dataclasses.replace(tiny_config(vae_steps=3)), device="cpu").run()
+    state = json.loads((run / "ckpt" / "state.json").read_text())
+    assert (state["vae_step"], state["unet_step"]) == (3, 1) and state["scaling_factor"] > 0
+
+
 def test_cli_init_run_arch(tmp_path):
     from typer.testing import CliRunner
 

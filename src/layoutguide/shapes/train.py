@@ -360,11 +360,16 @@ class Trainer:
             opt.step()
             self.state["vae_step"] = step + 1
             bar.set_postfix(rec=f"{rec_loss.item():.4f}")
-            if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.vae_steps:
+            done = step + 1 == cfg.vae_steps or self._out_of_time()
+            if (step + 1) % cfg.checkpoint_every == 0 or done:
                 self._log(stage="vae", step=step + 1, rec=rec_loss.item(), seconds=time.time() - self.started)
                 self._save(self.vae.state_dict(), "vae.safetensors")
                 self._save(_optim_state(opt), "vae_optim.safetensors")
                 self._save_state()
+            if done:
+                break
+        if self.state["vae_step"] < cfg.vae_steps:
+            return  # stopped by max_minutes; the latent scaling is measured when the stage is done
         # Scale latents to unit variance, as Stable Diffusion's 0.18215 does for its VAE.
         with torch.no_grad():
             x, _, _ = render_batch(list(range(TRAIN_SEEDS - 1, TRAIN_SEEDS - 513, -1)), 0.0, rng, cfg.max_objects)
