@@ -24,16 +24,8 @@ CAPTIONS = ["a red circle", "two blue squares and a yellow triangle"]
 
 
 def tiny_config(**changes):
-    return sdxl_stage1_config(
-        vae_steps=1,
-        vae_batch=2,
-        unet_steps=1,
-        batch=2,
-        checkpoint_every=1,
-        sample_every=0,
-        model=dataclasses.asdict(SDXLModelConfig.tiny()),
-        **changes,
-    )
+    tiny = dict(vae_steps=1, vae_batch=2, unet_steps=1, batch=2, checkpoint_every=1, sample_every=0)
+    return sdxl_stage1_config(**{**tiny, "model": dataclasses.asdict(SDXLModelConfig.tiny()), **changes})
 
 
 def test_unet_has_sdxl_block_structure_and_conditioning():
@@ -163,7 +155,7 @@ def test_time_limit_stops_the_autoencoder_stage_at_a_checkpoint(tmp_path):
     state = json.loads((run / "ckpt" / "state.json").read_text())
     assert state["vae_step"] == 1 and "scaling_factor" not in state and state["unet_step"] == 0
     assert (run / "ckpt" / "vae_optim.safetensors").exists()
-    open_trainer(run, dataclasses.replace(tiny_config(vae_steps=3)), device="cpu").run()
+    open_trainer(run, tiny_config(vae_steps=3), device="cpu").run()
     state = json.loads((run / "ckpt" / "state.json").read_text())
     assert (state["vae_step"], state["unet_step"]) == (3, 1) and state["scaling_factor"] > 0
 
