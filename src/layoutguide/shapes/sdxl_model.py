@@ -42,8 +42,8 @@ class SDXLModelConfig:
     vae_channels: tuple[int, ...] = (16, 32)  # two blocks: one downsample, factor 2 (32x32 latents)
     unet_channels: tuple[int, ...] = (32, 64, 128)  # SDXL's 320 / 640 / 1280: 1 : 2 : 4
     # SDXL has 2; the shapes SD model has 1 where SD has 2. With 1, this UNet has the shapes SD UNet's parameter count
-    # (5.9 M) and step time (measured side by side, batch 32 on one thread: 2.8-3.2 s vs 2.9-3.1 s), so the two
-    # models are compared at equal training budgets.
+    # (5.87 M vs 5.93 M); a training step costs 1.4-1.7x the SD one (its first block runs at 32x32;
+    # benchmarks/sdxl_shapes_step_time.py, docs/models/shapes-sdxl.md).
     layers_per_block: int = 1
     transformer_depth: tuple[int, ...] = (0, 2, 2)  # per down block; the mid block takes the last; SDXL 0, 2, 10
     head_dim: int = 32  # SDXL: 64 (5 / 10 / 20 heads)
