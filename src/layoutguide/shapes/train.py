@@ -820,13 +820,10 @@ def init_run_from_export(folder: str | Path, run: str | Path) -> None:
 def open_trainer(out: str | Path, config: TrainConfig | None = None, device: str | None = None) -> Trainer:
     """The trainer of the run in ``out`` for its architecture (``config.arch``, else the run's own)."""
     state_file = Path(out) / "ckpt" / "state.json"
-    arch = (
-        config.arch
-        if config is not None
-        else json.loads(state_file.read_text())["config"].get("arch", "sd")
-        if state_file.exists()
-        else "sd"
-    )
+    if config is None and state_file.exists():
+        arch = json.loads(state_file.read_text())["config"].get("arch", "sd")
+    else:
+        arch = config.arch if config is not None else "sd"
     if arch == "sdxl":
         from .sdxl_train import SDXLTrainer
 
