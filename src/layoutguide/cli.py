@@ -573,7 +573,7 @@ def shapes_train(
     """Train (or resume) the shapes-world model (and, with --gligen-steps, its GLIGEN variant)."""
     import dataclasses
 
-    from .shapes.train import TrainConfig, Trainer
+    from .shapes.train import TrainConfig, open_trainer
 
     state_file = out / "ckpt" / "state.json"
     base = TrainConfig(**json.loads(state_file.read_text())["config"]) if state_file.exists() else TrainConfig()
@@ -604,7 +604,7 @@ def shapes_train(
         fail(f"--gligen-batch must be at least 1, got {gligen_batch}")
     if gligen_gate_lr_scale <= 0:
         fail(f"--gligen-gate-lr-scale must be positive, got {gligen_gate_lr_scale:g}")
-    trainer = Trainer(out, dataclasses.replace(base, **changes, max_minutes=max_minutes), device=device)
+    trainer = open_trainer(out, dataclasses.replace(base, **changes, max_minutes=max_minutes), device=device)
     trainer.run()
     if gligen_steps and not trainer._out_of_time():
         trainer.train_gligen(
@@ -625,8 +625,15 @@ def shapes_train(
 
 @shapes_app.command("init-run")
 def shapes_init_run(
-    from_: str = typer.Option(
-        "shapes", "--from", help="A shipped model name (shapes, shapes-gligen) or an exported model folder."
+    from_: str | None = typer.Option(
+        None,
+        "--from",
+        help="A shipped model name (shapes, shapes-gligen) or an exported model folder (default: shapes).",
+    ),
+    arch: str | None = typer.Option(
+        None,
+        help="Instead of --from: a new run with fresh weights of this architecture (sdxl: SDXL's two text "
+        "encoders, pooled embedding, size ids and block structure, scaled down; docs/models/shapes-sdxl.md).",
     ),
     out: Path = typer.Option(..., help="New run folder; then continue with `layoutguide shapes train --out OUT ...`."),
 ) -> None:
@@ -636,7 +643,10 @@ def shapes_init_run(
     from .loading import OVERLAY_FILE, resolve_model, write_model_folder
     from .shapes.train import init_run_from_export
 
-    source = resolve_model(from_)
+    if arch is not None:
+        _init_fresh_run(arch, from_, out)
+        return
+    source = resolve_model(from_ or "shapes")
     if isinstance(source, Path) and (source / OVERLAY_FILE).is_file():  # stored as layers: assemble it first
         with tempfile.TemporaryDirectory() as tmp:
             init_run_from_export(write_model_folder(source, Path(tmp) / "model"), out)
@@ -653,6 +663,22 @@ def shapes_init_run(
     except FileExistsError as e:
         fail(str(e))
     typer.echo(f"wrote {out / 'ckpt'}")
+
+
+def _init_fresh_run(arch: str, from_: str | None, out: Path) -> None:
+    from .shapes.sdxl_train import init_sdxl_run
+
+    if from_ is not None:
+        fail("give --from (go on from an exported model) or --arch (start fresh), not both")
+    if arch == "sd":
+        fail(f"--arch sd: a new run of the SD architecture needs no init-run: layoutguide shapes train --out {out}")
+    if arch != "sdxl":
+        fail(f"--arch must be 'sdxl' (or give --from), got {arch!r}")
+    try:
+        init_sdxl_run(out)
+    except FileExistsError as e:
+        fail(str(e))
+    typer.echo(f"wrote {out / 'ckpt'}; train it with `layoutguide shapes train --out {out}`")
 
 
 @shapes_app.command("competence")

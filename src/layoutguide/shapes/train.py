@@ -74,6 +74,9 @@ class TrainConfig:
     sample_every: int = 1000
     max_minutes: float | None = None  # stop (after a checkpoint) once this much wall time has passed
     model: dict = dataclasses.field(default_factory=lambda: dataclasses.asdict(ModelConfig()))
+    # "sd": the shipped model's Stable Diffusion architecture; "sdxl": SDXL's (shapes/sdxl_model.py), trained by
+    # shapes/sdxl_train.py's SDXLTrainer. ``open_trainer`` picks the trainer from it.
+    arch: str = "sd"
 
 
 def render_batch(
@@ -238,6 +241,9 @@ class EMA:
 
 
 class Trainer:
+    text_encoder_names: tuple[str, ...] = ("text_encoder",)  # trained with the UNet, in this order
+    sampling_defaults: dict[str, Any] = {}  # an export's layoutguide.json starts from these (the SD run: none)
+
     def __init__(self, out: str | Path, config: TrainConfig | None = None, device: str | None = None):
         self.out = Path(out)
         self.ckpt = self.out / "ckpt"
@@ -262,16 +268,17 @@ class Trainer:
             )
         self.state["config"] = dataclasses.asdict(config)
         self.device = pick_device(device)
-        parts = build_components(self.model_config(), seed=config.seed)
+        parts = self.new_components(seed=config.seed)
         self.vae, self.unet, self.text_encoder = parts["vae"], parts["unet"], parts["text_encoder"]
+        self.text_encoders = {name: parts[name] for name in self.text_encoder_names}
         self.tokenizer, self.scheduler = parts["tokenizer"], parts["scheduler"]
-        for name in ("vae", "unet", "text_encoder"):
+        for name in ("vae", "unet", *self.text_encoder_names):
             path = self.ckpt / f"{name}.safetensors"
             if path.exists():
-                getattr(self, name).load_state_dict(load_file(path))
+                parts[name].load_state_dict(load_file(path))
         if "scaling_factor" in self.state:
             self.vae.register_to_config(scaling_factor=self.state["scaling_factor"])
-        for m in (self.vae, self.unet, self.text_encoder):
+        for m in (self.vae, self.unet, *self.text_encoders.values()):
             m.to(self.device)
         self.started = time.time()
         self.log_file = self.out / "log.jsonl"
@@ -280,6 +287,18 @@ class Trainer:
     def model_config(self) -> ModelConfig:
         fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in self.config.model.items()}
         return ModelConfig(**fields)
+
+    def new_components(self, seed: int) -> dict:
+        """Fresh components of this run's architecture."""
+        return build_components(self.model_config(), seed=seed)
+
+    def unet_conditioning(self, captions: list[str], rng: random.Random | None = None) -> dict[str, Any]:
+        """The UNet's text inputs for ``captions`` (keyword arguments after the timestep). ``rng``: training's
+        random draws, for architectures whose conditioning draws any."""
+        return {
+            "encoder_hidden_states": self.encode_text(captions),
+            "encoder_attention_mask": self.text_mask(captions),
+        }
 
     def _log(self, **record) -> None:
         with open(self.log_file, "a") as f:
@@ -342,11 +361,16 @@ class Trainer:
             opt.step()
             self.state["vae_step"] = step + 1
             bar.set_postfix(rec=f"{rec_loss.item():.4f}")
-            if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.vae_steps:
+            done = step + 1 == cfg.vae_steps or self._out_of_time()
+            if (step + 1) % cfg.checkpoint_every == 0 or done:
                 self._log(stage="vae", step=step + 1, rec=rec_loss.item(), seconds=time.time() - self.started)
                 self._save(self.vae.state_dict(), "vae.safetensors")
                 self._save(_optim_state(opt), "vae_optim.safetensors")
                 self._save_state()
+            if done:
+                break
+        if self.state["vae_step"] < cfg.vae_steps:
+            return  # stopped by max_minutes; the latent scaling is measured when the stage is done
         # Scale latents to unit variance, as Stable Diffusion's 0.18215 does for its VAE.
         with torch.no_grad():
             x, _, _ = render_batch(list(range(TRAIN_SEEDS - 1, TRAIN_SEEDS - 513, -1)), 0.0, rng, cfg.max_objects)
@@ -359,11 +383,11 @@ class Trainer:
     def train_unet(self) -> None:
         cfg = self.config
         self.vae.requires_grad_(False).eval()
-        params = list(self.unet.parameters()) + list(self.text_encoder.parameters())
+        modules = {"unet": self.unet, **self.text_encoders}
+        params = [p for module in modules.values() for p in module.parameters()]
         opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.01)
         if (self.ckpt / "optim.safetensors").exists():
             _load_optim_state(opt, load_file(self.ckpt / "optim.safetensors"))
-        modules = {"unet": self.unet, "text_encoder": self.text_encoder}
         ema = EMA(modules, cfg.ema_decay)
         if (self.ckpt / "ema.safetensors").exists():
             ema.shadow = {k: v.to(self.device) for k, v in load_file(self.ckpt / "ema.safetensors").items()}
@@ -397,9 +421,7 @@ class Trainer:
                 a = alphas[t].view(-1, 1, 1, 1)
                 zt = a.sqrt() * z0 + (1 - a).sqrt() * noise
                 with recording(store, cfg=False, step=step, on=supervise):
-                    pred = self.unet(
-                        zt, t, self.encode_text(captions), encoder_attention_mask=self.text_mask(captions)
-                    ).sample
+                    pred = self.unet(zt, t, **self.unet_conditioning(captions, rng)).sample
                 mse = F.mse_loss(pred, noise)
                 loss, extra = mse, {}
                 if supervise:
@@ -447,23 +469,17 @@ class Trainer:
         from diffusers import DDIMScheduler
         from PIL import Image
 
-        unet, text = self.unet, self.text_encoder
+        unet, modules = self.unet, {"unet": self.unet, **self.text_encoders}
         backup = None
         if ema is not None:
-            backup = {
-                k: v.detach().clone()
-                for k, v in {
-                    **{f"unet.{n}": p for n, p in unet.state_dict().items()},
-                    **{f"text_encoder.{n}": p for n, p in text.state_dict().items()},
-                }.items()
-            }
-            unet.load_state_dict(ema.state_for("unet"))
-            text.load_state_dict(ema.state_for("text_encoder"))
-        unet.eval(), text.eval()
+            backup = {name: {k: v.detach().clone() for k, v in m.state_dict().items()} for name, m in modules.items()}
+            for name, m in modules.items():
+                m.load_state_dict(ema.state_for(name))
+        for m in modules.values():
+            m.eval()
         try:
             captions = [make_scene(10_000_000 + i).caption for i in range(n)]
-            cond, uncond = self.encode_text(captions), self.encode_text([""] * n)
-            mask = self.text_mask([""] * n + captions)
+            conditioning = self.unet_conditioning([""] * n + captions)
             sched = DDIMScheduler.from_config(self.scheduler.config)
             sched.set_timesteps(steps)
             g = torch.Generator(self.device).manual_seed(0)
@@ -473,9 +489,7 @@ class Trainer:
                 device=self.device,
             )
             for t in sched.timesteps:
-                eps_u, eps_c = unet(
-                    torch.cat([z, z]), t, torch.cat([uncond, cond]), encoder_attention_mask=mask
-                ).sample.chunk(2)
+                eps_u, eps_c = unet(torch.cat([z, z]), t, **conditioning).sample.chunk(2)
                 z = sched.step(eps_u + cfg_scale * (eps_c - eps_u), t, z).prev_sample
             img = self.vae.decode(z / self.vae.config.scaling_factor).sample
             img = ((img.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
@@ -486,10 +500,10 @@ class Trainer:
             grid.save(path)
             (path.with_suffix(".txt")).write_text("\n".join(captions) + "\n")
         finally:
-            if backup is not None:
-                unet.load_state_dict({k[5:]: v for k, v in backup.items() if k.startswith("unet.")})
-                text.load_state_dict({k[13:]: v for k, v in backup.items() if k.startswith("text_encoder.")})
-            unet.train(), text.train()
+            for name, m in modules.items():
+                if backup is not None:
+                    m.load_state_dict(backup[name])
+                m.train()
 
     # ------------------------------------------------------------------------------------------- stage 3
     def gligen_components(self, ema_weights: bool = True) -> dict:
@@ -720,6 +734,10 @@ class Trainer:
                 if done:
                     break
 
+    def export_pipeline(self, gligen: bool = False) -> Any:
+        """The pipeline ``export`` saves: EMA weights (``gligen``: the gated model)."""
+        return LayoutPipeline(**(self.gligen_components() if gligen else self.ema_components()))
+
     def run(self) -> None:
         self.train_vae()
         if not self._out_of_time():
@@ -727,11 +745,11 @@ class Trainer:
 
     def ema_components(self) -> dict:
         """Components with the EMA weights loaded, for export."""
-        parts = build_components(self.model_config())
+        parts = self.new_components(seed=0)
         parts["vae"].load_state_dict(load_file(self.ckpt / "vae.safetensors"))
         parts["vae"].register_to_config(scaling_factor=self.state["scaling_factor"])
         ema = load_file(self.ckpt / "ema.safetensors")
-        for name in ("unet", "text_encoder"):
+        for name in ("unet", *self.text_encoder_names):
             prefix = name + "."
             parts[name].load_state_dict({k[len(prefix) :]: v for k, v in ema.items() if k.startswith(prefix)})
         return parts
@@ -740,22 +758,22 @@ class Trainer:
 def export(run: str | Path, out: str | Path, *, gligen: bool = False) -> None:
     """Write the run's EMA weights as a diffusers pipeline folder plus ``training.json`` (recipe and progress);
     ``gligen=True`` writes the gated (GLIGEN) model of stage 3 instead."""
-    trainer = Trainer(run, device="cpu")
-    pipe = LayoutPipeline(**(trainer.gligen_components() if gligen else trainer.ema_components()))
+    trainer = open_trainer(run, device="cpu")
     out = Path(out)
     defaults_file = out / "layoutguide.json"
-    if defaults_file.exists():  # keep calibrated defaults written earlier
-        pipe.model_defaults = json.loads(defaults_file.read_text())
-    pipe.model_defaults["text_mask"] = "words" if trainer.config.text_mask else "none"
+    written = json.loads(defaults_file.read_text()) if defaults_file.exists() else {}
+    defaults = {**trainer.sampling_defaults, **written}  # keep calibrated defaults written earlier
+    defaults["text_mask"] = "words" if trainer.config.text_mask else "none"
     if gligen:
         config = trainer.state.get("gligen_config", {})
-        methods = pipe.model_defaults.setdefault("methods", {})
+        methods = defaults.setdefault("methods", {})
         for name in ("gligen", "reground"):  # sample as the stage was trained
             methods.setdefault(name, {}).update(
                 position_code=bool(config.get("position_code", False)),
                 grounding_text=config.get("grounding_text", "head"),
             )
-    pipe.save_pretrained(out)
+    trainer.export_pipeline(gligen).save_pretrained(out)
+    atomic_write_text(defaults_file, json.dumps(defaults, indent=2) + "\n")
     recipe = {
         "config": trainer.state["config"],
         "vae_step": trainer.state["vae_step"],
@@ -780,17 +798,21 @@ def init_run_from_export(folder: str | Path, run: str | Path) -> None:
         raise FileExistsError(f"{ckpt} already holds a run; choose another run folder")
     recipe = json.loads((folder / "training.json").read_text())
     unet = load_file(folder / "unet" / "diffusion_pytorch_model.safetensors")
-    text = load_file(folder / "text_encoder" / "model.safetensors")
+    texts = {  # SDXL's has two
+        name: load_file(folder / name / "model.safetensors")
+        for name in ("text_encoder", "text_encoder_2")
+        if (folder / name).is_dir()
+    }
     gligen = {k: v for k, v in unet.items() if is_gligen_param(k)}
     base = {k: v for k, v in unet.items() if k not in gligen}
     ckpt.mkdir(parents=True, exist_ok=True)
     files = {
         "vae.safetensors": load_file(folder / "vae" / "diffusion_pytorch_model.safetensors"),
         "unet.safetensors": base,
-        "text_encoder.safetensors": text,
+        **{f"{name}.safetensors": text for name, text in texts.items()},
         "ema.safetensors": {
             **{f"unet.{k}": v for k, v in base.items()},
-            **{f"text_encoder.{k}": v for k, v in text.items()},
+            **{f"{name}.{k}": v for name, text in texts.items() for k, v in text.items()},
         },
     }
     if gligen:
@@ -805,6 +827,22 @@ def init_run_from_export(folder: str | Path, run: str | Path) -> None:
             if key in recipe:
                 state[key] = recipe[key]
     atomic_write_text(ckpt / "state.json", json.dumps(state, indent=2))
+
+
+def open_trainer(out: str | Path, config: TrainConfig | None = None, device: str | None = None) -> Trainer:
+    """The trainer of the run in ``out`` for its architecture (``config.arch``, else the run's own)."""
+    state_file = Path(out) / "ckpt" / "state.json"
+    if config is None and state_file.exists():
+        arch = json.loads(state_file.read_text())["config"].get("arch", "sd")
+    else:
+        arch = config.arch if config is not None else "sd"
+    if arch == "sdxl":
+        from .sdxl_train import SDXLTrainer
+
+        return SDXLTrainer(out, config, device)
+    if arch != "sd":
+        raise ValueError(f"arch must be 'sd' or 'sdxl', got {arch!r}")
+    return Trainer(out, config, device)
 
 
 if __name__ == "__main__":  # pragma: no cover
