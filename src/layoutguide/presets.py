@@ -43,8 +43,9 @@ ZG_NEGATIVE = (
     "overexposed, bad art, beginner, amateur, distorted face"
 )
 SAMPLING_KEYS = ("num_inference_steps", "guidance_scale", "negative_prompt", "sampler", "guidance_interval")
-# options a preset never sets: they describe how the model was trained, not how the method runs
-MODEL_OPTIONS = frozenset({"grounding_text", "position_code"})
+# options a preset never sets: they describe the model (how it was trained, which of its layers are SD's 16x16
+# level), not how the method runs; the model's layoutguide.json or the method's relative-level rule picks them
+MODEL_OPTIONS = frozenset({"grounding_text", "position_code", "level", "levels", "resolution", "resolutions"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,17 +70,19 @@ _AR_OFFICIAL_OPTIONS = {
     "tokens": "all",  # every word of a phrase shares its boxes
     "temperature": 100.0,
     "smoothing": True,
-    "resolution": 16,
     "normalize_grad": False,  # raw gradient
     "early_stop": True,
     "loss_threshold": 0.1,
     "inside_threshold": 0.2,
     "box_edges": "truncate",  # int(b*16) for both edges
     "loss_scale": 1.0,
-    # fidelity-branch options (docs/methods.md): the early stop compares the step-size-scaled loss, and L_G runs only
-    # on the official code's early steps with its averaging order; dropped (and said) where this build lacks them
+    # fidelity-branch options (/work/briefs/options-fidelity.md): the early stop compares the step-size-scaled loss;
+    # L_G only on reference steps < 15, fuser maps averaged over layers before the max; EOT and padding stay in the
+    # x100 softmax; dropped (and said by `layoutguide methods`) where this build lacks them
     "early_stop_on": "scaled",
-    "grounding_gate": "official",
+    "grounding_until": 15,
+    "grounding_average": "maps",
+    "token_softmax": "all",
 }
 _AR_SAMPLING = {
     "num_inference_steps": 50,
@@ -115,7 +118,6 @@ PRESET_TABLE: dict[str, dict[str, PresetEntry]] = {
                 "eta": 0.3,
                 "tau": 0.52,  # the code guides steps i <= int(50 * (1 - 0.5)): 26 of 50
                 "normalize_grad": True,
-                "resolutions": (16, 32),
             },
             sampling={
                 "num_inference_steps": 50,
@@ -141,12 +143,19 @@ PRESET_TABLE: dict[str, dict[str, PresetEntry]] = {
                 "refine": False,
                 "temperature": 100.0,
                 "box_edges": "truncate",
+                "token_softmax": "auto",  # normalize_eot on SD 2.1 (fidelity branch)
             },
             sampling={"num_inference_steps": 50, "guidance_scale": 7.5, "negative_prompt": "", "sampler": "pndm"},
         ),
         "attend-excite": PresetEntry(
             source="diffusers' Attend-and-Excite pipeline (official port)",
-            options={"scale_factor": 20.0, "guided_fraction": 0.5, "refine": True, "temperature": 100.0},
+            options={
+                "scale_factor": 20.0,
+                "guided_fraction": 0.5,
+                "refine": True,
+                "temperature": 100.0,
+                "token_softmax": "auto",  # fidelity branch
+            },
             sampling={"num_inference_steps": 50, "guidance_scale": 7.5, "negative_prompt": "", "sampler": "pndm"},
         ),
         "layout-guidance": PresetEntry(
@@ -166,7 +175,7 @@ PRESET_TABLE: dict[str, dict[str, PresetEntry]] = {
         ),
         "zestguide": PresetEntry(
             source=ZG_PAPER,
-            options={"variant": "paper", "eta": 1.0, "tau": 0.5, "normalize_grad": True, "resolutions": (16, 32)},
+            options={"variant": "paper", "eta": 1.0, "tau": 0.5, "normalize_grad": True},
             sampling={
                 "num_inference_steps": 50,
                 "guidance_scale": 3.0,
