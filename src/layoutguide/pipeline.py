@@ -160,12 +160,13 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
         if name not in SAMPLERS:
             raise InputError(f"sampler {name!r} is unknown; use model, {', '.join(SAMPLERS)}")
         cls, extra = SAMPLERS[name]
-        own = self.scheduler
-        self.scheduler = cls.from_config(own.config, **extra)
+        pipe: Any = self  # diffusers registers the scheduler at run time: mypy cannot type the attribute here
+        own = pipe.scheduler
+        pipe.scheduler = cls.from_config(own.config, **extra)
         try:
             yield
         finally:
-            self.scheduler = own
+            pipe.scheduler = own
 
     # ------------------------------------------------------------------------------------------- helpers
     @torch.no_grad()

@@ -171,7 +171,7 @@ class GradientMethod(GuidanceMethod):
         raise NotImplementedError(f"method {self.name!r} defines neither sample_loss nor loss")
 
     def loss(self, state: MethodState, step: int, plan: StepPlan, maps: RecordedMaps) -> LossOutput:
-        edges = getattr(self.options, "box_edges", "cover")
+        edges: BoxEdges = getattr(self.options, "box_edges", "cover")
         outs = [self.sample_loss(view, step, plan) for view in state.ctx.views(maps, state, edges)]
         loss = torch.stack([o.loss for o in outs])
         done = torch.stack([torch.as_tensor(o.done, device=loss.device).reshape(()) for o in outs]).bool()
