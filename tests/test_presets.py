@@ -259,3 +259,16 @@ def test_the_ui_shows_the_family_default_that_runs_when_a_field_is_left_alone():
     assert calibrated["loss_scale"].default == 3.0
     # choosing the schema's 1.0 on an SD folder is a change the run must carry
     assert changed_options(list(fields.values()), {fields["loss_scale"].key: 1.0}) == {"refocus": {"loss_scale": 1.0}}
+
+
+@pytest.mark.slow
+def test_generate_runs_a_preset_on_a_model_folder(tmp_path, tiny_folder):
+    layout = Layout(prompt="a red circle", regions=(Region("red circle", box=(0.1, 0.1, 0.6, 0.6)),))
+    layout_file = tmp_path / "layout.json"
+    layout.to_json(layout_file)
+    args = ["generate", "--model", tiny_folder, "--layout", str(layout_file), "--steps", "2", "--device", "cpu"]
+    result = CliRunner().invoke(
+        app, [*args, "--method", "refocus", "--preset", "official", "--out", str(tmp_path / "a.png")]
+    )
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "a.png").is_file()
