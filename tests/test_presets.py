@@ -133,9 +133,15 @@ def test_official_refocus_on_gligen_turns_on_lg_scheduled_sampling_and_the_a_pre
 def test_zestguide_official_is_the_sd14_code_and_paper_the_papers_text():
     options = preset_options("official", ["zestguide"], "sd1")["zestguide"]
     assert (options["eta"], options["variant"]) == (0.3, "code")
-    # the code guides steps i <= int(50 * (1 - tau)): 26 of 50
-    plan = [s for s in range(50) if s < options["tau"] * 50]
-    assert len(plan) == 26
+    # the code guides timesteps i <= int(len(timesteps) * (1 - tau)) of SD-1.4's PNDM (51 for 50 steps): 26
+    pndm = PNDMScheduler.from_config(tiny_pipeline().scheduler.config, skip_prk_steps=True)
+    pndm.set_timesteps(50)
+    count = len(pndm.timesteps)
+    code = [i for i in range(count) if i <= int(count * (1 - 0.5))]
+    ours = get_method("zestguide", **options)
+    ctx = GuidanceContext([], [], count, (16, 16), torch.device("cpu"), pndm.alphas_cumprod, pndm.timesteps)
+    assert count == 51 and len(code) == 26
+    assert [i for i in range(count) if ours.plan(MethodState(ctx), i) is not None] == code
     assert preset_options("paper", ["zestguide"], "sd1")["zestguide"]["eta"] == 1.0
     assert layered_sampling({}, "zestguide", "official")["negative_prompt"].value == ZG_NEGATIVE
     paper = layered_sampling({}, "zestguide", "paper")

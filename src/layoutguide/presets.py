@@ -116,7 +116,7 @@ PRESET_TABLE: dict[str, dict[str, PresetEntry]] = {
             options={
                 "variant": "code",  # bce_loss2: x10 scale, gradient gates
                 "eta": 0.3,
-                "tau": 0.52,  # the code guides steps i <= int(50 * (1 - 0.5)): 26 of 50
+                "tau": 0.5,  # with PNDM's 51 timesteps: steps 0-25, the code's i <= int(51 * (1 - 0.5)): 26
                 "normalize_grad": True,
             },
             sampling={
@@ -126,7 +126,10 @@ PRESET_TABLE: dict[str, dict[str, PresetEntry]] = {
                 "sampler": "pndm",  # SD-1.4's scheduler; the config's ddim_eta 0.5 is a no-op on it
                 "guidance_interval": None,
             },
-            notes=("tau 0.52 reproduces the code's 26 guided steps of 50; at other step counts it is 0.52 of them",),
+            notes=(
+                "the code runs diffusers' PNDM, whose 50 steps are 51 timesteps (the PLMS warm-up repeats the first): "
+                "tau 0.5 guides 0-25, its 26 (the same count at any even number of steps)",
+            ),
         ),
         "gligen": PresetEntry(
             source=AR_CODE + " (GLIGEN's own inference: PLMS 50, CFG 7.5)",
