@@ -13,7 +13,8 @@ for seed in (0, 1):
         trunc += list(layout.rasterize(16, 16, box_edges="truncate").reshape(len(layout.regions), -1).sum(1))
     ratio = np.array(cover) / np.array(trunc)
     print(
-        f"suite seed {seed}: {len(cover)} boxes, mean cells cover {np.mean(cover):.1f} vs truncate {np.mean(trunc):.1f}"
+        f"suite seed {seed}: {len(cover)} boxes, mean cells cover {np.mean(cover):.1f}"
+        f" vs truncate {np.mean(trunc):.1f}"
         f" (+{100 * (np.mean(cover) / np.mean(trunc) - 1):.0f}%); per box +{100 * (np.median(ratio) - 1):.0f}% median,"
         f" +{100 * (np.percentile(ratio, 90) - 1):.0f}% at the 90th percentile"
     )
