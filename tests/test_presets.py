@@ -21,7 +21,7 @@ from layoutguide.methods.context import GuidanceContext
 from layoutguide.methods.gligen import prefixed
 from layoutguide.presets import AR_NEGATIVE, ZG_NEGATIVE, layered_options, layered_sampling, preset_options
 from layoutguide.spec import MethodOptionError, MethodSpec
-from layoutguide.testing import tiny_pipeline
+from layoutguide.testing import tiny_pipeline, tiny_sd_pipeline
 
 BOXES = [(0.1, 0.1, 0.55, 0.55), (0.3, 0.05, 0.93, 0.62), (0.02, 0.6, 0.21, 0.99), (0.5, 0.5, 0.56, 0.53)]
 
@@ -215,13 +215,15 @@ def test_backbone_family_of_real_architecture_configs_built_without_weights():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("gated", [False, True])
-def test_a_saved_folder_without_layoutguide_json_gets_its_familys_step_sizes(tmp_path, gated):
-    tiny_pipeline(gated=gated).save_pretrained(tmp_path)
+@pytest.mark.parametrize("kind", ["sd", "shapes", "gligen"])
+def test_a_saved_folder_without_layoutguide_json_gets_its_familys_step_sizes(tmp_path, kind):
+    built = tiny_sd_pipeline() if kind == "sd" else tiny_pipeline(gated=kind == "gligen")
+    built.save_pretrained(tmp_path)
     assert not (tmp_path / "layoutguide.json").exists()
     pipe = load_pipeline(str(tmp_path), device="cpu")
+    assert backbone_family(pipe.unet) == ("gligen" if kind == "gligen" else "sd1")
     refocus = pipe.method_with_defaults("refocus").options
-    assert refocus.loss_scale == (1.0 if gated else 10.0)
+    assert refocus.loss_scale == (1.0 if kind == "gligen" else 10.0)
     assert pipe.method_with_defaults("zestguide").options.eta == 0.3
 
 
