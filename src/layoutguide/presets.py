@@ -258,8 +258,7 @@ class Setting:
 
 
 def _members(method: str | None) -> list[str]:
-    spec = MethodSpec.parse(method or "none")
-    return [m for m in spec.members] or []
+    return MethodSpec.parse(method or "none").members
 
 
 def layered_options(
@@ -324,21 +323,14 @@ def layered_sampling(
 
 
 def options_for(pipe: Any, spec_text: str, preset: str | None, explicit: dict[str, Any] | None) -> dict[str, Any]:
-    """The options ``pipe`` passes under the spec's brackets: ``{member: {option: value}}`` for a combination, the
-    flat dict for one method, with every layer below the explicit ones (family, model, preset) applied; the explicit
-    options keep their own keys so a misnamed member still reaches the registry's error."""
+    """The options ``pipe`` passes under the spec's brackets: ``{member: {option: value}}``, every layer below the
+    explicit one (family, model, preset: :func:`layered_options`) under ``explicit`` (per member for a combination,
+    flat for one method), whose keys stay as given so a misnamed member still reaches the registry's error."""
     name = spec_text.partition("[")[0].strip() or "none"
     members = [m.strip() for m in name.split("+")]
-    family = backbone_family(pipe.unet)
-    model = pipe.model_defaults
+    layers = layered_options(pipe.model_defaults, backbone_family(pipe.unet), name, preset)
+    below = {m: {k: s.value for k, s in layers.get(m, {}).items() if s.source != "method default"} for m in members}
     explicit = explicit or {}
-    below: dict[str, dict[str, Any]] = {}
-    from_preset = preset_options(preset, members, family)
-    for member in members:
-        layer = {k: v for k, (v, _) in family_defaults(family, member, model).items()}
-        layer.update(model.get("methods", {}).get(member, {}))
-        layer.update(from_preset.get(member, {}))
-        below[member] = layer
     if len(members) > 1:
         merged = {m: {**below[m], **(explicit.get(m) or {})} for m in members}
         merged.update({k: v for k, v in explicit.items() if k not in members})
