@@ -278,7 +278,14 @@ def demo(
     examples = [s.layout() for s in shapes_suite(6, seed=99)]
     tiles, captions = [], []
     for label, spec in zip(labels, specs):
-        result = pipe(layout=examples, method=spec.method, method_options=spec.options, seed=0, progress=False)
+        result = pipe(
+            layout=examples,
+            method=spec.method,
+            method_options=spec.options,
+            preset=spec.preset,
+            seed=0,
+            progress=False,
+        )
         for k, (image, layout) in enumerate(zip(result.images, examples)):
             path = out / "examples" / f"{k}_{label}.png"
             save_image(image, path)
