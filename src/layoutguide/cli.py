@@ -54,14 +54,16 @@ def _command_line() -> str | None:
     return "layoutguide " + shlex.join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("layoutguide") else None
 
 
-def _method_specs(names: list[str], options: dict[str, dict[str, Any]] | None = None) -> list:
-    """One checked :class:`~layoutguide.spec.MethodSpec` per ``--methods`` entry; a bad variant or option is a clear
-    error."""
+def _method_specs(
+    names: list[str], options: dict[str, dict[str, Any]] | None = None, preset: str | None = None
+) -> list:
+    """One checked :class:`~layoutguide.spec.MethodSpec` per ``--methods`` entry, with ``--preset`` where its
+    brackets name none; a bad variant, option or preset is a clear error."""
     from .methods import parse_spec
     from .spec import MethodOptionError
 
     try:
-        return [parse_spec(name, options) for name in names]
+        return [parse_spec(name, options).with_preset(preset) for name in names]
     except MethodOptionError as e:
         fail(f"--methods: {e}")
 
@@ -83,6 +85,23 @@ def guidance_interval_option():
         help="CFG only at timesteps LOW<=t<=HIGH, e.g. 0,900 (the conditional model alone elsewhere); 'all' for "
         "every step. Default: the model's.",
     )
+
+
+def preset_option():
+    return typer.Option(
+        None,
+        help="tuned (default: the model's and backbone family's values), official (the official code's "
+        "configuration) or paper (the paper's text); --set and explicit flags win. 'layoutguide methods' shows each.",
+    )
+
+
+def _check_preset(preset: str | None) -> str | None:
+    from .spec import MethodOptionError, check_preset
+
+    try:
+        return check_preset(preset, "--preset")
+    except MethodOptionError as e:
+        fail(str(e))
 
 
 def _flagged(flag: str, check, *args, **kwargs):
@@ -141,6 +160,7 @@ def generate(
     n: int = typer.Option(1, "-n", help="Images to generate."),
     negative_prompt: str | None = typer.Option(None, help="Negative prompt."),
     set_: list[str] | None = typer.Option(None, "--set", help="Method option, METHOD.OPTION=VALUE (repeatable)."),
+    preset: str | None = preset_option(),
     save_attention: Path | None = typer.Option(None, help="Write per-region attention heatmaps to this folder."),
     overlay: bool = typer.Option(False, help="Also write OUT with the layout drawn on it (suffix _overlay)."),
     append_missing: bool = typer.Option(
@@ -165,6 +185,7 @@ def generate(
     from .viz import draw_layout, region_heatmaps
 
     check_image_path(out)
+    _check_preset(preset)
     if save_attention is not None:
         check_folder_path(save_attention, "--save-attention")
     _check_numbers(
@@ -194,7 +215,8 @@ def generate(
                 typer.echo(f"note: {note}", err=True)
             lay = planned.layout
     options = parse_sets(set_)
-    unknown = set(options) - set(method.split("+"))
+    name = method.partition("[")[0].strip()
+    unknown = set(options) - set(name.split("+"))
     if unknown:
         fail(f"--set names method(s) {sorted(unknown)} but --method is {method!r}")
     pipe = _load(model, device, dtype, guidance_interval)
@@ -203,7 +225,8 @@ def generate(
         prompt=prompt,
         layout=lay,
         method=None if method == "none" else method,
-        method_options=options if "+" in method else options.get(method),
+        method_options=options if "+" in name else options.get(name),
+        preset=preset,
         num_inference_steps=steps,
         guidance_scale=guidance_scale,
         negative_prompt=negative_prompt,
@@ -255,7 +278,14 @@ def demo(
     examples = [s.layout() for s in shapes_suite(6, seed=99)]
     tiles, captions = [], []
     for label, spec in zip(labels, specs):
-        result = pipe(layout=examples, method=spec.method, method_options=spec.options, seed=0, progress=False)
+        result = pipe(
+            layout=examples,
+            method=spec.method,
+            method_options=spec.options,
+            preset=spec.preset,
+            seed=0,
+            progress=False,
+        )
         for k, (image, layout) in enumerate(zip(result.images, examples)):
             path = out / "examples" / f"{k}_{label}.png"
             save_image(image, path)
@@ -365,23 +395,39 @@ def segment(
 
 
 @app.command("methods")
-def list_methods() -> None:
-    """List the registered layout methods, the maps they need and their defaults."""
+def list_methods(
+    method: str | None = typer.Option(None, help="Only this method (or, with --model, a '+' combination)."),
+    model: str | None = typer.Option(
+        None, help="Show the values that will run on this model (" + MODEL_HELP[:-1] + ") and where each comes from."
+    ),
+    preset: str | None = preset_option(),
+    set_: list[str] | None = typer.Option(None, "--set", help="Method option, METHOD.OPTION=VALUE (repeatable)."),
+    device: str = typer.Option("cpu", help="Where to load --model (cpu is enough to read its configuration)."),
+) -> None:
+    """List the registered layout methods: maps, defaults, backbone-family defaults and each preset's values; with
+    --model, the values that will run there and their sources."""
+    from .method_listing import model_listing, registry_listing
     from .methods import REGISTRY
 
-    for name, cls in sorted(REGISTRY.items()):
-        method = cls()
-        maps = (
-            ", ".join(
-                f"{r.kind}@{'/'.join(map(str, r.sides or ('all',)))}[{','.join(r.places)}]" for r in method.requests()
-            )
-            or "none"
-        )
-        typer.echo(f"{name:12s} {cls.summary}")
-        typer.echo(f"{'':12s} maps: {maps}")
-        defaults = method.options.model_dump()
-        if defaults:
-            typer.echo(f"{'':12s} options: " + ", ".join(f"{k}={v}" for k, v in defaults.items()))
+    _check_preset(preset)
+    options = parse_sets(set_)
+    members = method.split("+") if method else []
+    unknown = [m for m in members if m not in REGISTRY]
+    if unknown:
+        fail(f"--method: unknown method {unknown[0]!r}; registered: {', '.join(sorted(REGISTRY))}")
+    if len(members) > 1 and model is None:
+        fail("--method: a combination is shown with --model (the values that run depend on the model)")
+    if set(options) - set(members or REGISTRY):
+        fail(f"--set names method(s) {sorted(set(options) - set(members or REGISTRY))} not in --method {method!r}")
+    if model is None:
+        if preset is not None or options:
+            fail("--preset and --set pick the values shown for a model: give --model too")
+        typer.echo(registry_listing(method))
+        return
+    pipe = _load(model, device, "auto")
+    for name in [method] if method else sorted(n for n in REGISTRY if n != "none"):
+        typer.echo(f"== {name} on {model}")
+        typer.echo(model_listing(pipe, name, preset, options))
 
 
 def phrase_form_option():
@@ -429,6 +475,7 @@ def bench_shapes(
     max_objects: int = typer.Option(4, help="Objects per layout: 1 to this (ZestGuide's Eval-few: 3)."),
     phrase_form: str = phrase_form_option(),
     set_: list[str] | None = typer.Option(None, "--set", help="Method option, METHOD.OPTION=VALUE (repeatable)."),
+    preset: str | None = preset_option(),
     device: str = typer.Option("auto", help="auto, cpu, cuda, mps."),
     dtype: str = typer.Option("auto", help="auto, fp32, fp16, bf16."),
 ) -> None:
@@ -436,6 +483,7 @@ def bench_shapes(
     from .bench import results_table, run_shapes_bench
     from .methods import runnable_methods
 
+    _check_preset(preset)
     options = parse_sets(set_)
     names = _method_names(methods, allow_all=True)
     forms = _bench_checks(n, batch_size, phrase_form, max_objects)
@@ -444,7 +492,7 @@ def bench_shapes(
     pipe = _load(model, device, dtype, guidance_interval)
     if "all" in names:  # every method that runs on this model, in the registry's order
         names = runnable_methods(pipe.unet)
-    specs = _method_specs(names, options)
+    specs = _method_specs(names, options, preset)
     command = _command_line()
     results = run_shapes_bench(
         pipe,
@@ -480,6 +528,7 @@ def bench_relations(
     out: Path = typer.Option(Path("bench-out/relations")),
     model: str | None = typer.Option(None, help=MODEL_HELP),
     set_: list[str] | None = typer.Option(None, "--set", help="Method option, METHOD.OPTION=VALUE (repeatable)."),
+    preset: str | None = preset_option(),
     guidance_interval: str | None = guidance_interval_option(),
     batch_size: int = typer.Option(8, help="Prompts per pipeline call."),
     phrase_form: str = phrase_form_option(),
@@ -489,8 +538,9 @@ def bench_relations(
     method."""
     from .bench import run_relation_bench
 
+    _check_preset(preset)
     options = parse_sets(set_)
-    specs = _method_specs(_method_names(methods), options)
+    specs = _method_specs(_method_names(methods), options, preset)
     forms = _bench_checks(n, batch_size, phrase_form)
     planner_names = [p.strip() for p in planners.split(",") if p.strip()]
     if not planner_names:

@@ -24,3 +24,55 @@ def check_guidance_interval(interval: Sequence[float], field: str = "guidance_in
     """Raise an InputError naming ``field`` unless ``interval`` is ``(t_low, t_high)`` with 0 <= t_low <= t_high."""
     if len(interval) != 2 or not 0 <= interval[0] <= interval[1]:
         raise InputError(f"{field} must be (t_low, t_high) with 0 <= t_low <= t_high, got {tuple(interval)!r}")
+
+
+# Backbone families (item 9 of issue 16): published step sizes are per backbone, not per method. A model folder
+# without layoutguide.json (every real model folder) gets its family's values; a model with one was calibrated and
+# its file replaces the family's values (the shipped shapes models).
+FAMILIES = ("sd1", "sd2", "gligen", "sdxl")
+FAMILY_NAMES = {
+    "sd1": "Stable Diffusion 1.x (CLIP ViT-L text width 768)",
+    "sd2": "Stable Diffusion 2.x (OpenCLIP text width 1024)",
+    "gligen": "GLIGEN (gated UNet, SD-1.4 based)",
+    "sdxl": "SDXL (added text/time conditioning)",
+}
+_AR_ISSUE = "Attention Refocusing issue #3: no effect on plain SD below ~10x the GLIGEN step sizes"
+_ZG_SD14 = "ZestGuide's released SD-1.4 code (configs/zestguide_stbldif14.yaml: lr 0.3)"
+# family -> method -> option -> (value, why)
+FAMILY_DEFAULTS: dict[str, dict[str, dict[str, tuple[Any, str]]]] = {
+    "sd1": {"refocus": {"loss_scale": (10.0, _AR_ISSUE)}, "zestguide": {"eta": (0.3, _ZG_SD14)}},
+    "sd2": {"refocus": {"loss_scale": (10.0, _AR_ISSUE)}, "zestguide": {"eta": (0.3, _ZG_SD14)}},
+    "gligen": {
+        "refocus": {"loss_scale": (1.0, "the official code's GLIGEN step sizes (guide_gligen.py)")},
+        "zestguide": {"eta": (0.3, _ZG_SD14 + "; GLIGEN is SD-1.4 based")},
+    },
+    "sdxl": {
+        "refocus": {"loss_scale": (10.0, _AR_ISSUE + " (SDXL: no published value; the SD advice)")},
+        "zestguide": {
+            "eta": (0.1, "ZestGuide's SDXL code (README: lr 0.1)"),
+            "tau": (0.4, "ZestGuide's SDXL code (README: tau 0.4)"),
+        },
+    },
+}
+
+
+def backbone_family(unet: Any) -> str:
+    """The backbone family of a loaded UNet, from its config: ``gligen`` (gated fusers and a position net),
+    ``sdxl`` (added text/time conditioning), ``sd2`` (text width 1024), else ``sd1`` (text width 768, and small
+    models such as the shapes model, whose nearest published backbone that is)."""
+    config = getattr(unet, "config", {}) or {}
+    if getattr(unet, "position_net", None) is not None or config.get("attention_type") == "gated":
+        return "gligen"
+    if config.get("addition_embed_type"):
+        return "sdxl"
+    if config.get("cross_attention_dim") == 1024:
+        return "sd2"
+    return "sd1"
+
+
+def family_defaults(family: str, method: str, model: dict[str, Any]) -> dict[str, tuple[Any, str]]:
+    """``{option: (value, why)}`` the family gives ``method``, or {} when the model's ``layoutguide.json`` (``model``,
+    the parsed file) exists: a calibrated model's own values replace the family's."""
+    if model:
+        return {}
+    return dict(FAMILY_DEFAULTS.get(family, {}).get(method, {}))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import inspect
 import json
 from collections.abc import Callable, Iterator, Sequence
@@ -26,7 +27,7 @@ import PIL.Image
 import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
 from diffusers.pipelines.pipeline_utils import DiffusionPipeline, StableDiffusionMixin
-from diffusers.schedulers import KarrasDiffusionSchedulers
+from diffusers.schedulers import DDIMScheduler, KarrasDiffusionSchedulers, LMSDiscreteScheduler, PNDMScheduler
 from diffusers.utils import BaseOutput
 from transformers import CLIPTextModel, CLIPTokenizer
 
@@ -37,11 +38,18 @@ from .guidance import GuidanceBudget, guide_step
 from .inputs import check_call_inputs
 from .layout import Layout, atomic_write_text
 from .methods import GuidanceContext, GuidanceMethod, MethodState, StepPlan, get_method
-from .spec import MethodSpec
+from .presets import options_for, preset_sampling, spec_preset
+from .spec import MethodSpec, check_preset
 from .text_mask import text_attention_mask
 from .tokens import TokenMap, map_phrases
 
 RETURNED_ATTENTION = "pipeline.return_attention"  # the request name of ``return_attention``'s maps
+# the samplers a preset may name (the official codes' PLMS is diffusers' PNDM without its Runge-Kutta warm-up)
+SAMPLERS: dict[str, tuple[Any, dict[str, Any]]] = {
+    "pndm": (PNDMScheduler, {"skip_prk_steps": True}),
+    "ddim": (DDIMScheduler, {}),
+    "lms": (LMSDiscreteScheduler, {}),
+}
 
 
 @contextlib.contextmanager
@@ -60,6 +68,20 @@ def frozen(module: torch.nn.Module) -> Iterator[torch.nn.Module]:
 def seed_for(seed: int, prompt_index: int, image_index: int) -> int:
     """The seed of image ``image_index`` of prompt ``prompt_index``: independent of batching and process."""
     return (int(seed) * 1_000_003 + prompt_index * 10_007 + image_index) % (2**63 - 1)
+
+
+def _with_sampler(call: Callable) -> Callable:
+    """Run ``LayoutPipeline.__call__`` with the call's sampler (its ``sampler`` argument, else its preset's)."""
+
+    @functools.wraps(call)
+    def wrapper(self, *args, **kwargs):
+        sampler = kwargs.get("sampler") or self.call_settings(kwargs.get("method"), kwargs.get("preset"))[1].get(
+            "sampler"
+        )
+        with self._sampler(sampler):
+            return call(self, *args, **kwargs)
+
+    return wrapper
 
 
 @dataclasses.dataclass
@@ -132,22 +154,37 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
                 Path(save_directory) / MODEL_DEFAULTS_FILE, json.dumps(self.model_defaults, indent=2) + "\n"
             )
 
-    def method_with_defaults(self, method, options: dict[str, Any] | None = None) -> GuidanceMethod:
+    def method_with_defaults(
+        self, method, options: dict[str, Any] | None = None, preset: str | None = None
+    ) -> GuidanceMethod:
         """The method (an instance, or a spec in :mod:`layoutguide.spec`'s grammar, e.g.
-        ``"gligen+pww+refocus[refocus.tokens=last]"``), with this model's calibrated option defaults under the
-        caller's ``options``, under the spec's own brackets."""
+        ``"gligen+pww+refocus[refocus.tokens=last]"``), with, under the caller's ``options`` and the spec's own
+        brackets: the ``preset`` (the spec's ``[preset=...]`` wins), this model's calibrated defaults
+        (``layoutguide.json``) and, for a model without that file, its backbone family's published step sizes
+        (:mod:`layoutguide.presets` explains every layer)."""
         if isinstance(method, GuidanceMethod):
             return get_method(method, **(options or {}))
         text = (method or "none").strip() or "none"
-        members = [m.strip() for m in text.partition("[")[0].split("+")]
-        defaults = self.model_defaults.get("methods", {})
-        options = options or {}
-        if len(members) > 1:  # options per member
-            merged = {m: {**defaults.get(m, {}), **options.get(m, {})} for m in members}
-            merged.update({k: v for k, v in options.items() if k not in members})  # let get_method name the mistake
-        else:
-            merged = {members[0]: {**defaults.get(members[0], {}), **options}}
+        merged = options_for(self, text, spec_preset(text, preset), options)
         return get_method(MethodSpec.parse(text, merged))
+
+    @contextlib.contextmanager
+    def _sampler(self, name: str | None) -> Iterator[None]:
+        """The call's scheduler: the model's, or a preset's (``pndm``, ``ddim``, ``lms``) built from the model's
+        noise schedule for the call and the model's put back after it."""
+        if name in (None, "model"):
+            yield
+            return
+        if name not in SAMPLERS:
+            raise InputError(f"sampler {name!r} is unknown; use model, {', '.join(SAMPLERS)}")
+        cls, extra = SAMPLERS[name]
+        pipe: Any = self  # diffusers registers the scheduler at run time: mypy cannot type the attribute here
+        own = pipe.scheduler
+        pipe.scheduler = cls.from_config(own.config, **extra)
+        try:
+            yield
+        finally:
+            pipe.scheduler = own
 
     # ------------------------------------------------------------------------------------------- helpers
     @torch.no_grad()
@@ -244,7 +281,34 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
         """``scale_model_input``'s factor at ``t`` (1 for DDIM/PNDM/DPM-Solver, 1/sqrt(sigma^2+1) for Euler)."""
         return float(self.scheduler.scale_model_input(torch.ones(1), t).item())
 
+    def call_settings(self, method: Any, preset: str | None) -> tuple[str | None, dict[str, Any]]:
+        """The preset that applies to ``method`` (its brackets' ``[preset=...]``, else ``preset``) and that preset's
+        sampling settings (:func:`layoutguide.presets.preset_sampling`; {} for none, ``tuned`` or an instance)."""
+        if not isinstance(method, str):
+            return check_preset(preset), {}
+        chosen = spec_preset(method, preset)
+        return chosen, preset_sampling(chosen, MethodSpec.parse(method).members)
+
+    def _sampling_settings(
+        self,
+        defaults: dict[str, Any],
+        num_inference_steps: int | None,
+        guidance_scale: float | None,
+        guidance_interval: tuple[float, float] | None,
+    ) -> tuple[int, float, tuple[float, float] | None]:
+        """Steps, guidance scale and guidance interval: the caller's, else ``defaults`` (preset over
+        ``layoutguide.json``), else the backbone's."""
+        steps = num_inference_steps or defaults.get("num_inference_steps", 50)
+        scale = (
+            defaults.get("guidance_scale", self.default_guidance_scale) if guidance_scale is None else guidance_scale
+        )
+        interval = defaults.get("guidance_interval") if guidance_interval is None else guidance_interval
+        if interval is not None:
+            check_guidance_interval(interval)
+        return steps, scale, interval
+
     # ------------------------------------------------------------------------------------------- call
+    @_with_sampler
     def __call__(
         self,
         prompt: str | list[str] | None = None,
@@ -269,6 +333,8 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
         guidance_budget: GuidanceBudget | None = None,
         callback: Callable[[dict[str, Any]], None] | None = None,
         progress: bool = True,
+        preset: str | None = None,
+        sampler: str | None = None,
     ) -> LayoutPipelineOutput:
         r"""Generate images whose objects follow ``layout``.
 
@@ -293,6 +359,12 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
             guidance_budget: what the guidance pass may skip (:class:`~layoutguide.guidance.GuidanceBudget`); the
                 default is exact: the guidance forward ends after the last layer the method's loss reads.
             callback: called after every step with ``{"step", "timestep", "latents", "guidance"}``.
+            preset: ``tuned`` (default), ``official`` or ``paper`` (:mod:`layoutguide.presets`): the method's
+                published configuration, options and sampling (steps, guidance scale, negative prompt, sampler,
+                guidance interval); a ``[preset=...]`` in the method's brackets wins; explicit arguments and
+                ``method_options`` win over the preset.
+            sampler: ``pndm``, ``ddim`` or ``lms`` for this call instead of the model's scheduler (``model``);
+                default: the preset's, else the model's.
         """
         # 1. Check inputs
         check_call_inputs(
@@ -308,17 +380,19 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
             seed=seed,
             attention_resolution=attention_resolution,
         )
-        method = self.method_with_defaults(method, method_options)
+        preset, preset_settings = self.call_settings(method, preset)
+        defaults = {**self.model_defaults, **preset_settings}  # explicit arguments > preset > layoutguide.json
+        method = self.method_with_defaults(method, method_options, preset)
         budget = GuidanceBudget.checked(guidance_budget)
-        num_inference_steps = num_inference_steps or self.model_defaults.get("num_inference_steps", 50)
-        if guidance_scale is None:
-            guidance_scale = self.model_defaults.get("guidance_scale", self.default_guidance_scale)
-        guidance_interval = (
-            self.model_defaults.get("guidance_interval") if guidance_interval is None else guidance_interval
+        num_inference_steps, guidance_scale, guidance_interval = self._sampling_settings(
+            defaults, num_inference_steps, guidance_scale, guidance_interval
         )
-        if guidance_interval is not None:
-            check_guidance_interval(guidance_interval)
         prompts, layouts, negatives = self._sample_inputs(prompt, layout, negative_prompt, num_images_per_prompt)
+        if negative_prompt is None and "negative_prompt" in preset_settings:  # a layout's own negative prompt wins
+            negatives = [
+                preset_settings["negative_prompt"] if lay.negative_prompt is None else lay.negative_prompt
+                for lay in layouts
+            ]
         if method.needs_layout and not any(layout.regions for layout in layouts):
             raise InputError(f"method {method.name!r} needs a layout with regions; pass layout=Layout(...)")
         height = height or self.unet.config.sample_size * self.vae_scale_factor

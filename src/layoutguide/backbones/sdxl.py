@@ -174,8 +174,10 @@ class LayoutXLPipeline(LayoutPipeline):
         """Phrase positions, checked to be the same under both tokenizers."""
         return map_phrases_shared(self.tokenizers, prompt, phrases, on_missing=on_missing)  # type: ignore[arg-type]
 
-    def method_with_defaults(self, method, options: dict[str, Any] | None = None) -> GuidanceMethod:
-        chosen = super().method_with_defaults(method, options)
+    def method_with_defaults(
+        self, method, options: dict[str, Any] | None = None, preset: str | None = None
+    ) -> GuidanceMethod:
+        chosen = super().method_with_defaults(method, options, preset)
         if chosen.needs_gated_unet:
             raise MethodOptionError(
                 f"method {chosen.name!r}: GLIGEN and ReGround need GLIGEN's gated layers, whose weights exist for "

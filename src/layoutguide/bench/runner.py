@@ -64,7 +64,12 @@ def generate(
         chunk = todo[start : start + batch_size]
         t0 = time.perf_counter()
         inputs: dict[str, Any] = (
-            {"layout": [suite.layouts[k] for k in chunk], "method": spec.method, "method_options": spec.options}
+            {
+                "layout": [suite.layouts[k] for k in chunk],
+                "method": spec.method,
+                "method_options": spec.options,
+                "preset": spec.preset,
+            }
             if suite.guided
             else {"prompt": [suite.layouts[k].prompt for k in chunk]}
         )

@@ -46,8 +46,11 @@ def row_folder(images: Path, label: str, form: str) -> Path:
 
 
 def method_record(spec: MethodSpec, form: str) -> dict[str, Any]:
-    """What ``run.json`` holds for a row (the phrase form only when not bare: older runs resume unchanged)."""
+    """What ``run.json`` holds for a row (the phrase form only when not bare and the preset only when one is given:
+    older runs resume unchanged)."""
     record: dict[str, Any] = {"method": spec.method, "options": spec.options}
+    if spec.preset is not None:
+        record["preset"] = spec.preset
     if form != "bare":
         record["phrase_form"] = form
     return record

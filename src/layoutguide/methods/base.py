@@ -29,6 +29,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..attention import AttentionRequest, Modulator, RecordedMaps, Requests
+from ..layout import BoxEdges
 from ..spec import MethodOptionError
 from .context import (
     GuidanceContext,
@@ -59,6 +60,11 @@ class TokenMapOptions(MethodOptions):
         description="softmax temperature of the token maps (100 in Attend-and-Excite, tuned on Stable Diffusion); a "
         "model whose word attention is stronger saturates at 100 and needs less (docs/shapes.md: 10 on the shapes "
         "model)",
+    )
+    box_edges: BoxEdges = Field(
+        "cover",
+        description="how box masks round to the attention grid: 'cover' every touched cell, or 'truncate' both edges "
+        "as the official Attention Refocusing and BoxDiff code (int(b*16)); fewer cells on typical boxes",
     )
 
 
@@ -165,7 +171,8 @@ class GradientMethod(GuidanceMethod):
         raise NotImplementedError(f"method {self.name!r} defines neither sample_loss nor loss")
 
     def loss(self, state: MethodState, step: int, plan: StepPlan, maps: RecordedMaps) -> LossOutput:
-        outs = [self.sample_loss(view, step, plan) for view in state.ctx.views(maps, state)]
+        edges: BoxEdges = getattr(self.options, "box_edges", "cover")
+        outs = [self.sample_loss(view, step, plan) for view in state.ctx.views(maps, state, edges)]
         loss = torch.stack([o.loss for o in outs])
         done = torch.stack([torch.as_tensor(o.done, device=loss.device).reshape(()) for o in outs]).bool()
         info = {key: torch.stack([o.info[key].detach() for o in outs]) for key in (outs[0].info if outs else {})}

@@ -17,7 +17,7 @@ from typing import Any, Literal
 import torch
 
 from ..attention import RecordedMaps
-from ..layout import Layout
+from ..layout import BoxEdges, Layout
 from ..tokens import TokenMap
 
 
@@ -39,19 +39,25 @@ class GuidanceContext:
         return len(self.layouts)
 
     def region_masks(
-        self, b: int, grid: tuple[int, int], *, boxes_only: bool = False, soft: bool = False
+        self,
+        b: int,
+        grid: tuple[int, int],
+        *,
+        boxes_only: bool = False,
+        soft: bool = False,
+        box_edges: BoxEdges = "cover",
     ) -> torch.Tensor:
         """Sample ``b``'s regions rasterised on ``grid``: float ``(N_regions, h, w)``, in {0, 1} or, with
-        ``soft``, the covered share of each cell."""
-        key = (b, tuple(grid), boxes_only, soft)
+        ``soft``, the covered share of each cell; ``box_edges`` as :meth:`Layout.rasterize`."""
+        key = (b, tuple(grid), boxes_only, soft, box_edges)
         if key not in self._mask_cache:
-            masks = self.layouts[b].rasterize(grid[0], grid[1], boxes_only=boxes_only, soft=soft)
+            masks = self.layouts[b].rasterize(grid[0], grid[1], boxes_only=boxes_only, soft=soft, box_edges=box_edges)
             self._mask_cache[key] = torch.from_numpy(masks).to(self.device)
         return self._mask_cache[key]
 
-    def views(self, maps: RecordedMaps | None, state: MethodState) -> list[SampleView]:
-        """One :class:`SampleView` per sample of the batch."""
-        return [SampleView(b, self, maps, state) for b in range(self.batch_size)]
+    def views(self, maps: RecordedMaps | None, state: MethodState, box_edges: BoxEdges = "cover") -> list[SampleView]:
+        """One :class:`SampleView` per sample of the batch (``box_edges``: how its region masks round box edges)."""
+        return [SampleView(b, self, maps, state, box_edges) for b in range(self.batch_size)]
 
 
 @dataclasses.dataclass
@@ -104,6 +110,7 @@ class SampleView:
     ctx: GuidanceContext
     maps: RecordedMaps | None
     state: MethodState
+    box_edges: BoxEdges = "cover"  # the method's ``box_edges`` option: the official code truncates far edges
 
     @property
     def layout(self) -> Layout:
@@ -118,8 +125,11 @@ class SampleView:
         return tuple(region_tokens(idx, which) for idx in self.tokens.indices)
 
     def region_masks(self, grid: Sequence[int], *, boxes_only: bool = False, soft: bool = False) -> torch.Tensor:
-        """This sample's regions on ``grid``: ``(R, h, w)`` (see :meth:`GuidanceContext.region_masks`)."""
-        return self.ctx.region_masks(self.index, (int(grid[0]), int(grid[1])), boxes_only=boxes_only, soft=soft)
+        """This sample's regions on ``grid``: ``(R, h, w)`` (see :meth:`GuidanceContext.region_masks`), box edges
+        rounded as the view's ``box_edges``."""
+        return self.ctx.region_masks(
+            self.index, (int(grid[0]), int(grid[1])), boxes_only=boxes_only, soft=soft, box_edges=self.box_edges
+        )
 
     def _recorded(self) -> RecordedMaps:
         if self.maps is None:

@@ -185,9 +185,22 @@ class GligenOptions(MethodOptions):
         description="add a fixed 2D sinusoidal code to the fusers' visual tokens; only for GLIGEN models trained with "
         "it (the shapes GLIGEN model's layoutguide.json sets it), never for real GLIGEN checkpoints",
     )
+    grounding_prefix: str = Field(
+        "",
+        description="text put before each grounding phrase unless it already starts with it: 'a ' is the official "
+        "Attention Refocusing code's form ('a ' + name; preset official)",
+    )
 
 
-def grounding_inputs(pipe: Any, ctx: GuidanceContext, grounding_text: str = "phrase") -> dict[str, torch.Tensor]:
+def prefixed(phrase: str, prefix: str) -> str:
+    """``prefix + phrase`` unless ``phrase`` already starts with ``prefix`` (case-insensitive): ``"a "`` turns
+    "cat" into "a cat" and leaves "a cat" alone."""
+    return phrase if not prefix or phrase.lower().startswith(prefix.lower()) else prefix + phrase
+
+
+def grounding_inputs(
+    pipe: Any, ctx: GuidanceContext, grounding_text: str = "phrase", prefix: str = ""
+) -> dict[str, torch.Tensor]:
     """GLIGEN's ``position_net`` inputs for every sample: ``boxes`` ``(B, 30, 4)`` (normalised xyxy),
     ``positive_embeddings`` ``(B, 30, D)`` (the text encoder's pooled output of each region phrase, or of its last
     word with ``grounding_text="head"``) and ``masks`` ``(B, 30)`` (1 for real objects), on ``ctx.device``."""
@@ -201,7 +214,7 @@ def grounding_inputs(pipe: Any, ctx: GuidanceContext, grounding_text: str = "phr
             raise InputError(f"layout: GLIGEN grounds at most {MAX_OBJECTS} objects, got {len(layout.regions)}")
         if not layout.regions:
             continue
-        phrases = [grounding_phrase(p, grounding_text) for p in layout.phrases]
+        phrases = [prefixed(grounding_phrase(p, grounding_text), prefix) for p in layout.phrases]
         ids = pipe.tokenizer(phrases, padding=True, return_tensors="pt").input_ids.to(pipe.text_encoder.device)
         with torch.no_grad():
             pooled = pipe.text_encoder(ids).pooler_output  # (R, D)
@@ -248,7 +261,8 @@ class Gligen(GuidanceMethod):
             raise MethodOptionError(
                 f"method {self.name!r} needs a GLIGEN UNet (attention_type='gated'); this model has no fusers"
             )
-        state = GroundingState(ctx, grounding_inputs(pipe, ctx, self.options.grounding_text))
+        o = self.options
+        state = GroundingState(ctx, grounding_inputs(pipe, ctx, o.grounding_text, o.grounding_prefix))
         with contextlib.ExitStack() as stack:
             if self.options.rewire == "parallel":
                 stack.enter_context(parallel_grounding(unet))

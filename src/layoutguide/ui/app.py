@@ -13,6 +13,7 @@ from typing import Any
 import gradio as gr
 from gradio_image_annotation import image_annotator
 
+from ..defaults import backbone_family
 from ..errors import LayoutguideError
 from ..loading import load_pipeline
 from . import files
@@ -113,7 +114,9 @@ def build_app(server: Server) -> gr.Blocks:
                     @gr.render(inputs=[method], triggers=[method.change, demo.load])
                     def option_form(name: str) -> None:
                         try:
-                            fields = option_fields(name or "none", server.pipe.model_defaults)
+                            fields = option_fields(
+                                name or "none", server.pipe.model_defaults, backbone_family(server.pipe.unet)
+                            )
                         except LayoutguideError as e:
                             gr.Markdown(f"**Error:** {e}")
                             return

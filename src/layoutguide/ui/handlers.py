@@ -15,6 +15,7 @@ from typing import Any
 
 from PIL import Image
 
+from ..defaults import backbone_family
 from ..errors import LayoutguideError
 from ..layout import Layout, Region
 from ..planner import get_planner
@@ -132,7 +133,7 @@ class Server:
 
     # ------------------------------------------------------------------------------------------- generation
     def request(self, layout: Layout, method: str, values: dict, seed, steps, scale, images, attention):
-        fields = option_fields(method, self.pipe.model_defaults)
+        fields = option_fields(method, self.pipe.model_defaults, backbone_family(self.pipe.unet))
         request = jobs.GenerationRequest(
             layout=layout,
             method=method.strip() or "none",

@@ -9,6 +9,7 @@ from typing import Any
 
 from annotated_types import Ge, Gt, Le, Lt
 
+from ..defaults import family_defaults
 from ..methods import COMBINATIONS, REGISTRY, runnable_methods
 from ..spec import MethodSpec
 
@@ -51,9 +52,12 @@ def _kind(annotation: Any) -> tuple[str, tuple[Any, ...]]:
     return "text", ()
 
 
-def option_fields(method: str, model_defaults: dict[str, Any] | None = None) -> list[OptionField]:
+def option_fields(
+    method: str, model_defaults: dict[str, Any] | None = None, family: str | None = None
+) -> list[OptionField]:
     """The option fields of every member of ``method`` (a spec such as ``gligen+refocus``), defaults from
-    ``model_defaults["methods"]`` (the model's ``layoutguide.json``) over the schema's."""
+    ``model_defaults["methods"]`` (the model's ``layoutguide.json``) over the backbone ``family``'s (a model without
+    that file) over the schema's: the values that run when a field is left alone."""
     spec = MethodSpec.parse(method)
     calibrated = (model_defaults or {}).get("methods", {})
     fields = []
@@ -70,7 +74,8 @@ def option_fields(method: str, model_defaults: dict[str, Any] | None = None) -> 
                     bounds["exclusive_minimum"] = isinstance(meta, Gt)
                 elif isinstance(meta, (Le, Lt)):
                     bounds["maximum"] = float(meta.le if isinstance(meta, Le) else meta.lt)  # type: ignore[arg-type]
-            default = calibrated.get(member, {}).get(name, info.default)
+            from_family = family_defaults(family, member, model_defaults or {}) if family else {}
+            default = calibrated.get(member, {}).get(name, from_family.get(name, (info.default,))[0])
             fields.append(
                 OptionField(member, name, kind, default, choices=choices, description=info.description or "", **bounds)
             )
