@@ -371,12 +371,7 @@ def list_methods() -> None:
 
     for name, cls in sorted(REGISTRY.items()):
         method = cls()
-        maps = (
-            ", ".join(
-                f"{r.kind}@{'/'.join(map(str, r.sides or ('all',)))}[{','.join(r.places)}]" for r in method.requests()
-            )
-            or "none"
-        )
+        maps = ", ".join(f"{r.kind}@{r.describe()}[{','.join(r.places)}]" for r in method.requests()) or "none"
         typer.echo(f"{name:12s} {cls.summary}")
         typer.echo(f"{'':12s} maps: {maps}")
         defaults = method.options.model_dump()
