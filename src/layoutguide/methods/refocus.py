@@ -13,11 +13,14 @@ CAR, for every token i of a region phrase, M_i the union of the boxes of the reg
 * ``variant="paper"`` (default): ``L_CAR = 1/q sum_i [(1 - max(A_i * M_i)) + max(A_i * (1 - M_i))]``.
 * ``variant="official"``: the official code's thresholded form, per box of the token: ``6(1-m)`` if the
   in-box peak m < 0.1, ``(1-m)`` if m < 0.2 or early (reference step < 15), else 0; per box of every other
-  token's regions (own boxes zeroed) with peak n: ``4n`` if n > 0.15, ``n`` if n > 0.1 or early; plus
+  token's regions (own boxes zeroed; a box counts once per token of its phrase, as the official code, whose
+  objects are words) with peak n: ``4n`` if n > 0.15, ``n`` if n > 0.1 or early; plus
   ``1/2 k max(A_i outside all boxes)`` with k the token's number of boxes; summed, divided by the number of tokens.
 
 SAR (the official code's form; the paper's extra division by the outside area is unverified): for every
-region box b, the mean over pixels p in b of the self-attention mass p puts outside b, averaged over regions.
+region box b, the mean over pixels p in b of the self-attention mass p puts outside b, averaged over regions;
+with ``variant="official"`` summed over each token's boxes and divided by the number of tokens, as the official
+code (whose objects are the phrases' words, each with its phrase's boxes: a token with three boxes weighs three).
 
 Update and schedule (official): ``x <- x - s * grad(L_CAR + L_SAR + w_G L_G)``, raw gradient, on a 50-step
 reference grid: steps 0-1: s=4, up to 2 iterations; 2-4: s=4, 6; 5-9: s=3, 3; steps 10 and 15: s=3, 2; steps 20,
@@ -172,14 +175,17 @@ def car_official(
         if o.car_background:
             own = masks[regions].amax(0)
             a_other = a * (1 - own)
-            for r in range(masks.shape[0]):
-                if r in regions:
+            # every other token's boxes, as the official loop over the other objects (words): a box whose phrase has
+            # two words counts twice; a box shared with this token is zeroed and adds nothing
+            for u, other in enumerate(regions_of_token):
+                if u == t:
                     continue
-                n = (a_other * masks[r]).amax()
-                if n > 0.15:
-                    total = total + 4 * n
-                elif n > 0.1 or early:
-                    total = total + n
+                for r in other:
+                    n = (a_other * masks[r]).amax()
+                    if n > 0.15:
+                        total = total + 4 * n
+                    elif n > 0.1 or early:
+                        total = total + n
             total = total + 0.5 * len(regions) * (a * (1 - everything)).amax()
     return total / len(regions_of_token), torch.stack(insides).min()
 
@@ -193,14 +199,19 @@ def token_groups(indices: tuple[tuple[int, ...], ...], which: str) -> dict[int, 
     return groups
 
 
-def sar_loss(self_maps: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+def sar_loss(
+    self_maps: torch.Tensor, masks: torch.Tensor, regions_of_token: list[list[int]] | None = None
+) -> torch.Tensor:
     """SAR of one sample: ``self_maps`` ``(h, w, h*w)``, ``masks`` ``(R, h, w)``: per region box, the mean over its
-    pixels of the self-attention mass they put outside it, averaged over regions."""
+    pixels of the self-attention mass they put outside it, averaged over regions; given ``regions_of_token``,
+    summed over each token's regions and divided by the number of tokens (the official code's weighting)."""
     flat = masks.flatten(1)  # (R, N)
     S = self_maps.reshape(-1, self_maps.shape[-1])  # (N, N): rows are queries
     outside_mass = S @ (1 - flat).T  # (N, R): mass each pixel puts outside each region
     per_region = (outside_mass * flat.T).sum(0) / flat.sum(1).clamp(min=1)
-    return per_region.mean()
+    if regions_of_token is None:
+        return per_region.mean()
+    return torch.stack([per_region[regions].sum() for regions in regions_of_token]).mean()
 
 
 def grounding_term(probs: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
@@ -283,7 +294,8 @@ class Refocus(GradientMethod):
             min_inside = min_inside.detach()
         if o.sar:
             self_maps = view.attention("self")  # (h, w, h*w)
-            sar = sar_loss(self_maps, view.region_masks(self_maps.shape[:2]))
+            by_token = list(token_groups(view.tokens.indices, o.tokens).values()) if o.variant == "official" else None
+            sar = sar_loss(self_maps, view.region_masks(self_maps.shape[:2]), by_token)
         if o.grounding_weight > 0 and (o.grounding_until is None or ref < o.grounding_until):
             grounding = grounding_loss(view, "grounding", o.grounding_average)
         total = car + sar + o.grounding_weight * grounding
