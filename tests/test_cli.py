@@ -177,7 +177,7 @@ def test_missing_model_messages(tmp_path, layout_file, monkeypatch):
 def test_methods_listing():
     result = runner.invoke(app, ["methods"])
     assert result.exit_code == 0
-    assert "refocus" in result.output and "cross@16[down,up]" in result.output and "loss_scale=1.0" in result.output
+    assert "refocus" in result.output and "cross@L2[down,up]" in result.output and "loss_scale=1.0" in result.output
 
 
 @pytest.mark.slow

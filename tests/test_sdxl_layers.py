@@ -55,15 +55,7 @@ def test_layers_at_512_px(unet, name):
         "boxdiff",
         "attend-excite",
         "layout-guidance",
-        pytest.param(
-            "zestguide",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="the absolute-side rule resolves ZestGuide's 32 to the 32x32 layers at 1024 px and drops the "
-                "64x64 ones; the rule relative to the latent (issue 16 item 10, branch fidelity) fixes it: remove "
-                "this mark when it lands",
-            ),
-        ),
+        "zestguide",
     ],
 )
 def test_layers_at_1024_px(unet, name):

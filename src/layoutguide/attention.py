@@ -15,9 +15,10 @@ The loop tells the store whether the batch is ``[uncond, cond]`` (CFG pass) or c
 which step it is (passed on to modulators) and whether to record: stores never count calls to find where a
 step ends.
 
-Backbones: only UNet layers are discovered today (:func:`attention_layers`). An SDXL UNet fits as is (its
-attention at two resolutions is picked by ``sides``); an MMDiT needs its own layer discovery and a processor that
-slices the joint attention into the roles above, with no change to the methods, which only name roles.
+Backbones: only UNet layers are discovered today (:func:`attention_layers`). An SDXL UNet fits as is (its attention
+at two levels is picked by ``levels``, relative to the latent, so the choice holds at any image size); an MMDiT
+needs its own layer discovery and a processor that slices the joint attention into the roles above, with no change
+to the methods, which only name roles.
 """
 
 from __future__ import annotations
@@ -45,40 +46,64 @@ _NAME = re.compile(
 )
 
 
+_UNSET: Any = object()
+
+
 @dataclasses.dataclass(frozen=True, init=False)
 class AttentionRequest:
-    """Which maps a method needs: a role, grid sides and places.
+    """Which maps a method needs: a role, the UNet levels (or grid sides) and places.
 
     ``role``: ``"text"``, ``"image"`` or ``"grounding"`` (the UNet layer kinds ``"cross"`` and ``"self"``, and the
-    keyword ``kind=``, are accepted as their roles' old names). ``sides``: wanted grid sides (the longer side of a
-    layer's map); each picks the available resolution nearest to it, so ``(16,)`` means the 16x16 layers of SD at
-    512 px (64x64 latents) and the 16x16 layers of the 64 px shapes model (16x16 latents). ``None`` takes every
-    resolution.
+    keyword ``kind=``, are accepted as their roles' old names).
+
+    ``levels`` (default ``(2,)``): levels of the UNet's down/up path, counted from the latent: level ``k`` is the
+    layers whose grid is the latent downsampled ``2**k`` times. The published layer choices are relative to the
+    latent: SD's "16x16 layers" at 512 px are level 2 (a quarter of the 64x64 latent), which is 24x24 at 768 px
+    (SD 2.x) and SDXL's 32x32 layers at 1024 px; its "32x32 layers" are level 1. Each level picks the available
+    level nearest to it (on a tie the coarser one), so a UNet without that level still gets its nearest layers.
+
+    ``sides``: absolute wanted grid sides instead (the longer side of a layer's map, nearest available side);
+    ``None`` takes every resolution. Give ``levels`` or ``sides``, not both.
     """
 
     role: Role
     sides: tuple[int, ...] | None
     places: tuple[Place, ...]
+    levels: tuple[int, ...] | None
 
     def __init__(
         self,
         role: str = "text",
-        sides: tuple[int, ...] | None = (16,),
+        sides: tuple[int, ...] | None = _UNSET,
         places: tuple[Place, ...] = ("down", "up"),
         *,
+        levels: tuple[int, ...] | None = None,
         kind: str | None = None,
     ) -> None:
         name = _ROLE_OF_KIND.get(kind or role, kind or role)
         if name not in _KIND_OF_ROLE:
             raise InputError(f"AttentionRequest.role must be 'text', 'image' or 'grounding', got {kind or role!r}")
+        if levels is not None and sides is not _UNSET:
+            raise InputError("AttentionRequest: give levels or sides, not both")
+        if sides is _UNSET and levels is None:
+            levels = (2,)
+        if levels is not None and any(level < 0 for level in levels):
+            raise InputError(f"AttentionRequest.levels must be >= 0 (0 = the latent's own grid), got {levels!r}")
         object.__setattr__(self, "role", name)
-        object.__setattr__(self, "sides", None if sides is None else tuple(sides))
+        object.__setattr__(self, "sides", None if sides is _UNSET or sides is None else tuple(sides))
         object.__setattr__(self, "places", tuple(places))
+        object.__setattr__(self, "levels", None if levels is None else tuple(levels))
 
     @property
     def kind(self) -> Kind:
         """The UNet layer kind serving this role (``cross``, ``self`` or ``grounding``)."""
         return _KIND_OF_ROLE[self.role]
+
+    def describe(self) -> str:
+        """``L2`` for level requests, the sides (``16``) or ``all`` otherwise (for listings)."""
+        if self.levels is not None:
+            return "/".join(f"L{level}" for level in self.levels)
+        return "/".join(map(str, self.sides or ("all",)))
 
 
 # What a method asks for: request name -> one request, or several whose layers are pooled (e.g. the 16x16
@@ -92,6 +117,11 @@ class LayerInfo:
     place: Place
     kind: Kind
     factor: int  # downsampling factor of this layer's grid relative to the latent
+
+    @property
+    def level(self) -> int:
+        """The layer's level on the UNet's down/up path: its grid is the latent downsampled ``2**level`` times."""
+        return self.factor.bit_length() - 1
 
     @property
     def role(self) -> Role:
@@ -131,12 +161,26 @@ def _select(layers: Iterator[LayerInfo] | Sequence[LayerInfo], request: Attentio
     candidates = [layer for layer in layers if layer.kind == request.kind and layer.place in request.places]
     if not candidates:
         raise InputError(f"the UNet has no {request.role}-attention layers in places {request.places}")
+    if request.levels is not None:
+        available_levels = sorted({layer.level for layer in candidates})
+        # nearest available level; on a tie the coarser one (cheaper, and what the papers use)
+        wanted = {min(available_levels, key=lambda a: (abs(a - level), -a)) for level in request.levels}
+        return [layer for layer in candidates if layer.level in wanted]
     if request.sides is None:
         return candidates
     available = sorted({max(layer.grid(latent_hw)) for layer in candidates})
     # nearest available side; on a tie the coarser one (cheaper, and what the papers use)
     chosen = {min(available, key=lambda s: (abs(s - side), s)) for side in request.sides}
     return [layer for layer in candidates if max(layer.grid(latent_hw)) in chosen]
+
+
+def returned_attention_request(resolution: int | None, level: int = 2) -> AttentionRequest:
+    """The text attention a pipeline call returns (``return_attention``, ``segment``, ``--save-attention``): the
+    ``down``/``up`` layers of ``level`` (relative to the latent, as the methods read them), or of the absolute
+    grid side ``resolution`` when given."""
+    if resolution is not None:
+        return AttentionRequest("text", (resolution,), ("down", "up"))
+    return AttentionRequest("text", places=("down", "up"), levels=(level,))
 
 
 def _as_tuple(value: AttentionRequest | tuple[AttentionRequest, ...]) -> tuple[AttentionRequest, ...]:

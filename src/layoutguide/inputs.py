@@ -59,7 +59,7 @@ def check_call_inputs(
     height: Any = None,
     width: Any = None,
     seed: Any = None,
-    attention_resolution: Any = 16,
+    attention_resolution: Any = None,
 ) -> None:
     """Raise an InputError naming the argument for any value a pipeline call cannot use as given; warn
     (:class:`PromptTruncatedWarning`) when a prompt will be cut at the text encoder's window.
@@ -80,7 +80,8 @@ def check_call_inputs(
     ):
         raise InputError(f"guidance_scale must be a finite number (e.g. 7.5; 1 disables CFG), got {guidance_scale!r}")
     _check_positive_int("num_images_per_prompt", num_images_per_prompt, default_note="e.g. 1")
-    _check_positive_int("attention_resolution", attention_resolution, default_note="e.g. 16")
+    if attention_resolution is not None:
+        _check_positive_int("attention_resolution", attention_resolution, default_note="e.g. 16")
     multiple = int(getattr(pipe, "vae_scale_factor", 8))
     for name, value in (("height", height), ("width", width)):
         if value is None:

@@ -25,12 +25,7 @@ def method_lines(name: str) -> list[str]:
 
     cls = REGISTRY[name]
     method = cls()
-    maps = (
-        ", ".join(
-            f"{r.kind}@{'/'.join(map(str, r.sides or ('all',)))}[{','.join(r.places)}]" for r in method.requests()
-        )
-        or "none"
-    )
+    maps = ", ".join(f"{r.kind}@{r.describe()}[{','.join(r.places)}]" for r in method.requests()) or "none"
     lines = [f"{name:12s} {cls.summary}", f"{PAD}maps: {maps}"]
     defaults = method.options.model_dump()
     if defaults:

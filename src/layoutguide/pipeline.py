@@ -31,7 +31,7 @@ from diffusers.schedulers import DDIMScheduler, KarrasDiffusionSchedulers, LMSDi
 from diffusers.utils import BaseOutput
 from transformers import CLIPTextModel, CLIPTokenizer
 
-from .attention import AttentionRequest, AttentionStore, attention_control, grid_maps, recording
+from .attention import AttentionStore, attention_control, grid_maps, recording, returned_attention_request
 from .defaults import MODEL_DEFAULTS_FILE, check_guidance_interval, model_defaults
 from .errors import InputError
 from .guidance import GuidanceBudget, guide_step
@@ -328,7 +328,7 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
         width: int | None = None,
         output_type: str = "pil",
         return_attention: bool = False,
-        attention_resolution: int = 16,
+        attention_resolution: int | None = None,
         append_missing_phrases: bool = False,
         guidance_budget: GuidanceBudget | None = None,
         callback: Callable[[dict[str, Any]], None] | None = None,
@@ -354,7 +354,9 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
             seed: base seed; image ``j`` of prompt ``i`` uses ``seed_for(seed, i, j)``. Default 0. A list gives
                 each prompt its own base seed (``seed_for(seed[i], 0, j)``), independent of its place in the batch.
             generator: diffusers-style alternative to ``seed`` (one, or one per image).
-            return_attention: also return per-step cross-attention maps at ``attention_resolution``.
+            return_attention: also return per-step cross-attention maps of the down/up layers at the absolute grid
+                side ``attention_resolution``, by default of the UNet level the methods read (2: a quarter of the
+                latent, SD's 16x16 at 512 px; the model's ``layoutguide.json`` may set ``attention_level``).
             append_missing_phrases: append region phrases missing from the prompt instead of raising.
             guidance_budget: what the guidance pass may skip (:class:`~layoutguide.guidance.GuidanceBudget`); the
                 default is exact: the guidance forward ends after the last layer the method's loss reads.
@@ -451,7 +453,7 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
             timesteps=timesteps,
         )
         requests = method.attention_requests()
-        view_request = AttentionRequest("text", (attention_resolution,), ("down", "up"))
+        view_request = returned_attention_request(attention_resolution, self.model_defaults.get("attention_level", 2))
         record = {**requests, RETURNED_ATTENTION: view_request} if return_attention else requests
         store = AttentionStore()
         store.sdpa_outside_windows = budget.sdpa_outside_windows

@@ -36,7 +36,7 @@ def attention_segmentation(
     *,
     layout: Layout | None = None,
     method: str | None = None,
-    resolution: int = 16,
+    resolution: int | None = None,
     window: tuple[float, float] = (0.0, 1.0),
     threshold: float = 0.3,
     **call_kwargs,
@@ -44,7 +44,8 @@ def attention_segmentation(
     """Generate once and segment the result by phrase attention.
 
     Give ``prompt`` and ``phrases`` (no layout needed), or a ``layout`` (its phrases, and a method may use its
-    boxes). ``window`` is the share of the steps whose maps are averaged (ZestGuide reads them early).
+    boxes). ``window`` is the share of the steps whose maps are averaged (ZestGuide reads them early). The maps are
+    the layers the methods read (the UNet's level 2, relative to the latent), or of grid side ``resolution``.
     """
     if layout is None:
         if not prompt or not phrases:

@@ -43,18 +43,7 @@ def tiny_sd_components(seed: int = 0) -> dict[str, Any]:
     """Stable Diffusion's block layout (3 cross-attention down blocks + a plain one, f=8 VAE), tiny widths."""
     parts = tiny_shapes_components(seed)
     torch.manual_seed(seed)
-    parts["unet"] = UNet2DConditionModel(
-        sample_size=16,
-        in_channels=4,
-        out_channels=4,
-        down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
-        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
-        block_out_channels=(8, 8, 16, 16),
-        layers_per_block=1,
-        cross_attention_dim=32,
-        attention_head_dim=2,
-        norm_num_groups=4,
-    )
+    parts["unet"] = sd_shaped_unet()
     parts["vae"] = AutoencoderKL(
         down_block_types=("DownEncoderBlock2D",) * 4,
         up_block_types=("UpDecoderBlock2D",) * 4,
@@ -328,3 +317,41 @@ def sd15_random_pipeline(seed: int = 0, *, gated: bool = False, dtype: torch.dty
         if dtype != torch.float32:
             module.to(dtype)
     return LayoutPipeline(**parts)
+
+
+def sd_shaped_unet(*, sample_size: int = 16, layers_per_block: int = 1, sd2: bool = False) -> UNet2DConditionModel:
+    """Stable Diffusion's UNet block layout at tiny widths: three cross-attention levels and a plain one, the mid block
+    at the fourth level. ``sd2``: SD 2.x's linear projections and per-level head counts; ``layers_per_block=2`` and
+    ``sample_size`` 64 / 96 give SD's real layer counts at 512 / 768 px (five layers at the 16x16 / 24x24 level)."""
+    return UNet2DConditionModel(
+        sample_size=sample_size,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+        block_out_channels=(8, 8, 16, 16),
+        layers_per_block=layers_per_block,
+        cross_attention_dim=32,
+        attention_head_dim=(2, 2, 4, 4) if sd2 else 2,
+        use_linear_projection=sd2,
+        norm_num_groups=4,
+    )
+
+
+def sdxl_shaped_unet(*, sample_size: int = 128) -> UNet2DConditionModel:
+    """SDXL's UNet block layout at tiny widths (no attention at the latent's own level, cross-attention at the
+    next two, the mid block at the last), without its added text/time embeddings: for layer-selection checks."""
+    return UNet2DConditionModel(
+        sample_size=sample_size,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+        block_out_channels=(8, 8, 16),
+        layers_per_block=2,
+        transformer_layers_per_block=(1, 2, 2),
+        cross_attention_dim=32,
+        attention_head_dim=(2, 2, 4),
+        use_linear_projection=True,
+        norm_num_groups=4,
+    )

@@ -42,6 +42,13 @@ class TokenMap:
     prompt: str  # the prompt actually encoded (phrases may have been appended)
     input_ids: tuple[int, ...]  # with start/end tokens, before padding
     indices: tuple[tuple[int, ...], ...]  # per region, positions in the padded 77-token sequence
+    # the tokenizer pads with its end token (SD 1.x) rather than a vocabulary token (SD 2.x pads with "!")
+    pads_with_end: bool = True
+
+    def word_positions(self, max_length: int = 77) -> range:
+        """Positions of the prompt's own tokens in the padded sequence: after the start token, before the end token
+        (what the official Attend-and-Excite/BoxDiff ``normalize_eot`` keeps in the token softmax)."""
+        return range(1, min(len(self.input_ids), max_length) - 1)
 
     @property
     def all_indices(self) -> list[int]:
@@ -298,7 +305,9 @@ def map_phrases(
                 "prompt"
             )
     ids = tokenizer(prompt, add_special_tokens=True).input_ids
-    return TokenMap(prompt=prompt, input_ids=tuple(ids), indices=tuple(indices))
+    return TokenMap(
+        prompt=prompt, input_ids=tuple(ids), indices=tuple(indices), pads_with_end=pads_with_end(tokenizer)
+    )
 
 
 class TokenizerMismatchError(LayoutguideError, ValueError):
@@ -329,3 +338,10 @@ def map_phrases_shared(
                 "another length limit); phrase positions need tokenizers over one vocabulary, as SDXL's two are"
             )
     return token_map
+
+
+def pads_with_end(tokenizer) -> bool:
+    """Whether ``tokenizer`` pads with its end token (SD 1.x's CLIP) rather than a real vocabulary token (SD 2.x's
+    OpenCLIP tokenizer pads with "!", which the text encoder reads as a word)."""
+    pad = getattr(tokenizer, "pad_token_id", None)
+    return pad is None or pad == tokenizer.eos_token_id

@@ -84,8 +84,12 @@ def test_option_fields_carry_bounds_choices_and_the_models_calibrated_defaults()
 
 def test_changed_options_keep_only_what_differs_from_the_shown_default():
     fields = option_fields("refocus", model_defaults(SHIPPED_MODEL))
-    values = {"refocus.loss_scale": 10.0, "refocus.tokens": "last", "refocus.resolution": 16.0}
+    values = {"refocus.loss_scale": 10.0, "refocus.tokens": "last", "refocus.level": 0.0, "refocus.resolution": None}
     assert changed_options(fields, values) == {"refocus": {"tokens": "last"}}
+    assert {f.name: f.kind for f in fields if f.name in ("resolution", "grounding_until")} == {
+        "resolution": "int",
+        "grounding_until": "int",
+    }
 
 
 def test_every_registered_method_and_combination_is_offered():

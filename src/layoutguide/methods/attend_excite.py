@@ -3,12 +3,13 @@ no-layout reference among the peers.
 
 Chefer et al., "Attend-and-Excite", SIGGRAPH 2023, arXiv 2301.13826 (diffusers' deprecated pipeline).
 
-Maps: 16x16 cross-attention (down, mid, up; mid has none at that size in SD), averaged, normalised and
-smoothed (``SampleView.token_maps``). Loss: ``L = max_i max(0, 1 - max A_i)`` over the subject tokens (the last
-token of every region phrase, or of ``tokens``' choice; without a layout, of the words named in ``subjects``).
-Update ``z <- z - 20 sqrt(r_i) grad L`` with ``r = linspace(1, 0.5, T)``, on the first half of the steps (25 of
-50). At 0%, 20% and 40% of the steps (steps 0, 10, 20 of 50) it refines iteratively, up to 20 updates, until every
-token's peak reaches 0.05 / 0.5 / 0.8.
+Maps: cross-attention of the UNet's level-2 layers (SD's 16x16 at 512 px, 24x24 at 768 px; down, mid, up: mid has
+none at that level in SD), averaged, normalised and smoothed (``SampleView.token_maps``; with SD 2.x's "!" padding
+out of the token softmax, as the official ``normalize_eot``). Loss: ``L = max_i max(0, 1 - max A_i)`` over the
+subject tokens (the last token of every region phrase, or of ``tokens``' choice; without a layout, of the words
+named in ``subjects``). Update ``z <- z - 20 sqrt(r_i) grad L`` with ``r = linspace(1, 0.5, T)``, on the first half
+of the steps (25 of 50). At 0%, 20% and 40% of the steps (steps 0, 10, 20 of 50) it refines iteratively, up to 20
+updates, until every token's peak reaches 0.05 / 0.5 / 0.8.
 """
 
 from __future__ import annotations
@@ -21,10 +22,20 @@ from typing import Any, Literal
 import torch
 from pydantic import Field
 
-from ..attention import AttentionRequest, Requests
+from ..attention import Requests
 from ..errors import InputError
 from ..tokens import map_phrases
-from .base import GradientMethod, GuidanceContext, MethodState, SampleLoss, SampleView, StepPlan, TokenMapOptions
+from .base import (
+    GradientMethod,
+    GuidanceContext,
+    LevelOptions,
+    MethodState,
+    SampleLoss,
+    SampleView,
+    StepPlan,
+    TokenMapOptions,
+    TokenSoftmax,
+)
 
 REFINE_AT = {0: 0.05, 10: 0.5, 20: 0.8}  # reference step (of 50) -> target peak
 
@@ -44,13 +55,13 @@ def excite_plan(
     return StepPlan(1, size, {"target": None})
 
 
-class AttendExciteOptions(TokenMapOptions):
+class AttendExciteOptions(TokenMapOptions, LevelOptions):
     scale_factor: float = Field(20.0, gt=0)
     guided_fraction: float = Field(0.5, gt=0, le=1)
     refine: bool = True
     max_refinement: int = Field(20, ge=0)
-    resolution: int = Field(16, gt=0)
     tokens: Literal["last", "all"] = "last"
+    token_softmax: TokenSoftmax = "auto"  # the official normalize_eot on SD 2.1 (help: TokenMapOptions)
     subjects: tuple[str, ...] = Field(
         (),
         description="words of the prompt to excite (e.g. ('cat', 'dog')); default: the layout's region phrases",
@@ -89,7 +100,7 @@ class AttendExcite(GradientMethod):
         yield SubjectState(ctx, subjects)
 
     def attention_requests(self) -> Requests:
-        return {"cross": AttentionRequest("text", (self.options.resolution,), ("down", "mid", "up"))}
+        return {"cross": self.options.layer_request("text", ("down", "mid", "up"))}
 
     def plan(self, state: MethodState, step: int) -> StepPlan | None:
         o = self.options
@@ -110,7 +121,9 @@ class AttendExcite(GradientMethod):
         if not tokens:
             loss = torch.zeros((), device=view.ctx.device)
         else:
-            peaks = view.token_maps("cross", tokens, temperature=o.temperature, smoothing=o.smoothing).flatten(1)
+            peaks = view.token_maps(
+                "cross", tokens, temperature=o.temperature, smoothing=o.smoothing, token_softmax=o.token_softmax
+            ).flatten(1)
             loss = (1 - peaks.amax(1)).clamp(min=0).max()
         target = plan.info.get("target")
         return SampleLoss(loss, loss <= (1 - target) if target is not None else False)

@@ -28,13 +28,14 @@ from typing import Any, ClassVar, Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..attention import AttentionRequest, Modulator, RecordedMaps, Requests
+from ..attention import AttentionRequest, Modulator, Place, RecordedMaps, Requests
 from ..layout import BoxEdges
 from ..spec import MethodOptionError
 from .context import (
     GuidanceContext,
     MethodState,
     SampleView,
+    TokenSoftmax,
     gaussian_smooth,
     normalized_token_maps,
     region_tokens,
@@ -48,6 +49,29 @@ class MethodOptions(BaseModel):
     """Hyperparameters of a method; unknown names are errors."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LevelOptions(MethodOptions):
+    """Which UNet layers a method reads: a level relative to the latent, or an absolute grid side."""
+
+    level: int = Field(
+        2,
+        ge=0,
+        description="UNet level of the attention layers read, relative to the latent (grid = latent / 2**level): 2 "
+        "is SD's 16x16 layers at 512 px, 24x24 at 768 px (SD 2.x), SDXL's 32x32 at 1024 px, as published",
+    )
+    resolution: int | None = Field(
+        None,
+        gt=0,
+        description="absolute grid side of the layers read instead of level (nearest available; the rule before "
+        "issue 16, which reads the wrong layers once the image size changes)",
+    )
+
+    def layer_request(self, role: str, places: tuple[Place, ...]) -> AttentionRequest:
+        """The request for this method's layers: ``resolution`` when given, else ``level``."""
+        if self.resolution is not None:
+            return AttentionRequest(role, (self.resolution,), places)
+        return AttentionRequest(role, places=places, levels=(self.level,))
 
 
 class TokenMapOptions(MethodOptions):
@@ -65,6 +89,13 @@ class TokenMapOptions(MethodOptions):
         "cover",
         description="how box masks round to the attention grid: 'cover' every touched cell, or 'truncate' both edges "
         "as the official Attention Refocusing and BoxDiff code (int(b*16)); fewer cells on typical boxes",
+    )
+    token_softmax: TokenSoftmax = Field(
+        "all",
+        description="tokens in the token-map softmax: 'all' (every position but the start token and the last, as "
+        "the official code on SD 1.x), 'words' (the prompt's own tokens: end token and padding out, the official "
+        "Attend-and-Excite/BoxDiff normalize_eot, set there for SD 2.1) or 'auto' ('words' when the tokenizer pads "
+        "with a token other than its end token, SD 2.x's '!', else 'all')",
     )
 
 
@@ -195,6 +226,7 @@ __all__ = [
     "GradientMethod",
     "GuidanceContext",
     "GuidanceMethod",
+    "LevelOptions",
     "LossOutput",
     "MethodKind",
     "MethodOptionError",
@@ -204,6 +236,7 @@ __all__ = [
     "SampleView",
     "StepPlan",
     "TokenMapOptions",
+    "TokenSoftmax",
     "gaussian_smooth",
     "linf_normalized",
     "normalized_token_maps",

@@ -3,7 +3,8 @@
 Xie et al., "BoxDiff: Text-to-Image Synthesis with Training-Free Box-Constrained Diffusion", ICCV 2023,
 arXiv 2307.10816; code ``showlab/BoxDiff`` (``pipeline/sd_pipeline_boxdiff.py``).
 
-Per subject token with box mask M on the 16x16 grid (maps as Attend-and-Excite's):
+Per subject token with box mask M on the grid of the UNet's level-2 layers (SD's 16x16 at 512 px, 24x24 at 768 px;
+maps as Attend-and-Excite's, SD 2.x's padding out of the token softmax as the official ``normalize_eot``):
 
 * inner ``L_IB = max(0, 1 - mean topk(A * M, floor(P |M|)))``,
 * outer ``L_OB = mean topk(A * (1 - M), floor(P |1 - M|))``,
@@ -21,12 +22,21 @@ from typing import Literal
 import torch
 from pydantic import Field
 
-from ..attention import AttentionRequest, Requests
+from ..attention import Requests
 from .attend_excite import excite_plan
-from .base import GradientMethod, MethodState, SampleLoss, SampleView, StepPlan, TokenMapOptions
+from .base import (
+    GradientMethod,
+    LevelOptions,
+    MethodState,
+    SampleLoss,
+    SampleView,
+    StepPlan,
+    TokenMapOptions,
+    TokenSoftmax,
+)
 
 
-class BoxDiffOptions(TokenMapOptions):
+class BoxDiffOptions(TokenMapOptions, LevelOptions):
     top_p: float = Field(0.2, gt=0, le=1, description="P: share of the (in/out) area whose top values count")
     corner_width: int = Field(1, ge=0, description="L: cells either side of a box edge that count for the corner loss")
     inner: bool = True
@@ -36,8 +46,8 @@ class BoxDiffOptions(TokenMapOptions):
     guided_fraction: float = Field(0.5, gt=0, le=1)
     refine: bool = False
     max_refinement: int = Field(20, ge=0)
-    resolution: int = Field(16, gt=0)
     tokens: Literal["last", "all"] = "last"
+    token_softmax: TokenSoftmax = "auto"  # the official normalize_eot on SD 2.1 (help: TokenMapOptions)
 
 
 def _topk_mean(values: torch.Tensor, share: float, area: torch.Tensor) -> torch.Tensor:
@@ -81,7 +91,7 @@ class BoxDiff(GradientMethod):
     options: BoxDiffOptions
 
     def attention_requests(self) -> Requests:
-        return {"cross": AttentionRequest("text", (self.options.resolution,), ("down", "mid", "up"))}
+        return {"cross": self.options.layer_request("text", ("down", "mid", "up"))}
 
     def plan(self, state: MethodState, step: int) -> StepPlan | None:
         o = self.options
@@ -100,7 +110,10 @@ class BoxDiff(GradientMethod):
         subjects = [(r, t) for r, positions in enumerate(view.phrase_tokens(o.tokens)) for t in positions]
         if not subjects:  # nothing to guide, and nothing left to refine
             return SampleLoss(torch.zeros((), device=view.ctx.device), target is not None)
-        maps = [view.token_map("cross", t, temperature=o.temperature, smoothing=o.smoothing) for _, t in subjects]
+        maps = [
+            view.token_map("cross", t, temperature=o.temperature, smoothing=o.smoothing, token_softmax=o.token_softmax)
+            for _, t in subjects
+        ]
         masks = view.region_masks(maps[0].shape, boxes_only=True)
         total, low = maps[0].new_zeros(()), maps[0].new_ones(())
         for (r, _), a in zip(subjects, maps):

@@ -88,13 +88,38 @@ def gaussian_smooth(maps: torch.Tensor, sigma: float = 0.5) -> torch.Tensor:
     return out.reshape(shape)
 
 
-def normalized_token_maps(cross: torch.Tensor, temperature: float = 100.0) -> torch.Tensor:
+TokenSoftmax = Literal["auto", "all", "words"]
+
+
+def normalized_token_maps(
+    cross: torch.Tensor, temperature: float = 100.0, keep: torch.Tensor | None = None
+) -> torch.Tensor:
     """Attend-and-Excite's normalisation of averaged cross-attention ``(B, h, w, 77)``.
 
     Drop the start token and the last position, multiply by ``temperature`` and softmax over the rest:
-    the result ``(B, h, w, 75)`` has token ``i`` at column ``i - 1``.
+    the result ``(B, h, w, 75)`` has token ``i`` at column ``i - 1``. ``keep`` ``(B, 75)`` bool limits each
+    sample's softmax to some columns (the others come out 0): the official ``normalize_eot``, which keeps SD 2.x's
+    padding, real "!" tokens, out of it.
     """
-    return torch.softmax(cross[..., 1:-1] * temperature, dim=-1)
+    logits = cross[..., 1:-1] * temperature
+    if keep is not None:
+        logits = logits.masked_fill(~keep[:, None, None, :], float("-inf"))
+    return torch.softmax(logits, dim=-1)
+
+
+def softmax_columns(token_maps: Sequence[TokenMap], which: TokenSoftmax, n_columns: int) -> torch.Tensor | None:
+    """``(B, n_columns)`` bool: the columns of :func:`normalized_token_maps`' softmax per sample, or None for all.
+
+    ``words``: the prompt's own tokens; ``auto``: those where the tokenizer pads with a vocabulary token (SD 2.x),
+    every column where it pads with its end token (SD 1.x, the shapes models)."""
+    if which == "all" or (which == "auto" and all(t.pads_with_end for t in token_maps)):
+        return None
+    keep = torch.ones(len(token_maps), n_columns, dtype=torch.bool)
+    for b, tokens in enumerate(token_maps):
+        if which == "words" or not tokens.pads_with_end:
+            keep[b] = False
+            keep[b, [p - 1 for p in tokens.word_positions(n_columns + 2)]] = True
+    return keep
 
 
 def region_tokens(indices: tuple[int, ...], which: str) -> tuple[int, ...]:
@@ -152,22 +177,40 @@ class SampleView:
         cross = maps.averaged(name).float()[self.index]  # (h, w, Nk)
         return torch.stack([cross[..., list(idx)].sum(-1) for idx in self.tokens.indices])
 
-    def _normalized(self, name: str, temperature: float, smoothing: bool) -> torch.Tensor:
+    def _normalized(self, name: str, temperature: float, smoothing: bool, which: TokenSoftmax) -> torch.Tensor:
         maps = self._recorded()
 
         def compute() -> torch.Tensor:
             cross = maps.averaged(name).float()  # (B, h, w, 77)
-            out = normalized_token_maps(cross, temperature).permute(0, 3, 1, 2)  # (B, 75, h, w)
+            keep = softmax_columns(self.ctx.token_maps, which, cross.shape[-1] - 2)
+            keep = None if keep is None else keep.to(cross.device)
+            out = normalized_token_maps(cross, temperature, keep).permute(0, 3, 1, 2)  # (B, 75, h, w)
             return gaussian_smooth(out) if smoothing else out
 
-        return maps.cached(("normalized", name, temperature, smoothing), compute)
+        return maps.cached(("normalized", name, temperature, smoothing, which), compute)
 
-    def token_map(self, name: str, position: int, *, temperature: float = 100.0, smoothing: bool = True) -> Any:
-        """Attend-and-Excite's normalised (and smoothed) map ``(h, w)`` of prompt token ``position``."""
-        return self._normalized(name, temperature, smoothing)[self.index, position - 1]
+    def token_map(
+        self,
+        name: str,
+        position: int,
+        *,
+        temperature: float = 100.0,
+        smoothing: bool = True,
+        token_softmax: TokenSoftmax = "all",
+    ) -> Any:
+        """Attend-and-Excite's normalised (and smoothed) map ``(h, w)`` of prompt token ``position``; ``token_softmax``
+        chooses the tokens of the softmax (:func:`softmax_columns`)."""
+        return self._normalized(name, temperature, smoothing, token_softmax)[self.index, position - 1]
 
     def token_maps(
-        self, name: str, positions: Sequence[int], *, temperature: float = 100.0, smoothing: bool = True
+        self,
+        name: str,
+        positions: Sequence[int],
+        *,
+        temperature: float = 100.0,
+        smoothing: bool = True,
+        token_softmax: TokenSoftmax = "all",
     ) -> torch.Tensor:
         """:meth:`token_map` of several prompt positions: ``(T, h, w)``."""
-        return self._normalized(name, temperature, smoothing)[self.index, [t - 1 for t in positions]]
+        normalized = self._normalized(name, temperature, smoothing, token_softmax)
+        return normalized[self.index, [t - 1 for t in positions]]

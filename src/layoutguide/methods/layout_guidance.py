@@ -5,7 +5,8 @@ code ``silent-chen/layout-guidance`` (``utils.py``, ``conf/base_config.yaml``).
 
 Energy, per layer, head and token i of region o (mask M_o), from raw attention probabilities:
 ``E = mean_{layers, regions} (1/|tok_o|) sum_i mean_heads (1 - sum_{u in M_o} A_ui / sum_u A_ui)^2``.
-Layers: the mid block and the 16x16 up block of SD (here: ``mid`` plus the ``up`` layers nearest 16x16).
+Layers: the mid block and the 16x16 up block of SD (here: ``mid`` plus the ``up`` layers of level 2, a quarter of
+the latent, which is SD's 16x16 at 512 px).
 Update: ``z <- z - sigma_t^2 grad(30 E)`` in the LMS (sigma) parametrisation; in the variance-preserving space
 the loop guides in, the same step is ``30 (1 - alphabar_t) grad E``. Up to 5 iterations per step while
 E > 0.2, on the first 10 of 51 steps (20%). The official code gates a step by the previous step's loss; here
@@ -20,15 +21,14 @@ import torch
 from pydantic import Field
 
 from ..attention import AttentionRequest, Requests
-from .base import GradientMethod, MethodOptions, MethodState, SampleLoss, SampleView, StepPlan
+from .base import GradientMethod, LevelOptions, MethodState, SampleLoss, SampleView, StepPlan
 
 
-class LayoutGuidanceOptions(MethodOptions):
+class LayoutGuidanceOptions(LevelOptions):
     loss_scale: float = Field(30.0, gt=0)
     max_iterations: int = Field(5, ge=1)
     loss_threshold: float = Field(0.2, ge=0)
     guided_fraction: float = Field(10 / 51, gt=0, le=1)
-    resolution: int = Field(16, gt=0)
     tokens: Literal["all", "last"] = "all"
 
 
@@ -40,8 +40,7 @@ class LayoutGuidance(GradientMethod):
     options: LayoutGuidanceOptions
 
     def attention_requests(self) -> Requests:
-        r = self.options.resolution
-        return {"cross": (AttentionRequest("text", (r,), ("up",)), AttentionRequest("text", None, ("mid",)))}
+        return {"cross": (self.options.layer_request("text", ("up",)), AttentionRequest("text", None, ("mid",)))}
 
     def plan(self, state: MethodState, step: int) -> StepPlan | None:
         ctx = state.ctx

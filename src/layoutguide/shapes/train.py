@@ -755,6 +755,28 @@ class Trainer:
         return parts
 
 
+# The shapes models read their full-latent 16x16 layers (level 0), where their methods were calibrated
+# (docs/shapes.md), not the quarter-latent level Stable Diffusion's published choices mean; refocus's early stop
+# keeps the raw-loss comparison its loss_scale was tuned with. The shipped models' layoutguide.json hold the same.
+SHAPES_LAYER_DEFAULTS: dict[str, dict[str, object]] = {
+    "refocus": {"level": 0, "early_stop_on": "raw"},
+    "boxdiff": {"level": 0},
+    "layout-guidance": {"level": 0},
+    "attend-excite": {"level": 0},
+    "zestguide": {"levels": [0]},
+}
+
+
+def pin_shapes_layers(defaults: dict) -> None:
+    """Add :data:`SHAPES_LAYER_DEFAULTS` (and ``attention_level`` 0 for returned maps) to a shapes model's defaults,
+    keeping any value already there."""
+    defaults.setdefault("attention_level", 0)
+    methods = defaults.setdefault("methods", {})
+    for name, pins in SHAPES_LAYER_DEFAULTS.items():
+        for key, value in pins.items():
+            methods.setdefault(name, {}).setdefault(key, value)
+
+
 def export(run: str | Path, out: str | Path, *, gligen: bool = False) -> None:
     """Write the run's EMA weights as a diffusers pipeline folder plus ``training.json`` (recipe and progress);
     ``gligen=True`` writes the gated (GLIGEN) model of stage 3 instead."""
@@ -764,6 +786,7 @@ def export(run: str | Path, out: str | Path, *, gligen: bool = False) -> None:
     written = json.loads(defaults_file.read_text()) if defaults_file.exists() else {}
     defaults = {**trainer.sampling_defaults, **written}  # keep calibrated defaults written earlier
     defaults["text_mask"] = "words" if trainer.config.text_mask else "none"
+    pin_shapes_layers(defaults)
     if gligen:
         config = trainer.state.get("gligen_config", {})
         methods = defaults.setdefault("methods", {})

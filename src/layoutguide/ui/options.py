@@ -41,6 +41,11 @@ def method_choices(pipe=None) -> list[str]:
 
 
 def _kind(annotation: Any) -> tuple[str, tuple[Any, ...]]:
+    args = typing.get_args(annotation)
+    if type(None) in args and len(args) == 2:  # an optional number (None: unset) is an empty number field
+        annotation = next(a for a in args if a is not type(None))
+        if annotation not in (int, float):
+            return "text", ()
     if annotation is bool:
         return "bool", ()
     if typing.get_origin(annotation) is typing.Literal:
