@@ -49,7 +49,10 @@ class Server:
         size = pipe.unet.config.sample_size * pipe.vae_scale_factor
         self.width = self.height = int(size)
         defaults = pipe.model_defaults
-        self.steps = int(defaults.get("num_inference_steps", 50))
+        # the pipeline refuses more steps than its scheduler was trained with (layoutguide.inputs): so does the page
+        trained = int(getattr(getattr(pipe, "scheduler", None), "config", {}).get("num_train_timesteps") or 0)
+        self.max_steps = min(self.limits.max_steps, trained) if trained > 0 else self.limits.max_steps
+        self.steps = min(int(defaults.get("num_inference_steps", 50)), self.max_steps)
         self.guidance_scale = float(defaults.get("guidance_scale", 7.5))
 
     # ------------------------------------------------------------------------------------------- layout
@@ -211,6 +214,14 @@ class Server:
         return inside.step_heatmaps(
             result.images[index], result.layout, result.attention, index, int(step), self.pipe.tokenizer
         )
+
+    def inside(self, result: Result | None, index: int, step: int) -> tuple[list, list[list[object]], str, int, int]:
+        """The "Look inside" tab: heatmaps, verdict rows, verdict line, and the last valid image index and step
+        (the sliders' bounds: the result's images and recorded steps)."""
+        rows, summary = self.verdict(result, index)
+        images = len(result.images) if result is not None else 1
+        steps = len(result.attention) if result is not None and result.attention else self.steps
+        return self.heatmaps(result, index, step), rows, summary, max(images - 1, 0), max(steps - 1, 0)
 
     @staticmethod
     def verdict(result: Result | None, index: int) -> tuple[list[list[object]], str]:
