@@ -18,9 +18,9 @@ from typing import Any
 import gradio as gr
 from gradio_image_annotation import image_annotator
 
+from .. import layout_files
 from ..errors import LayoutguideError
 from ..loading import load_pipeline
-from . import files
 from .handlers import Server
 from .limits import Limits
 from .options import OptionField, method_choices, option_fields
@@ -112,7 +112,7 @@ def build_app(server: Server) -> gr.Blocks:
                     message = gr.Markdown(elem_id="lg-message")
                     with gr.Accordion("Files", open=False):
                         upload = gr.File(label="Load a layout", elem_id="lg-upload", type="filepath")
-                        save_format = gr.Dropdown(list(files.FORMATS), value="json", label="Save as")
+                        save_format = gr.Dropdown(list(layout_files.FORMATS), value="json", label="Save as")
                         save_button = gr.Button("Save layout", elem_id="lg-save")
                         saved = gr.File(label="Layout file", elem_id="lg-saved", interactive=False)
                 with gr.Column(scale=2):

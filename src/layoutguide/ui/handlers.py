@@ -15,6 +15,7 @@ from typing import Any
 
 from PIL import Image
 
+from .. import layout_files
 from ..errors import LayoutguideError
 from ..layout import Layout, Region
 from ..planner import get_planner
@@ -118,7 +119,7 @@ class Server:
             return self.blank(), prompt, ""
         try:
             self.limits.check_upload(Path(path).stat().st_size, Path(path).name)
-            layout = files.load_layout(path, prompt, width=self.width, height=self.height)
+            layout = layout_files.load_layout(path, prompt, width=self.width, height=self.height)
             self.limits.check_regions(len(layout.regions))
             self.limits.check_canvas(layout.width, layout.height)
         except LayoutguideError as e:
@@ -129,7 +130,7 @@ class Server:
         try:
             layout = self.layout(prompt, mode, boxes, mask_value, mask_phrases)
             folder = self.out_dir / uuid.uuid4().hex
-            return str(files.save_layout(layout, fmt, folder)), f"saved as {files.FORMATS[fmt][1]}"
+            return str(layout_files.save_layout(layout, fmt, folder)), f"saved as {layout_files.FORMATS[fmt][1]}"
         except LayoutguideError as e:
             return None, f"**Error:** {e}"
 
