@@ -257,7 +257,7 @@ def launch(demo: gr.Blocks, limits: Limits, **kwargs: Any) -> None:
     API does not expose; a Gradio without it is launched as it comes (tests/ui checks that it is set)."""
     demo.queue(default_concurrency_limit=1)
     demo.launch(max_file_size=limits.upload_bytes, css=CSS, show_error=False, **kwargs)
-    queue = getattr(demo, "_queue", None)
+    queue: Any = getattr(demo, "_queue", None)
     if hasattr(queue, "sleep_when_free") and hasattr(queue, "progress_update_sleep_when_free"):
         queue.sleep_when_free = QUEUE_POLL_S
         queue.progress_update_sleep_when_free = PROGRESS_POLL_S
