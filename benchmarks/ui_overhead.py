@@ -1,14 +1,21 @@
-"""From click to image in the web UI vs the same job through the library as ``layoutguide generate`` runs it, model
-kept loaded, interleaved repetitions. Usage (CPU, shipped model):
+"""From click to image in the web UI vs the same job as ``layoutguide generate`` runs it, model kept loaded on both
+sides, repetitions interleaved (generate, page, generate, page ...). Usage (CPU, shipped model):
 
     python benchmarks/ui_overhead.py --method refocus --steps 8 --reps 5
 
-Prints one line per repetition and the medians; the UI time runs from the Generate click in headless Chromium to
-the image shown in the page (progress per step, the download bundle and the page update included)."""
+The generate side runs in a process of its own that loads the model once and then, per repetition, does what
+``layoutguide generate --layout L --method M --steps N`` does after loading: one pipeline call, the image saved. The
+page side runs in this process: the app on 127.0.0.1 and headless Chromium; its time runs from the Generate click to
+the image shown in the page with "done" under it (progress updates and the page update included; the download
+bundle is written right after). Per repetition it also prints where the page's time went: click to the job's start,
+the pipeline call, the job's end to the image on the page; and the CPU seconds each side used (the generate
+process; this process and Chromium for the page)."""
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
+import os
 import statistics
 import tempfile
 import time
@@ -18,9 +25,9 @@ import torch
 
 from layoutguide.layout import Layout, Region
 from layoutguide.loading import load_pipeline
+from layoutguide.ui import jobs
 from layoutguide.ui.browser import chromium, running_app
 from layoutguide.ui.handlers import Server
-from layoutguide.ui.jobs import GenerationRequest, run
 
 PROMPT = "a red circle and a blue square"
 LAYOUT = Layout(
@@ -31,16 +38,78 @@ LAYOUT = Layout(
 )
 
 
-def cli_once(pipe, method: str, steps: int, out: Path) -> float:
+def cpu_seconds(pid: int | str = "self") -> float:
+    """User + system CPU seconds of a process, its finished threads included."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def descendants_cpu(root: int) -> float:
+    """CPU seconds of every live process below ``root`` (Chromium's processes under this one)."""
+    parent, cpu = {}, {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parent[int(entry.name)] = int(fields[1])
+            cpu[int(entry.name)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid, seconds in cpu.items():
+        up = parent.get(pid, 0)
+        while up > 1 and up != root:
+            up = parent.get(up, 0)
+        total += seconds if up == root else 0.0
+    return total
+
+
+def generate_once(pipe, method: str, steps: int, out: Path) -> float:
     """What ``layoutguide generate --layout L --method M --steps N`` does after loading: one call, save the image."""
     start = time.perf_counter()
-    request = GenerationRequest(LAYOUT, method=method, steps=steps, guidance_scale=3.0)
-    result = run(pipe, request)
+    result = pipe(
+        layout=LAYOUT,
+        method=None if method == "none" else method,
+        num_inference_steps=steps,
+        guidance_scale=3.0,
+        seed=0,
+        progress=False,
+    )
     result.images[0].save(out)
     return time.perf_counter() - start
 
 
-def ui_once(page) -> float:
+def generate_worker(conn, threads: int, method: str, steps: int, folder: str) -> None:
+    """The generate side: its own process, the model loaded once; answers each request with (wall s, CPU s)."""
+    torch.set_num_threads(threads)
+    pipe = load_pipeline(device="cpu")
+    generate_once(pipe, method, steps, Path(folder) / "warm.png")  # warm-up, not counted
+    conn.send("ready")
+    while conn.recv() == "run":
+        cpu = cpu_seconds()
+        wall = generate_once(pipe, method, steps, Path(folder) / "generate.png")
+        conn.send((wall, cpu_seconds() - cpu))
+
+
+class JobClock:
+    """Wraps ``jobs.run`` (what the page's worker thread calls) to time the pipeline call inside the page."""
+
+    def __init__(self) -> None:
+        self.start = self.end = 0.0
+        self._run = jobs.run
+        jobs.run = self.run  # type: ignore[assignment]
+
+    def run(self, *args, **kwargs):
+        self.start = time.perf_counter()
+        try:
+            return self._run(*args, **kwargs)
+        finally:
+            self.end = time.perf_counter()
+
+
+def page_once(page, clock: JobClock) -> dict[str, float]:
+    """One click on Generate; the wall time to the image shown, split into before, during and after the job."""
+    cpu, chrome = cpu_seconds(), descendants_cpu(os.getpid())
     start = time.perf_counter()
     page.locator("#lg-generate").click()
     page.wait_for_function("() => !document.querySelector('#lg-progress-box').innerText.includes('done')")
@@ -48,8 +117,41 @@ def ui_once(page) -> float:
         "() => document.querySelector('#lg-progress-box').innerText.includes('done')"
         " && document.querySelector('#lg-gallery img') !== null",
         timeout=0,
+        polling="raf",
     )
-    return time.perf_counter() - start
+    end = time.perf_counter()
+    return {
+        "wall": end - start,
+        "before": clock.start - start,
+        "job": clock.end - clock.start,
+        "after": end - clock.end,
+        "cpu": cpu_seconds() - cpu,
+        "chromium": descendants_cpu(os.getpid()) - chrome,
+    }
+
+
+def open_page(browser, url: str, folder: Path, method: str, steps: int):
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    page.set_default_timeout(600_000)
+    page.goto(url)
+    page.locator("#lg-check-list").wait_for()
+    LAYOUT.to_json(folder / "layout.json")  # the very layout the generate side runs
+    page.get_by_text("Files", exact=True).click()
+    page.locator("#lg-upload input[type=file]").set_input_files(str(folder / "layout.json"))
+    page.wait_for_function("() => document.querySelectorAll('#lg-check-list li').length === 2")
+    box = page.locator("#lg-steps input[type=number]").first
+    box.fill(str(steps))
+    box.press("Enter")
+    page.get_by_label("Record attention (Look inside)").uncheck()  # plain generate records none
+    field = page.locator("#lg-method input").first
+    field.fill(method)
+    field.press("Enter")
+    page.wait_for_timeout(1000)
+    return page
+
+
+def median(rows: list[dict[str, float]], key: str) -> float:
+    return statistics.median(r[key] for r in rows)
 
 
 def main() -> None:
@@ -66,31 +168,46 @@ def main() -> None:
     )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    pipe = load_pipeline(device="cpu")
-    server = Server(pipe)
-    cli_times, ui_times = [], []
-    with tempfile.TemporaryDirectory() as tmp, running_app(server) as url, chromium() as browser:
-        page = browser.new_page(viewport={"width": 1400, "height": 1100})
-        page.goto(url)
-        page.locator("#lg-check-list").wait_for()
-        LAYOUT.to_json(Path(tmp) / "layout.json")  # the very layout the generate side runs
-        page.get_by_text("Files", exact=True).click()
-        page.locator("#lg-upload input[type=file]").set_input_files(str(Path(tmp) / "layout.json"))
-        page.wait_for_function("() => document.querySelectorAll('#lg-check-list li').length === 2")
-        steps = page.locator("#lg-steps input[type=number]").first
-        steps.fill(str(args.steps))
-        steps.press("Enter")
-        page.get_by_label("Record attention (Look inside)").uncheck()  # plain generate records none
-        method = page.locator("#lg-method input").first
-        method.fill(args.method)
-        method.press("Enter")
-        cli_once(pipe, args.method, args.steps, Path(tmp) / "warm.png")  # warm-up, not counted
-        for k in range(args.reps):
-            cli_times.append(cli_once(pipe, args.method, args.steps, Path(tmp) / f"{k}.png"))
-            ui_times.append(ui_once(page))
-            print(f"rep {k}: generate {cli_times[-1]:.2f} s, UI click to image {ui_times[-1]:.2f} s", flush=True)
-    cli, ui = statistics.median(cli_times), statistics.median(ui_times)
-    print(f"median: generate {cli:.2f} s, UI {ui:.2f} s, overhead {100 * (ui / cli - 1):+.1f}%")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        context = multiprocessing.get_context("spawn")
+        conn, child_conn = context.Pipe()
+        worker = context.Process(
+            target=generate_worker, args=(child_conn, args.threads, args.method, args.steps, tmp), daemon=True
+        )
+        worker.start()
+        pipe = load_pipeline(device="cpu")
+        clock = JobClock()
+        generate, pages = [], []
+        with running_app(Server(pipe)) as url, chromium() as browser:
+            page = open_page(browser, url, folder, args.method, args.steps)
+            page_once(page, clock)  # warm-up, not counted
+            assert conn.recv() == "ready"
+            for k in range(args.reps):
+                conn.send("run")
+                wall, cpu = conn.recv()
+                generate.append({"wall": wall, "cpu": cpu})
+                pages.append(page_once(page, clock))
+                p = pages[-1]
+                print(
+                    f"rep {k}: generate {wall:.2f} s (CPU {cpu:.2f} s); page {p['wall']:.2f} s = click to job "
+                    f"{p['before']:.3f} + job {p['job']:.2f} + job to image {p['after']:.3f} (CPU: this process "
+                    f"{p['cpu']:.2f} s, Chromium {p['chromium']:.2f} s)",
+                    flush=True,
+                )
+        conn.send("stop")
+        worker.join(timeout=30)
+    g, u = median(generate, "wall"), median(pages, "wall")
+    print(
+        f"median of {args.reps}: generate {g:.2f} s ({min(r['wall'] for r in generate):.2f}-"
+        f"{max(r['wall'] for r in generate):.2f}), page {u:.2f} s ({min(r['wall'] for r in pages):.2f}-"
+        f"{max(r['wall'] for r in pages):.2f}), overhead {100 * (u / g - 1):+.1f}%"
+    )
+    print(
+        f"page, medians: click to job {median(pages, 'before'):.3f} s, job {median(pages, 'job'):.2f} s, job to image "
+        f"{median(pages, 'after'):.3f} s; CPU s per job: generate {median(generate, 'cpu'):.2f}, page process "
+        f"{median(pages, 'cpu'):.2f} + Chromium {median(pages, 'chromium'):.2f}"
+    )
 
 
 if __name__ == "__main__":

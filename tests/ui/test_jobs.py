@@ -59,3 +59,18 @@ def test_cancel_stops_the_job_at_the_next_step(ui_server):
     with pytest.raises(Cancelled):
         run(ui_server.pipe, GenerationRequest(LAYOUT, method="none", steps=50), on_step=on_step, cancel=cancel)
     assert seen == [1]
+
+
+def test_launched_page_polls_gradios_queue_at_the_pages_interval(ui_server):
+    from layoutguide.ui.app import PROGRESS_POLL_S, QUEUE_POLL_S, build_app, launch
+    from layoutguide.ui.browser import free_port
+
+    demo = build_app(ui_server)
+    launch(demo, ui_server.limits, server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True)
+    try:  # a Gradio that renamed these attributes would fail here instead of silently polling at 1 ms again
+        assert (demo._queue.sleep_when_free, demo._queue.progress_update_sleep_when_free) == (
+            QUEUE_POLL_S,
+            PROGRESS_POLL_S,
+        )
+    finally:
+        demo.close()

@@ -1,18 +1,15 @@
 """The UI's pieces through their public functions, without a browser: editor <-> layout, the per-box check, the
-option form's schema, the run file's command, every layout file format, the caps."""
+option form's schema, the run file's command, the caps. (Layout file formats: tests/test_layout_files.py.)"""
 
 from __future__ import annotations
-
-import json
-import zipfile
 
 import numpy as np
 import pytest
 from transformers import CLIPTokenizer
 
-from layoutguide.layout import Layout, LayoutError, Region
+from layoutguide.layout import Layout, Region
 from layoutguide.loading import SHIPPED_MODEL, model_defaults
-from layoutguide.ui import annotate, files
+from layoutguide.ui import annotate
 from layoutguide.ui.jobs import GenerationRequest
 from layoutguide.ui.limits import LimitError, Limits
 from layoutguide.ui.options import changed_options, method_choices, option_fields
@@ -114,29 +111,6 @@ def test_run_command_states_every_setting():
         "--out image.png --set refocus.sar=false --set refocus.tokens=last"
     )
     assert request.method_options() == {"tokens": "last", "sar": False}
-
-
-@pytest.mark.parametrize("fmt", sorted(files.FORMATS))
-def test_every_format_saves_and_loads_back(fmt, tmp_path):
-    path = files.save_layout(LAYOUT, fmt, tmp_path)
-    assert path.parent == tmp_path and path.name == files.FORMATS[fmt][0]
-    loaded = files.load_layout(path, LAYOUT.prompt, width=64, height=64)
-    assert loaded.phrases == LAYOUT.phrases
-    # text formats use their own pixel canvas (64 px for LayoutGPT): boxes agree to one pixel of it
-    assert np.allclose(loaded.boxes, LAYOUT.boxes, atol=1 / 64 + 1e-6)
-
-
-def test_mask_bundle_holds_a_png_and_its_colours(tmp_path):
-    path = files.save_layout(LAYOUT, "mask", tmp_path)
-    with zipfile.ZipFile(path) as z:
-        info = json.loads(z.read("layout_mask.json"))
-    assert sorted(info["colours"].values()) == sorted(LAYOUT.phrases) and info["prompt"] == LAYOUT.prompt
-
-
-def test_text_format_without_prompt_is_refused_with_the_fix(tmp_path):
-    path = files.save_layout(LAYOUT, "refocus", tmp_path)
-    with pytest.raises(LayoutError, match="type the prompt first"):
-        files.load_layout(path, "")
 
 
 def test_limits_refuse_with_the_field_and_the_cap():

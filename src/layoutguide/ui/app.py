@@ -2,8 +2,13 @@
 generation with progress and cancel, compare, look inside, files. Wiring only: ``handlers.py`` does the work.
 
 Every generating event shares one queue slot per device (``concurrency_id="device"``, limit 1), so jobs run one
-after another and Gradio shows each waiting page its queue position. Per-session values live in the browser and in
-``gr.State``, so a second tab never sees the first one's layout.
+after another and Gradio shows each waiting page its queue position (in the progress box: ``show_progress_on``).
+Per-session values live in the browser and in ``gr.State``, so a second tab never sees the first one's layout.
+
+What the page costs a job (docs/ui.md, "Time from click to image") is kept small here: Gradio's spinner overlay is
+off ("minimal": the queue position and a timer as text; a spinning overlay over every output kept headless Chromium
+busy for about 0.2 of a core all job long), the "Look inside" tab works only while it is shown, and the queue polls
+less often (:func:`launch`).
 """
 
 from __future__ import annotations
@@ -13,16 +18,22 @@ from typing import Any
 import gradio as gr
 from gradio_image_annotation import image_annotator
 
+from .. import layout_files
 from ..defaults import backbone_family
 from ..errors import LayoutguideError
 from ..loading import load_pipeline
-from . import files
 from .handlers import Server
+from .limits import Limits
 from .options import OptionField, method_choices, option_fields
 from .streams import compare_stream, generation_stream
 
 CSS = ".lg-error { color: #c00000; } #lg-check-list { margin: 0; padding-left: 1em; }"
-DEVICE: dict[str, Any] = {"concurrency_id": "device", "concurrency_limit": 1}
+DEVICE: dict[str, Any] = {"concurrency_id": "device", "concurrency_limit": 1, "show_progress": "minimal"}
+# s between the Gradio queue's looks for new events (Gradio's own: 0.001). Its loop runs in the process that runs the
+# job, and at 1000 wake-ups a second an idle page made a `generate` call in the same process use about 26% more CPU
+# time; at 0.01 about 7% (docs/ui.md). New events wait at most this long.
+QUEUE_POLL_S = 0.01
+PROGRESS_POLL_S = 0.1  # gr.Progress updates (the page sends its own progress as outputs; Gradio's own: 0.01)
 
 
 def _control(field: OptionField):
@@ -56,7 +67,8 @@ def build_app(server: Server) -> gr.Blocks:
             "(words of the prompt) and press Enter; drag a box to move it, its corners to resize, select it and "
             "press Delete to remove it."
         )
-        with gr.Tab("Layout and generate"):
+        inside_shown = gr.State(False)
+        with gr.Tab("Layout and generate") as generate_tab:
             with gr.Row():
                 with gr.Column(scale=3):
                     prompt = gr.Textbox(
@@ -101,7 +113,7 @@ def build_app(server: Server) -> gr.Blocks:
                     message = gr.Markdown(elem_id="lg-message")
                     with gr.Accordion("Files", open=False):
                         upload = gr.File(label="Load a layout", elem_id="lg-upload", type="filepath")
-                        save_format = gr.Dropdown(list(files.FORMATS), value="json", label="Save as")
+                        save_format = gr.Dropdown(list(layout_files.FORMATS), value="json", label="Save as")
                         save_button = gr.Button("Save layout", elem_id="lg-save")
                         saved = gr.File(label="Layout file", elem_id="lg-saved", interactive=False)
                 with gr.Column(scale=2):
@@ -132,7 +144,7 @@ def build_app(server: Server) -> gr.Blocks:
                     with gr.Row():
                         seed = gr.Number(0, label="Seed", precision=0, elem_id="lg-seed")
                         steps = gr.Slider(
-                            1, server.limits.max_steps, value=server.steps, step=1, label="Steps", elem_id="lg-steps"
+                            1, server.max_steps, value=server.steps, step=1, label="Steps", elem_id="lg-steps"
                         )
                     with gr.Row():
                         scale = gr.Number(server.guidance_scale, label="Guidance scale", minimum=0)
@@ -148,7 +160,7 @@ def build_app(server: Server) -> gr.Blocks:
                         label="Images", elem_id="lg-gallery", columns=2, height=300, object_fit="contain"
                     )
                     download = gr.File(label="Images + run file", elem_id="lg-download", interactive=False)
-        with gr.Tab("Compare"):
+        with gr.Tab("Compare") as compare_tab:
             compare_methods = gr.Textbox(
                 "none,refocus", label="Methods or variants, comma-separated", elem_id="lg-compare-methods"
             )
@@ -158,12 +170,12 @@ def build_app(server: Server) -> gr.Blocks:
                 label="Methods", elem_id="lg-compare-gallery", columns=4, height=300, object_fit="contain"
             )
             compare_grid = gr.Image(label="Grid", elem_id="lg-compare-grid", interactive=False)
-        with gr.Tab("Look inside", elem_id="lg-inside-tab"):
+        with gr.Tab("Look inside", elem_id="lg-inside-tab") as inside_tab:
             with gr.Row():
                 image_index = gr.Slider(0, server.limits.max_images - 1, value=0, step=1, label="Image")
                 step = gr.Slider(
                     -1,
-                    server.limits.max_steps - 1,
+                    server.steps - 1,
                     value=-1,
                     step=1,
                     label="Step (-1: mean over steps)",
@@ -203,7 +215,7 @@ def build_app(server: Server) -> gr.Blocks:
 
         gen_inputs = [*editor, method, option_values, seed, steps, scale, images, attention, overlay]
         gen_outputs = [result_state, progress, gallery, download, message]
-        gen_event = generate_button.click(generate, gen_inputs, gen_outputs, **DEVICE)
+        gen_event = generate_button.click(generate, gen_inputs, gen_outputs, show_progress_on=progress, **DEVICE)
 
         def cancel(request: gr.Request) -> str:
             return server.cancel(request.session_hash or "")
@@ -217,15 +229,41 @@ def build_app(server: Server) -> gr.Blocks:
             compare,
             [*editor, compare_methods, seed, steps, scale, images],
             [compare_progress, compare_gallery, compare_grid],
+            show_progress_on=compare_progress,
             **DEVICE,
         )
-        for trigger in (image_index.change, step.change):
-            trigger(server.heatmaps, [result_state, image_index, step], heatmaps)
-        inside_inputs = [result_state, image_index]
-        result_state.change(server.heatmaps, [result_state, image_index, step], heatmaps)
-        result_state.change(server.verdict, inside_inputs, [verdict, verdict_summary])
-        image_index.change(server.verdict, inside_inputs, [verdict, verdict_summary])
+
+        def look_inside(result, index, step_, shown: bool):
+            if not shown:  # a result nobody looks at yet: worked out when the tab is opened
+                return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            maps, rows, summary, last_image, last_step = server.inside(result, index, step_)
+            # a slider's maximum must exceed its minimum: one image leaves the image slider at 0..1, locked
+            image_slider = gr.update(maximum=max(last_image, 1), interactive=last_image > 0)
+            return maps, rows, summary, image_slider, gr.update(maximum=last_step)
+
+        inside_args = ([result_state, image_index, step, inside_shown], [heatmaps, verdict, verdict_summary])
+        inside_outputs = [*inside_args[1], image_index, step]
+        inside_tab.select(lambda: True, None, inside_shown).then(look_inside, inside_args[0], inside_outputs)
+        for tab in (generate_tab, compare_tab):
+            tab.select(lambda: False, None, inside_shown)
+        result_state.change(look_inside, inside_args[0], inside_outputs, show_progress="hidden")
+        for slider in (image_index, step):  # input: the person's moves only, not the bounds set above
+            slider.input(
+                look_inside, inside_args[0], inside_outputs, show_progress="hidden", trigger_mode="always_last"
+            )
     return demo
+
+
+def launch(demo: gr.Blocks, limits: Limits, **kwargs: Any) -> None:
+    """Queue and launch ``demo`` (``kwargs``: Gradio's ``launch`` options), then make the queue poll every
+    :data:`QUEUE_POLL_S` s instead of Gradio's 1 ms. The poll interval is an attribute of Gradio's queue that its
+    API does not expose; a Gradio without it is launched as it comes (tests/ui checks that it is set)."""
+    demo.queue(default_concurrency_limit=1)
+    demo.launch(max_file_size=limits.upload_bytes, css=CSS, show_error=False, **kwargs)
+    queue: Any = getattr(demo, "_queue", None)
+    if hasattr(queue, "sleep_when_free") and hasattr(queue, "progress_update_sleep_when_free"):
+        queue.sleep_when_free = QUEUE_POLL_S
+        queue.progress_update_sleep_when_free = PROGRESS_POLL_S
 
 
 def serve(
@@ -242,14 +280,5 @@ def serve(
     pipe = load_pipeline(model, device=device)
     server = Server(pipe, model=model, limits=limits)
     demo = build_app(server)
-    demo.queue(default_concurrency_limit=1)
-    demo.launch(
-        server_name=host,
-        server_port=port,
-        share=share,
-        max_file_size=server.limits.upload_bytes,
-        prevent_thread_lock=not block,
-        css=CSS,
-        show_error=False,
-    )
+    launch(demo, server.limits, server_name=host, server_port=port, share=share, prevent_thread_lock=not block)
     return demo

@@ -45,20 +45,11 @@ def free_port() -> int:
 @contextlib.contextmanager
 def running_app(server) -> Iterator[str]:
     """Serve ``server``'s page on 127.0.0.1 at a free port in a background thread; yields its URL."""
-    from .app import CSS, build_app
+    from .app import build_app, launch
 
     demo = build_app(server)
-    demo.queue(default_concurrency_limit=1)
     port = free_port()
-    demo.launch(
-        server_name="127.0.0.1",
-        server_port=port,
-        prevent_thread_lock=True,
-        quiet=True,
-        css=CSS,
-        max_file_size=server.limits.upload_bytes,
-        show_error=False,
-    )
+    launch(demo, server.limits, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     try:
         yield f"http://127.0.0.1:{port}/"
     finally:

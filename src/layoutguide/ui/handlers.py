@@ -15,6 +15,7 @@ from typing import Any
 
 from PIL import Image
 
+from .. import layout_files
 from ..defaults import backbone_family
 from ..errors import LayoutguideError
 from ..layout import Layout, Region
@@ -50,7 +51,10 @@ class Server:
         size = pipe.unet.config.sample_size * pipe.vae_scale_factor
         self.width = self.height = int(size)
         defaults = pipe.model_defaults
-        self.steps = int(defaults.get("num_inference_steps", 50))
+        # the pipeline refuses more steps than its scheduler was trained with (layoutguide.inputs): so does the page
+        trained = int(getattr(getattr(pipe, "scheduler", None), "config", {}).get("num_train_timesteps") or 0)
+        self.max_steps = min(self.limits.max_steps, trained) if trained > 0 else self.limits.max_steps
+        self.steps = min(int(defaults.get("num_inference_steps", 50)), self.max_steps)
         self.guidance_scale = float(defaults.get("guidance_scale", getattr(pipe, "default_guidance_scale", 7.5)))
 
     # ------------------------------------------------------------------------------------------- layout
@@ -116,7 +120,7 @@ class Server:
             return self.blank(), prompt, ""
         try:
             self.limits.check_upload(Path(path).stat().st_size, Path(path).name)
-            layout = files.load_layout(path, prompt, width=self.width, height=self.height)
+            layout = layout_files.load_layout(path, prompt, width=self.width, height=self.height)
             self.limits.check_regions(len(layout.regions))
             self.limits.check_canvas(layout.width, layout.height)
         except LayoutguideError as e:
@@ -127,7 +131,7 @@ class Server:
         try:
             layout = self.layout(prompt, mode, boxes, mask_value, mask_phrases)
             folder = self.out_dir / uuid.uuid4().hex
-            return str(files.save_layout(layout, fmt, folder)), f"saved as {files.FORMATS[fmt][1]}"
+            return str(layout_files.save_layout(layout, fmt, folder)), f"saved as {layout_files.FORMATS[fmt][1]}"
         except LayoutguideError as e:
             return None, f"**Error:** {e}"
 
@@ -212,6 +216,14 @@ class Server:
         return inside.step_heatmaps(
             result.images[index], result.layout, result.attention, index, int(step), self.pipe.tokenizer
         )
+
+    def inside(self, result: Result | None, index: int, step: int) -> tuple[list, list[list[object]], str, int, int]:
+        """The "Look inside" tab: heatmaps, verdict rows, verdict line, and the last valid image index and step
+        (the sliders' bounds: the result's images and recorded steps)."""
+        rows, summary = self.verdict(result, index)
+        images = len(result.images) if result is not None else 1
+        steps = len(result.attention) if result is not None and result.attention else self.steps
+        return self.heatmaps(result, index, step), rows, summary, max(images - 1, 0), max(steps - 1, 0)
 
     @staticmethod
     def verdict(result: Result | None, index: int) -> tuple[list[list[object]], str]:
