@@ -92,8 +92,8 @@ def test_cut_forward_gives_the_full_forwards_loss_and_gradient(sharp_pipe, two_r
 @pytest.mark.slow
 @pytest.mark.parametrize("spec", ["refocus", "zestguide", "layout-guidance"])
 def test_cut_forward_exact_on_sd_layout_and_skips_the_last_up_block(tiny_sd_pipe, two_region_layout, spec):
-    """At 256 px the 16x16 maps sit in down_blocks.1 and up_blocks.2 of SD's block layout: the cut skips
-    up_blocks.3 and the output convolution, except where the method reads the 32x32 maps (zestguide)."""
+    """At 256 px the 1/4- and 1/2-latent maps (8x8, 16x16) sit in down_blocks.1-2 and up_blocks.1-2 of SD's block
+    layout: the cut skips up_blocks.3 and the output convolution for every method, ZestGuide's two levels included."""
     unet = tiny_sd_pipe.unet
     calls = {"up3": 0, "conv_out": 0}
     hooks = [
@@ -112,7 +112,7 @@ def test_cut_forward_exact_on_sd_layout_and_skips_the_last_up_block(tiny_sd_pipe
     guided = sum(k == "loss" for k, _ in cut[0])
     assert full_calls["conv_out"] == 3 + guided  # 3 CFG forwards and every guidance forward
     assert calls["conv_out"] == 3  # the guidance forwards ended before the output convolution
-    assert calls["up3"] == (3 + guided if spec == "zestguide" else 3)
+    assert calls["up3"] == 3
 
 
 @pytest.mark.slow

@@ -34,9 +34,10 @@ def state_for(pipe, layout, steps=50):
 @pytest.mark.parametrize(
     "name, options, step_size",
     [
-        ("attend-excite", {"refine": False}, 300.0),
-        ("boxdiff", {}, 100.0),
-        ("layout-guidance", {}, 300.0),
+        # level 0: the sharp pipeline's 16x16 layers, the ones its attention was made sharp on (the shapes model's)
+        ("attend-excite", {"refine": False, "level": 0}, 300.0),
+        ("boxdiff", {"level": 0}, 100.0),
+        ("layout-guidance", {"level": 0}, 300.0),
         ("zestguide", {}, 0.5),
     ],
 )

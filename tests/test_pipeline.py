@@ -121,7 +121,12 @@ def test_guidance_runs_planned_iterations_and_logs(tiny_pipe, two_region_layout)
 @pytest.mark.slow
 def test_refocus_guided_steps_follow_the_official_schedule(tiny_pipe, two_region_layout):
     out = run(
-        tiny_pipe, two_region_layout, method="refocus", num_inference_steps=50, method_options={"early_stop": False}
+        tiny_pipe,
+        two_region_layout,
+        method="refocus",
+        num_inference_steps=50,
+        # loss_scale 1: the schedule's own step sizes (a plain SD folder's family default is 10x them)
+        method_options={"early_stop": False, "loss_scale": 1.0},
     )
     guided = {i: (g["plan"]["step_size"], len(g["losses"])) for i, g in enumerate(out.guidance) if g}
     expected = {

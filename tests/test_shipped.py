@@ -142,8 +142,9 @@ def test_shipped_gligen_model_uses_its_boxes(shipped_gligen):
 
 @pytest.mark.slow
 def test_shipped_gligen_overlay_gives_the_images_of_the_former_full_folder(shipped_gligen):
-    """shapes-gligen ships as its GLIGEN layers on the shipped base; assembled, it reproduces bit for bit the images
-    (and the benchmark fingerprint) of the full 30 MB folder it replaced (tests/data, made from that folder with
+    """shapes-gligen ships as its GLIGEN layers on the shipped base; assembled, it reproduces the images (to uint8
+    rounding) and the benchmark fingerprint (updated when layoutguide.json gained its level pins) of the full 30 MB
+    folder it replaced (tests/data, made from that folder with
     the same seed and settings)."""
     from pathlib import Path
 
@@ -161,8 +162,10 @@ def test_shipped_gligen_overlay_gives_the_images_of_the_former_full_folder(shipp
     )
     for method in ("gligen", "gligen+refocus"):
         images = pipe(layout=layout, method=method, seed=3, num_inference_steps=12, progress=False, output_type="np")
-        got = (images.images * 255).round().astype(np.uint8)
-        assert np.abs(got.astype(int) - reference[method].astype(int)).max() == 0, method
+        # the reference is uint8; an image from another build of torch/transformers may round a value that sits
+        # on x.5 the other way (seen: 3 of 12,288 values 0.51 away), so the float image must be within a rounding
+        got = images.images * 255
+        assert np.abs(got - reference[method].astype(float)).max() <= 0.52, method
 
 
 def test_shipped_models_load_by_name_and_gligen_stores_only_its_layers():
