@@ -110,7 +110,7 @@ class ModelConfig:
 def build_components(config: ModelConfig | None = None, *, seed: int = 0, gated: bool = False) -> dict:
     """Fresh (random-weight) components for a LayoutPipeline: unet, vae, text_encoder, tokenizer, scheduler."""
     import torch
-    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+    from diffusers import DDIMScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
     config = config or ModelConfig()
@@ -129,18 +129,8 @@ def build_components(config: ModelConfig | None = None, *, seed: int = 0, gated:
             pad_token_id=tokenizer.pad_token_id,
         )
     )
+    vae = build_vae(config)
     n = len(config.vae_channels)
-    vae = AutoencoderKL(
-        in_channels=3,
-        out_channels=3,
-        down_block_types=("DownEncoderBlock2D",) * n,
-        up_block_types=("UpDecoderBlock2D",) * n,
-        block_out_channels=config.vae_channels,
-        layers_per_block=1,
-        latent_channels=config.latent_channels,
-        norm_num_groups=config.norm_groups,
-        sample_size=config.image_size,
-    )
     factor = 2 ** (n - 1)
     unet = UNet2DConditionModel(
         sample_size=config.image_size // factor,
@@ -166,3 +156,22 @@ def build_components(config: ModelConfig | None = None, *, seed: int = 0, gated:
         timestep_spacing="leading",
     )
     return dict(unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, scheduler=scheduler)
+
+
+def build_vae(config):
+    """The shapes models' autoencoder: one ResNet layer per level, ``config.vae_channels`` wide (a
+    :class:`ModelConfig` or the SDXL-architecture model's config: both carry the same autoencoder fields)."""
+    from diffusers import AutoencoderKL
+
+    n = len(config.vae_channels)
+    return AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * n,
+        up_block_types=("UpDecoderBlock2D",) * n,
+        block_out_channels=config.vae_channels,
+        layers_per_block=1,
+        latent_channels=config.latent_channels,
+        norm_num_groups=config.norm_groups,
+        sample_size=config.image_size,
+    )

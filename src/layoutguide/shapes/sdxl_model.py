@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from .model import build_tokenizer
+from .model import build_tokenizer, build_vae
 
 ZERO_UNCOND_SHARE = 0.5  # of the empty captions in training: zero embeddings (SDXL's uncond) instead of encoding ""
 
@@ -97,7 +97,7 @@ def _text_encoder(config: SDXLModelConfig, tokenizer: Any, width: int, projectio
 def build_sdxl_components(config: SDXLModelConfig | None = None, *, seed: int = 0) -> dict[str, Any]:
     """Fresh (random-weight) components of a ``StableDiffusionXLPipeline``: unet, vae, text_encoder(_2),
     tokenizer(_2), scheduler."""
-    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+    from diffusers import DDIMScheduler, UNet2DConditionModel
 
     config = config or SDXLModelConfig()
     tokenizer = build_tokenizer()
@@ -106,18 +106,8 @@ def build_sdxl_components(config: SDXLModelConfig | None = None, *, seed: int = 
     torch.manual_seed(seed)
     text_encoder = _text_encoder(config, tokenizer, config.text_width, projection=False)
     text_encoder_2 = _text_encoder(config, tokenizer_2, config.text_width_2, projection=True)
+    vae = build_vae(config)
     n = len(config.vae_channels)
-    vae = AutoencoderKL(
-        in_channels=3,
-        out_channels=3,
-        down_block_types=("DownEncoderBlock2D",) * n,
-        up_block_types=("UpDecoderBlock2D",) * n,
-        block_out_channels=config.vae_channels,
-        layers_per_block=1,
-        latent_channels=config.latent_channels,
-        norm_num_groups=config.norm_groups,
-        sample_size=config.image_size,
-    )
     depth = list(config.transformer_depth)
     down = tuple("DownBlock2D" if d == 0 else "CrossAttnDownBlock2D" for d in depth)
     unet = UNet2DConditionModel(
