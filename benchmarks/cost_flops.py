@@ -19,6 +19,7 @@ import torch
 from diffusers import UNet2DConditionModel
 from torch.utils.flop_counter import FlopCounterMode
 
+from layoutguide import testing
 from layoutguide.attention import AttentionRequest, AttentionStore, ForwardCut, attention_control, recording
 
 REQUESTS = {
@@ -37,15 +38,7 @@ REQUESTS = {
 
 def sd15_unet() -> UNet2DConditionModel:
     with torch.device("meta"):
-        unet = UNet2DConditionModel(
-            sample_size=64,
-            down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
-            up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
-            block_out_channels=(320, 640, 1280, 1280),
-            layers_per_block=2,
-            cross_attention_dim=768,
-            attention_head_dim=8,
-        )
+        unet = testing.sd15_unet()
     return unet.requires_grad_(False)
 
 

@@ -37,7 +37,7 @@ from .errors import InputError
 from .guidance import GuidanceBudget, guide_step
 from .inputs import check_call_inputs
 from .layout import Layout, atomic_write_text
-from .methods import GuidanceContext, GuidanceMethod, MethodState, StepPlan, get_method
+from .methods import GuidanceContext, GuidanceMethod, get_method
 from .presets import options_for, preset_sampling, spec_preset
 from .spec import MethodSpec, check_preset
 from .text_mask import text_attention_mask
@@ -471,8 +471,8 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
                 plan = budget.limit(method.plan(state, i), t)
                 log: dict[str, Any] = {}
                 if plan is not None:
-                    latents, log = self._guide(
-                        latents, t, i, plan, method, state, store, cond, cond_mask, budget, cond_added
+                    latents, log = guide_step(
+                        self, latents, t, i, plan, method, state, store, cond, cond_mask, budget, cond_added
                     )
                 guidance_log.append(log)
                 with torch.no_grad():
@@ -510,25 +510,6 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
             attention=attention_out if return_attention else None,
             guidance=guidance_log,
             layouts=sample_layouts,
-        )
-
-    def _guide(
-        self,
-        latents: torch.Tensor,
-        t: torch.Tensor,
-        step: int,
-        plan: StepPlan,
-        method: GuidanceMethod,
-        state: MethodState,
-        store: AttentionStore,
-        cond: torch.Tensor,
-        cond_mask: torch.Tensor | None = None,
-        budget: GuidanceBudget | None = None,
-        cond_added: dict[str, torch.Tensor] | None = None,
-    ) -> tuple[torch.Tensor, dict[str, Any]]:
-        """Up to ``plan.iterations`` gradient updates of the latents (:func:`layoutguide.guidance.guide_step`)."""
-        return guide_step(
-            self, latents, t, step, plan, method, state, store, cond, cond_mask, budget or GuidanceBudget(), cond_added
         )
 
     @torch.no_grad()

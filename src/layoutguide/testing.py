@@ -267,6 +267,23 @@ def guide_losses(
     return [losses[0] for losses in out.guidance[step]["losses"]]
 
 
+def sd15_unet(*, gated: bool = False) -> UNet2DConditionModel:
+    """Stable Diffusion 1.5's UNet at full size with random weights (``gated``: GLIGEN's fusers added); under
+    ``torch.device("meta")`` it is built without storage, for counting."""
+    return UNet2DConditionModel(
+        sample_size=64,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+        block_out_channels=(320, 640, 1280, 1280),
+        layers_per_block=2,
+        cross_attention_dim=768,
+        attention_head_dim=8,
+        attention_type="gated" if gated else "default",
+    )
+
+
 def sd15_random_pipeline(seed: int = 0, *, gated: bool = False, dtype: torch.dtype = torch.float32) -> LayoutPipeline:
     """Stable Diffusion 1.5's architecture at full size with random weights (``gated``: GLIGEN's fusers and position
     net added), built in code: for measuring cost at real model size without downloading weights. The text encoder
@@ -299,18 +316,7 @@ def sd15_random_pipeline(seed: int = 0, *, gated: bool = False, dtype: torch.dty
         latent_channels=4,
         sample_size=512,
     )
-    unet = UNet2DConditionModel(
-        sample_size=64,
-        in_channels=4,
-        out_channels=4,
-        down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
-        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
-        block_out_channels=(320, 640, 1280, 1280),
-        layers_per_block=2,
-        cross_attention_dim=768,
-        attention_head_dim=8,
-        attention_type="gated" if gated else "default",
-    )
+    unet = sd15_unet(gated=gated)
     parts = dict(unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, scheduler=sd_scheduler())
     for module in cast(list[torch.nn.Module], [unet, vae, text_encoder]):
         module.requires_grad_(False).eval()
