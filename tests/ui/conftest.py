@@ -1,6 +1,6 @@
-"""Fixtures of the web UI tests: the shipped shapes model served on a free 127.0.0.1 port in this process, and
-Debian's headless Chromium driven by Playwright. In CI (CI=true) a missing browser fails the run; elsewhere the
-browser tests are skipped."""
+"""Fixtures of the web UI tests: the shipped shapes model served on a free 127.0.0.1 port (its jobs in a worker
+process, as `layoutguide ui` runs them), and Debian's headless Chromium driven by Playwright. In CI (CI=true) a
+missing browser fails the run; elsewhere the browser tests are skipped."""
 
 from __future__ import annotations
 
@@ -27,10 +27,22 @@ def ui_server(shipped_pipe, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def app_url(ui_server):
-    from layoutguide.ui.browser import running_app
+def process_runner():
+    """The shipped model in a worker process, as ``layoutguide ui`` runs it."""
+    from layoutguide.ui.worker import ProcessRunner
 
-    with running_app(ui_server) as url:
+    runner = ProcessRunner(device="cpu")
+    yield runner
+    runner.close()
+
+
+@pytest.fixture(scope="session")
+def app_url(process_runner, tmp_path_factory):
+    from layoutguide.ui.browser import running_app
+    from layoutguide.ui.handlers import Server
+
+    server = Server(runner=process_runner, out_dir=str(tmp_path_factory.mktemp("ui-app-out")))
+    with running_app(server) as url:
         yield url
 
 

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from layoutguide.cli import app
 from layoutguide.layout import Layout, Region
-from layoutguide.ui.jobs import Cancelled, GenerationRequest, run
+from layoutguide.ui.jobs import Cancelled, GenerationRequest
 
 pytestmark = pytest.mark.slow
 
@@ -31,7 +31,7 @@ def test_run_file_command_reproduces_the_images(ui_server, tmp_path, monkeypatch
         LAYOUT, method="refocus", options={"refocus": {"tokens": "last"}}, seed=5, steps=2, guidance_scale=3.0
     )
     steps = []
-    out = run(ui_server.pipe, request, on_step=lambda done, total: steps.append((done, total)))
+    out = ui_server.runner.run(request, on_step=lambda done, total: steps.append((done, total)))
     assert steps == [(1, 2), (2, 2)]
     from layoutguide.ui.handlers import Result
 
@@ -57,7 +57,7 @@ def test_cancel_stops_the_job_at_the_next_step(ui_server):
         cancel.set()
 
     with pytest.raises(Cancelled):
-        run(ui_server.pipe, GenerationRequest(LAYOUT, method="none", steps=50), on_step=on_step, cancel=cancel)
+        ui_server.runner.run(GenerationRequest(LAYOUT, method="none", steps=50), on_step=on_step, cancel=cancel)
     assert seen == [1]
 
 

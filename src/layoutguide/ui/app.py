@@ -19,13 +19,13 @@ import gradio as gr
 from gradio_image_annotation import image_annotator
 
 from .. import layout_files
-from ..defaults import backbone_family
 from ..errors import LayoutguideError
 from ..loading import load_pipeline
 from .handlers import Server
 from .limits import Limits
-from .options import OptionField, method_choices, option_fields
+from .options import OptionField, option_fields
 from .streams import compare_stream, generation_stream
+from .worker import InProcessRunner, ProcessRunner
 
 CSS = ".lg-error { color: #c00000; } #lg-check-list { margin: 0; padding-left: 1em; }"
 DEVICE: dict[str, Any] = {"concurrency_id": "device", "concurrency_limit": 1, "show_progress": "minimal"}
@@ -57,7 +57,7 @@ def _control(field: OptionField):
 
 def build_app(server: Server) -> gr.Blocks:
     """The Gradio app for ``server``'s model (not launched)."""
-    choices = method_choices(server.pipe)
+    choices = server.info.methods
     with gr.Blocks(title="layoutguide") as demo:
         result_state = gr.State(None)
         option_values = gr.State({})
@@ -126,9 +126,7 @@ def build_app(server: Server) -> gr.Blocks:
                     @gr.render(inputs=[method], triggers=[method.change, demo.load])
                     def option_form(name: str) -> None:
                         try:
-                            fields = option_fields(
-                                name or "none", server.pipe.model_defaults, backbone_family(server.pipe.unet)
-                            )
+                            fields = option_fields(name or "none", server.info.model_defaults, server.info.family)
                         except LayoutguideError as e:
                             gr.Markdown(f"**Error:** {e}")
                             return
@@ -275,10 +273,12 @@ def serve(
     device: str | None = None,
     limits=None,
     block: bool = True,
+    in_process: bool = False,
 ):
-    """Load the model once, build the page and serve it (binds 127.0.0.1 unless ``host`` says otherwise)."""
-    pipe = load_pipeline(model, device=device)
-    server = Server(pipe, model=model, limits=limits)
+    """Load the model once, build the page and serve it (binds 127.0.0.1 unless ``host`` says otherwise). The model
+    lives in a worker process (:class:`~layoutguide.ui.worker.ProcessRunner`) unless ``in_process``."""
+    runner = InProcessRunner(load_pipeline(model, device=device)) if in_process else ProcessRunner(model, device)
+    server = Server(runner=runner, model=model, limits=limits)
     demo = build_app(server)
     launch(demo, server.limits, server_name=host, server_port=port, share=share, prevent_thread_lock=not block)
     return demo

@@ -16,7 +16,6 @@ from typing import Any
 from PIL import Image
 
 from .. import layout_files
-from ..defaults import backbone_family
 from ..errors import LayoutguideError
 from ..layout import Layout, Region
 from ..planner import get_planner
@@ -26,6 +25,7 @@ from . import annotate, files, inside, jobs
 from .limits import Limits
 from .options import changed_options, option_fields
 from .preview import check_picture
+from .worker import InProcessRunner, ModelInfo
 
 
 @dataclasses.dataclass
@@ -40,22 +40,33 @@ class Result:
 
 
 class Server:
-    """The loaded model, the caps, the download folder and the cancel switches of the sessions."""
+    """The model's runner (:mod:`.worker`), the caps, the download folder and the cancel switches of the sessions.
+    ``Server(pipe)`` runs jobs on ``pipe`` in this process; ``Server(runner=ProcessRunner(model))`` in a worker
+    process, as ``layoutguide ui`` does."""
 
-    def __init__(self, pipe, *, model: str | None = None, limits: Limits | None = None, out_dir: str | None = None):
-        self.pipe = pipe
+    def __init__(
+        self,
+        pipe=None,
+        *,
+        runner=None,
+        model: str | None = None,
+        limits: Limits | None = None,
+        out_dir: str | None = None,
+    ):
+        if (pipe is None) == (runner is None):
+            raise TypeError("Server takes a pipeline or a runner, not both")
+        self.runner = runner if runner is not None else InProcessRunner(pipe)
+        self.info: ModelInfo = self.runner.info
         self.model = model
         self.limits = limits or Limits()
         self.out_dir = Path(out_dir or tempfile.mkdtemp(prefix="layoutguide-ui-"))
         self.cancels: dict[str, threading.Event] = {}
-        size = pipe.unet.config.sample_size * pipe.vae_scale_factor
-        self.width = self.height = int(size)
-        defaults = pipe.model_defaults
+        self.width, self.height = self.info.width, self.info.height
         # the pipeline refuses more steps than its scheduler was trained with (layoutguide.inputs): so does the page
-        trained = int(getattr(getattr(pipe, "scheduler", None), "config", {}).get("num_train_timesteps") or 0)
+        trained = self.info.trained_timesteps
         self.max_steps = min(self.limits.max_steps, trained) if trained > 0 else self.limits.max_steps
-        self.steps = min(int(defaults.get("num_inference_steps", 50)), self.max_steps)
-        self.guidance_scale = float(defaults.get("guidance_scale", getattr(pipe, "default_guidance_scale", 7.5)))
+        self.steps = min(int(self.info.model_defaults.get("num_inference_steps", 50)), self.max_steps)
+        self.guidance_scale = float(self.info.model_defaults.get("guidance_scale", self.info.default_guidance_scale))
 
     # ------------------------------------------------------------------------------------------- layout
     def blank(self) -> dict[str, Any]:
@@ -74,7 +85,7 @@ class Server:
             regions = self.regions(mode, boxes, mask_value, mask_phrases)
         except LayoutguideError as e:
             return f'<p class="lg-error">{html.escape(str(e))}</p>', check_picture([], [], self.width, self.height)
-        result = annotate.check_layout(prompt, regions, self.width, self.height, self.pipe.tokenizer)
+        result = annotate.check_layout(prompt, regions, self.width, self.height, self.info.tokenizer)
         rows = []
         if result.layout:
             rows.append(f'<li class="lg-error" data-region="layout">{html.escape(result.layout)}</li>')
@@ -137,7 +148,7 @@ class Server:
 
     # ------------------------------------------------------------------------------------------- generation
     def request(self, layout: Layout, method: str, values: dict, seed, steps, scale, images, attention):
-        fields = option_fields(method, self.pipe.model_defaults, backbone_family(self.pipe.unet))
+        fields = option_fields(method, self.info.model_defaults, self.info.family)
         request = jobs.GenerationRequest(
             layout=layout,
             method=method.strip() or "none",
@@ -158,9 +169,12 @@ class Server:
         cancel.clear()
         events: queue.Queue = queue.Queue()
 
+        def on_step(done: int, total: int) -> None:
+            events.put(("step", (done, total)))
+
         def work() -> None:
             try:
-                out = jobs.run(self.pipe, request, on_step=lambda d, t: events.put(("step", (d, t))), cancel=cancel)
+                out = self.runner.run(request, on_step=on_step, cancel=cancel)
                 events.put(("done", out))
             except (LayoutguideError, ValueError) as e:
                 events.put(("error", e))
@@ -214,7 +228,7 @@ class Server:
             return []
         index = min(max(int(index), 0), len(result.images) - 1)
         return inside.step_heatmaps(
-            result.images[index], result.layout, result.attention, index, int(step), self.pipe.tokenizer
+            result.images[index], result.layout, result.attention, index, int(step), self.info.tokenizer
         )
 
     def inside(self, result: Result | None, index: int, step: int) -> tuple[list, list[list[object]], str, int, int]:

@@ -10,7 +10,7 @@ from typing import Any
 from annotated_types import Ge, Gt, Le, Lt
 
 from ..defaults import family_defaults
-from ..methods import COMBINATIONS, REGISTRY, runnable_methods
+from ..methods import COMBINATIONS, REGISTRY
 from ..spec import MethodSpec
 
 
@@ -33,10 +33,8 @@ class OptionField:
         return f"{self.method}.{self.name}"
 
 
-def method_choices(pipe=None) -> list[str]:
-    """Every method and combination that can run on ``pipe``'s UNet (all of them without a pipe)."""
-    if pipe is not None:
-        return runnable_methods(pipe.unet)
+def method_choices() -> list[str]:
+    """Every registered method and combination (the page lists those of its model: ``ModelInfo.methods``)."""
     return ["none"] + sorted(n for n in REGISTRY if n != "none") + list(COMBINATIONS)
 
 
