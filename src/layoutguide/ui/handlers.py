@@ -39,27 +39,6 @@ class Result:
     download: str | None = None
 
 
-class JobEvents:
-    """The events of a job already running (:meth:`Server.stream`). Started before anyone iterates, so the job runs
-    while the page's first update ("step 0/N") makes its round trip; ``close`` cancels an unfinished job and waits
-    for its thread."""
-
-    def __init__(self, thread: threading.Thread, events: queue.Queue, cancel: threading.Event) -> None:
-        self._thread, self._events, self._cancel = thread, events, cancel
-        self.finished = False
-
-    def __iter__(self) -> Iterator[tuple[str, Any]]:
-        while not self.finished:
-            kind, payload = self._events.get()
-            self.finished = kind != "step"
-            yield kind, payload
-
-    def close(self) -> None:
-        if not self.finished:
-            self._cancel.set()
-        self._thread.join()
-
-
 class Server:
     """The model's runner (:mod:`.worker`), the caps, the download folder and the cancel switches of the sessions.
     ``Server(pipe)`` runs jobs on ``pipe`` in this process; ``Server(runner=ProcessRunner(model))`` in a worker
@@ -183,10 +162,9 @@ class Server:
         request.check(self.limits)
         return request
 
-    def stream(self, session: str, request: jobs.GenerationRequest, label: str = "") -> JobEvents:
-        """Start one job in a job thread now; iterate the result for ("step", (done, total)) per step, then ("done",
-        output) or ("error", exception). Closing it before the end (Cancel, a closed page) cancels the job at its
-        next step."""
+    def stream(self, session: str, request: jobs.GenerationRequest, label: str = "") -> Iterator[tuple[str, Any]]:
+        """Run one job in a worker thread; yields ("step", (done, total)) per step, then ("done", output).
+        Stopping the iteration early (Cancel, a closed page) cancels the job at its next step."""
         cancel = self.cancels.setdefault(session, threading.Event())
         cancel.clear()
         events: queue.Queue = queue.Queue()
@@ -203,7 +181,18 @@ class Server:
 
         thread = threading.Thread(target=work, name=f"layoutguide-job-{label}", daemon=True)
         thread.start()
-        return JobEvents(thread, events, cancel)
+        finished = False
+        try:
+            while True:
+                kind, payload = events.get()
+                finished = kind != "step"
+                yield kind, payload
+                if finished:
+                    return
+        finally:
+            if not finished:
+                cancel.set()
+            thread.join()
 
     def cancel(self, session: str) -> str:
         event = self.cancels.get(session)

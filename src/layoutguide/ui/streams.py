@@ -7,7 +7,6 @@ last step always shows), and the download bundle is written after the images are
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -59,19 +58,24 @@ def generation_stream(server: Server):
         except LayoutguideError as e:
             yield gr.update(), error_html(e), gr.update(), gr.update(), gr.update()
             return
-        with contextlib.closing(server.stream(request.session_hash or "", job)) as events:  # the job starts here
-            yield gr.update(), progress_html(0, job.steps), gr.update(), gr.update(), gr.update()
-            for kind, payload in throttled(iter(events)):
-                if kind == "step":
-                    yield gr.update(), progress_html(*payload), gr.update(), gr.update(), gr.update()
-                elif kind == "error":
-                    yield gr.update(), error_html(payload), gr.update(), gr.update(), gr.update()
-                else:
-                    result = Result(job, list(payload.images), payload.layouts[0], payload.attention)
-                    done = progress_html(job.steps, job.steps) + " done"
-                    yield result, done, server.shown(result, over_), None, gr.update()
-                    result.download = server.bundle(result)
-                    yield gr.update(), gr.update(), gr.update(), result.download, gr.update()
+        yield gr.update(), progress_html(0, job.steps), gr.update(), gr.update(), gr.update()
+        for kind, payload in throttled(server.stream(request.session_hash or "", job)):
+            if kind == "step":
+                yield gr.update(), progress_html(*payload), gr.update(), gr.update(), gr.update()
+            elif kind == "error":
+                yield (
+                    gr.update(),
+                    error_html(payload),
+                    gr.update(),
+                    gr.update(),
+                    gr.update(),
+                )
+            else:
+                result = Result(job, list(payload.images), payload.layouts[0], payload.attention)
+                done = progress_html(job.steps, job.steps) + " done"
+                yield result, done, server.shown(result, over_), None, gr.update()
+                result.download = server.bundle(result)
+                yield gr.update(), gr.update(), gr.update(), result.download, gr.update()
 
     return generate
 
@@ -90,16 +94,18 @@ def compare_stream(server: Server):
             yield error_html(e), [], None
             return
         for k, job in enumerate(jobs_):
-            with contextlib.closing(server.stream(request.session_hash or "", job, job.method)) as events:
-                for kind, payload in throttled(iter(events)):
-                    if kind == "step":
-                        label = f"{job.method} ({k + 1}/{len(jobs_)})"
-                        yield progress_html(payload[0], payload[1], label=label), tiles, None
-                    elif kind == "error":
-                        yield error_html(f"{job.method}: {payload}"), tiles, None
-                        return
-                    else:
-                        tiles += [(im, job.method) for im in payload.images]
+            for kind, payload in throttled(server.stream(request.session_hash or "", job, job.method)):
+                if kind == "step":
+                    yield (
+                        progress_html(payload[0], payload[1], label=f"{job.method} ({k + 1}/{len(jobs_)})"),
+                        tiles,
+                        None,
+                    )
+                elif kind == "error":
+                    yield error_html(f"{job.method}: {payload}"), tiles, None
+                    return
+                else:
+                    tiles += [(im, job.method) for im in payload.images]
         yield progress_html(1, 1, "done"), tiles, server.compare_grid(tiles)
 
     return compare
