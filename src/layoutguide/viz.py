@@ -31,11 +31,17 @@ def _font(size: int):
 
 
 def draw_layout(
-    image: Image.Image | None, layout: Layout, *, scale: int | None = None, labels: bool = True
+    image: Image.Image | None,
+    layout: Layout,
+    *,
+    scale: int | None = None,
+    labels: bool = True,
+    first_index: int = 0,
 ) -> Image.Image:
     """The layout's boxes (and masks, tinted) with phrase labels over ``image`` (or a blank canvas).
 
-    Small images are enlarged first (nearest neighbour) so that labels stay legible.
+    Small images are enlarged first (nearest neighbour) so that labels stay legible. Region ``i`` is numbered and
+    coloured as region ``first_index + i`` (a part of a larger layout drawn alone keeps its own number and colour).
     """
     if image is None:
         image = Image.new("RGB", (layout.width, layout.height), "white")
@@ -48,7 +54,7 @@ def draw_layout(
     overlay = Image.new("RGBA", image.size, (0, 0, 0, 0))
     draw = ImageDraw.Draw(overlay)
     font = _font(max(10, h // 28))
-    for i, region in enumerate(layout.regions):
+    for i, region in enumerate(layout.regions, start=first_index):
         colour = PALETTE[i % len(PALETTE)]
         if region.mask is not None:
             mask = Image.fromarray(region.mask.astype(np.uint8) * 90).resize((w, h), Image.Resampling.NEAREST)
@@ -110,7 +116,7 @@ def region_heatmaps(
         m = token_maps[..., list(idx)].sum(-1)
         tile = heatmap(m, (size, size), image)
         single = Layout(prompt=layout.prompt, regions=(layout.regions[r],), width=layout.width, height=layout.height)
-        out.append(draw_layout(tile, single, scale=1))
+        out.append(draw_layout(tile, single, scale=1, first_index=r))
     return out
 
 

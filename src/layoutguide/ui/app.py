@@ -213,12 +213,14 @@ def build_app(server: Server) -> gr.Blocks:
 
         gen_inputs = [*editor, method, option_values, seed, steps, scale, images, attention, overlay]
         gen_outputs = [result_state, progress, gallery, download, message]
-        gen_event = generate_button.click(generate, gen_inputs, gen_outputs, show_progress_on=progress, **DEVICE)
+        generate_button.click(generate, gen_inputs, gen_outputs, show_progress_on=progress, **DEVICE)
 
         def cancel(request: gr.Request) -> str:
             return server.cancel(request.session_hash or "")
 
-        cancel_button.click(cancel, None, message, cancels=[gen_event], queue=False)
+        # the job stops itself at its next step and its generator ends normally, freeing the device slot. Gradio's own
+        # cancels= (the event task torn down mid-step) left the slot taken when Generate followed Cancel at once
+        cancel_button.click(cancel, None, message, queue=False)
         overlay.change(server.shown, [result_state, overlay], gallery)
 
         compare = compare_stream(server)

@@ -165,8 +165,9 @@ class Server:
     def stream(self, session: str, request: jobs.GenerationRequest, label: str = "") -> Iterator[tuple[str, Any]]:
         """Run one job in a worker thread; yields ("step", (done, total)) per step, then ("done", output).
         Stopping the iteration early (Cancel, a closed page) cancels the job at its next step."""
-        cancel = self.cancels.setdefault(session, threading.Event())
-        cancel.clear()
+        # a switch per job: the session's previous job may still be stopping (Cancel, then Generate at once), and
+        # clearing its switch would let it run on to its last step while the new job waits for the device
+        cancel = self.cancels[session] = threading.Event()
         events: queue.Queue = queue.Queue()
 
         def on_step(done: int, total: int) -> None:
