@@ -94,6 +94,7 @@ def _masks(browser, url: str, out: Path, steps: int) -> Path:
     page.wait_for_timeout(1000)
     path = out / "masks.png"
     page.screenshot(path=path, full_page=True)
+    page.wait_for_load_state("networkidle")  # the mask editor's layer uploads: closing mid-upload logs a traceback
     page.close()
     return path
 
