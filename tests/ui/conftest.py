@@ -7,6 +7,10 @@ from __future__ import annotations
 import os
 
 import pytest
+from hangguard import time_limit
+
+# s one browser test may take, page load included: generation waits up to pagekit.GENERATION_TIMEOUT (600 s)
+TEST_TIME_LIMIT_S = 900
 
 pytest.importorskip("gradio")
 pytest.importorskip("gradio_image_annotation")
@@ -62,11 +66,14 @@ def browser():
 
 
 @pytest.fixture()
-def page(browser, app_url):
-    context = browser.new_context(viewport={"width": 1400, "height": 1100})
-    p = context.new_page()
-    p.set_default_timeout(60_000)
-    p.goto(app_url)
-    p.locator("#lg-check-list").wait_for()
-    yield p
+def page(browser, app_url, request):
+    """A fresh page (its own browser context) on the app; the test using it runs under a time limit of
+    :data:`TEST_TIME_LIMIT_S`, so that a page that stops answering fails the test instead of blocking CI."""
+    with time_limit(TEST_TIME_LIMIT_S, request.node.name):
+        context = browser.new_context(viewport={"width": 1400, "height": 1100})
+        p = context.new_page()
+        p.set_default_timeout(60_000)
+        p.goto(app_url)
+        p.locator("#lg-check-list").wait_for()
+        yield p
     context.close()

@@ -1,4 +1,5 @@
-"""What a person does on the page, as Playwright steps shared by the browser tests and nothing else."""
+"""What a person does on the page, as Playwright steps of the browser tests; the steps the screenshot command takes
+too (draw a box, paint a mask layer) live in ``layoutguide.ui.browser``."""
 
 from __future__ import annotations
 
@@ -9,23 +10,6 @@ def set_prompt(page, text: str) -> None:
     box = page.locator("#lg-prompt textarea")
     box.fill(text)
     box.dispatch_event("input")
-
-
-def draw_box(page, box: tuple[float, float, float, float], phrase: str) -> None:
-    """Drag with the mouse from one corner to the other (normalised canvas coordinates), then type the phrase
-    into the editor's label field and press Enter."""
-    canvas = page.locator("#lg-boxes canvas").first
-    bb = canvas.bounding_box()
-    side = min(bb["width"], bb["height"])  # the square canvas image is centred in the drawing area
-    left, top = bb["x"] + (bb["width"] - side) / 2, bb["y"] + (bb["height"] - side) / 2
-    x0, y0, x1, y1 = box
-    page.mouse.move(left + x0 * side, top + y0 * side)
-    page.mouse.down()
-    page.mouse.move(left + x1 * side, top + y1 * side, steps=10)
-    page.mouse.up()
-    label = page.locator("#lg-boxes input:not([type=file]):not([type=color])").first
-    label.fill(phrase)
-    label.press("Enter")
 
 
 def check_rows(page) -> list[str]:
@@ -50,3 +34,24 @@ def set_number(page, elem_id: str, value: int) -> None:
     field.fill(str(value))
     field.press("Enter")
     field.blur()
+
+
+def set_method(page, name: str) -> None:
+    field = page.locator("#lg-method input").first
+    field.fill(name)
+    field.press("Enter")
+    field.blur()
+
+
+def wait_generated(page, box: str = "#lg-progress-box", timeout: float = GENERATION_TIMEOUT) -> str:
+    """Wait until the progress box says "done" or shows an error; returns its text, raises on an error (at once,
+    not after the generation timeout: a job that failed never puts an image on the page)."""
+    page.wait_for_function(
+        f"() => {{ const b = document.querySelector('{box}');"
+        " return b && (b.innerText.includes('done') || b.querySelector('.lg-error') !== null); }",
+        timeout=timeout,
+    )
+    text = page.locator(box).inner_text()
+    if page.locator(f"{box} .lg-error").count():
+        raise AssertionError(f"generation failed on the page: {text}")
+    return text

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from pagekit import GENERATION_TIMEOUT, check_rows, draw_box, set_number, set_prompt, wait_rows
+from pagekit import check_rows, set_method, set_number, set_prompt, wait_generated, wait_rows
+
+from layoutguide.ui.browser import draw_box, paint_layer, use_masks
 
 pytestmark = pytest.mark.slow
 
@@ -79,8 +81,8 @@ def test_generate_then_look_inside(page):
     wait_rows(page, lambda r: len(r) == 2 and all(row.endswith(" ok") for row in r))
     set_number(page, "lg-steps", 2)
     page.locator("#lg-generate").click()
-    page.locator("#lg-gallery img").first.wait_for(timeout=GENERATION_TIMEOUT)
-    assert "step 2/2" in page.locator("#lg-progress-box").inner_text()
+    assert "step 2/2" in wait_generated(page)
+    page.locator("#lg-gallery img").first.wait_for()
     page.locator("#lg-download a, #lg-download .file-preview").first.wait_for()
     page.get_by_role("tab", name="Look inside").click()
     page.locator("#lg-heatmaps img").nth(1).wait_for()  # one heatmap per phrase
@@ -102,7 +104,26 @@ def test_compare_two_methods(page):
     page.get_by_role("tab", name="Compare").click()
     page.locator("#lg-compare-methods textarea").fill("none,refocus[tokens=last]")
     page.locator("#lg-compare").click()
-    page.locator("#lg-compare-grid img").wait_for(timeout=GENERATION_TIMEOUT)
+    wait_generated(page, "#lg-compare-progress")
+    page.locator("#lg-compare-grid img").wait_for()
     assert page.locator("#lg-compare-gallery img").count() == 2
     text = page.locator("#lg-compare-gallery").inner_text()
     assert "none" in text and "refocus[tokens=last]" in text
+
+
+def test_mask_mode_paint_a_layer_per_phrase_and_generate(page):
+    set_prompt(page, PROMPT)
+    use_masks(page, ["red circle", "blue square"])
+    paint_layer(page, 0, (0.1, 0.3, 0.4, 0.7))
+    paint_layer(page, 1, (0.6, 0.3, 0.9, 0.7))
+    rows = wait_rows(page, lambda r: r == ["0: red circle ok", "1: blue square ok"])
+    assert rows == ["0: red circle ok", "1: blue square ok"]
+    set_method(page, "zestguide")  # a mask method: its option form fires change events nobody made
+    set_number(page, "lg-steps", 2)
+    page.locator("#lg-generate").click()
+    assert "step 2/2" in wait_generated(page)
+    page.locator("#lg-gallery img").first.wait_for()
+    # the painted layers are the job's regions: the evaluator's verdict lists them by phrase
+    page.get_by_role("tab", name="Look inside").click()
+    page.wait_for_function("() => document.querySelector('#lg-verdict').innerText.includes('blue square')")
+    assert "red circle" in page.locator("#lg-verdict").inner_text()

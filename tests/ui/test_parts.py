@@ -89,6 +89,16 @@ def test_changed_options_keep_only_what_differs_from_the_shown_default():
     }
 
 
+def test_an_untouched_text_option_is_not_sent():
+    # zestguide's resolutions (a tuple, unset by default) is a text box showing "": a page that fired its change
+    # event without an edit sent "" and the job failed ("zestguide.resolutions: Input should be a valid tuple")
+    fields = option_fields("zestguide", model_defaults(SHIPPED_MODEL))
+    text = {f.key: f for f in fields if f.kind == "text"}
+    assert "zestguide.resolutions" in text and text["zestguide.resolutions"].default is None
+    assert changed_options(fields, {"zestguide.resolutions": ""}) == {}
+    assert changed_options(fields, {"zestguide.resolutions": "16"}) == {"zestguide": {"resolutions": "16"}}
+
+
 def test_every_registered_method_and_combination_is_offered():
     from layoutguide.methods import COMBINATIONS, REGISTRY
 

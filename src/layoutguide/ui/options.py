@@ -90,9 +90,12 @@ def changed_options(fields: list[OptionField], values: dict[str, Any]) -> dict[s
     ``--set`` needs; unchanged ones come from the model's defaults on both sides)."""
     out: dict[str, dict[str, Any]] = {}
     for field in fields:
-        if field.key in values and values[field.key] != field.default:
-            value = values[field.key]
-            if field.kind == "int" and isinstance(value, float) and value.is_integer():
-                value = int(value)
-            out.setdefault(field.method, {})[field.name] = value
+        if field.key not in values or values[field.key] == field.default:
+            continue
+        value = values[field.key]
+        if field.kind == "text" and value == ("" if field.default is None else str(field.default)):
+            continue  # a text box shows its default as text ("" for unset): left alone, it changes nothing
+        if field.kind == "int" and isinstance(value, float) and value.is_integer():
+            value = int(value)
+        out.setdefault(field.method, {})[field.name] = value
     return out

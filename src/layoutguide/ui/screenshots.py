@@ -3,8 +3,9 @@
     python -m layoutguide.ui.screenshots --out docs/ui --steps 8
 
 Writes editor.png (two boxes drawn with the mouse, checked), error.png (a phrase not in the prompt, its message
-next to its box), generate.png (images with the layout overlay), compare.png and inside.png (attention heatmaps and
-the evaluator's verdict)."""
+next to its box), generate.png (an image with the layout overlay, the progress box at its last step), inside.png
+(attention heatmaps per phrase with the step slider, and the evaluator's verdict), compare.png (the compare grid)
+and masks.png (mask mode: a brush layer per phrase painted with the mouse, checked, generated with zestguide)."""
 
 from __future__ import annotations
 
@@ -12,24 +13,10 @@ import argparse
 from pathlib import Path
 
 from ..loading import load_pipeline
-from .browser import chromium, running_app
+from .browser import chromium, draw_box, paint_layer, running_app, use_masks
 from .handlers import Server
 
 PROMPT = "a red circle to the left of a blue square"
-
-
-def _draw(page, box, phrase: str) -> None:
-    canvas = page.locator("#lg-boxes canvas").first
-    bb = canvas.bounding_box()
-    side = min(bb["width"], bb["height"])
-    left, top = bb["x"] + (bb["width"] - side) / 2, bb["y"] + (bb["height"] - side) / 2
-    page.mouse.move(left + box[0] * side, top + box[1] * side)
-    page.mouse.down()
-    page.mouse.move(left + box[2] * side, top + box[3] * side, steps=10)
-    page.mouse.up()
-    label = page.locator("#lg-boxes input:not([type=file]):not([type=color])").first
-    label.fill(phrase)
-    label.press("Enter")
 
 
 def _rows(page, n: int) -> None:
@@ -48,12 +35,12 @@ def take(out: Path, steps: int) -> list[Path]:
         page.goto(url)
         page.locator("#lg-check-list").wait_for()
         page.locator("#lg-prompt textarea").fill(PROMPT)
-        _draw(page, (0.05, 0.3, 0.45, 0.7), "red circle")
-        _draw(page, (0.55, 0.3, 0.95, 0.7), "blue square")
+        draw_box(page, (0.05, 0.3, 0.45, 0.7), "red circle")
+        draw_box(page, (0.55, 0.3, 0.95, 0.7), "blue square")
         _rows(page, 2)
         shots.append(out / "editor.png")
         page.screenshot(path=shots[-1])
-        _draw(page, (0.3, 0.75, 0.6, 0.95), "green star")
+        draw_box(page, (0.3, 0.75, 0.6, 0.95), "green star")
         _rows(page, 3)
         shots.append(out / "error.png")
         page.screenshot(path=shots[-1])
@@ -80,7 +67,36 @@ def take(out: Path, steps: int) -> list[Path]:
         page.wait_for_timeout(1000)
         shots.append(out / "compare.png")
         page.screenshot(path=shots[-1], full_page=True)
+        shots.append(_masks(browser, url, out, steps))
     return shots
+
+
+def _masks(browser, url: str, out: Path, steps: int) -> Path:
+    """Mask mode on a fresh page: one brush layer per phrase, painted, checked and generated with zestguide."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(600_000)
+    page.goto(url)
+    page.locator("#lg-check-list").wait_for()
+    page.locator("#lg-prompt textarea").fill(PROMPT)
+    use_masks(page, ["red circle", "blue square"])
+    paint_layer(page, 0, (0.08, 0.3, 0.42, 0.7))
+    paint_layer(page, 1, (0.58, 0.3, 0.92, 0.7))
+    _rows(page, 2)
+    method = page.locator("#lg-method input").first
+    method.fill("zestguide")
+    method.press("Enter")
+    steps_box = page.locator("#lg-steps input[type=number]").first
+    steps_box.fill(str(steps))
+    steps_box.press("Enter")
+    page.locator("#lg-overlay input").check()
+    page.locator("#lg-generate").click()
+    page.wait_for_function("() => document.querySelector('#lg-progress-box').innerText.includes('done')")
+    page.wait_for_timeout(1000)
+    path = out / "masks.png"
+    page.screenshot(path=path, full_page=True)
+    page.wait_for_load_state("networkidle")  # the mask editor's layer uploads: closing mid-upload logs a traceback
+    page.close()
+    return path
 
 
 def main() -> None:
