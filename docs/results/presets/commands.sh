@@ -21,7 +21,7 @@ stage() {
       --out $OUT/box-gligen-s0-n64 ;;
     # 3a. the tuned options under the official presets' steps and CFG (50 steps, CFG 7.5 on every step; the
     #     model's DDIM, no negative prompt): is it the sampling or the method's options?
-    sampling) $LG bench shapes --model shapes --methods 'refocus,zestguide' --steps 50 --guidance-scale 7.5 \
+    sampling) $LG bench shapes --model shapes --methods 'none,refocus,zestguide' --steps 50 --guidance-scale 7.5 \
       --guidance-interval all --n 32 --seed 0 --batch-size 16 --device cpu --out $OUT/box-shapes-s0-n32-cfg7.5 ;;
     # 3b. what moves: a second suite seed (other layouts, other initial noise)
     seed1) $LG bench shapes --model shapes --methods "$SD" --n 32 --seed 1 --batch-size 16 --device cpu \
