@@ -8,7 +8,8 @@ export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 LG="nice -n 10 layoutguide"
 SD='refocus,refocus[preset=official],refocus[preset=paper],zestguide,zestguide[preset=official],zestguide[preset=paper]'
 SD4='refocus,refocus[preset=official],zestguide,zestguide[preset=official]'
-GLIGEN='gligen,gligen[preset=official],gligen+refocus,gligen+refocus[preset=official],gligen+refocus[preset=paper]'
+GLIGEN_REFOCUS='gligen+refocus,gligen+refocus[preset=official],gligen+refocus[preset=paper]'
+GLIGEN="gligen,gligen[preset=official],$GLIGEN_REFOCUS"
 
 stage() {
   case $1 in
@@ -17,14 +18,18 @@ stage() {
       --out $OUT/box-shapes-s0-n64 ;;
     # 2. the same on the shipped GLIGEN shapes model; gligen / gligen[preset=official] separate GLIGEN's own official
     #    settings (beta 0.3, "a " prefix, PLMS 50, CFG 7.5, negative prompt) from refocus's options
+    #    (run first with the three gligen+refocus rows, then resumed with all five into the same folder: a resumed run
+    #    generates only the missing rows' images, and its results.json holds every row)
+    gligen-refocus) $LG bench shapes --model shapes-gligen --methods "$GLIGEN_REFOCUS" --n 64 --seed 0 --batch-size 16 \
+      --device cpu --out $OUT/box-gligen-s0-n64 ;;
     gligen) $LG bench shapes --model shapes-gligen --methods "$GLIGEN" --n 64 --seed 0 --batch-size 16 --device cpu \
       --out $OUT/box-gligen-s0-n64 ;;
     # 3a. the tuned options under the official presets' steps and CFG (50 steps, CFG 7.5 on every step; the
     #     model's DDIM, no negative prompt): is it the sampling or the method's options?
     sampling) $LG bench shapes --model shapes --methods 'none,refocus,zestguide' --steps 50 --guidance-scale 7.5 \
       --guidance-interval all --n 32 --seed 0 --batch-size 16 --device cpu --out $OUT/box-shapes-s0-n32-cfg7.5 ;;
-    # 3b. what moves: a second suite seed (other layouts, other initial noise)
-    seed1) $LG bench shapes --model shapes --methods "$SD" --n 32 --seed 1 --batch-size 16 --device cpu \
+    # 3b. what moves: a second suite seed (other layouts, other initial noise); tuned and official only (time)
+    seed1) $LG bench shapes --model shapes --methods "$SD4" --n 32 --seed 1 --batch-size 16 --device cpu \
       --out $OUT/box-shapes-s1-n32 ;;
     # 3c. what moves: region phrases with an article ("a red circle"), the first 32 layouts of stage sd; tuned and
     #     official only (time)
@@ -38,6 +43,6 @@ stage() {
   esac
 }
 
-for s in "${@:-sd gligen sampling seed1 article edges collect}"; do
+for s in "${@:-sd gligen-refocus sampling seed1 gligen article edges collect}"; do
   for one in $s; do stage "$one"; done
 done
