@@ -8,6 +8,7 @@ export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 LG="nice -n 10 layoutguide"
 SD='refocus,refocus[preset=official],refocus[preset=paper],zestguide,zestguide[preset=official],zestguide[preset=paper]'
 SD4='refocus,refocus[preset=official],zestguide,zestguide[preset=official]'
+SD4_ZEST_FIRST='zestguide,zestguide[preset=official],refocus,refocus[preset=official]'
 GLIGEN_REFOCUS='gligen+refocus,gligen+refocus[preset=official],gligen+refocus[preset=paper]'
 GLIGEN="gligen,gligen[preset=official],$GLIGEN_REFOCUS"
 
@@ -27,9 +28,9 @@ stage() {
     # 3a. the tuned options under the official presets' steps and CFG (50 steps, CFG 7.5 on every step; the
     #     model's DDIM, no negative prompt): is it the sampling or the method's options?
     sampling) $LG bench shapes --model shapes --methods 'none,refocus,zestguide' --steps 50 --guidance-scale 7.5 \
-      --guidance-interval all --n 32 --seed 0 --batch-size 16 --device cpu --out $OUT/box-shapes-s0-n32-cfg7.5 ;;
+      --guidance-interval all --n 16 --seed 0 --batch-size 16 --device cpu --out $OUT/box-shapes-s0-n16-cfg7.5 ;;
     # 3b. what moves: a second suite seed (other layouts, other initial noise); tuned and official only (time)
-    seed1) $LG bench shapes --model shapes --methods "$SD4" --n 32 --seed 1 --batch-size 16 --device cpu \
+    seed1) $LG bench shapes --model shapes --methods "$SD4_ZEST_FIRST" --n 32 --seed 1 --batch-size 16 --device cpu \
       --out $OUT/box-shapes-s1-n32 ;;
     # 3c. what moves: region phrases with an article ("a red circle"), the first 32 layouts of stage sd; tuned and
     #     official only (time)
