@@ -184,6 +184,28 @@ def test_a_preset_runs_its_sampler_and_negative_prompt_and_explicit_arguments_wi
     assert ["blurry"] in seen["prompts"] and [AR_NEGATIVE] not in seen["prompts"]
 
 
+@pytest.mark.slow
+def test_a_guidance_interval_flag_wins_over_the_presets_every_step(tiny_folder, two_region_layout):
+    """``--guidance-interval`` (given at load time) is explicit: the official preset's CFG-on-every-step must not
+    replace it (bench shapes --preset official --guidance-interval 0,500 ran CFG on every step before the fix)."""
+    pipe = load_pipeline(tiny_folder, device="cpu", guidance_interval="0,500")
+    batches: list[int] = []
+    steps: list[tuple[int, int]] = []  # (timestep, batch of the step's last UNet call: 2 with CFG, 1 without)
+    pipe.unet.register_forward_hook(lambda _module, args, _out: batches.append(args[0].shape[0]))
+    pipe(
+        layout=two_region_layout,
+        method="refocus[preset=official]",
+        num_inference_steps=4,
+        seed=0,
+        progress=False,
+        output_type="latent",
+        callback=lambda info: steps.append((int(info["timestep"]), batches[-1])),
+    )
+    assert len(steps) >= 4 and pipe.model_defaults["guidance_interval"] == [0.0, 500.0]
+    assert [batch for _, batch in steps] == [2 if t <= 500 else 1 for t, _ in steps]
+    assert {batch for _, batch in steps} == {1, 2}  # both sides of the interval were sampled
+
+
 def test_sources_name_every_layer():
     options = layered_options({}, "sd1", "refocus", "official", {"loss_scale": 2.0})["refocus"]
     assert options["loss_scale"].source.startswith("explicit")

@@ -190,7 +190,7 @@ def load_pipeline(
     ``"shapes-gligen"`` (its GLIGEN variant), a diffusers folder, or a hub id.
 
     ``guidance_interval`` (``"LOW,HIGH"`` or ``"all"``) replaces the model's default for this pipeline, so it also
-    enters a benchmark's model fingerprint.
+    enters a benchmark's model fingerprint; it is an explicit setting, so it also wins over a preset's interval.
     """
     interval = None if guidance_interval is None else parse_guidance_interval(guidance_interval)
     device_ = pick_device(device)
@@ -205,6 +205,7 @@ def load_pipeline(
     pipe.set_progress_bar_config(leave=False)
     if guidance_interval is not None:
         pipe.model_defaults = {**pipe.model_defaults, "guidance_interval": interval}
+        pipe.explicit_sampling = {"guidance_interval": interval}  # an explicit flag: a preset's interval must not win
     return pipe.to(device_)
 
 

@@ -383,7 +383,8 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
             attention_resolution=attention_resolution,
         )
         preset, preset_settings = self.call_settings(method, preset)
-        defaults = {**self.model_defaults, **preset_settings}  # explicit arguments > preset > layoutguide.json
+        # explicit arguments > a load-time flag (--guidance-interval) > preset > layoutguide.json
+        defaults = {**self.model_defaults, **preset_settings, **getattr(self, "explicit_sampling", {})}
         method = self.method_with_defaults(method, method_options, preset)
         budget = GuidanceBudget.checked(guidance_budget)
         num_inference_steps, guidance_scale, guidance_interval = self._sampling_settings(

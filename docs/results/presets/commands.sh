@@ -1,16 +1,54 @@
 #!/bin/bash
-# The preset comparison of docs/results/presets/report.md, as run (2 CPU cores shared with ~15 other jobs, load
-# 15-22: hence n=8 and n=4). One benchmark at a time; each resumes if interrupted. From the repository root.
+# The preset comparison of docs/results/presets/report.md, as run (one CPU core of a 2-core machine shared with other
+# jobs; hence n=64 and n=32, not 200). One benchmark at a time; each resumes if interrupted. From the repository
+# root: bash docs/results/presets/commands.sh [STAGE...] (no stage: all of them, in this order; the report's numbers
+# come from the stages before collect, the last three were not run to the end).
 set -e
 OUT=${OUT:-bench-out/presets}
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 LG="nice -n 10 layoutguide"
-Z='zestguide,zestguide[preset=official],zestguide[preset=paper]'
-$LG bench shapes --model shapes --methods "$Z" --n 8 --seed 0 --batch-size 8 --device cpu --out $OUT/box-shapes-zest-s0
-$LG bench shapes --model shapes --methods 'refocus,refocus[preset=official]' --n 4 --seed 0 --batch-size 4 --device cpu \
-  --out $OUT/box-shapes-refocus-s0
-$LG bench shapes --model shapes --methods 'refocus[preset=paper]' --n 4 --seed 0 --batch-size 4 --device cpu \
-  --out $OUT/box-shapes-refocus-paper-s0
-# box-edge cell counts on the n=200 suites (seeds 0 and 1): no generation
-PYTHONPATH=src python docs/results/presets/box_edges.py
-# one table, tuned rows checked against the published n=200 run
-PYTHONPATH=src python docs/results/presets/collect.py $OUT
+SD='refocus,refocus[preset=official],refocus[preset=paper],zestguide,zestguide[preset=official],zestguide[preset=paper]'
+SD4='refocus,refocus[preset=official],zestguide,zestguide[preset=official]'
+SD4_ZEST_FIRST='zestguide,zestguide[preset=official],refocus,refocus[preset=official]'
+GLIGEN_REFOCUS='gligen+refocus,gligen+refocus[preset=official],gligen+refocus[preset=paper]'
+GLIGEN="gligen,gligen[preset=official],$GLIGEN_REFOCUS"
+
+stage() {
+  case $1 in
+    # 1. box benchmark, shipped SD shapes model: every preset of both methods on the same layouts and seeds
+    sd) $LG bench shapes --model shapes --methods "$SD" --n 64 --seed 0 --batch-size 16 --device cpu \
+      --out $OUT/box-shapes-s0-n64 ;;
+    # 2. the same on the shipped GLIGEN shapes model; gligen / gligen[preset=official] separate GLIGEN's own official
+    #    settings (beta 0.3, "a " prefix, PLMS 50, CFG 7.5, negative prompt) from refocus's options
+    #    (run first with the three gligen+refocus rows, then resumed with all five into the same folder: a resumed run
+    #    generates only the missing rows' images, and its results.json holds every row)
+    gligen-refocus) $LG bench shapes --model shapes-gligen --methods "$GLIGEN_REFOCUS" --n 64 --seed 0 --batch-size 16 \
+      --device cpu --out $OUT/box-gligen-s0-n64 ;;
+    gligen) $LG bench shapes --model shapes-gligen --methods "$GLIGEN" --n 64 --seed 0 --batch-size 16 --device cpu \
+      --out $OUT/box-gligen-s0-n64 ;;
+    # 3a. the tuned options under the official presets' steps and CFG (50 steps, CFG 7.5 on every step; the
+    #     model's DDIM, no negative prompt): is it the sampling or the method's options?
+    sampling) $LG bench shapes --model shapes --methods 'none,refocus,zestguide' --steps 50 --guidance-scale 7.5 \
+      --guidance-interval all --n 16 --seed 0 --batch-size 16 --device cpu --out $OUT/box-shapes-s0-n16-cfg7.5 ;;
+    # 3b. what moves: a second suite seed (other layouts, other initial noise); tuned and official only (time)
+    seed1) $LG bench shapes --model shapes --methods "$SD4_ZEST_FIRST" --n 32 --seed 1 --batch-size 16 --device cpu \
+      --out $OUT/box-shapes-s1-n32 ;;
+    # 3c. what moves: region phrases with an article ("a red circle"), the first 32 layouts of stage sd; tuned and
+    #     official only (time)
+    article) $LG bench shapes --model shapes --methods "$SD4" --phrase-form article --n 32 --seed 0 --batch-size 16 \
+      --device cpu --out $OUT/box-shapes-s0-n32-article ;;
+    # 3d. the official presets without their negative prompt (first 16 layouts of stage sd; prints the numbers)
+    negative) PYTHONPATH=src nice -n 10 python docs/results/presets/negative_prompt.py ;;
+    # why 2 of 64 tuned ZestGuide images score otherwise than the published run (needs stage sd's images)
+    rounding) PYTHONPATH=src nice -n 10 python docs/results/presets/batch_rounding.py ;;
+    # box-edge cell counts on the n=200 suites (seeds 0 and 1): no generation
+    edges) PYTHONPATH=src python docs/results/presets/box_edges.py ;;
+    # the tables (rewrites per_image.csv and runs.json from the bench folders)
+    collect) PYTHONPATH=src python docs/results/presets/collect.py $OUT ;;
+    *) echo "unknown stage $1" >&2; exit 2 ;;
+  esac
+}
+
+for s in "${@:-sd gligen-refocus sampling negative rounding edges collect seed1 gligen article}"; do
+  for one in $s; do stage "$one"; done
+done
