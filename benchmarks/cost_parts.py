@@ -168,12 +168,33 @@ def schedule(pipe: Any, spec: str, steps: int, budget: GuidanceBudget, layouts: 
     return [plan.iterations if plan is not None else 0 for plan in plans]
 
 
+def summarise(calls: dict[str, list[dict[str, float]]]) -> dict[str, dict[str, float]]:
+    """Per configuration: the median of each timed quantity, and the median (and range) over rounds of the ratio to
+    plain sampling: an update against the CFG step right after it in the same call (timed without --stop-at-cfg),
+    else against the plain call of the same round; a whole call against the plain whole call of its round. The load
+    of a shared machine moves within minutes, so the nearer the two timings, the better the ratio."""
+    plain_rounds = calls["none"]
+    parts = {}
+    for label, rows in calls.items():
+        row = {key: statistics.median(r[key] for r in rows) for key in rows[0]}
+        for key, base_key, name in (("update", "step", "ratio"), ("full_seconds", "full_seconds", "full_ratio")):
+            if key in rows[0]:
+                ratios = [
+                    r[key] / (r[base_key] if key == "update" and r[base_key] == r[base_key] else base[base_key])
+                    for r, base in zip(rows, plain_rounds, strict=True)
+                ]  # an update against the CFG step of its own call where that was timed, else plain's of its round
+                row |= {name: statistics.median(ratios), f"{name}_lo": min(ratios), f"{name}_hi": max(ratios)}
+        parts[label] = row
+    return parts
+
+
 def compose(parts: dict[str, dict[str, float]], n: int, updates: int, label: str) -> float:
-    """Predicted time ratio to plain sampling of ``label`` at ``n`` steps with ``updates`` guidance updates."""
+    """Predicted time ratio to plain sampling of ``label`` at ``n`` steps with ``updates`` guidance updates:
+    (n t_step + updates t_update) / (n t_step), with t_update / t_step measured round by round."""
     # every step's CFG forward is the plain one: a gradient method's CFG forward runs the model's own attention
     # processors (attention.CaptureProcessor records only in the guidance forward); the per-configuration step
     # column of the parts table checks it where it is timed (without --stop-at-cfg)
-    return (n * parts["none"]["step"] + updates * parts[label]["update"]) / (n * parts["none"]["step"])
+    return 1 + updates * parts[label]["ratio"] / n
 
 
 def budgets_table(pipe: Any, parts: dict[str, dict[str, float]], layouts: list, args: argparse.Namespace) -> str:
@@ -215,13 +236,12 @@ def budgets_table(pipe: Any, parts: dict[str, dict[str, float]], layouts: list, 
 
 def check_table(pipe: Any, parts: dict[str, dict[str, float]], layouts: list, args: argparse.Namespace) -> str:
     """Predicted ratios (from the parts) against the measured ratio of whole calls, per configuration."""
-    plain = parts["none"]["full_seconds"]
     lines = [
         f"Whole calls ({args.steps} steps) in the same rounds: measured time ratio to plain sampling against the "
         "ratio composed from the parts above.",
         "",
         "| configuration | updates planned (no early stop) | predicted from plan | updates run (early stop) | "
-        "predicted from updates run | measured whole call | predicted / measured (updates run) |",
+        "predicted from updates run | measured whole call [range] | predicted / measured (updates run) |",
         "|---|---|---|---|---|---|---|",
     ]
     for label, row in parts.items():
@@ -231,37 +251,57 @@ def check_table(pipe: Any, parts: dict[str, dict[str, float]], layouts: list, ar
         planned = sum(schedule(pipe, str(spec), args.steps, budget, layouts, args.latent))
         from_plan = compose(parts, args.steps, planned, label)
         from_run = compose(parts, args.steps, int(row["full_updates"]), label)
-        measured = row["full_seconds"] / plain
+        measured = row["full_ratio"]
         lines.append(
             f"| {label} | {planned} | {from_plan:.2f}x | {row['full_updates']:.0f} | {from_run:.2f}x | "
-            f"{measured:.2f}x | {from_run / measured:.2f} |"
+            f"{measured:.2f}x [{row['full_ratio_lo']:.2f}-{row['full_ratio_hi']:.2f}] | {from_run / measured:.2f} |"
         )
     return "\n".join(lines) + "\n"
 
 
 def parts_table(parts: dict[str, dict[str, float]], args: argparse.Namespace) -> str:
-    plain = parts["none"]["step"]
-    lines = [
-        f"Model: {args.model}, {args.size or 'native'} px, fp32, cpu, {torch.get_num_threads()} torch thread(s); "
-        f"CFG {args.guidance_scale}; {args.timed_steps} timed step(s) of {args.steps}, at most {args.iterations} "
-        f"update(s) per guided step; median of {args.repeats} interleaved rounds; torch {torch.__version__}.",
-        "",
-        "| configuration | s per CFG step | step vs plain | s per guidance update | update vs plain step "
-        "| RSS growth (MB) | growth vs plain | peak RSS (MB) | peak vs plain |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
     base = parts["none"]
+    memory = "peak_mb" in base
+    lines = [
+        f"Model: {args.model}, {args.size or 'native'} px, fp32, cpu, {args.threads or torch.get_num_threads()} torch "
+        f"thread(s); CFG {args.guidance_scale}; {args.timed_steps} timed step(s) of {args.steps}, at most "
+        f"{args.iterations} update(s) per guided step; median of {args.repeats} interleaved rounds; torch "
+        f"{torch.__version__}. Update vs plain step: the median of the per-round ratios [their range].",
+        "",
+        "| configuration | s per CFG step | s per guidance update | update vs plain step | RSS growth (MB) | "
+        "growth vs plain |" + (" peak RSS (MB) | peak vs plain |" if memory else ""),
+        "|---|---|---|---|---|---|" + ("---|---|" if memory else ""),
+    ]
     for label, row in parts.items():
-        update, step = row["update"], row["step"]
-        has_update = update == update  # not NaN: this configuration guided
-        step_cells = f"{step:.3f} | {step / plain:.2f}x" if step == step else "not timed | (plain's)"
-        lines.append(
-            f"| {label} | {step_cells} | "
-            + (f"{update:.3f} | {update / plain:.2f}x" if has_update else "- | -")
-            + f" | {row['growth_mb']:.0f} | {row['growth_mb'] / base['growth_mb']:.2f}x | {row['peak_mb']:.0f} | "
-            f"{row['peak_mb'] / base['peak_mb']:.2f}x |"
-        )
+        step = row["step"]
+        cells = [label, f"{step:.2f}" if step == step else "not timed (plain's)"]
+        if "ratio" in row and row["ratio"] == row["ratio"]:  # not NaN: this configuration guided
+            cells += [f"{row['update']:.2f}", f"{row['ratio']:.2f}x [{row['ratio_lo']:.2f}-{row['ratio_hi']:.2f}]"]
+        else:
+            cells += ["-", "-"]
+        cells += [f"{row['growth_mb']:.0f}", f"{row['growth_mb'] / base['growth_mb']:.2f}x"]
+        if memory:
+            cells += [f"{row['peak_mb']:.0f}", f"{row['peak_mb'] / base['peak_mb']:.2f}x"]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def measure(
+    pipe: Any, configs: list[str], layouts: list, args: argparse.Namespace, calls: dict[str, list[dict[str, float]]]
+) -> None:
+    """Every configuration once per round, ``--warmup`` rounds first (not kept), each timed call into ``calls``."""
+    for round_ in range(1 - args.warmup, args.repeats + 1):  # rounds below 1 warm up
+        for label in configs:
+            row = timed_call(pipe, label, layouts, args)
+            if args.full_runs:
+                row |= full_call(pipe, label, layouts, args)
+            print(f"round {round_} {label}: {json.dumps({k: round(v, 3) for k, v in row.items()})}", flush=True)
+            if round_ >= 1:
+                calls[label].append(row)
+        if args.json and round_ >= 1:  # after every round: a run stopped early keeps its finished rounds
+            atomic_write_text(
+                args.json, json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "calls": calls})
+            )
 
 
 def main() -> None:
@@ -285,8 +325,15 @@ def main() -> None:
     parser.add_argument("--guidance-scale", type=float, default=7.5)
     parser.add_argument("--methods", default=DEFAULT_METHODS, help="configurations; 'none' (plain) is required")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument(
+        "--guidance-interval",
+        default=None,
+        help="CFG only at timesteps LOW,HIGH, or 'all' (a model folder's default otherwise; the timed steps must run "
+        "the same batch as the rest: 'all' for the shipped model, whose default skips CFG above t=850)",
+    )
     parser.add_argument("--out", type=Path, help="write the tables (markdown) here")
     parser.add_argument("--json", type=Path, help="write every timed call here")
+    parser.add_argument("--tables-from", type=Path, help="no timing: the tables from this --json of an earlier run")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -298,29 +345,25 @@ def main() -> None:
 
     from layoutguide.bench import shapes_suite
 
-    args.device, args.gated, args.guidance_interval, args.dtype = "cpu", False, None, "fp32"  # for overhead.load
+    args.device, args.gated, args.dtype = "cpu", False, "fp32"  # for overhead.load
     pipe = load(args)
     args.latent = (args.size or pipe.unet.config.sample_size * pipe.vae_scale_factor) // pipe.vae_scale_factor
     layouts = [s.layout() for s in shapes_suite(1, seed=5, n_objects=(2, 2))]
     calls: dict[str, list[dict[str, float]]] = {label: [] for label in configs}
-    for round_ in range(1 - args.warmup, args.repeats + 1):  # rounds below 1 warm up
-        for label in configs:
-            row = timed_call(pipe, label, layouts, args)
-            if args.full_runs:
-                row |= full_call(pipe, label, layouts, args)
-            print(f"round {round_} {label}: {json.dumps({k: round(v, 3) for k, v in row.items()})}", flush=True)
-            if round_ >= 1:
-                calls[label].append(row)
-    keys = ("step", "update", "growth_mb", "peak_mb") + (("full_seconds", "full_updates") if args.full_runs else ())
-    parts = {label: {key: statistics.median(r[key] for r in rows) for key in keys} for label, rows in calls.items()}
+    if args.tables_from:  # the tables again from a run's --json (the same arguments otherwise)
+        found = json.loads(args.tables_from.read_text())["calls"]
+        rounds = min(len(found[label]) for label in configs)  # a run stopped early: its finished rounds
+        calls = {label: found[label][:rounds] for label in configs}
+        args.repeats = rounds
+    else:
+        measure(pipe, configs, layouts, args, calls)
+    parts = summarise(calls)
     text = parts_table(parts, args) + "\n" + budgets_table(pipe, parts, layouts, args)
-    if args.full_runs:
+    if "full_ratio" in parts["none"]:
         text += "\n" + check_table(pipe, parts, layouts, args)
     print(text)
     if args.out:
         atomic_write_text(args.out, text)
-    if args.json:
-        atomic_write_text(args.json, json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "calls": calls}))
 
 
 if __name__ == "__main__":
