@@ -355,7 +355,14 @@ def main() -> None:
     from layoutguide.bench import shapes_suite
 
     args.device, args.gated, args.dtype = "cpu", False, "fp32"  # for overhead.load
-    pipe = load(args)
+    if args.tables_from and args.model == "sd15":  # the schedule needs the configs only: no weights
+        from layoutguide.testing import sd15_random_pipeline, sd_scheduler
+
+        with torch.device("meta"):
+            pipe = sd15_random_pipeline()
+        pipe.scheduler = sd_scheduler()  # its timesteps and alphas as numbers, not on meta
+    else:
+        pipe = load(args)
     args.latent = (args.size or pipe.unet.config.sample_size * pipe.vae_scale_factor) // pipe.vae_scale_factor
     layouts = [s.layout() for s in shapes_suite(1, seed=5, n_objects=(2, 2))]
     calls: dict[str, list[dict[str, float]]] = {label: [] for label in configs}
