@@ -246,6 +246,26 @@ def budgets_table(pipe: Any, parts: dict[str, dict[str, float]], layouts: list, 
     return "\n".join(lines) + "\n"
 
 
+def cut_table(calls: dict[str, list[dict[str, float]]]) -> str:
+    """Per ``X`` timed beside ``X@full``: the update with the forward cut over the update without, round by round (the
+    two calls are neighbours in every round), and the RSS growth of each."""
+    lines = [
+        "| method | update with the cut / without, per round: median [range] | RSS growth with / without (MB) |",
+        "|---|---|---|",
+    ]
+    for label in calls:
+        full = f"{label}@full"
+        if full not in calls:
+            continue
+        ratios = [a["update"] / b["update"] for a, b in zip(calls[label], calls[full], strict=True)]
+        growth = [statistics.median(r["growth_mb"] for r in calls[x]) for x in (label, full)]
+        lines.append(
+            f"| {label} | {statistics.median(ratios):.2f} [{min(ratios):.2f}-{max(ratios):.2f}] | "
+            f"{growth[0]:.0f} / {growth[1]:.0f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def check_table(pipe: Any, parts: dict[str, dict[str, float]], layouts: list, args: argparse.Namespace) -> str:
     """Predicted ratios (from the parts) against the measured ratio of whole calls, per configuration."""
     step = parts["none"]["step"]
@@ -399,6 +419,8 @@ def main() -> None:
         measure(pipe, configs, layouts, args, calls)
     parts = summarise(calls, args.estimate)
     text = parts_table(parts, args) + "\n" + budgets_table(pipe, parts, layouts, args)
+    if any(label.endswith("@full") for label in calls):
+        text += "\n" + cut_table(calls)
     if "full_ratio" in parts["none"]:
         text += "\n" + check_table(pipe, parts, layouts, args)
     print(text)
