@@ -16,6 +16,11 @@ The schedule is each method's own plan (``method.plan`` under ``GuidanceBudget.l
 gets (``pipe.method_with_defaults``: the backbone family's step sizes for a folder without ``layoutguide.json``) at
 ``--steps`` steps, summed without early stop: the most updates the method may run (an upper bound where its loss can
 stop it early). Predicted ratio = (N x t_step + updates x t_update) / (N x t_step), t_step the plain CFG step's time.
+The ratio t_update / t_step is taken per call (an update against the CFG step right after it) or, with
+``--stop-at-cfg`` (guided calls end there: half the time), against the plain call of the same round; ``--estimate
+min`` composes with the fastest update over the fastest CFG step instead (load on a shared machine only slows).
+``--full-runs`` also times a whole call per configuration and round and compares (the check, on a model where whole
+runs are cheap); ``--tables-from`` prints the tables again from a run's ``--json``. docs/results/cost.md has the runs.
 """
 
 from __future__ import annotations
