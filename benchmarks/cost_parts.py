@@ -40,9 +40,9 @@ from layoutguide.guidance import GuidanceBudget
 from layoutguide.layout import atomic_write_text
 
 try:
-    from overhead import load, parse_config, split_configs
+    from overhead import cost_call, load, parse_config, split_configs
 except ImportError:  # imported as benchmarks.cost_parts
-    from benchmarks.overhead import load, parse_config, split_configs
+    from benchmarks.overhead import cost_call, load, parse_config, split_configs
 
 DEFAULT_METHODS = "none,refocus,refocus@full,layout-guidance,boxdiff,attend-excite,zestguide,zestguide@full"
 GRADIENT_METHODS = ("refocus", "layout-guidance", "boxdiff", "attend-excite", "zestguide")
@@ -104,19 +104,7 @@ def timed_call(pipe: Any, label: str, layouts: list, args: argparse.Namespace) -
     with PeakMemory(torch.device("cpu")) as peak, PartClock(pipe, args.timed_steps, stop_at_cfg) as clock:
         start = _rss()
         try:
-            pipe(
-                layout=layouts,
-                method=method,
-                num_inference_steps=args.steps,
-                guidance_scale=args.guidance_scale,
-                height=args.size,
-                width=args.size,
-                seed=0,
-                output_type="latent",
-                progress=False,
-                guidance_budget=budget,
-                callback=clock.callback,
-            )
+            cost_call(pipe, method, budget, layouts, args, callback=clock.callback)
         except StopCall:
             pass
     updates = sum(clock.updates)
@@ -133,18 +121,7 @@ def full_call(pipe: Any, label: str, layouts: list, args: argparse.Namespace) ->
     """One whole call of ``label`` (every step, the method's own updates with early stop): seconds and updates."""
     method, budget = parse_config(label)
     t0 = time.perf_counter()
-    out = pipe(
-        layout=layouts,
-        method=method,
-        num_inference_steps=args.steps,
-        guidance_scale=args.guidance_scale,
-        height=args.size,
-        width=args.size,
-        seed=0,
-        output_type="latent",
-        progress=False,
-        guidance_budget=budget,
-    )
+    out = cost_call(pipe, method, budget, layouts, args)
     return {
         "full_seconds": time.perf_counter() - t0,
         "full_updates": sum(len(g.get("losses", [])) for g in out.guidance),

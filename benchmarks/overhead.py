@@ -50,6 +50,24 @@ DEFAULT_METHODS = (
 )
 
 
+def cost_call(pipe: Any, method: Any, budget: Any, layouts: list, args: argparse.Namespace, **extra: Any) -> Any:
+    """One pipeline call as the cost benchmarks time it (``args``: steps, guidance scale, size): seed 0, latents
+    out (no decoding), no progress bar; ``extra`` goes to the pipeline (a step callback)."""
+    return pipe(
+        layout=layouts,
+        method=method,
+        num_inference_steps=args.steps,
+        guidance_scale=args.guidance_scale,
+        height=args.size,
+        width=args.size,
+        seed=0,
+        output_type="latent",
+        progress=False,
+        guidance_budget=budget,
+        **extra,
+    )
+
+
 def split_configs(text: str) -> list[str]:
     """Comma-separated configurations; commas inside a spec's brackets stay in the spec."""
     return [part.strip() for part in re.split(r",(?![^\[]*\])", text) if part.strip()]
@@ -115,18 +133,7 @@ def measure(pipe: Any, configs: list[str], layouts: list, args: argparse.Namespa
             with PeakMemory(device) as peak:
                 start = torch.cuda.memory_allocated(device) if device.type == "cuda" else _rss()
                 t0 = time.perf_counter()
-                out = pipe(
-                    layout=layouts,
-                    method=method,
-                    num_inference_steps=args.steps,
-                    guidance_scale=args.guidance_scale,
-                    height=args.size,
-                    width=args.size,
-                    seed=0,
-                    output_type="latent",
-                    progress=False,
-                    guidance_budget=budget,
-                )
+                out = cost_call(pipe, method, budget, layouts, args)
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)
                 seconds = time.perf_counter() - t0
