@@ -77,10 +77,15 @@ class InProcessRunner:
         pass
 
 
-def _serve(model: str | None, device: str | None, requests, events, cancel) -> None:
-    """The worker process: load the model once, then run each request until ``None`` arrives."""
+def _serve(model: str | None, device: str | None, threads: int, requests, events, cancel) -> None:
+    """The worker process: load the model once, then run each request until ``None`` arrives. ``threads``: the page
+    process's torch intra-op threads, so that a job computes as it would have there (the thread count changes the
+    order of float sums, hence the last bit of a pixel)."""
+    import torch
+
     from ..loading import load_pipeline
 
+    torch.set_num_threads(threads)
     # Ctrl+C in the terminal reaches the whole process group: the page process stops, and this daemon process ends
     # with it instead of printing a KeyboardInterrupt traceback of its own
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -113,11 +118,13 @@ class ProcessRunner:
         self.info = self._start()
 
     def _start(self) -> ModelInfo:
+        import torch
+
         context = multiprocessing.get_context("spawn")  # never fork a process that runs server threads
         self._requests, self._events, self._cancel = context.Queue(), context.Queue(), context.Event()
         self._process = context.Process(
             target=_serve,
-            args=(self.model, self.device, self._requests, self._events, self._cancel),
+            args=(self.model, self.device, torch.get_num_threads(), self._requests, self._events, self._cancel),
             name="layoutguide-worker",
             daemon=True,
         )
