@@ -110,7 +110,7 @@ class ModelConfig:
 def build_components(config: ModelConfig | None = None, *, seed: int = 0, gated: bool = False) -> dict:
     """Fresh (random-weight) components for a LayoutPipeline: unet, vae, text_encoder, tokenizer, scheduler."""
     import torch
-    from diffusers import DDIMScheduler, UNet2DConditionModel
+    from diffusers import UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
     config = config or ModelConfig()
@@ -145,7 +145,15 @@ def build_components(config: ModelConfig | None = None, *, seed: int = 0, gated:
         norm_num_groups=config.norm_groups,
         attention_type="gated" if gated else "default",
     )
-    scheduler = DDIMScheduler(
+    scheduler = build_scheduler()
+    return dict(unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, scheduler=scheduler)
+
+
+def build_scheduler():
+    """The shapes models' sampler (both architectures): DDIM on the cosine schedule, epsilon prediction."""
+    from diffusers import DDIMScheduler
+
+    return DDIMScheduler(
         num_train_timesteps=1000,
         beta_schedule="squaredcos_cap_v2",
         prediction_type="epsilon",
@@ -155,7 +163,6 @@ def build_components(config: ModelConfig | None = None, *, seed: int = 0, gated:
         # as SD; "trailing" starts at t=999 where the cosine alphabar is 2e-9 and x0 explodes
         timestep_spacing="leading",
     )
-    return dict(unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, scheduler=scheduler)
 
 
 def build_vae(config):

@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from .model import build_tokenizer, build_vae
+from .model import build_scheduler, build_tokenizer, build_vae
 
 ZERO_UNCOND_SHARE = 0.5  # of the empty captions in training: zero embeddings (SDXL's uncond) instead of encoding ""
 
@@ -97,7 +97,7 @@ def _text_encoder(config: SDXLModelConfig, tokenizer: Any, width: int, projectio
 def build_sdxl_components(config: SDXLModelConfig | None = None, *, seed: int = 0) -> dict[str, Any]:
     """Fresh (random-weight) components of a ``StableDiffusionXLPipeline``: unet, vae, text_encoder(_2),
     tokenizer(_2), scheduler."""
-    from diffusers import DDIMScheduler, UNet2DConditionModel
+    from diffusers import UNet2DConditionModel
 
     config = config or SDXLModelConfig()
     tokenizer = build_tokenizer()
@@ -128,15 +128,7 @@ def build_sdxl_components(config: SDXLModelConfig | None = None, *, seed: int = 
         projection_class_embeddings_input_dim=config.text_width_2 + 6 * config.time_embed_dim,
         norm_num_groups=config.norm_groups,
     )
-    scheduler = DDIMScheduler(
-        num_train_timesteps=1000,
-        beta_schedule="squaredcos_cap_v2",
-        prediction_type="epsilon",
-        clip_sample=False,
-        set_alpha_to_one=False,
-        steps_offset=1,
-        timestep_spacing="leading",  # as the shapes SD model: "trailing" starts where the cosine alphabar is 2e-9
-    )
+    scheduler = build_scheduler()
     return dict(
         unet=unet,
         vae=vae,
