@@ -19,6 +19,17 @@ from .handlers import Server
 PROMPT = "a red circle to the left of a blue square"
 
 
+def _generate(page, steps: int) -> None:
+    """Generate at ``steps`` with the overlay on, and wait until the page says "done" and has drawn the image."""
+    steps_box = page.locator("#lg-steps input[type=number]").first
+    steps_box.fill(str(steps))
+    steps_box.press("Enter")
+    page.locator("#lg-overlay input").check()
+    page.locator("#lg-generate").click()
+    page.wait_for_function("() => document.querySelector('#lg-progress-box').innerText.includes('done')")
+    page.wait_for_timeout(1000)
+
+
 def _rows(page, n: int) -> None:
     page.wait_for_function(f"() => document.querySelectorAll('#lg-check-list li[data-region]').length === {n}")
     page.wait_for_timeout(1000)
@@ -46,13 +57,7 @@ def take(out: Path, steps: int) -> list[Path]:
         page.screenshot(path=shots[-1])
         page.keyboard.press("Delete")  # the new box is selected: delete it with the keyboard
         _rows(page, 2)
-        steps_box = page.locator("#lg-steps input[type=number]").first
-        steps_box.fill(str(steps))
-        steps_box.press("Enter")
-        page.locator("#lg-overlay input").check()
-        page.locator("#lg-generate").click()
-        page.wait_for_function("() => document.querySelector('#lg-progress-box').innerText.includes('done')")
-        page.wait_for_timeout(1000)
+        _generate(page, steps)
         shots.append(out / "generate.png")
         page.screenshot(path=shots[-1], full_page=True)
         page.get_by_role("tab", name="Look inside").click()
@@ -85,13 +90,7 @@ def _masks(browser, url: str, out: Path, steps: int) -> Path:
     method = page.locator("#lg-method input").first
     method.fill("zestguide")
     method.press("Enter")
-    steps_box = page.locator("#lg-steps input[type=number]").first
-    steps_box.fill(str(steps))
-    steps_box.press("Enter")
-    page.locator("#lg-overlay input").check()
-    page.locator("#lg-generate").click()
-    page.wait_for_function("() => document.querySelector('#lg-progress-box').innerText.includes('done')")
-    page.wait_for_timeout(1000)
+    _generate(page, steps)
     path = out / "masks.png"
     page.screenshot(path=path, full_page=True)
     page.wait_for_load_state("networkidle")  # the mask editor's layer uploads: closing mid-upload logs a traceback
