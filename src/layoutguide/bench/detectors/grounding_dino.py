@@ -26,8 +26,8 @@ import torch
 from PIL import Image
 
 from ...errors import InputError
-from .base import Detection, register
-from .hf import check_device, check_labels, flag_option, load_pretrained, model_folder, nms, number_option
+from .base import Box, Detection, register
+from .hf import as_box, check_device, check_labels, flag_option, load_pretrained, model_folder, nms, number_option
 
 HUB_IDS = "IDEA-Research/grounding-dino-tiny (Swin-T, COCO-MIG's backbone) or IDEA-Research/grounding-dino-base"
 BOX_THRESHOLD = 0.25  # MIG_Bench eval_mig.py check_on_image(box_t=0.25)
@@ -100,7 +100,7 @@ class GroundingDinoDetector:
         return groups
 
     @torch.no_grad()
-    def _detect_texts(self, image: Image.Image, texts: list[str]) -> list[tuple[str, tuple, float]]:
+    def _detect_texts(self, image: Image.Image, texts: list[str]) -> list[tuple[str, Box, float]]:
         caption, spans = caption_and_spans(texts)
         inputs = self.processor(images=image, text=caption, return_tensors="pt").to(self.device)
         outputs = self.model(**inputs)
@@ -123,7 +123,7 @@ class GroundingDinoDetector:
             rows = np.flatnonzero((keep & (best_label == index)).numpy())
             scores = box_scores.numpy()[rows]
             for kept in nms(boxes[rows], scores, self.nms_iou) if self.nms_iou < 1 else range(len(rows)):
-                found.append((text, tuple(float(v) for v in boxes[rows[kept]]), float(scores[kept])))
+                found.append((text, as_box(boxes[rows[kept]]), float(scores[kept])))
         return found
 
 

@@ -92,6 +92,12 @@ def check_labels(labels: Any) -> list[str]:
     return out
 
 
+def as_box(values: Any) -> Box:
+    """Four numbers (a tensor row, an array) as a :data:`Box` of floats."""
+    x0, y0, x1, y1 = (float(v) for v in values)
+    return (x0, y0, x1, y1)
+
+
 def relative_box(xyxy: Any, width: float, height: float) -> Box:
     """Pixel xyxy -> relative xyxy clipped to the image."""
     x0, y0, x1, y1 = (float(v) for v in xyxy)

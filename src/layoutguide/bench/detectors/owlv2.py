@@ -25,7 +25,7 @@ from PIL import Image
 
 from ...errors import InputError
 from .base import Detection, register
-from .hf import check_device, check_labels, load_pretrained, model_folder, nms, number_option
+from .hf import as_box, check_device, check_labels, load_pretrained, model_folder, nms, number_option
 
 HUB_IDS = "google/owlv2-base-patch16-ensemble or google/owlv2-large-patch14-ensemble"
 SCORE_THRESHOLD = 0.1  # transformers Owlv2ImageProcessor.post_process_object_detection(threshold=0.1)
@@ -71,7 +71,7 @@ class Owlv2Detector:
             query_scores = scores.numpy()[rows]
             order = nms(boxes[rows], query_scores, self.nms_iou) if self.nms_iou < 1 else range(len(rows))
             for k in order:
-                box = tuple(float(v) for v in boxes[rows[k]])
+                box = as_box(boxes[rows[k]])
                 out.extend(Detection(label, box, float(query_scores[k])) for label in asked[query])
         return out
 

@@ -16,6 +16,7 @@ import torch
 # BERT's ids for the tokens Grounding DINO treats as phrase separators ([CLS], [SEP], ".", "?": transformers'
 # SPECIAL_TOKENS), so the tiny model builds the same per-phrase attention masks as the real one.
 _BERT_IDS = {"[PAD]": 0, "[UNK]": 100, "[CLS]": 101, "[SEP]": 102, "[MASK]": 103, ".": 1012, "?": 1029}
+_CLIP_VOCAB = 1024  # the tiny OWLv2 text model's vocabulary: room for the tiny CLIP tokenizer's tokens
 _WORDS = ["a", "an", "the", "cat", "dog", "red", "blue", "green", "car", "apple", "traffic", "light", "teddy", "bear"]
 
 
@@ -35,22 +36,22 @@ def save_tiny_grounding_dino(folder: str | Path, seed: int = 0) -> Path:
     ``folder`` by ``save_pretrained`` (config.json, model.safetensors, tokenizer and processor files)."""
     from transformers import (
         BertConfig,
-        BertTokenizerFast,
+        BertTokenizer,
         GroundingDinoConfig,
         GroundingDinoForObjectDetection,
         GroundingDinoImageProcessorPil,
         GroundingDinoProcessor,
-        SwinConfig,
     )
 
-    backbone = SwinConfig(
-        embed_dim=8,
-        depths=[1, 1, 1, 1],
-        num_heads=[1, 1, 1, 1],
-        window_size=4,
-        image_size=64,
-        out_features=["stage2", "stage3", "stage4"],
-    )
+    backbone = {
+        "model_type": "swin",
+        "embed_dim": 8,
+        "depths": [1, 1, 1, 1],
+        "num_heads": [1, 1, 1, 1],
+        "window_size": 4,
+        "image_size": 64,
+        "out_features": ["stage2", "stage3", "stage4"],
+    }
     text = BertConfig(
         vocab_size=1100,
         hidden_size=16,
@@ -77,7 +78,7 @@ def save_tiny_grounding_dino(folder: str | Path, seed: int = 0) -> Path:
     )
     torch.manual_seed(seed)
     model = GroundingDinoForObjectDetection(config).eval()
-    tokenizer = BertTokenizerFast(vocab=tiny_bert_vocab(), do_lower_case=True)
+    tokenizer = BertTokenizer(vocab=tiny_bert_vocab(), do_lower_case=True)
     images = GroundingDinoImageProcessorPil(size={"shortest_edge": 64, "longest_edge": 96})
     folder = Path(folder)
     model.save_pretrained(folder)
@@ -99,7 +100,7 @@ def save_tiny_owlv2(folder: str | Path, seed: int = 0) -> Path:
             "bos_token_id": tokenizer.bos_token_id,
             "eos_token_id": tokenizer.eos_token_id,  # the text model pools at the end-of-text token
             "pad_token_id": tokenizer.pad_token_id,
-            "vocab_size": 1024,
+            "vocab_size": _CLIP_VOCAB,
             "hidden_size": 16,
             "intermediate_size": 32,
             "num_hidden_layers": 1,
@@ -116,7 +117,7 @@ def save_tiny_owlv2(folder: str | Path, seed: int = 0) -> Path:
         },
         projection_dim=16,
     )
-    if len(tokenizer) > config.text_config.vocab_size:
+    if len(tokenizer) > _CLIP_VOCAB:
         raise AssertionError(f"the tiny tokenizer has {len(tokenizer)} tokens, over the text model's vocabulary")
     torch.manual_seed(seed)
     model = Owlv2ForObjectDetection(config).eval()
@@ -124,4 +125,29 @@ def save_tiny_owlv2(folder: str | Path, seed: int = 0) -> Path:
     folder = Path(folder)
     model.save_pretrained(folder)
     Owlv2Processor(image_processor=images, tokenizer=tokenizer).save_pretrained(folder)
+    return folder
+
+
+def save_tiny_yolo(folder: str | Path, segment: bool = True, seed: int = 0) -> Path:
+    """A random YOLOv8 (``segment``: YOLOv8-seg) from ultralytics' own model definition at a tiny width scale,
+    with COCO's 80 class names, saved as the yolo detector's safe format: ``model.yaml`` + ``model.safetensors``."""
+    import yaml
+    from safetensors.torch import save_file
+
+    from .yolo import import_ultralytics
+
+    ultralytics = import_ultralytics()
+    from ultralytics.nn.tasks import DetectionModel, SegmentationModel, yaml_model_load
+
+    root = Path(ultralytics.__file__).parent / "cfg"
+    names = yaml.safe_load((root / "datasets" / "coco.yaml").read_text())["names"]
+    config = yaml_model_load("yolov8-seg.yaml" if segment else "yolov8.yaml")
+    config.update(scales={"t": [0.33, 0.0625, 64]}, scale="t", nc=len(names), names=names)
+    config.pop("yaml_file", None)
+    torch.manual_seed(seed)
+    model = (SegmentationModel if segment else DetectionModel)(dict(config), nc=len(names), verbose=False).eval()
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "model.safetensors"))
+    (folder / "model.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     return folder
