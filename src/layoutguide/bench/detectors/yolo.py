@@ -203,6 +203,7 @@ def _load_folder(folder: Path, ultralytics_tasks: Any) -> tuple[Any, dict[int, s
     except (RuntimeError, OSError) as exc:
         first = str(exc).strip().splitlines()[0]
         raise InputError(f"detector_weights: {str(weights_file)!r} does not fit model.yaml ({first})") from exc
+    model.names = names  # as in a release checkpoint (a model built from a definition is named 0, 1, ...)
     return model, names
 
 
