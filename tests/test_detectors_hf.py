@@ -224,3 +224,5 @@ def test_owlv2_labels_thresholds_and_nms(owl_folder):
         for i in range(len(boxes)):
             assert (box_iou(boxes[i], np.delete(boxes, i, axis=0)) <= 0.2 + 1e-9).all()
     assert everything.detect(image, []) == []
+    with pytest.raises(InputError, match="labels: 'red dog red dog .*' makes a query over OWLv2's 16 tokens"):
+        everything.detect(image, [" ".join(["red dog"] * 10), "cat"])

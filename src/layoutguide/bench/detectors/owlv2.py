@@ -55,6 +55,10 @@ class Owlv2Detector:
         if not asked:
             return []
         queries = list(asked)
+        limit = int(self.processor.tokenizer.model_max_length)  # 16: OWLv2's text position embeddings
+        for query in queries:
+            if len(self.processor.tokenizer(query)["input_ids"]) > limit:
+                raise InputError(f"labels: {asked[query][0]!r} makes a query over OWLv2's {limit} tokens; shorten it")
         image = image.convert("RGB")
         inputs = self.processor(text=[queries], images=image, return_tensors="pt").to(self.device)
         outputs = self.model(**inputs)
