@@ -5,6 +5,8 @@ image, thresholds, NMS, chunking) and the one-line errors for missing or wrong w
 from __future__ import annotations
 
 import json
+import sys
+import types
 
 import numpy as np
 import pytest
@@ -68,6 +70,24 @@ def test_wrong_model_and_pickled_weights_are_refused(tmp_path):
     (tmp_path / "config.json").write_text("{not json")
     with pytest.raises(InputError, match="is not a JSON config"):
         load_detector("owlv2", str(tmp_path))
+
+
+class BrokenTransformers(types.ModuleType):
+    """What ``import transformers`` gives when torchvision is a build for another torch: every model is missing."""
+
+    def __getattr__(self, name):
+        raise ModuleNotFoundError(
+            f"Could not import module {name!r}. Are this object's requirements defined correctly?"
+        )
+
+
+@pytest.mark.parametrize("name", ["grounding-dino", "owlv2"])
+def test_a_broken_transformers_import_is_one_line(name, tmp_path, monkeypatch):
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": name}))
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    monkeypatch.setitem(sys.modules, "transformers", BrokenTransformers("transformers"))
+    with pytest.raises(InputError, match=f"detector: {name} cannot import its transformers classes .* torchvision"):
+        load_detector(name, str(tmp_path))
 
 
 @pytest.mark.parametrize(

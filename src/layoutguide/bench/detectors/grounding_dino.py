@@ -27,7 +27,17 @@ from PIL import Image
 
 from ...errors import InputError
 from .base import Box, Detection, register
-from .hf import as_box, check_device, check_labels, flag_option, load_pretrained, model_folder, nms, number_option
+from .hf import (
+    as_box,
+    check_device,
+    check_labels,
+    flag_option,
+    load_pretrained,
+    model_folder,
+    nms,
+    number_option,
+    transformers_classes,
+)
 
 HUB_IDS = "IDEA-Research/grounding-dino-tiny (Swin-T, COCO-MIG's backbone) or IDEA-Research/grounding-dino-base"
 BOX_THRESHOLD = 0.25  # MIG_Bench eval_mig.py check_on_image(box_t=0.25)
@@ -144,9 +154,10 @@ def build_grounding_dino(
     }
     torch_device = check_device(device)
     folder = model_folder(weights, "grounding-dino", "grounding-dino", HUB_IDS)
-    from transformers import AutoModelForZeroShotObjectDetection, AutoProcessor
-
-    processor = load_pretrained(AutoProcessor, folder, "grounding-dino")
-    model = load_pretrained(AutoModelForZeroShotObjectDetection, folder, "grounding-dino", use_safetensors=True)
+    auto_processor, auto_model = transformers_classes(
+        "grounding-dino", "AutoProcessor", "AutoModelForZeroShotObjectDetection"
+    )
+    processor = load_pretrained(auto_processor, folder, "grounding-dino")
+    model = load_pretrained(auto_model, folder, "grounding-dino", use_safetensors=True)
     model = model.to(torch_device).eval()
     return GroundingDinoDetector(model, processor, torch_device, folder.name, **settings)

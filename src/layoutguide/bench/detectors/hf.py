@@ -43,13 +43,31 @@ def model_folder(weights: str | None, detector: str, model_type: str, hub_ids: s
     return folder
 
 
+def transformers_classes(detector: str, *names: str) -> list[Any]:
+    """``transformers``' classes ``names``; an import that fails (transformers raises ModuleNotFoundError for a
+    model whose requirements break, e.g. a torchvision built for another torch) is one line."""
+    try:
+        import transformers
+
+        return [getattr(transformers, name) for name in names]
+    except ImportError as exc:
+        raise InputError(
+            f"detector: {detector} cannot import its transformers classes ({first_line(exc)}); a torchvision that "
+            f"is not the build for this torch breaks them: install the matching torchvision, or uninstall it"
+        ) from exc
+
+
 def load_pretrained(cls: Any, folder: Path, detector: str, **kwargs: Any) -> Any:
     """``cls.from_pretrained`` on a local folder only (never the hub, never pickles), errors as one line."""
     try:
         return cls.from_pretrained(str(folder), local_files_only=True, **kwargs)
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"detector_weights: {detector} could not load {str(folder)!r}: {first}") from exc
+        raise InputError(f"detector_weights: {detector} could not load {str(folder)!r}: {first_line(exc)}") from exc
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def number_option(name: str, value: Any, low: float = 0.0, high: float = 1.0) -> float:

@@ -25,7 +25,16 @@ from PIL import Image
 
 from ...errors import InputError
 from .base import Detection, register
-from .hf import as_box, check_device, check_labels, load_pretrained, model_folder, nms, number_option
+from .hf import (
+    as_box,
+    check_device,
+    check_labels,
+    load_pretrained,
+    model_folder,
+    nms,
+    number_option,
+    transformers_classes,
+)
 
 HUB_IDS = "google/owlv2-base-patch16-ensemble or google/owlv2-large-patch14-ensemble"
 SCORE_THRESHOLD = 0.1  # transformers Owlv2ImageProcessor.post_process_object_detection(threshold=0.1)
@@ -97,8 +106,7 @@ def build_owlv2(
     }
     torch_device = check_device(device)
     folder = model_folder(weights, "owlv2", "owlv2", HUB_IDS)
-    from transformers import AutoProcessor, Owlv2ForObjectDetection
-
-    processor = load_pretrained(AutoProcessor, folder, "owlv2")
-    model = load_pretrained(Owlv2ForObjectDetection, folder, "owlv2", use_safetensors=True).to(torch_device).eval()
+    auto_processor, owlv2_model = transformers_classes("owlv2", "AutoProcessor", "Owlv2ForObjectDetection")
+    processor = load_pretrained(auto_processor, folder, "owlv2")
+    model = load_pretrained(owlv2_model, folder, "owlv2", use_safetensors=True).to(torch_device).eval()
     return Owlv2Detector(model, processor, torch_device, folder.name, **settings)
