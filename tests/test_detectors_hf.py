@@ -5,6 +5,7 @@ image, thresholds, NMS, chunking) and the one-line errors for missing or wrong w
 from __future__ import annotations
 
 import json
+import re
 import sys
 import types
 
@@ -99,6 +100,7 @@ def test_a_broken_transformers_import_is_one_line(name, tmp_path, monkeypatch):
         ("owlv2", {"query_template": "a photo"}, "query_template: 'a photo' needs exactly one"),
         ("owlv2", {"nms_iou": -0.1}, "nms_iou: -0.1 is outside"),
         ("owlv2", {"device": "gpu:banana"}, "device: 'gpu:banana' is not a torch device"),
+        ("grounding-dino", {"device": f"cuda:{torch.cuda.device_count()}"}, "is not available here"),
     ],
 )
 def test_bad_options_are_one_line(name, options, message, tmp_path):
@@ -126,8 +128,8 @@ def test_grounding_dino_maps_labels_back_verbatim(gd_folder):
     assert len(found) == len({(d.label, d.box) for d in found}), "a label asked twice is answered once"
     with pytest.raises(InputError, match="labels: 'dog' is one string"):
         detector.detect(noise_image(80, 48), "dog")
-    with pytest.raises(InputError, match="labels: '...' has no words"):
-        detector.detect(noise_image(80, 48), ["..."])
+    with pytest.raises(InputError, match=re.escape("labels: '.?.' has no words")):
+        detector.detect(noise_image(80, 48), [".?."])
 
 
 @pytest.mark.slow

@@ -52,6 +52,7 @@ def test_weights_errors_are_one_line(tmp_path):
         ({"nms_iou": 2}, "nms_iou: 2 is outside"),
         ({"image_size": 8}, r"image_size: 8 is outside \[32, 8192\]"),
         ({"max_detections": 0}, "max_detections: 0 is outside"),
+        ({"device": f"cuda:{torch.cuda.device_count()}"}, "is not available here"),
     ],
 )
 def test_bad_options_are_one_line(options, message, tmp_path):

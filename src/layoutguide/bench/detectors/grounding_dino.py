@@ -46,8 +46,9 @@ NMS_IOU = 0.8  # MIG_Bench eval_mig.py NMS_THRESHOLD
 
 
 def query_text(label: str) -> str:
-    """What the model reads for ``label``: lowercased, single-spaced, without the "." that separates labels."""
-    return " ".join(label.replace(".", " ").lower().split())
+    """What the model reads for ``label``: lowercased, single-spaced, without "." and "?" (the model's phrase
+    separators: inside a label they would cut it in two)."""
+    return " ".join(label.replace(".", " ").replace("?", " ").lower().split())
 
 
 def caption_and_spans(texts: Sequence[str]) -> tuple[str, list[tuple[int, int]]]:
@@ -81,7 +82,7 @@ class GroundingDinoDetector:
         for label in verbatim:
             text = query_text(label)
             if not text:
-                raise InputError(f"labels: {label!r} has no words once its dots are removed; give a noun, e.g. 'dog'")
+                raise InputError(f"labels: {label!r} has no words without '.' and '?'; give a noun, e.g. 'dog'")
             if label not in asked.setdefault(text, []):
                 asked[text].append(label)
         image = image.convert("RGB")

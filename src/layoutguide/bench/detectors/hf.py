@@ -94,10 +94,16 @@ def flag_option(name: str, value: Any) -> bool:
 
 
 def check_device(device: str) -> torch.device:
+    """A torch device that exists here (a CUDA device on a machine without one is one line, not a traceback)."""
     try:
-        return torch.device(device)
+        found = torch.device(device)
     except (RuntimeError, TypeError) as exc:
         raise InputError(f"device: {device!r} is not a torch device ({exc}); give cpu, cuda or cuda:N") from exc
+    if found.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (found.index or 0) >= count:
+            raise InputError(f"device: {device!r} is not available here ({count} CUDA devices); give cpu or another")
+    return found
 
 
 def check_labels(labels: Any) -> list[str]:
