@@ -135,7 +135,7 @@ def _image_size(pipe, layout, height: int | None, width: int | None) -> tuple[in
     """--height/--width, else the layout canvas's aspect at the model's native pixel count."""
     from .inputs import default_image_size
 
-    native = pipe.unet.config.sample_size * pipe.vae_scale_factor
+    native = pipe.native_size
     default_h, default_w = default_image_size(layout, native, pipe.vae_scale_factor)
     return height or default_h, width or default_w
 
@@ -491,7 +491,7 @@ def bench_shapes(
         fail(f"--out: {out} is a file; give a folder")
     pipe = _load(model, device, dtype, guidance_interval)
     if "all" in names:  # every method that runs on this model, in the registry's order
-        names = runnable_methods(pipe.unet)
+        names = runnable_methods(pipe.denoiser)
     specs = _method_specs(names, options, preset)
     command = _command_line()
     results = run_shapes_bench(

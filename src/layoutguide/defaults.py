@@ -61,6 +61,8 @@ def backbone_family(unet: Any) -> str:
     ``sdxl`` (added text/time conditioning), ``sd2`` (text width 1024), else ``sd1`` (text width 768, and small
     models such as the shapes model, whose nearest published backbone that is)."""
     config = getattr(unet, "config", {}) or {}
+    if config.get("joint_attention_dim"):  # an SD3 or FLUX transformer: no family step sizes are published
+        return "dit"
     if getattr(unet, "position_net", None) is not None or config.get("attention_type") == "gated":
         return "gligen"
     if config.get("addition_embed_type"):
