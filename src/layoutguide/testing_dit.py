@@ -130,15 +130,23 @@ def tiny_flux_components(seed: int = 0) -> dict[str, Any]:
     )
 
 
+def _evaluating(parts: dict[str, Any]) -> dict[str, Any]:
+    """Modules in eval mode, as ``from_pretrained`` leaves them (T5's dropout is on in a freshly built model)."""
+    for part in parts.values():
+        if isinstance(part, torch.nn.Module):
+            part.eval()
+    return parts
+
+
 def tiny_sd3_pipeline(seed: int = 0):
     from .backbones.dit_families import LayoutSD3Pipeline
 
-    return LayoutSD3Pipeline(**tiny_sd3_components(seed))
+    return LayoutSD3Pipeline(**_evaluating(tiny_sd3_components(seed)))
 
 
 def tiny_flux_pipeline(seed: int = 0):
     from .backbones.dit_families import LayoutFluxPipeline
 
-    pipe = LayoutFluxPipeline(**tiny_flux_components(seed))
+    pipe = LayoutFluxPipeline(**_evaluating(tiny_flux_components(seed)))
     pipe.default_image_size = 128  # type: ignore[misc]  # the tiny transformer's size (FLUX has no sample_size)
     return pipe
