@@ -14,8 +14,8 @@ from layoutguide.cli import app
 from layoutguide.joint_attention import JointLayout, joint_attention_layers
 from layoutguide.layout import Layout
 from layoutguide.methods import MethodOptionError
-from layoutguide.methods.regional import allowed_pairs
 from layoutguide.methods.refocus import Refocus
+from layoutguide.methods.regional import allowed_pairs
 from layoutguide.testing import guide_losses
 from layoutguide.testing_dit import tiny_flux_pipeline, tiny_sd3_pipeline
 
@@ -129,8 +129,8 @@ def test_refocus_on_joint_attention_lowers_its_loss(pipe):
 
 
 def guide_losses_dit(pipe, method, iterations, step_size):
-    from layoutguide.testing import one_step_guidance
     from layoutguide.methods import StepPlan
+    from layoutguide.testing import one_step_guidance
 
     plan = StepPlan(iterations, step_size, {"reference_step": 0})
     out = run(pipe, one_step_guidance(method, 0, plan), guidance_scale=1.0)

@@ -176,13 +176,13 @@ def select_layers(unet: torch.nn.Module, request: AttentionRequest, latent_hw: t
 
 
 def _select(layers: Iterator[LayerInfo] | Sequence[LayerInfo], request: AttentionRequest, latent_hw: tuple[int, int]):
-    layers = [layer for layer in layers if layer.kind == request.kind]
-    if layers and all(layer.block is not None for layer in layers):  # a DiT: blocks, one grid
-        chosen = [layer for layer in layers if request.blocks is None or layer.block in request.blocks]
-        if not chosen:
-            raise InputError(f"blocks {request.blocks}: the transformer has blocks 0-{len(layers) - 1}")
-        return chosen
-    candidates = [layer for layer in layers if layer.place in request.places]
+    of_kind = [layer for layer in layers if layer.kind == request.kind]
+    if of_kind and all(layer.block is not None for layer in of_kind):  # a DiT: blocks, one grid
+        in_blocks = [layer for layer in of_kind if request.blocks is None or layer.block in request.blocks]
+        if not in_blocks:
+            raise InputError(f"blocks {request.blocks}: the transformer has blocks 0-{len(of_kind) - 1}")
+        return in_blocks
+    candidates = [layer for layer in of_kind if layer.place in request.places]
     if not candidates:
         raise InputError(f"the UNet has no {request.role}-attention layers in places {request.places}")
     if request.levels is not None:

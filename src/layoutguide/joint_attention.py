@@ -67,8 +67,9 @@ def joint_attention_layers(transformer: torch.nn.Module) -> list[LayerInfo]:
     """Every joint-attention module of an SD3 or FLUX transformer as its ``text``, ``image`` and ``joint`` layers."""
     factor = int(getattr(transformer.config, "patch_size", 1) or 1)
     factor = 2 if factor == 1 else factor  # FLUX packs 2x2 latent patches into one token (patch_size 1 in config)
-    modules = [f"transformer_blocks.{i}.attn" for i in range(len(transformer.transformer_blocks))]
-    single = getattr(transformer, "single_transformer_blocks", None) or []
+    double: Any = transformer.transformer_blocks
+    modules = [f"transformer_blocks.{i}.attn" for i in range(len(double))]
+    single: Any = getattr(transformer, "single_transformer_blocks", None) or []
     modules += [f"single_transformer_blocks.{i}.attn" for i in range(len(single))]
     return [
         LayerInfo(f"{name}:{role}", "mid", _KINDS[role], factor, block)  # type: ignore[arg-type]
@@ -151,12 +152,8 @@ class JointCaptureProcessor:
         recorded = [
             role for role, layer in self.layers.items() if store.recording and layer.name in store.record_layers
         ]
-        masks = [
-            m
-            for m in store.modulators.get(self.layers["joint"].name, ())
-            if isinstance(m, JointMask) and m.active(store.step)
-        ]
-        return recorded, masks
+        installed: Sequence[Any] = store.modulators.get(self.layers["joint"].name, ())
+        return recorded, [m for m in installed if isinstance(m, JointMask) and m.active(store.step)]
 
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, image_rotary_emb=None):
         recorded, masks = self._acting()
@@ -237,7 +234,7 @@ def joint_attention_control(
     layers = joint_attention_layers(transformer)
     store.latent_hw = latent_hw
     store.layers = {layer.name: layer for layer in layers}
-    store.joint_layout = layout  # type: ignore[attr-defined]  # what the processors slice by
+    store.joint_layout = layout  # what the processors slice by
     requests = [r for v in record.values() for r in _as_tuple(v)]
     store.record_layers = {layer.name for r in requests for layer in _select(layers, r, latent_hw)}
     store.modulators = {}

@@ -25,10 +25,10 @@ import torch
 from diffusers import UNet2DConditionModel
 from safetensors.torch import load_file
 
+from .backbones.dit import dit_pipeline_class
 from .defaults import MODEL_DEFAULTS_FILE, check_guidance_interval, model_defaults  # noqa: F401 (re-exported)
 from .errors import InputError, LayoutguideError
 from .layout import atomic_write_bytes
-from .backbones.dit import dit_pipeline_class
 from .pipeline import LayoutPipeline
 
 WEIGHTS = Path(__file__).parent / "weights"

@@ -148,5 +148,5 @@ def tiny_flux_pipeline(seed: int = 0):
     from .backbones.dit_families import LayoutFluxPipeline
 
     pipe = LayoutFluxPipeline(**_evaluating(tiny_flux_components(seed)))
-    pipe.default_image_size = 128  # type: ignore[misc]  # the tiny transformer's size (FLUX has no sample_size)
+    pipe.default_image_size = 128  # the tiny transformer's size (FLUX has no sample_size)
     return pipe

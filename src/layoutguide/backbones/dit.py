@@ -114,7 +114,7 @@ class LayoutDiTPipeline(LayoutPipeline):
             raise InputError(f"height and width must be multiples of {multiple} on this model, got {height}x{width}")
         return height, width
 
-    def __call__(  # type: ignore[override]  # the UNet loop's signature; ``sampler`` must be the model's
+    def __call__(  # the UNet loop's signature; ``sampler`` must be the model's
         self,
         prompt: str | list[str] | None = None,
         layout: Layout | list[Layout] | None = None,
@@ -247,12 +247,11 @@ class LayoutDiTPipeline(LayoutPipeline):
         return added
 
 
-Conditioning = tuple[torch.Tensor, dict[str, torch.Tensor]]
-
-
-def _repeated(conditioning: Conditioning, n: int) -> Conditioning:
+def _repeated(
+    conditioning: tuple[torch.Tensor, dict[str, torch.Tensor] | None], n: int
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     embeddings, added = conditioning
-    return embeddings.repeat_interleave(n, 0), {k: v.repeat_interleave(n, 0) for k, v in added.items()}
+    return embeddings.repeat_interleave(n, 0), {k: v.repeat_interleave(n, 0) for k, v in (added or {}).items()}
 
 
 def sequence_positions(indices: Sequence[tuple[int, ...]], offset: int) -> tuple[tuple[int, ...], ...]:

@@ -46,7 +46,7 @@ class LayoutSD3Pipeline(LayoutDiTPipeline):
     r"""Layout-grounded generation on Stable Diffusion 3 / 3.5 components (``SD3Transformer2DModel``, CLIP-L, CLIP-G,
     optional T5, ``FlowMatchEulerDiscreteScheduler``). Build it with ``LayoutPipeline.from_pretrained(folder)``."""
 
-    model_cpu_offload_seq = "text_encoder->text_encoder_2->text_encoder_3->transformer->vae"
+    model_cpu_offload_seq = "text_encoder->text_encoder_2->text_encoder_3->transformer->vae"  # type: ignore[assignment]
     _optional_components = ["text_encoder_3", "tokenizer_3"]
     default_guidance_scale = 7.0
     default_image_size = 1024
@@ -75,8 +75,9 @@ class LayoutSD3Pipeline(LayoutDiTPipeline):
             transformer=transformer,
             scheduler=scheduler,
         )
-        self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
-        self.default_image_size = int(transformer.config.sample_size) * self.vae_scale_factor
+        parts: Any = self  # diffusers registers the modules at run time: mypy cannot type them
+        self.vae_scale_factor = 2 ** (len(parts.vae.config.block_out_channels) - 1)
+        self.default_image_size = int(parts.transformer.config.sample_size) * self.vae_scale_factor
         self.model_defaults: dict[str, Any] = {}
 
     @property
@@ -107,7 +108,7 @@ class LayoutSD3Pipeline(LayoutDiTPipeline):
         return self.encode_text(prompts)[0]
 
     @torch.no_grad()
-    def encode_conditioning(self, prompts: Sequence[str], size: tuple[int, int]):  # type: ignore[override]
+    def encode_conditioning(self, prompts: Sequence[str], size: tuple[int, int]):
         embeddings, pooled = self.encode_text(prompts)
         return embeddings, {"pooled": pooled}
 
@@ -183,7 +184,7 @@ class LayoutFluxPipeline(LayoutDiTPipeline):
     r"""Layout-grounded generation on FLUX.1 components (``FluxTransformer2DModel``, CLIP-L pooled, T5,
     ``FlowMatchEulerDiscreteScheduler``). Build it with ``LayoutPipeline.from_pretrained(folder)``."""
 
-    model_cpu_offload_seq = "text_encoder->text_encoder_2->transformer->vae"
+    model_cpu_offload_seq = "text_encoder->text_encoder_2->transformer->vae"  # type: ignore[assignment]
     _optional_components: list[str] = []
     default_guidance_scale = 3.5
     default_image_size = 1024
@@ -209,7 +210,8 @@ class LayoutFluxPipeline(LayoutDiTPipeline):
             transformer=transformer,
             scheduler=scheduler,
         )
-        self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
+        parts: Any = self  # diffusers registers the modules at run time: mypy cannot type them
+        self.vae_scale_factor = 2 ** (len(parts.vae.config.block_out_channels) - 1)
         self.model_defaults: dict[str, Any] = {}
 
     @property
@@ -222,7 +224,7 @@ class LayoutFluxPipeline(LayoutDiTPipeline):
         return self.text_encoder_2(ids)[0]
 
     @torch.no_grad()
-    def encode_conditioning(self, prompts: Sequence[str], size: tuple[int, int]):  # type: ignore[override]
+    def encode_conditioning(self, prompts: Sequence[str], size: tuple[int, int]):
         ids = _ids(self.tokenizer, prompts, self.tokenizer.model_max_length, self.text_encoder.device)
         pooled = self.text_encoder(ids).pooler_output
         return self.encode_prompt(prompts), {"pooled": pooled}
