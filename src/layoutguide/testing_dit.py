@@ -49,12 +49,12 @@ def _t5(tokenizer: Any, width: int = 32) -> T5EncoderModel:
     return T5EncoderModel(config)
 
 
-def _vae(shift: float, scale: float) -> AutoencoderKL:
+def _vae(shift: float, scale: float, latent_channels: int = 4) -> AutoencoderKL:
     return AutoencoderKL(
         down_block_types=("DownEncoderBlock2D",) * 4,
         up_block_types=("UpDecoderBlock2D",) * 4,
         block_out_channels=(4, 4, 8, 8),
-        latent_channels=4,
+        latent_channels=latent_channels,
         norm_num_groups=4,
         sample_size=128,
         shift_factor=shift,
