@@ -175,3 +175,58 @@ def test_save_reload_and_cli_generate(family, tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert out.exists()
+
+
+def test_plain_sampling_matches_diffusers_sd3():
+    from diffusers import StableDiffusion3Pipeline
+
+    from layoutguide.testing_dit import T5_TOKENS, tiny_sd3_components
+
+    ours = tiny_sd3_pipeline()
+    theirs = StableDiffusion3Pipeline(**{name: getattr(ours, name) for name in tiny_sd3_components()})
+    x = torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(3))
+    mine = ours(prompt=LAYOUT.prompt, latents=x, num_inference_steps=3, output_type="latent", progress=False).images
+    ref = theirs(
+        prompt=LAYOUT.prompt,
+        latents=x.clone(),
+        num_inference_steps=3,
+        guidance_scale=7.0,
+        max_sequence_length=T5_TOKENS,
+        output_type="latent",
+    ).images
+    assert torch.allclose(mine, ref, atol=1e-5)
+
+
+def test_plain_sampling_matches_diffusers_flux():
+    from diffusers import FluxPipeline
+
+    from layoutguide.backbones.dit_families import pack, unpack
+    from layoutguide.testing_dit import T5_TOKENS, tiny_flux_components
+
+    ours = tiny_flux_pipeline()
+    theirs = FluxPipeline(**{name: getattr(ours, name) for name in tiny_flux_components()})
+    x = torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(3))
+    mine = ours(prompt=LAYOUT.prompt, latents=x, num_inference_steps=3, output_type="latent", progress=False).images
+    ref = theirs(
+        prompt=LAYOUT.prompt,
+        latents=pack(x.clone()),
+        height=128,
+        width=128,
+        num_inference_steps=3,
+        guidance_scale=3.5,
+        max_sequence_length=T5_TOKENS,
+        output_type="latent",
+    ).images
+    assert torch.allclose(mine, unpack(ref, (16, 16)), atol=1e-5)
+
+
+def test_from_pipe_gives_the_family_pipeline():
+    from diffusers import StableDiffusion3Pipeline
+
+    from layoutguide.pipeline import LayoutPipeline
+    from layoutguide.testing_dit import tiny_sd3_components
+
+    ours = tiny_sd3_pipeline()
+    theirs = StableDiffusion3Pipeline(**{name: getattr(ours, name) for name in tiny_sd3_components()})
+    again = LayoutPipeline.from_pipe(theirs)
+    assert type(again) is type(ours) and again.transformer is ours.transformer
