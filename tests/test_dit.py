@@ -16,7 +16,6 @@ from layoutguide.layout import Layout
 from layoutguide.methods import MethodOptionError
 from layoutguide.methods.refocus import Refocus
 from layoutguide.methods.regional import allowed_pairs
-from layoutguide.testing import guide_losses
 from layoutguide.testing_dit import tiny_flux_pipeline, tiny_sd3_pipeline
 
 LAYOUT = Layout.from_dict(
@@ -53,13 +52,19 @@ def test_images_decode(pipe):
     assert images.shape == (1, 128, 128, 3) and 0 <= images.min() and images.max() <= 1
 
 
-@pytest.mark.parametrize("method", ["regional", "refocus", "regional+refocus", "boxdiff", "layout-guidance"])
+@pytest.mark.parametrize(
+    "method",
+    ["regional"]
+    + [pytest.param(m, marks=pytest.mark.slow) for m in ("refocus", "regional+refocus", "boxdiff")]
+    + [pytest.param("layout-guidance", marks=pytest.mark.slow)],
+)
 def test_methods_change_the_sample(pipe, method):
     plain = run(pipe).images
     guided = run(pipe, method, method_options={"loss_scale": 50} if method == "refocus" else None)
     assert guided.images.shape == plain.shape and not torch.allclose(guided.images, plain)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["attend-excite", "zestguide"])
 def test_other_gradient_methods_run(pipe, method):
     out = run(pipe, method)
@@ -110,6 +115,7 @@ def test_regional_masks_what_the_layout_says():
     assert flux[:4, :4].equal(sd3[4:, 4:]) and flux[4:, :4].equal(sd3[:4, 4:]) and flux[4:, 4:].all()
 
 
+@pytest.mark.slow
 def test_regional_acts_only_in_its_steps_and_blocks(pipe):
     plain = run(pipe).images
     never = run(pipe, "regional", method_options={"mask_inject_steps": 0}).images
@@ -123,6 +129,7 @@ def test_regional_acts_only_in_its_steps_and_blocks(pipe):
         run(pipe, "regional", method_options={"blocks": [99]})
 
 
+@pytest.mark.slow
 def test_refocus_on_joint_attention_lowers_its_loss(pipe):
     losses = guide_losses_dit(pipe, Refocus(loss_scale=1.0), iterations=5, step_size=20.0)
     assert losses[-1] < losses[0]
@@ -135,12 +142,6 @@ def guide_losses_dit(pipe, method, iterations, step_size):
     plan = StepPlan(iterations, step_size, {"reference_step": 0})
     out = run(pipe, one_step_guidance(method, 0, plan), guidance_scale=1.0)
     return [losses[0] for losses in out.guidance[0]["losses"]]
-
-
-def test_guide_losses_helper_still_serves_unets():
-    from layoutguide.testing import sharp_pipeline
-
-    assert len(guide_losses(sharp_pipeline(), Refocus(), LAYOUT, iterations=2)) == 2
 
 
 def test_request_blocks_choose_dit_layers(pipe):
