@@ -683,7 +683,8 @@ def shapes_init_run(
     arch: str | None = typer.Option(
         None,
         help="Instead of --from: a new run with fresh weights of this architecture (sdxl: SDXL's two text "
-        "encoders, pooled embedding, size ids and block structure, scaled down; docs/models/shapes-sdxl.md).",
+        "encoders, pooled embedding, size ids and block structure, scaled down; docs/models/shapes-sdxl.md; mmdit: "
+        "SD3's transformer and three text encoders, rectified flow; docs/dit.md).",
     ),
     out: Path = typer.Option(..., help="New run folder; then continue with `layoutguide shapes train --out OUT ...`."),
 ) -> None:
@@ -716,16 +717,17 @@ def shapes_init_run(
 
 
 def _init_fresh_run(arch: str, from_: str | None, out: Path) -> None:
+    from .shapes.mmdit_train import init_mmdit_run
     from .shapes.sdxl_train import init_sdxl_run
 
     if from_ is not None:
         fail("give --from (go on from an exported model) or --arch (start fresh), not both")
     if arch == "sd":
         fail(f"--arch sd: a new run of the SD architecture needs no init-run: layoutguide shapes train --out {out}")
-    if arch != "sdxl":
-        fail(f"--arch must be 'sdxl' (or give --from), got {arch!r}")
+    if arch not in ("sdxl", "mmdit"):
+        fail(f"--arch must be 'sdxl' or 'mmdit' (or give --from), got {arch!r}")
     try:
-        init_sdxl_run(out)
+        (init_sdxl_run if arch == "sdxl" else init_mmdit_run)(out)
     except FileExistsError as e:
         fail(str(e))
     typer.echo(f"wrote {out / 'ckpt'}; train it with `layoutguide shapes train --out {out}`")

@@ -42,6 +42,28 @@ def _t5_length(tokenizer: Any, default: int) -> int:
     return min(int(tokenizer.model_max_length), default)
 
 
+def encode_sd3_text(
+    clips: Sequence[Any], clip_tokenizers: Sequence[Any], t5: tuple[Any, Any, int], width: int, prompts: Sequence[str]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """SD3's text conditioning, as diffusers' ``StableDiffusion3Pipeline`` builds it: both CLIPs' penultimate states
+    concatenated (77 tokens), zero-padded to ``width`` and followed by T5's states (``t5`` = (encoder or None,
+    tokenizer, length); zeros without an encoder), and both CLIPs' pooled projections concatenated. The same function
+    serves sampling and training (the shapes MMDiT), so both see one encoding."""
+    hidden, pooled = [], []
+    for encoder, tokenizer in zip(clips, clip_tokenizers):
+        out = encoder(_ids(tokenizer, prompts, tokenizer.model_max_length, encoder.device), output_hidden_states=True)
+        hidden.append(out.hidden_states[-2])
+        pooled.append(out[0])
+    clip = torch.cat(hidden, -1)
+    t5_encoder, t5_tokenizer, length = t5
+    if t5_encoder is not None:
+        t5_states = t5_encoder(_ids(t5_tokenizer, prompts, length, t5_encoder.device))[0].to(clip.dtype)
+    else:
+        t5_states = clip.new_zeros(len(prompts), length, width)
+    clip = torch.nn.functional.pad(clip, (0, t5_states.shape[-1] - clip.shape[-1]))
+    return torch.cat([clip, t5_states], 1), torch.cat(pooled, -1)
+
+
 class LayoutSD3Pipeline(LayoutDiTPipeline):
     r"""Layout-grounded generation on Stable Diffusion 3 / 3.5 components (``SD3Transformer2DModel``, CLIP-L, CLIP-G,
     optional T5, ``FlowMatchEulerDiscreteScheduler``). Build it with ``LayoutPipeline.from_pretrained(folder)``."""
@@ -86,22 +108,13 @@ class LayoutSD3Pipeline(LayoutDiTPipeline):
 
     def encode_text(self, prompts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """``(B, 77 + T5, D)`` joint-attention text and ``(B, P1 + P2)`` pooled projections."""
-        hidden, pooled = [], []
-        for encoder, tokenizer in ((self.text_encoder, self.tokenizer), (self.text_encoder_2, self.tokenizer_2)):
-            out = encoder(
-                _ids(tokenizer, prompts, tokenizer.model_max_length, encoder.device), output_hidden_states=True
-            )
-            hidden.append(out.hidden_states[-2])
-            pooled.append(out[0])
-        clip = torch.cat(hidden, -1)
-        width = int(self.transformer.config.joint_attention_dim)
-        if self.text_encoder_3 is not None:
-            ids = _ids(self.tokenizer_3, prompts, self.t5_tokens, self.text_encoder_3.device)
-            t5 = self.text_encoder_3(ids)[0].to(clip.dtype)
-        else:
-            t5 = clip.new_zeros(len(prompts), self.t5_tokens, width)
-        clip = torch.nn.functional.pad(clip, (0, t5.shape[-1] - clip.shape[-1]))
-        return torch.cat([clip, t5], 1), torch.cat(pooled, -1)
+        return encode_sd3_text(
+            (self.text_encoder, self.text_encoder_2),
+            (self.tokenizer, self.tokenizer_2),
+            (self.text_encoder_3, self.tokenizer_3, self.t5_tokens),
+            int(self.transformer.config.joint_attention_dim),
+            prompts,
+        )
 
     @torch.no_grad()
     def encode_prompt(self, prompts: Sequence[str]) -> torch.Tensor:
