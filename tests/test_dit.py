@@ -231,3 +231,18 @@ def test_from_pipe_gives_the_family_pipeline():
     theirs = StableDiffusion3Pipeline(**{name: getattr(ours, name) for name in tiny_sd3_components()})
     again = LayoutPipeline.from_pipe(theirs)
     assert type(again) is type(ours) and again.transformer is ours.transformer
+
+
+def test_layoutguide_json_chooses_the_blocks_methods_read(pipe):
+    before = dict(pipe.model_defaults)
+    maps = []
+    try:
+        for blocks in ([0], [1]):
+            pipe.model_defaults = {**before, "attention_blocks": blocks}
+            maps.append(run(pipe, return_attention=True).attention[0])
+    finally:
+        pipe.model_defaults = before
+    every = run(pipe, return_attention=True).attention[0]
+    assert not torch.allclose(maps[0], maps[1])
+    if len(joint_attention_layers(pipe.transformer)) == 6:  # two blocks: every block = the mean of both
+        assert torch.allclose(every, (maps[0] + maps[1]) / 2, atol=1e-5)

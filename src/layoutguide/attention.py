@@ -175,12 +175,19 @@ def select_layers(unet: torch.nn.Module, request: AttentionRequest, latent_hw: t
     return _select(attention_layers(unet), request, latent_hw)
 
 
-def _select(layers: Iterator[LayerInfo] | Sequence[LayerInfo], request: AttentionRequest, latent_hw: tuple[int, int]):
+def _select(
+    layers: Iterator[LayerInfo] | Sequence[LayerInfo],
+    request: AttentionRequest,
+    latent_hw: tuple[int, int],
+    default_blocks: Sequence[int] | None = None,
+):
+    """The layers matching ``request``; on a DiT, a request without ``blocks`` takes ``default_blocks`` (None: all)."""
     of_kind = [layer for layer in layers if layer.kind == request.kind]
     if of_kind and all(layer.block is not None for layer in of_kind):  # a DiT: blocks, one grid
-        in_blocks = [layer for layer in of_kind if request.blocks is None or layer.block in request.blocks]
+        blocks = request.blocks if request.blocks is not None else default_blocks
+        in_blocks = [layer for layer in of_kind if blocks is None or layer.block in blocks]
         if not in_blocks:
-            raise InputError(f"blocks {request.blocks}: the transformer has blocks 0-{len(of_kind) - 1}")
+            raise InputError(f"blocks {blocks}: the transformer has blocks 0-{len(of_kind) - 1}")
         return in_blocks
     candidates = [layer for layer in of_kind if layer.place in request.places]
     if not candidates:
@@ -261,20 +268,25 @@ class AttentionStore:
         # the layers whose maps end a guidance forward (ForwardCut) once all are recorded; empty: run to the end
         self.cut_after: frozenset[str] = frozenset()
         self.joint_layout: Any = None  # a DiT's JointLayout (layoutguide.joint_attention), set for its call
+        self.default_blocks: Sequence[int] | None = None  # a DiT's blocks for requests that name none (None: all)
 
     def clear(self) -> None:
         self.maps.clear()
 
     def get(self, request: AttentionRequest) -> dict[str, torch.Tensor]:
         """The recorded maps of the layers matching ``request``."""
-        names = {layer.name for layer in _select(list(self.layers.values()), request, self.latent_hw)}
+        layers = list(self.layers.values())
+        names = {layer.name for layer in _select(layers, request, self.latent_hw, self.default_blocks)}
         return {n: m for n, m in self.maps.items() if n in names}
 
     def layer_names(self, requests: Requests) -> frozenset[str]:
         """The names of the layers ``requests`` resolve to on this UNet and latent size."""
         layers = list(self.layers.values())
         return frozenset(
-            layer.name for v in requests.values() for r in _as_tuple(v) for layer in _select(layers, r, self.latent_hw)
+            layer.name
+            for v in requests.values()
+            for r in _as_tuple(v)
+            for layer in _select(layers, r, self.latent_hw, self.default_blocks)
         )
 
     def read(self, requests: Requests) -> RecordedMaps:

@@ -236,10 +236,12 @@ def joint_attention_control(
     store.layers = {layer.name: layer for layer in layers}
     store.joint_layout = layout  # what the processors slice by
     requests = [r for v in record.values() for r in _as_tuple(v)]
-    store.record_layers = {layer.name for r in requests for layer in _select(layers, r, latent_hw)}
+    store.record_layers = {
+        layer.name for r in requests for layer in _select(layers, r, latent_hw, store.default_blocks)
+    }
     store.modulators = {}
     for request, fns in (modulate or {}).items():
-        for layer in _select(layers, request, latent_hw):
+        for layer in _select(layers, request, latent_hw, store.default_blocks):
             store.modulators.setdefault(layer.name, []).extend(fns)
     by_module: dict[str, dict[str, LayerInfo]] = {}
     for layer in layers:

@@ -197,6 +197,7 @@ class LayoutDiTPipeline(LayoutPipeline):
         record = {**method.attention_requests(), RETURNED_ATTENTION: view_request} if return_attention else (
             method.attention_requests())  # fmt: skip
         store = AttentionStore()
+        store.default_blocks = self.model_defaults.get("attention_blocks")  # the blocks methods read (None: all)
         attention_out: list[torch.Tensor] = []
         guidance_log: list[dict[str, Any]] = []
         with (
