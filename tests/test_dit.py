@@ -246,3 +246,12 @@ def test_layoutguide_json_chooses_the_blocks_methods_read(pipe):
     assert not torch.allclose(maps[0], maps[1])
     if len(joint_attention_layers(pipe.transformer)) == 6:  # two blocks: every block = the mean of both
         assert torch.allclose(every, (maps[0] + maps[1]) / 2, atol=1e-5)
+
+
+def test_a_preset_with_a_unet_sampler_is_refused(pipe):
+    from layoutguide.errors import InputError
+
+    with pytest.raises(InputError, match="preset 'official' samples with 'pndm'.*flow-matching"):
+        run(pipe, "refocus", preset="official")
+    with pytest.raises(InputError, match="flow-matching transformer samples with its own scheduler"):
+        run(pipe, sampler="ddim")

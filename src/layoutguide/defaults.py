@@ -35,6 +35,7 @@ FAMILY_NAMES = {
     "sd2": "Stable Diffusion 2.x (OpenCLIP text width 1024)",
     "gligen": "GLIGEN (gated UNet, SD-1.4 based)",
     "sdxl": "SDXL (added text/time conditioning)",
+    "dit": "SD3/SD3.5 or FLUX.1 transformer (joint attention; no published step sizes for these methods)",
 }
 _AR_ISSUE = "Attention Refocusing issue #3: no effect on plain SD below ~10x the GLIGEN step sizes"
 _ZG_SD14 = "ZestGuide's released SD-1.4 code (configs/zestguide_stbldif14.yaml: lr 0.3)"

@@ -108,6 +108,7 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
     model_cpu_offload_seq = "text_encoder->unet->vae"  # type: ignore[assignment]  # diffusers declares it None
     _optional_components: list[str] = []
     default_guidance_scale = 7.5  # without a layoutguide.json; SDXL's pipeline (backbones.sdxl) sets its own
+    default_steps = 50  # without a layoutguide.json; the DiT pipelines take diffusers' 28
     backbone = "unet"  # what methods may refuse (GuidanceMethod.unsupported_on); "dit" in backbones.dit
 
     def __init__(
@@ -336,7 +337,7 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
     ) -> tuple[int, float, tuple[float, float] | None]:
         """Steps, guidance scale and guidance interval: the caller's, else ``defaults`` (preset over
         ``layoutguide.json``), else the backbone's."""
-        steps = num_inference_steps or defaults.get("num_inference_steps", 50)
+        steps = num_inference_steps or defaults.get("num_inference_steps", self.default_steps)
         scale = (
             defaults.get("guidance_scale", self.default_guidance_scale) if guidance_scale is None else guidance_scale
         )

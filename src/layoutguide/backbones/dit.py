@@ -68,6 +68,7 @@ class LayoutDiTPipeline(LayoutPipeline):
     """The shared loop of :class:`~.dit_families.LayoutSD3Pipeline` and :class:`~.dit_families.LayoutFluxPipeline`."""
 
     backbone = "dit"
+    default_steps = 28  # diffusers' StableDiffusion3Pipeline and FluxPipeline
     default_image_size = 1024
     uses_cfg = True  # SD3: classifier-free guidance; FLUX: a guidance embedding instead
 
@@ -149,6 +150,11 @@ class LayoutDiTPipeline(LayoutPipeline):
             height=height, width=width, seed=seed, attention_resolution=attention_resolution)  # fmt: skip
         height, width = self._check_call(sampler, height, width)
         preset, preset_settings = self.call_settings(method, preset)
+        if preset_settings.get("sampler") not in (None, "model"):
+            raise InputError(
+                f"preset {preset!r} samples with {preset_settings['sampler']!r}, a UNet sampler; a flow-matching "
+                "transformer samples with its own scheduler: use preset 'tuned'"
+            )
         defaults = {**self.model_defaults, **preset_settings, **getattr(self, "explicit_sampling", {})}
         method = self.method_with_defaults(method, method_options, preset)
         budget = GuidanceBudget.checked(guidance_budget)
