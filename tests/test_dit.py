@@ -255,3 +255,22 @@ def test_a_preset_with_a_unet_sampler_is_refused(pipe):
         run(pipe, "refocus", preset="official")
     with pytest.raises(InputError, match="flow-matching transformer samples with its own scheduler"):
         run(pipe, sampler="ddim")
+
+
+def test_regional_takes_masks_as_well_as_boxes():
+    import numpy as np
+
+    from layoutguide.layout import Region
+    from layoutguide.methods.regional import token_groups
+
+    triangle = np.tril(np.ones((512, 512), dtype=bool))  # the lower-left half of the canvas, not a box
+    masked = LAYOUT.replace(regions=(Region("red circle", mask=triangle), LAYOUT.regions[1]))
+    pipe = tiny_sd3_pipeline()
+    box_run, mask_run = run(pipe, "regional").images, run(pipe, "regional", layout=masked).images
+    assert not torch.allclose(box_run, mask_run)
+    from layoutguide.backbones.dit import JointContext
+
+    ctx = JointContext([masked], [pipe.token_map(masked.prompt, masked.phrases)], 1, (16, 16), torch.device("cpu"),
+                       torch.ones(1001), torch.ones(1), text_regions=[((1,), (2,))])  # fmt: skip
+    image, _ = token_groups(ctx, 0, (8, 8), 4)
+    assert image[0].view(8, 8).float().triu(1).sum() == 0 and image[0].sum() > 20  # the triangle, cell by cell
