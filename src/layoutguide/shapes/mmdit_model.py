@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from .model import build_tokenizer, build_vae
+from .sdxl_model import _text_encoder  # the SDXL shapes model's CLIP builder: SD3's two CLIPs are SDXL's
 
 
 @dataclasses.dataclass
@@ -62,26 +63,6 @@ class MMDiTModelConfig:
     def width(self) -> int:
         """The transformer's width, also T5's (SD3's joint_attention_dim is T5's 4096)."""
         return self.heads * self.head_dim
-
-
-def _clip(config: MMDiTModelConfig, tokenizer: Any, width: int) -> torch.nn.Module:
-    from transformers import CLIPTextConfig, CLIPTextModelWithProjection
-
-    return CLIPTextModelWithProjection(
-        CLIPTextConfig(
-            vocab_size=len(tokenizer),
-            hidden_size=width,
-            intermediate_size=width * 4,
-            num_hidden_layers=config.text_layers,
-            num_attention_heads=config.text_heads,
-            max_position_embeddings=77,
-            projection_dim=width,
-            hidden_act="gelu",
-            bos_token_id=tokenizer.bos_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-            pad_token_id=tokenizer.pad_token_id,
-        )
-    )
 
 
 def build_scheduler():
@@ -136,8 +117,8 @@ def build_mmdit_components(config: MMDiTModelConfig | None = None, *, seed: int 
     return dict(
         transformer=transformer,
         vae=vae,
-        text_encoder=_clip(config, tokenizer, config.text_width),
-        text_encoder_2=_clip(config, tokenizer_2, config.text_width_2),
+        text_encoder=_text_encoder(config, tokenizer, config.text_width, projection=True),  # type: ignore[arg-type]
+        text_encoder_2=_text_encoder(config, tokenizer_2, config.text_width_2, projection=True),  # type: ignore[arg-type]
         text_encoder_3=t5,
         tokenizer=tokenizer,
         tokenizer_2=tokenizer_2,

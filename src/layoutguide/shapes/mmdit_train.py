@@ -15,7 +15,6 @@ Attention supervision (TokenCompose) and the GLIGEN stage read a UNet's layers a
 from __future__ import annotations
 
 import dataclasses
-import json
 import random
 from pathlib import Path
 from typing import Any
@@ -24,9 +23,8 @@ import torch
 
 from ..backbones.dit_families import encode_sd3_text
 from ..errors import InputError
-from ..layout import atomic_write_text
 from .mmdit_model import MMDiTModelConfig, build_mmdit_components
-from .train import TrainConfig, Trainer
+from .train import TrainConfig, Trainer, init_fresh_run
 
 # Sampling defaults of an export (its layoutguide.json): 28 flow steps (SD3's default), CFG 3 (the shapes models')
 SAMPLING_DEFAULTS: dict[str, Any] = {"num_inference_steps": 28, "guidance_scale": 3.0}
@@ -49,15 +47,10 @@ def mmdit_stage1_config(**changes: Any) -> TrainConfig:
 
 def init_mmdit_run(run: str | Path, config: TrainConfig | None = None) -> None:
     """Start a new run folder for the MMDiT architecture; then ``layoutguide shapes train --out RUN`` trains it."""
-    ckpt = Path(run) / "ckpt"
-    if (ckpt / "state.json").exists():
-        raise FileExistsError(f"{ckpt} already holds a run; choose another run folder")
     config = config or mmdit_stage1_config()
     if config.arch != "mmdit":
         raise ValueError(f"init_mmdit_run needs arch 'mmdit', got {config.arch!r}")
-    ckpt.mkdir(parents=True, exist_ok=True)
-    state = {"vae_step": 0, "unet_step": 0, "config": dataclasses.asdict(config)}
-    atomic_write_text(ckpt / "state.json", json.dumps(state, indent=2))
+    init_fresh_run(run, config)
 
 
 class MMDiTTrainer(Trainer):

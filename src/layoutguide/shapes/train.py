@@ -878,6 +878,16 @@ def init_run_from_export(folder: str | Path, run: str | Path) -> None:
     atomic_write_text(ckpt / "state.json", json.dumps(state, indent=2))
 
 
+def init_fresh_run(run: str | Path, config: TrainConfig) -> None:
+    """Start a new run folder with fresh weights of ``config.arch``; then ``layoutguide shapes train --out RUN``."""
+    ckpt = Path(run) / "ckpt"
+    if (ckpt / "state.json").exists():
+        raise FileExistsError(f"{ckpt} already holds a run; choose another run folder")
+    ckpt.mkdir(parents=True, exist_ok=True)
+    state = {"vae_step": 0, "unet_step": 0, "config": dataclasses.asdict(config)}
+    atomic_write_text(ckpt / "state.json", json.dumps(state, indent=2))
+
+
 def open_trainer(out: str | Path, config: TrainConfig | None = None, device: str | None = None) -> Trainer:
     """The trainer of the run in ``out`` for its architecture (``config.arch``, else the run's own)."""
     state_file = Path(out) / "ckpt" / "state.json"
