@@ -4,7 +4,7 @@ sampling, regional attention and refocus on joint attention, interleaved A B A B
     nice -n 10 python benchmarks/dit_real.py --size 256 --repeats 2 --out docs/results/dit/real-architecture
 
 The transformer is ``SD3Transformer2DModel`` with SD3.5-medium's configuration (24 joint blocks of 24 heads x 64,
-dual attention in blocks 0-12, RMS q/k norms, 2.5 B parameters); the text encoders are tiny CLIP stand-ins (the
+dual attention in blocks 0-12, RMS q/k norms: 2.24 B parameters as built); the text encoders are tiny CLIP stand-ins (the
 transformer's compute does not depend on them) with no T5, whose 256 tokens are then zeros as in diffusers; the VAE is
 tiny (latents only are returned). CFG is off (``guidance_scale=1``) so each call is one transformer forward (plus the
 guidance forward and backward for refocus). FLUX.1's 12 B transformer does not fit this machine's 24 GiB in bf16 with
