@@ -6,9 +6,10 @@ sampling, regional attention and refocus on joint attention, interleaved A B A B
 The transformer is ``SD3Transformer2DModel`` with SD3.5-medium's configuration (24 joint blocks of 24 heads x 64,
 dual attention in blocks 0-12, RMS q/k norms: 2.24 B parameters as built); the text encoders are tiny CLIP
 stand-ins (the transformer's compute does not depend on them) with no T5, whose 256 tokens are then zeros as in
-diffusers; the VAE is tiny (latents only are returned). CFG is off (``guidance_scale=1``) so each call is one transformer forward (plus the
-guidance forward and backward for refocus). FLUX.1's 12 B transformer does not fit this machine's 24 GiB in bf16 with
-activations; it needs a GPU session.
+diffusers; the VAE is tiny (latents only are returned). CFG is off (``guidance_scale=1``) so each call is one
+transformer forward (plus the guidance forward and backward for refocus). ``--layers`` keeps the widths with fewer
+blocks. FLUX.1's 12 B transformer does not fit this machine's 24 GiB in bf16 with activations; it needs a GPU
+session.
 """
 
 from __future__ import annotations
