@@ -73,14 +73,14 @@ def test_other_gradient_methods_run(pipe, method):
 
 @pytest.mark.parametrize("method", ["gligen", "reground", "pww", "densediffusion", "gligen+refocus"])
 def test_unet_methods_refuse_with_a_reason(pipe, method):
-    with pytest.raises(MethodOptionError, match="cannot run on a DIT: .*(GLIGEN|UNet)"):
+    with pytest.raises(MethodOptionError, match="cannot run on a DiT: .*(GLIGEN|UNet)"):
         run(pipe, method)
 
 
 def test_regional_refuses_a_unet():
     from layoutguide.testing import tiny_pipeline
 
-    with pytest.raises(MethodOptionError, match="cannot run on a UNET: .*DiT"):
+    with pytest.raises(MethodOptionError, match="cannot run on a UNet: .*DiT"):
         tiny_pipeline()(layout=LAYOUT, method="regional", num_inference_steps=1, output_type="latent", progress=False)
 
 

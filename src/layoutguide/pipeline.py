@@ -204,7 +204,8 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
         chosen = get_method(MethodSpec.parse(text, merged))
         reason = chosen.unsupported_on.get(self.backbone)
         if reason:
-            raise MethodOptionError(f"method {chosen.name!r} cannot run on a {self.backbone.upper()}: {reason}")
+            backbone = {"unet": "UNet", "dit": "DiT"}.get(self.backbone, self.backbone)
+            raise MethodOptionError(f"method {chosen.name!r} cannot run on a {backbone}: {reason}")
         return chosen
 
     @contextlib.contextmanager
