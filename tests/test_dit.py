@@ -222,14 +222,18 @@ def test_plain_sampling_matches_diffusers_flux():
     assert torch.allclose(mine, unpack(ref, (16, 16)), atol=1e-5)
 
 
-def test_from_pipe_gives_the_family_pipeline():
-    from diffusers import StableDiffusion3Pipeline
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_from_pipe_gives_the_family_pipeline(family):
+    from diffusers import FluxPipeline, StableDiffusion3Pipeline
 
     from layoutguide.pipeline import LayoutPipeline
-    from layoutguide.testing_dit import tiny_sd3_components
+    from layoutguide.testing_dit import tiny_flux_components, tiny_sd3_components
 
-    ours = tiny_sd3_pipeline()
-    theirs = StableDiffusion3Pipeline(**{name: getattr(ours, name) for name in tiny_sd3_components()})
+    ours = FAMILIES[family]()
+    cls, names = (
+        (StableDiffusion3Pipeline, tiny_sd3_components) if family == "sd3" else (FluxPipeline, tiny_flux_components)
+    )
+    theirs = cls(**{name: getattr(ours, name) for name in names()})
     again = LayoutPipeline.from_pipe(theirs)
     assert type(again) is type(ours) and again.transformer is ours.transformer
 
