@@ -88,6 +88,7 @@ def test_every_registered_method_declares_its_kind():
         "densediffusion": "modulation",
         "gligen": "conditioning",
         "reground": "rewiring",
+        "regional": "modulation",
     }
 
 

@@ -189,6 +189,7 @@ def test_registry_lists_every_method():
         "densediffusion",
         "gligen",
         "reground",
+        "regional",
     }
     for name, cls in REGISTRY.items():
         assert cls.summary and cls().name == name

@@ -15,10 +15,12 @@ The loop tells the store whether the batch is ``[uncond, cond]`` (CFG pass) or c
 which step it is (passed on to modulators) and whether to record: stores never count calls to find where a
 step ends.
 
-Backbones: only UNet layers are discovered today (:func:`attention_layers`). An SDXL UNet fits as is (its attention
-at two levels is picked by ``levels``, relative to the latent, so the choice holds at any image size); an MMDiT
-needs its own layer discovery and a processor that slices the joint attention into the roles above, with no change
-to the methods, which only name roles.
+Backbones: :func:`attention_layers` discovers a UNet's layers (SDXL's too: its attention at two levels is picked by
+``levels``, relative to the latent, so the choice holds at any image size). An MMDiT's joint attention is discovered
+by :mod:`layoutguide.joint_attention`, which presents each joint-attention module as one layer per role (``text``,
+``image`` and the whole ``joint`` attention, named ``MODULE:ROLE``) at the image-token grid, so methods that name
+roles read a DiT unchanged. A DiT has no down/mid/up path and one grid: its layers are chosen by block index
+(``AttentionRequest.blocks``; None: every block), and places and levels do not apply.
 """
 
 from __future__ import annotations
@@ -34,12 +36,13 @@ import torch
 
 from .errors import InputError
 
-Role = Literal["text", "image", "grounding"]
-Kind = Literal["cross", "self", "grounding"]  # a UNet layer's kind: attn2, attn1, GLIGEN's fuser attention
+Role = Literal["text", "image", "grounding", "joint"]
+# a layer's kind: a UNet's attn2, attn1, GLIGEN's fuser attention; an MMDiT's whole joint attention ("joint")
+Kind = Literal["cross", "self", "grounding", "joint"]
 Place = Literal["down", "mid", "up"]
 
-_ROLE_OF_KIND: dict[str, Role] = {"cross": "text", "self": "image", "grounding": "grounding"}
-_KIND_OF_ROLE: dict[str, Kind] = {"text": "cross", "image": "self", "grounding": "grounding"}
+_ROLE_OF_KIND: dict[str, Role] = {"cross": "text", "self": "image", "grounding": "grounding", "joint": "joint"}
+_KIND_OF_ROLE: dict[str, Kind] = {"text": "cross", "image": "self", "grounding": "grounding", "joint": "joint"}
 
 _NAME = re.compile(
     r"^(?P<block>down_blocks\.(?P<down>\d+)|mid_block|up_blocks\.(?P<up>\d+))\..*\.(?P<attn>attn1|attn2|fuser\.attn)$"
@@ -53,8 +56,9 @@ _UNSET: Any = object()
 class AttentionRequest:
     """Which maps a method needs: a role, the UNet levels (or grid sides) and places.
 
-    ``role``: ``"text"``, ``"image"`` or ``"grounding"`` (the UNet layer kinds ``"cross"`` and ``"self"``, and the
-    keyword ``kind=``, are accepted as their roles' old names).
+    ``role``: ``"text"``, ``"image"``, ``"grounding"`` or ``"joint"`` (a DiT's whole joint attention, for methods that
+    mask it) (the UNet layer kinds ``"cross"`` and ``"self"``, and the keyword ``kind=``, are accepted as their roles'
+    old names).
 
     ``levels`` (default ``(2,)``): levels of the UNet's down/up path, counted from the latent: level ``k`` is the
     layers whose grid is the latent downsampled ``2**k`` times. The published layer choices are relative to the
@@ -64,12 +68,16 @@ class AttentionRequest:
 
     ``sides``: absolute wanted grid sides instead (the longer side of a layer's map, nearest available side);
     ``None`` takes every resolution. Give ``levels`` or ``sides``, not both.
+
+    ``blocks``: on a DiT, the transformer block indices (FLUX: double-stream blocks first, then single-stream ones);
+    None: every block. UNet layers ignore it, as DiT layers ignore places, levels and sides.
     """
 
     role: Role
     sides: tuple[int, ...] | None
     places: tuple[Place, ...]
     levels: tuple[int, ...] | None
+    blocks: tuple[int, ...] | None
 
     def __init__(
         self,
@@ -79,10 +87,13 @@ class AttentionRequest:
         *,
         levels: tuple[int, ...] | None = None,
         kind: str | None = None,
+        blocks: tuple[int, ...] | None = None,
     ) -> None:
         name = _ROLE_OF_KIND.get(kind or role, kind or role)
         if name not in _KIND_OF_ROLE:
-            raise InputError(f"AttentionRequest.role must be 'text', 'image' or 'grounding', got {kind or role!r}")
+            raise InputError(
+                f"AttentionRequest.role must be 'text', 'image', 'grounding' or 'joint', got {kind or role!r}"
+            )
         if levels is not None and sides is not _UNSET:
             raise InputError("AttentionRequest: give levels or sides, not both")
         if sides is _UNSET and levels is None:
@@ -93,6 +104,7 @@ class AttentionRequest:
         object.__setattr__(self, "sides", None if sides is _UNSET or sides is None else tuple(sides))
         object.__setattr__(self, "places", tuple(places))
         object.__setattr__(self, "levels", None if levels is None else tuple(levels))
+        object.__setattr__(self, "blocks", None if blocks is None else tuple(blocks))
 
     @property
     def kind(self) -> Kind:
@@ -117,6 +129,12 @@ class LayerInfo:
     place: Place
     kind: Kind
     factor: int  # downsampling factor of this layer's grid relative to the latent
+    block: int | None = None  # a DiT layer's transformer block index; None on a UNet
+
+    @property
+    def module(self) -> str:
+        """The attention module's path (a DiT layer's name carries its role after a colon)."""
+        return self.name.partition(":")[0]
 
     @property
     def level(self) -> int:
@@ -157,8 +175,21 @@ def select_layers(unet: torch.nn.Module, request: AttentionRequest, latent_hw: t
     return _select(attention_layers(unet), request, latent_hw)
 
 
-def _select(layers: Iterator[LayerInfo] | Sequence[LayerInfo], request: AttentionRequest, latent_hw: tuple[int, int]):
-    candidates = [layer for layer in layers if layer.kind == request.kind and layer.place in request.places]
+def _select(
+    layers: Iterator[LayerInfo] | Sequence[LayerInfo],
+    request: AttentionRequest,
+    latent_hw: tuple[int, int],
+    default_blocks: Sequence[int] | None = None,
+):
+    """The layers matching ``request``; on a DiT, a request without ``blocks`` takes ``default_blocks`` (None: all)."""
+    of_kind = [layer for layer in layers if layer.kind == request.kind]
+    if of_kind and all(layer.block is not None for layer in of_kind):  # a DiT: blocks, one grid
+        blocks = request.blocks if request.blocks is not None else default_blocks
+        in_blocks = [layer for layer in of_kind if blocks is None or layer.block in blocks]
+        if not in_blocks:
+            raise InputError(f"blocks {blocks}: the transformer has blocks 0-{len(of_kind) - 1}")
+        return in_blocks
+    candidates = [layer for layer in of_kind if layer.place in request.places]
     if not candidates:
         raise InputError(f"the UNet has no {request.role}-attention layers in places {request.places}")
     if request.levels is not None:
@@ -236,20 +267,26 @@ class AttentionStore:
         self.sdpa_outside_windows = False  # idle Windowed modulators hand their layers to the original processor
         # the layers whose maps end a guidance forward (ForwardCut) once all are recorded; empty: run to the end
         self.cut_after: frozenset[str] = frozenset()
+        self.joint_layout: Any = None  # a DiT's JointLayout (layoutguide.joint_attention), set for its call
+        self.default_blocks: Sequence[int] | None = None  # a DiT's blocks for requests that name none (None: all)
 
     def clear(self) -> None:
         self.maps.clear()
 
     def get(self, request: AttentionRequest) -> dict[str, torch.Tensor]:
         """The recorded maps of the layers matching ``request``."""
-        names = {layer.name for layer in _select(list(self.layers.values()), request, self.latent_hw)}
+        layers = list(self.layers.values())
+        names = {layer.name for layer in _select(layers, request, self.latent_hw, self.default_blocks)}
         return {n: m for n, m in self.maps.items() if n in names}
 
     def layer_names(self, requests: Requests) -> frozenset[str]:
         """The names of the layers ``requests`` resolve to on this UNet and latent size."""
         layers = list(self.layers.values())
         return frozenset(
-            layer.name for v in requests.values() for r in _as_tuple(v) for layer in _select(layers, r, self.latent_hw)
+            layer.name
+            for v in requests.values()
+            for r in _as_tuple(v)
+            for layer in _select(layers, r, self.latent_hw, self.default_blocks)
         )
 
     def read(self, requests: Requests) -> RecordedMaps:

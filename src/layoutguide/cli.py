@@ -135,7 +135,7 @@ def _image_size(pipe, layout, height: int | None, width: int | None) -> tuple[in
     """--height/--width, else the layout canvas's aspect at the model's native pixel count."""
     from .inputs import default_image_size
 
-    native = pipe.unet.config.sample_size * pipe.vae_scale_factor
+    native = pipe.native_size
     default_h, default_w = default_image_size(layout, native, pipe.vae_scale_factor)
     return height or default_h, width or default_w
 
@@ -491,7 +491,7 @@ def bench_shapes(
         fail(f"--out: {out} is a file; give a folder")
     pipe = _load(model, device, dtype, guidance_interval)
     if "all" in names:  # every method that runs on this model, in the registry's order
-        names = runnable_methods(pipe.unet)
+        names = runnable_methods(pipe.denoiser)
     specs = _method_specs(names, options, preset)
     command = _command_line()
     results = run_shapes_bench(
@@ -683,7 +683,8 @@ def shapes_init_run(
     arch: str | None = typer.Option(
         None,
         help="Instead of --from: a new run with fresh weights of this architecture (sdxl: SDXL's two text "
-        "encoders, pooled embedding, size ids and block structure, scaled down; docs/models/shapes-sdxl.md).",
+        "encoders, pooled embedding, size ids and block structure, scaled down; docs/models/shapes-sdxl.md; mmdit: "
+        "SD3's transformer and three text encoders, rectified flow; docs/dit.md).",
     ),
     out: Path = typer.Option(..., help="New run folder; then continue with `layoutguide shapes train --out OUT ...`."),
 ) -> None:
@@ -716,16 +717,17 @@ def shapes_init_run(
 
 
 def _init_fresh_run(arch: str, from_: str | None, out: Path) -> None:
+    from .shapes.mmdit_train import init_mmdit_run
     from .shapes.sdxl_train import init_sdxl_run
 
     if from_ is not None:
         fail("give --from (go on from an exported model) or --arch (start fresh), not both")
     if arch == "sd":
         fail(f"--arch sd: a new run of the SD architecture needs no init-run: layoutguide shapes train --out {out}")
-    if arch != "sdxl":
-        fail(f"--arch must be 'sdxl' (or give --from), got {arch!r}")
+    if arch not in ("sdxl", "mmdit"):
+        fail(f"--arch must be 'sdxl' or 'mmdit' (or give --from), got {arch!r}")
     try:
-        init_sdxl_run(out)
+        (init_sdxl_run if arch == "sdxl" else init_mmdit_run)(out)
     except FileExistsError as e:
         fail(str(e))
     typer.echo(f"wrote {out / 'ckpt'}; train it with `layoutguide shapes train --out {out}`")

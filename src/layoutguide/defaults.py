@@ -35,6 +35,7 @@ FAMILY_NAMES = {
     "sd2": "Stable Diffusion 2.x (OpenCLIP text width 1024)",
     "gligen": "GLIGEN (gated UNet, SD-1.4 based)",
     "sdxl": "SDXL (added text/time conditioning)",
+    "dit": "SD3/SD3.5 or FLUX.1 transformer (joint attention; no published step sizes for these methods)",
 }
 _AR_ISSUE = "Attention Refocusing issue #3: no effect on plain SD below ~10x the GLIGEN step sizes"
 _ZG_SD14 = "ZestGuide's released SD-1.4 code (configs/zestguide_stbldif14.yaml: lr 0.3)"
@@ -61,6 +62,8 @@ def backbone_family(unet: Any) -> str:
     ``sdxl`` (added text/time conditioning), ``sd2`` (text width 1024), else ``sd1`` (text width 768, and small
     models such as the shapes model, whose nearest published backbone that is)."""
     config = getattr(unet, "config", {}) or {}
+    if config.get("joint_attention_dim"):  # an SD3 or FLUX transformer: no family step sizes are published
+        return "dit"
     if getattr(unet, "position_net", None) is not None or config.get("attention_type") == "gated":
         return "gligen"
     if config.get("addition_embed_type"):

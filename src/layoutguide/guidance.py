@@ -111,7 +111,7 @@ def guide_step(
     cond_added: dict[str, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, dict[str, Any]]:
     """Up to ``plan.iterations`` gradient updates of the latents; returns them and a log of the losses."""
-    unet = pipe.unet
+    denoiser = pipe.denoiser
     scale = pipe._input_scale(t)
     requests = method.attention_requests()
     cut_after = store.layer_names(requests) if budget.cut_forward else frozenset()
@@ -124,22 +124,16 @@ def guide_step(
     active = torch.ones(latents.shape[0], dtype=torch.bool, device=latents.device)
     losses = []
     x = latents * scale  # the UNet's input space
-    with checkpointed(unet, budget.checkpointing):
+    with checkpointed(denoiser, budget.checkpointing):
         for _ in range(plan.iterations):
             with torch.enable_grad():
                 x_var = x.detach().requires_grad_(True)
                 # the backward runs inside the recording too: a checkpointed block recomputes its maps there
                 with recording(store, cfg=False, step=step, cut_after=cut_after):
                     try:
-                        with autocast:
-                            unet(
-                                x_var.to(unet.dtype),
-                                t,
-                                encoder_hidden_states=cond,
-                                encoder_attention_mask=cond_mask,
-                                cross_attention_kwargs=method.unet_kwargs(state, step, cfg=False) or None,
-                                added_cond_kwargs=cond_added,  # SDXL's pooled embedding and time ids
-                            )
+                        with autocast:  # cond_added: SDXL's pooled embedding and time ids, a DiT's pooled text
+                            extra = method.unet_kwargs(state, step, cfg=False) or None
+                            pipe.denoise(x_var, t, cond, cond_mask, cond_added, extra)
                     except ForwardCut:
                         pass
                     store.cut_after = frozenset()  # a recomputation in the backward runs its block to the end

@@ -3,7 +3,8 @@ ids; device and dtype.
 
 Everything that can be checked is checked before a weight is read: the device exists, the dtype runs there, the
 folder's ``model_index.json`` names an architecture this library runs (Stable Diffusion 1.x/2.x components: one
-CLIP text encoder, a UNet; or SDXL base: two CLIP text encoders and tokenizers, a text-time UNet), and every
+CLIP text encoder, a UNet; SDXL base: two CLIP text encoders and tokenizers, a text-time UNet; SD3/SD3.5 or FLUX.1:
+an ``SD3Transformer2DModel`` or ``FluxTransformer2DModel`` with its text encoders, :mod:`.backbones.dit`), and every
 safetensors file is complete. Weights load from safetensors only
 (``use_safetensors=True``): a pickle is never opened.
 
@@ -24,6 +25,7 @@ import torch
 from diffusers import UNet2DConditionModel
 from safetensors.torch import load_file
 
+from .backbones.dit import dit_pipeline_class
 from .defaults import MODEL_DEFAULTS_FILE, check_guidance_interval, model_defaults  # noqa: F401 (re-exported)
 from .errors import InputError, LayoutguideError
 from .layout import atomic_write_bytes
@@ -33,10 +35,12 @@ WEIGHTS = Path(__file__).parent / "weights"
 SHIPPED_MODELS = {"shapes": WEIGHTS / "shapes", "shapes-gligen": WEIGHTS / "shapes-gligen"}
 SHIPPED_MODEL = SHIPPED_MODELS["shapes"]
 OVERLAY_FILE = "overlay.json"  # a model stored as layers on top of a shipped base
-# model_index.json components this pipeline cannot use: SD3's third encoder, MMDiT/DiT backbones, cascades
+# model_index.json components of pipelines this library cannot use (other DiTs, cascades); SD3/FLUX are checked first
 UNSUPPORTED_COMPONENTS = ("text_encoder_3", "transformer", "prior", "decoder")
 SD_COMPONENTS = ("vae", "text_encoder", "tokenizer", "unet", "scheduler")
 SDXL_COMPONENTS = (*SD_COMPONENTS, "text_encoder_2", "tokenizer_2")
+# SD3's T5 (text_encoder_3) is optional, as in diffusers; FLUX's second encoder is its T5
+DIT_COMPONENTS = ("vae", "text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2", "transformer", "scheduler")
 
 
 class ModelNotFoundError(LayoutguideError, RuntimeError):
@@ -44,7 +48,7 @@ class ModelNotFoundError(LayoutguideError, RuntimeError):
 
 
 class UnsupportedModelError(LayoutguideError, ValueError):
-    """The model exists but is an architecture this library cannot run yet (SD3, FLUX, an SDXL refiner ...)."""
+    """The model exists but is an architecture this library cannot run (an SDXL refiner, a cascade, other DiTs ...)."""
 
 
 class DamagedModelError(LayoutguideError, ValueError):
@@ -141,6 +145,16 @@ def check_model_folder(folder: Path) -> None:
     if not isinstance(index, dict):
         raise DamagedModelError(f"model {str(folder)!r}: model_index.json must be a JSON object")
     named = {name for name, entry in index.items() if isinstance(entry, list) and len(entry) == 2 and all(entry)}
+    if dit_pipeline_class(index) is not None:
+        missing = [name for name in DIT_COMPONENTS if name not in named]
+        if missing:
+            raise UnsupportedModelError(
+                f"model {str(folder)!r} is an SD3/FLUX pipeline without {', '.join(missing)}; layoutguide needs its "
+                "transformer, VAE, scheduler and text encoders (SD3's T5 may be left out)"
+            )
+        for path in sorted(folder.glob("*/*.safetensors")):
+            check_safetensors(path)
+        return
     extra = [name for name in UNSUPPORTED_COMPONENTS if name in named]
     xl = "text_encoder_2" in named or "XL" in str(index.get("_class_name", ""))
     missing = [name for name in (SDXL_COMPONENTS if xl else SD_COMPONENTS) if name not in named]
@@ -153,7 +167,8 @@ def check_model_folder(folder: Path) -> None:
                 "): an SDXL refiner only finishes images; load the SDXL base model"
                 if refiner
                 else "); layoutguide runs Stable Diffusion 1.x/2.x-style models (one CLIP text encoder and a UNet) "
-                "and SDXL base (two CLIP text encoders and a UNet)"
+                "SDXL base (two CLIP text encoders and a UNet) and SD3/SD3.5/FLUX.1 (an SD3Transformer2DModel or "
+                "FluxTransformer2DModel)"
             )
         )
     for path in sorted(folder.glob("*/*.safetensors")):

@@ -67,7 +67,7 @@ def model_listing(
 ) -> str:
     """The options and sampling settings that will run for ``method`` on ``pipe`` with ``preset`` and ``explicit``
     options (per member), each with the layer it came from."""
-    family = backbone_family(pipe.unet)
+    family = backbone_family(pipe.denoiser)
     has_file = bool(pipe.model_defaults)
     members = method.split("+")
     per_member = explicit or {}

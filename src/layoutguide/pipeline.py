@@ -37,7 +37,7 @@ from .errors import InputError
 from .guidance import GuidanceBudget, guide_step
 from .inputs import check_call_inputs
 from .layout import Layout, atomic_write_text
-from .methods import GuidanceContext, GuidanceMethod, get_method
+from .methods import GuidanceContext, GuidanceMethod, MethodOptionError, get_method
 from .presets import options_for, preset_sampling, spec_preset
 from .spec import MethodSpec, check_preset
 from .text_mask import text_attention_mask
@@ -108,6 +108,8 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
     model_cpu_offload_seq = "text_encoder->unet->vae"  # type: ignore[assignment]  # diffusers declares it None
     _optional_components: list[str] = []
     default_guidance_scale = 7.5  # without a layoutguide.json; SDXL's pipeline (backbones.sdxl) sets its own
+    default_steps = 50  # without a layoutguide.json; the DiT pipelines take diffusers' 28
+    backbone = "unet"  # what methods may refuse (GuidanceMethod.unsupported_on); "dit" in backbones.dit
 
     def __init__(
         self,
@@ -122,14 +124,41 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
         self.vae_scale_factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
         self.model_defaults: dict[str, Any] = {}
 
+    @property
+    def denoiser(self) -> torch.nn.Module:
+        """The network the loop and guidance run (the UNet; a DiT pipeline's transformer)."""
+        return self.unet
+
+    @property
+    def native_size(self) -> int:
+        """The model's native image side in pixels."""
+        return self.unet.config.sample_size * self.vae_scale_factor
+
+    def denoise(self, x, t, embeddings, mask=None, added=None, extra=None) -> torch.Tensor:
+        """One denoiser forward on model-input latents ``x`` (what :func:`~layoutguide.guidance.guide_step` runs)."""
+        return self.unet(
+            x.to(self.unet.dtype),
+            t,
+            encoder_hidden_states=embeddings,
+            encoder_attention_mask=mask,
+            cross_attention_kwargs=extra,
+            added_cond_kwargs=added,
+        ).sample
+
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
         """``DiffusionPipeline.from_pretrained``, plus the model's own defaults (``layoutguide.json``) if present.
-        An SDXL folder (a second text encoder) gives a :class:`~layoutguide.backbones.sdxl.LayoutXLPipeline`."""
+        An SDXL folder (a second text encoder) gives a :class:`~layoutguide.backbones.sdxl.LayoutXLPipeline`, an SD3
+        or FLUX folder (a transformer) a :mod:`layoutguide.backbones.dit` pipeline."""
         if cls is LayoutPipeline:
+            from .backbones.dit import dit_pipeline_class
             from .backbones.sdxl import LayoutXLPipeline, is_sdxl_index, read_model_index
 
-            if is_sdxl_index(read_model_index(pretrained_model_name_or_path)):
+            index = read_model_index(pretrained_model_name_or_path)
+            dit = dit_pipeline_class(index)
+            if dit is not None:
+                return dit.from_pretrained(pretrained_model_name_or_path, **kwargs)
+            if is_sdxl_index(index):
                 return LayoutXLPipeline.from_pretrained(pretrained_model_name_or_path, **kwargs)
         pipe = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
         pipe.model_defaults = (
@@ -141,6 +170,12 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
     def from_pipe(cls, pipeline, **kwargs):
         """``DiffusionPipeline.from_pipe``; an SDXL pipeline gives a
         :class:`~layoutguide.backbones.sdxl.LayoutXLPipeline`."""
+        if cls is LayoutPipeline and getattr(pipeline, "transformer", None) is not None:
+            from .backbones.dit import dit_pipeline_class
+
+            dit = dit_pipeline_class({"transformer": [None, type(pipeline.transformer).__name__]})
+            if dit is not None:
+                return dit.from_pipe(pipeline, **kwargs)
         if cls is LayoutPipeline and getattr(pipeline, "text_encoder_2", None) is not None:
             from .backbones.sdxl import LayoutXLPipeline
 
@@ -166,7 +201,12 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
             return get_method(method, **(options or {}))
         text = (method or "none").strip() or "none"
         merged = options_for(self, text, spec_preset(text, preset), options)
-        return get_method(MethodSpec.parse(text, merged))
+        chosen = get_method(MethodSpec.parse(text, merged))
+        reason = chosen.unsupported_on.get(self.backbone)
+        if reason:
+            backbone = {"unet": "UNet", "dit": "DiT"}.get(self.backbone, self.backbone)
+            raise MethodOptionError(f"method {chosen.name!r} cannot run on a {backbone}: {reason}")
+        return chosen
 
     @contextlib.contextmanager
     def _sampler(self, name: str | None) -> Iterator[None]:
@@ -298,7 +338,7 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
     ) -> tuple[int, float, tuple[float, float] | None]:
         """Steps, guidance scale and guidance interval: the caller's, else ``defaults`` (preset over
         ``layoutguide.json``), else the backbone's."""
-        steps = num_inference_steps or defaults.get("num_inference_steps", 50)
+        steps = num_inference_steps or defaults.get("num_inference_steps", self.default_steps)
         scale = (
             defaults.get("guidance_scale", self.default_guidance_scale) if guidance_scale is None else guidance_scale
         )

@@ -328,7 +328,7 @@ def options_for(pipe: Any, spec_text: str, preset: str | None, explicit: dict[st
     flat for one method), whose keys stay as given so a misnamed member still reaches the registry's error."""
     name = spec_text.partition("[")[0].strip() or "none"
     members = [m.strip() for m in name.split("+")]
-    layers = layered_options(pipe.model_defaults, backbone_family(pipe.unet), name, preset)
+    layers = layered_options(pipe.model_defaults, backbone_family(pipe.denoiser), name, preset)
     below = {m: {k: s.value for k, s in layers.get(m, {}).items() if s.source != "method default"} for m in members}
     explicit = explicit or {}
     if len(members) > 1:

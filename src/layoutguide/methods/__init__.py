@@ -27,6 +27,7 @@ from .gligen import Gligen, ReGround
 from .layout_guidance import LayoutGuidance
 from .paint_with_words import PaintWithWords
 from .refocus import Refocus
+from .regional import Regional
 from .zestguide import ZestGuide
 
 REGISTRY: dict[str, type[GuidanceMethod]] = {
@@ -42,26 +43,42 @@ REGISTRY: dict[str, type[GuidanceMethod]] = {
         DenseDiffusion,
         Gligen,
         ReGround,
+        Regional,
     )
 }
 
 
 # Combinations the papers use; ``--methods all`` runs them beside every registered method (any other `+` join of
 # compatible members works too).
-COMBINATIONS = ("zestguide+pww", "gligen+refocus", "gligen+pww+refocus", "reground+refocus", "gligen+layout-guidance")
+COMBINATIONS = (
+    "zestguide+pww",
+    "gligen+refocus",
+    "gligen+pww+refocus",
+    "reground+refocus",
+    "gligen+layout-guidance",
+    "regional+refocus",
+)
+
+
+def _runs_on(name: str, backbone: str) -> bool:
+    return not any(backbone in REGISTRY[m].unsupported_on for m in name.split("+"))
 
 
 def runnable_methods(unet: Any) -> list[str]:
     """``"none"``, every registered method and every listed combination that can run on ``unet`` (GLIGEN and
-    ReGround need a gated UNet; SDXL's has none). Empty for a UNet the sampling loop cannot drive: added
-    conditioning other than SDXL's text/time embeddings, or no cross-attention."""
+    ReGround need a gated UNet; SDXL's has none; ``regional`` a DiT), or on an SD3/FLUX transformer. Empty for a
+    UNet the sampling loop cannot drive: added conditioning other than SDXL's text/time embeddings, or no
+    cross-attention."""
     config = getattr(unet, "config", None)
+    names = ["none"] + sorted(n for n in REGISTRY if n != "none") + list(COMBINATIONS)
+    if config is not None and config.get("joint_attention_dim"):  # SD3's and FLUX's transformers
+        return [n for n in names if _runs_on(n, "dit")]
     if config is None or config.get("addition_embed_type") not in (None, "text_time"):
         return []
     if not config.get("cross_attention_dim"):
         return []
     gated = getattr(unet, "position_net", None) is not None
-    names = ["none"] + sorted(n for n in REGISTRY if n != "none") + list(COMBINATIONS)
+    names = [n for n in names if _runs_on(n, "unet")]
     return [n for n in names if gated or not any(REGISTRY[m].needs_gated_unet for m in n.split("+"))]
 
 
@@ -134,6 +151,7 @@ __all__ = [
     "MethodOptions",
     "StepPlan",
     "Refocus",
+    "Regional",
     "BoxDiff",
     "LayoutGuidance",
     "AttendExcite",

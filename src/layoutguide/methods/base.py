@@ -132,6 +132,8 @@ class GuidanceMethod:
     kind: ClassVar[MethodKind] = "none"
     needs_layout: ClassVar[bool] = False
     needs_gated_unet: ClassVar[bool] = False  # GLIGEN's fusers and position net
+    # backbone ("unet", "dit") -> why this method cannot run there (the pipeline refuses it with that line)
+    unsupported_on: ClassVar[dict[str, str]] = {}
     Options: ClassVar[type[MethodOptions]] = MethodOptions
 
     def __init__(self, **options: Any) -> None:

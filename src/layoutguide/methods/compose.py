@@ -59,6 +59,10 @@ class Composite(GuidanceMethod):
         self.kind = self.guide.kind if self.guide else "modulation"  # type: ignore[misc]
         self.needs_layout = any(m.needs_layout for m in members)  # type: ignore[misc]
         self.needs_gated_unet = any(m.needs_gated_unet for m in members)  # type: ignore[misc]
+        self.unsupported_on = {}  # type: ignore[misc]  # an instance's own: its members' reasons, the first kept
+        for member in members:
+            for backbone, reason in member.unsupported_on.items():
+                self.unsupported_on.setdefault(backbone, f"{member.name}: {reason}")
 
     def __repr__(self) -> str:
         return f"Composite({self.members!r})"

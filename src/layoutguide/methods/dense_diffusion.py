@@ -48,6 +48,10 @@ class DenseDiffusion(GuidanceMethod):
     name = "densediffusion"
     summary = "DenseDiffusion: modulate cross- and self-attention logits towards the layout (arXiv 2308.12964)"
     kind = "modulation"
+    unsupported_on = {
+        "dit": "its logit rules are defined on a UNet's cross-attention over 77 CLIP keys, not on joint attention; "
+        "on a DiT use regional (region masks on joint attention)"
+    }
     needs_layout = True
     Options = DenseDiffusionOptions
     options: DenseDiffusionOptions

@@ -248,6 +248,10 @@ class Gligen(GuidanceMethod):
     kind: ClassVar[MethodKind] = "conditioning"
     needs_layout = True
     needs_gated_unet = True
+    unsupported_on = {
+        "dit": "GLIGEN's gated layers and grounding tokens exist for SD 1.4/1.5 UNets only (none for SD3 or FLUX); "
+        "use regional"
+    }
     Options = GligenOptions
     options: GligenOptions
 

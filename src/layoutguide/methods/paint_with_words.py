@@ -40,6 +40,10 @@ class PaintWithWords(GuidanceMethod):
     name = "pww"
     summary = "Paint-with-Words: boost region tokens' cross-attention logits inside their masks (eDiff-I)"
     kind = "modulation"
+    unsupported_on = {
+        "dit": "its logit rules are defined on a UNet's cross-attention over 77 CLIP keys, not on joint attention; "
+        "on a DiT use regional (region masks on joint attention)"
+    }
     needs_layout = True
     Options = PaintWithWordsOptions
     options: PaintWithWordsOptions

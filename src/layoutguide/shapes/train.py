@@ -242,6 +242,8 @@ class EMA:
 
 class Trainer:
     text_encoder_names: tuple[str, ...] = ("text_encoder",)  # trained with the UNet, in this order
+    # the denoiser's component name (the MMDiT's "transformer"); ``self.unet`` holds it whatever the architecture
+    denoiser_name = "unet"
     sampling_defaults: dict[str, Any] = {}  # an export's layoutguide.json starts from these (the SD run: none)
 
     def __init__(self, out: str | Path, config: TrainConfig | None = None, device: str | None = None):
@@ -269,10 +271,10 @@ class Trainer:
         self.state["config"] = dataclasses.asdict(config)
         self.device = pick_device(device)
         parts = self.new_components(seed=config.seed)
-        self.vae, self.unet, self.text_encoder = parts["vae"], parts["unet"], parts["text_encoder"]
+        self.vae, self.unet, self.text_encoder = parts["vae"], parts[self.denoiser_name], parts["text_encoder"]
         self.text_encoders = {name: parts[name] for name in self.text_encoder_names}
         self.tokenizer, self.scheduler = parts["tokenizer"], parts["scheduler"]
-        for name in ("vae", "unet", *self.text_encoder_names):
+        for name in ("vae", self.denoiser_name, *self.text_encoder_names):
             path = self.ckpt / f"{name}.safetensors"
             if path.exists():
                 parts[name].load_state_dict(load_file(path))
@@ -300,6 +302,19 @@ class Trainer:
             "encoder_attention_mask": self.text_mask(captions),
         }
 
+    def training_timesteps(self, n: int, gen: torch.Generator) -> torch.Tensor:
+        """The training step's timesteps: uniform integers over the schedule (DDPM)."""
+        return torch.randint(0, self.scheduler.config.num_train_timesteps, (n,), device=self.device, generator=gen)
+
+    def noised(self, z0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The noisy latents at ``t`` and the prediction target: variance-preserving noising, epsilon target."""
+        a = self.scheduler.alphas_cumprod.to(self.device)[t].view(-1, 1, 1, 1)
+        return a.sqrt() * z0 + (1 - a).sqrt() * noise, noise
+
+    def denoise(self, zt: torch.Tensor, t: torch.Tensor, captions: list[str], rng: random.Random | None = None):
+        """The denoiser's prediction for ``captions`` (the conditioning of :meth:`unet_conditioning`)."""
+        return self.unet(zt, t, **self.unet_conditioning(captions, rng)).sample
+
     def _log(self, **record) -> None:
         with open(self.log_file, "a") as f:
             f.write(json.dumps(record) + "\n")
@@ -312,7 +327,13 @@ class Trainer:
 
     def _save(self, tensors: dict[str, torch.Tensor], name: str) -> None:
         tmp = self.ckpt / f".{name}.tmp"
-        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp))
+        out, storages = {}, set()
+        for k, v in tensors.items():  # a tied weight (T5's shared embedding) is stored once per name
+            v = v.detach().contiguous().cpu()
+            storage = v.untyped_storage().data_ptr()
+            out[k] = v.clone() if storage in storages else v
+            storages.add(storage)
+        save_file(out, str(tmp))
         tmp.replace(self.ckpt / name)
 
     def encode_text(self, captions: list[str], encoder: torch.nn.Module | None = None) -> torch.Tensor:
@@ -383,7 +404,7 @@ class Trainer:
     def train_unet(self) -> None:
         cfg = self.config
         self.vae.requires_grad_(False).eval()
-        modules = {"unet": self.unet, **self.text_encoders}
+        modules = {self.denoiser_name: self.unet, **self.text_encoders}
         params = [p for module in modules.values() for p in module.parameters()]
         opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.01)
         if (self.ckpt / "optim.safetensors").exists():
@@ -392,7 +413,6 @@ class Trainer:
         if (self.ckpt / "ema.safetensors").exists():
             ema.shadow = {k: v.to(self.device) for k, v in load_file(self.ckpt / "ema.safetensors").items()}
         scaling = self.vae.config.scaling_factor
-        alphas = self.scheduler.alphas_cumprod.to(self.device)
         gen = torch.Generator(self.device).manual_seed(cfg.seed + self.state["unet_step"])
         rng = random.Random(cfg.seed + self.state["unet_step"])
         start = self.state["unet_step"]
@@ -402,7 +422,12 @@ class Trainer:
         # Capture processors go in once for the whole stage (only on the cross-attention layers, only when
         # supervising); they fall through to the stock processors when not recording (sample grids).
         latent_side = self.unet.config.sample_size
-        with attention_control(self.unet, store, [request] if supervise else [], latent_hw=(latent_side, latent_side)):
+        control = (
+            attention_control(self.unet, store, [request], latent_hw=(latent_side, latent_side))
+            if supervise
+            else contextlib.nullcontext()
+        )
+        with control:
             for step in bar:
                 # linear warm-up, then cosine decay to 10% over the planned steps
                 progress = min(1.0, (step - cfg.schedule_start) / max(1, cfg.unet_steps - cfg.schedule_start))
@@ -414,15 +439,12 @@ class Trainer:
                 x, captions, scenes = render_batch(seeds, cfg.p_uncond, rng, cfg.max_objects)
                 with torch.no_grad():
                     z0 = self.vae.encode(x.to(self.device)).latent_dist.mean * scaling  # (B, 4, 16, 16)
-                t = torch.randint(
-                    0, self.scheduler.config.num_train_timesteps, (len(seeds),), device=self.device, generator=gen
-                )
+                t = self.training_timesteps(len(seeds), gen)
                 noise = torch.randn(z0.shape, device=self.device, generator=gen)
-                a = alphas[t].view(-1, 1, 1, 1)
-                zt = a.sqrt() * z0 + (1 - a).sqrt() * noise
+                zt, target = self.noised(z0, noise, t)
                 with recording(store, cfg=False, step=step, on=supervise):
-                    pred = self.unet(zt, t, **self.unet_conditioning(captions, rng)).sample
-                mse = F.mse_loss(pred, noise)
+                    pred = self.denoise(zt, t, captions, rng)
+                mse = F.mse_loss(pred, target)
                 loss, extra = mse, {}
                 if supervise:
                     index, masks, valid = (
@@ -465,11 +487,10 @@ class Trainer:
     def sample_grid(
         self, path: Path, ema: EMA | None = None, n: int = 16, steps: int = 30, cfg_scale: float = 3.0
     ) -> None:
-        """A quick look at progress: n held-out captions sampled with the EMA weights (DDIM, CFG)."""
-        from diffusers import DDIMScheduler
+        """A quick look at progress: n held-out captions sampled with the EMA weights (:meth:`sample_latents`)."""
         from PIL import Image
 
-        unet, modules = self.unet, {"unet": self.unet, **self.text_encoders}
+        modules = {self.denoiser_name: self.unet, **self.text_encoders}
         backup = None
         if ema is not None:
             backup = {name: {k: v.detach().clone() for k, v in m.state_dict().items()} for name, m in modules.items()}
@@ -479,18 +500,7 @@ class Trainer:
             m.eval()
         try:
             captions = [make_scene(10_000_000 + i).caption for i in range(n)]
-            conditioning = self.unet_conditioning([""] * n + captions)
-            sched = DDIMScheduler.from_config(self.scheduler.config)
-            sched.set_timesteps(steps)
-            g = torch.Generator(self.device).manual_seed(0)
-            z = torch.randn(
-                (n, unet.config.in_channels, unet.config.sample_size, unet.config.sample_size),
-                generator=g,
-                device=self.device,
-            )
-            for t in sched.timesteps:
-                eps_u, eps_c = unet(torch.cat([z, z]), t, **conditioning).sample.chunk(2)
-                z = sched.step(eps_u + cfg_scale * (eps_c - eps_u), t, z).prev_sample
+            z = self.sample_latents(captions, steps, cfg_scale)
             img = self.vae.decode(z / self.vae.config.scaling_factor).sample
             img = ((img.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
             side = int(math.ceil(math.sqrt(n)))
@@ -504,6 +514,22 @@ class Trainer:
                 if backup is not None:
                     m.load_state_dict(backup[name])
                 m.train()
+
+    def sample_latents(self, captions: list[str], steps: int, cfg_scale: float) -> torch.Tensor:
+        """Latents of ``captions`` by the denoiser as it is (DDIM, classifier-free guidance, fixed noise)."""
+        from diffusers import DDIMScheduler
+
+        unet, n = self.unet, len(captions)
+        conditioning = self.unet_conditioning([""] * n + captions)
+        sched = DDIMScheduler.from_config(self.scheduler.config)
+        sched.set_timesteps(steps)
+        g = torch.Generator(self.device).manual_seed(0)
+        side = unet.config.sample_size
+        z = torch.randn((n, unet.config.in_channels, side, side), generator=g, device=self.device)
+        for t in sched.timesteps:
+            eps_u, eps_c = unet(torch.cat([z, z]), t, **conditioning).sample.chunk(2)
+            z = sched.step(eps_u + cfg_scale * (eps_c - eps_u), t, z).prev_sample
+        return z
 
     # ------------------------------------------------------------------------------------------- stage 3
     def gligen_components(self, ema_weights: bool = True) -> dict:
@@ -749,7 +775,7 @@ class Trainer:
         parts["vae"].load_state_dict(load_file(self.ckpt / "vae.safetensors"))
         parts["vae"].register_to_config(scaling_factor=self.state["scaling_factor"])
         ema = load_file(self.ckpt / "ema.safetensors")
-        for name in ("unet", *self.text_encoder_names):
+        for name in (self.denoiser_name, *self.text_encoder_names):
             prefix = name + "."
             parts[name].load_state_dict({k[len(prefix) :]: v for k, v in ema.items() if k.startswith(prefix)})
         return parts
@@ -852,6 +878,16 @@ def init_run_from_export(folder: str | Path, run: str | Path) -> None:
     atomic_write_text(ckpt / "state.json", json.dumps(state, indent=2))
 
 
+def init_fresh_run(run: str | Path, config: TrainConfig) -> None:
+    """Start a new run folder with fresh weights of ``config.arch``; then ``layoutguide shapes train --out RUN``."""
+    ckpt = Path(run) / "ckpt"
+    if (ckpt / "state.json").exists():
+        raise FileExistsError(f"{ckpt} already holds a run; choose another run folder")
+    ckpt.mkdir(parents=True, exist_ok=True)
+    state = {"vae_step": 0, "unet_step": 0, "config": dataclasses.asdict(config)}
+    atomic_write_text(ckpt / "state.json", json.dumps(state, indent=2))
+
+
 def open_trainer(out: str | Path, config: TrainConfig | None = None, device: str | None = None) -> Trainer:
     """The trainer of the run in ``out`` for its architecture (``config.arch``, else the run's own)."""
     state_file = Path(out) / "ckpt" / "state.json"
@@ -863,8 +899,12 @@ def open_trainer(out: str | Path, config: TrainConfig | None = None, device: str
         from .sdxl_train import SDXLTrainer
 
         return SDXLTrainer(out, config, device)
+    if arch == "mmdit":
+        from .mmdit_train import MMDiTTrainer
+
+        return MMDiTTrainer(out, config, device)
     if arch != "sd":
-        raise ValueError(f"arch must be 'sd' or 'sdxl', got {arch!r}")
+        raise ValueError(f"arch must be 'sd', 'sdxl' or 'mmdit', got {arch!r}")
     return Trainer(out, config, device)
 
 

@@ -54,7 +54,7 @@ class ModelInfo:
             trained_timesteps=int(scheduler_config.get("num_train_timesteps") or 0),
             default_guidance_scale=float(getattr(pipe, "default_guidance_scale", 7.5)),
             family=backbone_family(pipe.unet),
-            methods=runnable_methods(pipe.unet),
+            methods=runnable_methods(pipe.denoiser),
             tokenizer=pipe.tokenizer,
         )
 

@@ -1,0 +1,261 @@
+"""Capture, modulation and region masks on an MMDiT's joint attention (SD3/SD3.5, FLUX.1), on unmodified diffusers
+modules: only their attention processors are swapped, for the duration of a call.
+
+A joint-attention module attends over one sequence of image tokens and text tokens (SD3: ``[image, text]``; FLUX:
+``[text, image]``, its single-stream blocks on the already joined sequence). :func:`joint_attention_layers`
+presents each module as three layers of :mod:`layoutguide.attention`, named ``MODULE:ROLE``:
+
+* ``text`` (kind ``cross``): image queries over the text keys a token map indexes, the joint logits restricted to
+  those keys and softmaxed over them: a cross-attention map ``(B, heads, N_img, K)``. SD3: the CLIP segment
+  (77 keys, position 0 the start token, as on a UNet); FLUX: its T5 tokens after one empty column, so that prompt
+  position ``p`` (T5 index ``p - 1``) sits at column ``p`` as every token-map method expects.
+* ``image`` (kind ``self``): image queries over image keys, restricted and softmaxed the same way: ``(B, heads,
+  N_img, N_img)``, a self-attention map.
+* ``joint`` (kind ``joint``): the whole joint attention, for methods that mask it (:class:`JointMask`).
+
+Every layer of a module sits at the image-token grid (the latent over the patch size, 2) and carries its block
+index; SD3.5's image-only second attention (``attn2`` of its dual-attention blocks) is left alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from diffusers.models.embeddings import apply_rotary_emb
+
+from .attention import AttentionStore, ForwardCut, LayerInfo, Modulator, Requests, _as_tuple, _select
+
+ROLES = ("text", "image", "joint")
+_KINDS = {"text": "cross", "image": "self", "joint": "joint"}
+
+
+@dataclasses.dataclass(frozen=True)
+class JointLayout:
+    """Where the parts of one joint sequence are: ``n_text`` text tokens, before the image tokens (FLUX) or after
+    them (SD3); ``text_columns``: the text positions a ``text`` map presents, None for an empty column."""
+
+    n_text: int
+    text_first: bool
+    text_columns: tuple[int | None, ...]
+
+    def slices(self, n: int) -> tuple[slice, slice]:
+        """(image, text) positions in a joint sequence of length ``n``."""
+        if self.text_first:
+            return slice(self.n_text, n), slice(0, self.n_text)
+        return slice(0, n - self.n_text), slice(n - self.n_text, n)
+
+
+@dataclasses.dataclass(frozen=True)
+class JointMask:
+    """A region mask on joint attention, acting at the steps where ``active(step)``: ``allowed(layer, layout, n)``
+    gives the conditional samples' allowed query-key pairs ``(B, n, n)`` (bool, in the module's own order); the
+    output is ``base_ratio`` x unmasked attention + ``(1 - base_ratio)`` x masked attention (equal to blending the
+    two probability maps, as attention is linear in them). Outside its steps the module runs its own processor."""
+
+    allowed: Callable[[LayerInfo, JointLayout, int], torch.Tensor]
+    active: Callable[[int], bool]
+    base_ratio: float = 0.0
+
+
+def joint_attention_layers(transformer: torch.nn.Module) -> list[LayerInfo]:
+    """Every joint-attention module of an SD3 or FLUX transformer as its ``text``, ``image`` and ``joint`` layers."""
+    factor = int(getattr(transformer.config, "patch_size", 1) or 1)
+    factor = 2 if factor == 1 else factor  # FLUX packs 2x2 latent patches into one token (patch_size 1 in config)
+    double: Any = transformer.transformer_blocks
+    modules = [f"transformer_blocks.{i}.attn" for i in range(len(double))]
+    single: Any = getattr(transformer, "single_transformer_blocks", None) or []
+    modules += [f"single_transformer_blocks.{i}.attn" for i in range(len(single))]
+    return [
+        LayerInfo(f"{name}:{role}", "mid", _KINDS[role], factor, block)  # type: ignore[arg-type]
+        for block, name in enumerate(modules)
+        for role in ROLES
+    ]
+
+
+def _sd3_qkv(attn, hidden_states, encoder_hidden_states):
+    """SD3's joint projections (diffusers' ``JointAttnProcessor2_0``): ``(B, heads, N, d)`` each, image first."""
+    batch = hidden_states.shape[0]
+
+    def heads(x):
+        return x.view(batch, -1, attn.heads, x.shape[-1] // attn.heads).transpose(1, 2)
+
+    q, k, v = heads(attn.to_q(hidden_states)), heads(attn.to_k(hidden_states)), heads(attn.to_v(hidden_states))
+    if attn.norm_q is not None:
+        q, k = attn.norm_q(q), attn.norm_k(k)
+    if encoder_hidden_states is not None:
+        eq = heads(attn.add_q_proj(encoder_hidden_states))
+        ek = heads(attn.add_k_proj(encoder_hidden_states))
+        ev = heads(attn.add_v_proj(encoder_hidden_states))
+        if attn.norm_added_q is not None:
+            eq, ek = attn.norm_added_q(eq), attn.norm_added_k(ek)
+        q, k, v = torch.cat([q, eq], 2), torch.cat([k, ek], 2), torch.cat([v, ev], 2)
+    return q, k, v
+
+
+def _sd3_out(attn, out, hidden_states, encoder_hidden_states):
+    n_img = hidden_states.shape[1]
+    image, text = out[:, :n_img], out[:, n_img:]
+    image = attn.to_out[1](attn.to_out[0](image))
+    if encoder_hidden_states is None:
+        return image
+    return image, (text if attn.context_pre_only else attn.to_add_out(text))
+
+
+def _flux_qkv(attn, hidden_states, encoder_hidden_states, rotary):
+    """FLUX's joint projections (diffusers' ``FluxAttnProcessor``), RoPE applied: ``(B, heads, N, d)``, text first."""
+    if attn.fused_projections:
+        q, k, v = attn.to_qkv(hidden_states).chunk(3, dim=-1)
+    else:
+        q, k, v = attn.to_q(hidden_states), attn.to_k(hidden_states), attn.to_v(hidden_states)
+    q, k, v = (x.unflatten(-1, (-1, attn.head_dim)) for x in (q, k, v))
+    q, k = attn.norm_q(q), attn.norm_k(k)
+    if encoder_hidden_states is not None and attn.added_kv_proj_dim is not None:
+        if attn.fused_projections:
+            eq, ek, ev = attn.to_added_qkv(encoder_hidden_states).chunk(3, dim=-1)
+        else:
+            eq = attn.add_q_proj(encoder_hidden_states)
+            ek, ev = attn.add_k_proj(encoder_hidden_states), attn.add_v_proj(encoder_hidden_states)
+        eq, ek, ev = (x.unflatten(-1, (-1, attn.head_dim)) for x in (eq, ek, ev))
+        eq, ek = attn.norm_added_q(eq), attn.norm_added_k(ek)
+        q, k, v = torch.cat([eq, q], 1), torch.cat([ek, k], 1), torch.cat([ev, v], 1)
+    if rotary is not None:
+        q, k = apply_rotary_emb(q, rotary, sequence_dim=1), apply_rotary_emb(k, rotary, sequence_dim=1)
+    return q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+
+
+def _flux_out(attn, out, encoder_hidden_states):
+    if encoder_hidden_states is None:
+        return out
+    n_text = encoder_hidden_states.shape[1]
+    text, image = out[:, :n_text], out[:, n_text:]
+    image = attn.to_out[1](attn.to_out[0](image.contiguous()))
+    return image, attn.to_add_out(text.contiguous())
+
+
+class JointCaptureProcessor:
+    """Joint attention that materialises probabilities where a layer of this module is recorded, takes active
+    :class:`JointMask` s through fused SDPA where only masks act, and hands every other call to the module's own
+    processor (so an installed but idle capture costs nothing). Logit modulators of the UNet methods are not
+    applied here: those methods refuse a DiT (their rules are defined on a UNet's 77 cross-attention keys)."""
+
+    def __init__(self, store: AttentionStore, module: str, layers: dict[str, LayerInfo], original: Any, flux: bool):
+        self.store, self.module, self.layers, self.original, self.flux = store, module, layers, original, flux
+
+    def _acting(self) -> tuple[list[str], list[JointMask]]:
+        store = self.store
+        recorded = [
+            role for role, layer in self.layers.items() if store.recording and layer.name in store.record_layers
+        ]
+        installed: Sequence[Any] = store.modulators.get(self.layers["joint"].name, ())
+        return recorded, [m for m in installed if isinstance(m, JointMask) and m.active(store.step)]
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, image_rotary_emb=None):
+        recorded, masks = self._acting()
+        if not recorded and not masks:
+            if self.flux:
+                return self.original(attn, hidden_states, encoder_hidden_states, attention_mask, image_rotary_emb)
+            return self.original(attn, hidden_states, encoder_hidden_states, attention_mask)
+        if self.flux:
+            q, k, v = _flux_qkv(attn, hidden_states, encoder_hidden_states, image_rotary_emb)
+        else:
+            q, k, v = _sd3_qkv(attn, hidden_states, encoder_hidden_states)
+        out = self._attend(q, k, v, self.store.joint_layout, recorded, masks)
+        out = out.transpose(1, 2).flatten(2).to(q.dtype)
+        if self.flux:
+            return _flux_out(attn, out, encoder_hidden_states)
+        return _sd3_out(attn, out, hidden_states, encoder_hidden_states)
+
+    def _allowed(self, masks: list[JointMask], layout: JointLayout, n: int, batch: int, device):
+        """The whole batch's allowed pairs ``(B, 1, n, n)`` (unconditional samples unmasked) and the base ratio."""
+        if not masks:
+            return None, 0.0
+        cond = masks[0].allowed(self.layers["joint"], layout, n)
+        for mask in masks[1:]:
+            cond = cond & mask.allowed(self.layers["joint"], layout, n)
+        first_cond = batch // 2 if self.store.cfg else 0
+        full = torch.ones(batch, n, n, dtype=torch.bool, device=device)
+        full[first_cond:] = cond.to(device)
+        return full[:, None], max(m.base_ratio for m in masks)
+
+    def _attend(self, q, k, v, layout: JointLayout, recorded: list[str], masks: list[JointMask]):
+        batch, n = q.shape[0], q.shape[2]
+        allowed, base = self._allowed(masks, layout, n, batch, q.device)
+        if not recorded:  # masks only: fused attention, no probabilities kept
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
+            return out if base == 0 else base * F.scaled_dot_product_attention(q, k, v) + (1 - base) * out
+        logits = (q @ k.transpose(-1, -2)) * (1 / math.sqrt(q.shape[-1]))
+        masked = logits if allowed is None else logits.masked_fill(~allowed, float("-inf"))
+        probs = masked.softmax(-1)
+        if base > 0:
+            probs = base * logits.softmax(-1) + (1 - base) * probs
+        image, text = layout.slices(n)
+        first_cond = batch // 2 if self.store.cfg else 0
+        for role in recorded:
+            self._record(role, masked[first_cond:], layout, image, text)
+        return probs.to(v.dtype) @ v
+
+    def _record(self, role: str, logits: torch.Tensor, layout: JointLayout, image: slice, text: slice) -> None:
+        if role == "joint":
+            probs = logits.softmax(-1)
+        elif role == "image":
+            probs = logits[:, :, image, image].softmax(-1)
+        else:
+            keys = logits[:, :, image, text]
+            columns = [c for c in layout.text_columns if c is not None]
+            probs = keys[..., columns].softmax(-1)
+            empty = [i for i, c in enumerate(layout.text_columns) if c is None]
+            if empty:  # FLUX's empty start column, so prompt position p sits at column p
+                probs = torch.cat([probs.new_zeros(*probs.shape[:-1], len(empty)), probs], -1)
+        self.store.maps[self.layers[role].name] = probs
+        store = self.store
+        if store.cut_after and store.cut_after <= store.maps.keys():
+            raise ForwardCut(self.layers[role].name)
+
+
+@contextlib.contextmanager
+def joint_attention_control(
+    transformer: torch.nn.Module,
+    store: AttentionStore,
+    record: Requests,
+    modulate: Mapping[Any, Sequence[Modulator]] | None,
+    *,
+    latent_hw: tuple[int, int],
+    layout: JointLayout,
+) -> Iterator[AttentionStore]:
+    """:func:`~layoutguide.attention.attention_control` for a DiT: capture processors on the modules of the requested
+    and modulated layers for the block, the modules' own processors back after it."""
+    flux = hasattr(transformer, "single_transformer_blocks")
+    layers = joint_attention_layers(transformer)
+    store.latent_hw = latent_hw
+    store.layers = {layer.name: layer for layer in layers}
+    store.joint_layout = layout  # what the processors slice by
+    requests = [r for v in record.values() for r in _as_tuple(v)]
+    store.record_layers = {
+        layer.name for r in requests for layer in _select(layers, r, latent_hw, store.default_blocks)
+    }
+    store.modulators = {}
+    for request, fns in (modulate or {}).items():
+        for layer in _select(layers, request, latent_hw, store.default_blocks):
+            store.modulators.setdefault(layer.name, []).extend(fns)
+    by_module: dict[str, dict[str, LayerInfo]] = {}
+    for layer in layers:
+        by_module.setdefault(layer.module, {})[layer.name.partition(":")[2]] = layer
+    wanted = {store.layers[name].module for name in store.record_layers | set(store.modulators)}
+    modules = dict(transformer.named_modules())
+    originals = {}
+    try:
+        for name in wanted:
+            originals[name] = modules[name].processor
+            modules[name].set_processor(JointCaptureProcessor(store, name, by_module[name], originals[name], flux))
+        yield store
+    finally:
+        for name, processor in originals.items():
+            modules[name].set_processor(processor)
+        store.recording = False
+        store.clear()

@@ -1,0 +1,281 @@
+"""The flow-matching transformer loop (SD3, FLUX) on tiny random pipelines built in code: sampling, seeds, every
+method that applies, region masks on joint attention, refocus on joint attention, save/reload, the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from layoutguide.attention import AttentionRequest
+from layoutguide.cli import app
+from layoutguide.joint_attention import JointLayout, joint_attention_layers
+from layoutguide.layout import Layout
+from layoutguide.methods import MethodOptionError
+from layoutguide.methods.refocus import Refocus
+from layoutguide.methods.regional import allowed_pairs
+from layoutguide.testing_dit import tiny_flux_pipeline, tiny_sd3_pipeline
+
+LAYOUT = Layout.from_dict(
+    {
+        "prompt": "a red circle and a blue square",
+        "regions": [
+            {"phrase": "red circle", "box": [0.0, 0.0, 0.5, 0.5]},
+            {"phrase": "blue square", "box": [0.5, 0.5, 1.0, 1.0]},
+        ],
+    }
+)
+FAMILIES = {"sd3": tiny_sd3_pipeline, "flux": tiny_flux_pipeline}
+
+
+@pytest.fixture(scope="module", params=sorted(FAMILIES))
+def pipe(request):
+    return FAMILIES[request.param]()
+
+
+def run(pipe, method="none", **kwargs):
+    args = dict(layout=LAYOUT, method=method, num_inference_steps=3, seed=1, output_type="latent", progress=False)
+    return pipe(**{**args, **kwargs})
+
+
+def test_seeds_are_per_prompt_and_image(pipe):
+    alone = run(pipe, seed=5).images
+    batch = run(pipe, layout=[LAYOUT, LAYOUT], seed=[7, 5]).images
+    assert torch.allclose(batch[1], alone[0], atol=1e-5)
+    assert not torch.allclose(batch[0], batch[1])
+
+
+def test_images_decode(pipe):
+    images = run(pipe, output_type="np").images
+    assert images.shape == (1, 128, 128, 3) and 0 <= images.min() and images.max() <= 1
+
+
+@pytest.mark.parametrize(
+    "method",
+    ["regional"]
+    + [pytest.param(m, marks=pytest.mark.slow) for m in ("refocus", "regional+refocus", "boxdiff")]
+    + [pytest.param("layout-guidance", marks=pytest.mark.slow)],
+)
+def test_methods_change_the_sample(pipe, method):
+    plain = run(pipe).images
+    guided = run(pipe, method, method_options={"loss_scale": 50} if method == "refocus" else None)
+    assert guided.images.shape == plain.shape and not torch.allclose(guided.images, plain)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["attend-excite", "zestguide"])
+def test_other_gradient_methods_run(pipe, method):
+    out = run(pipe, method)
+    assert torch.isfinite(out.images).all() and any(log for log in out.guidance)
+
+
+@pytest.mark.parametrize("method", ["gligen", "reground", "pww", "densediffusion", "gligen+refocus"])
+def test_unet_methods_refuse_with_a_reason(pipe, method):
+    with pytest.raises(MethodOptionError, match="cannot run on a DiT: .*(GLIGEN|UNet)"):
+        run(pipe, method)
+
+
+def test_regional_refuses_a_unet():
+    from layoutguide.testing import tiny_pipeline
+
+    with pytest.raises(MethodOptionError, match="cannot run on a UNet: .*DiT"):
+        tiny_pipeline()(layout=LAYOUT, method="regional", num_inference_steps=1, output_type="latent", progress=False)
+
+
+def test_joint_layers_are_presented_by_role(pipe):
+    layers = joint_attention_layers(pipe.transformer)
+    blocks = len(pipe.transformer.transformer_blocks) + len(getattr(pipe.transformer, "single_transformer_blocks", []))
+    assert len(layers) == 3 * blocks and {layer.kind for layer in layers} == {"cross", "self", "joint"}
+    assert all(layer.factor == 2 for layer in layers)
+
+
+def test_text_maps_are_distributions_over_the_token_columns(pipe):
+    out = run(pipe, return_attention=True)
+    assert torch.allclose(out.images, run(pipe).images, atol=1e-5)  # recording leaves the sample as it was
+    maps = out.attention[0]  # (B, 8, 8, K)
+    layout = pipe.text_layout()
+    assert maps.shape == (1, 8, 8, len(layout.text_columns))
+    assert torch.allclose(maps.sum(-1), torch.ones(1, 8, 8), atol=1e-4)
+    if None in layout.text_columns:  # FLUX's empty start column
+        assert maps[..., 0].abs().max() == 0
+
+
+def test_regional_masks_what_the_layout_says():
+    # 2 regions on a 2x2 grid: cell 0 in region 0, cell 3 in region 1, cells 1 and 2 background; 4 text tokens:
+    # 0 base, 1 region 0's phrase, 2 region 1's phrase, 3 base
+    image = torch.tensor([[1, 0, 0, 0], [0, 0, 0, 1], [0, 1, 1, 0]], dtype=torch.bool)
+    text = torch.tensor([[0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 0]], dtype=torch.bool)
+    sd3 = allowed_pairs(image, text, JointLayout(4, False, ()), free_images=False)  # [image, text]
+    img, txt = list(range(4)), [4 + t for t in range(4)]
+    assert sd3[img[0], txt[1]] and not sd3[img[0], txt[2]] and sd3[img[0], txt[0]] and sd3[img[0], txt[3]]
+    assert sd3[txt[2], img[3]] and not sd3[txt[2], img[0]] and not sd3[txt[1], txt[2]] and sd3[txt[0], img[0]]
+    assert not sd3[img[0], img[3]] and sd3[img[1], img[2]] and not sd3[img[1], txt[1]]
+    flux = allowed_pairs(image, text, JointLayout(4, True, ()), free_images=True)  # [text, image]
+    assert flux[:4, :4].equal(sd3[4:, 4:]) and flux[4:, :4].equal(sd3[:4, 4:]) and flux[4:, 4:].all()
+
+
+@pytest.mark.slow
+def test_regional_acts_only_in_its_steps_and_blocks(pipe):
+    plain = run(pipe).images
+    never = run(pipe, "regional", method_options={"mask_inject_steps": 0}).images
+    assert torch.allclose(never, plain)
+    all_base = run(pipe, "regional", method_options={"base_ratio": 1.0}).images
+    assert torch.allclose(all_base, plain, atol=1e-5)
+    first = run(pipe, "regional", method_options={"blocks": [0]}).images
+    every = run(pipe, "regional").images
+    assert not torch.allclose(first, plain) and not torch.allclose(first, every)
+    with pytest.raises(MethodOptionError, match="regional.blocks"):
+        run(pipe, "regional", method_options={"blocks": [99]})
+
+
+@pytest.mark.slow
+def test_refocus_on_joint_attention_lowers_its_loss(pipe):
+    losses = guide_losses_dit(pipe, Refocus(loss_scale=1.0), iterations=5, step_size=20.0)
+    assert losses[-1] < losses[0]
+
+
+def guide_losses_dit(pipe, method, iterations, step_size):
+    from layoutguide.methods import StepPlan
+    from layoutguide.testing import one_step_guidance
+
+    plan = StepPlan(iterations, step_size, {"reference_step": 0})
+    out = run(pipe, one_step_guidance(method, 0, plan), guidance_scale=1.0)
+    return [losses[0] for losses in out.guidance[0]["losses"]]
+
+
+def test_request_blocks_choose_dit_layers(pipe):
+    from layoutguide.attention import _select
+
+    layers = joint_attention_layers(pipe.transformer)
+    chosen = _select(layers, AttentionRequest("text", blocks=(1,)), (16, 16))
+    assert [layer.name for layer in chosen] == [layers[3].name]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_save_reload_and_cli_generate(family, tmp_path):
+    from layoutguide.loading import load_pipeline
+
+    pipe = FAMILIES[family]()
+    folder = tmp_path / family
+    pipe.save_pretrained(folder)
+    (folder / "layoutguide.json").write_text(json.dumps({"image_size": 128}))
+    loaded = load_pipeline(folder, device="cpu")
+    assert type(loaded) is type(pipe)
+    before = run(pipe, "regional+refocus").images
+    after = run(loaded, "regional+refocus").images
+    assert torch.allclose(before, after, atol=1e-5)
+    layout_file = tmp_path / "layout.json"
+    layout_file.write_text(json.dumps(LAYOUT.to_dict()))
+    out = tmp_path / "out.png"
+    result = CliRunner().invoke(
+        app,
+        ["generate", "--model", str(folder), "--layout", str(layout_file), "--method", "regional+refocus"]
+        + ["--steps", "2", "--out", str(out), "--device", "cpu"],
+    )
+    assert result.exit_code == 0, result.output
+    assert out.exists()
+
+
+def test_plain_sampling_matches_diffusers_sd3():
+    from diffusers import StableDiffusion3Pipeline
+
+    from layoutguide.testing_dit import T5_TOKENS, tiny_sd3_components
+
+    ours = tiny_sd3_pipeline()
+    theirs = StableDiffusion3Pipeline(**{name: getattr(ours, name) for name in tiny_sd3_components()})
+    x = torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(3))
+    mine = ours(prompt=LAYOUT.prompt, latents=x, num_inference_steps=3, output_type="latent", progress=False).images
+    ref = theirs(
+        prompt=LAYOUT.prompt,
+        latents=x.clone(),
+        num_inference_steps=3,
+        guidance_scale=7.0,
+        max_sequence_length=T5_TOKENS,
+        output_type="latent",
+    ).images
+    assert torch.allclose(mine, ref, atol=1e-5)
+
+
+def test_plain_sampling_matches_diffusers_flux():
+    from diffusers import FluxPipeline
+
+    from layoutguide.backbones.dit_families import pack, unpack
+    from layoutguide.testing_dit import T5_TOKENS, tiny_flux_components
+
+    ours = tiny_flux_pipeline()
+    theirs = FluxPipeline(**{name: getattr(ours, name) for name in tiny_flux_components()})
+    x = torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(3))
+    mine = ours(prompt=LAYOUT.prompt, latents=x, num_inference_steps=3, output_type="latent", progress=False).images
+    ref = theirs(
+        prompt=LAYOUT.prompt,
+        latents=pack(x.clone()),
+        height=128,
+        width=128,
+        num_inference_steps=3,
+        guidance_scale=3.5,
+        max_sequence_length=T5_TOKENS,
+        output_type="latent",
+    ).images
+    assert torch.allclose(mine, unpack(ref, (16, 16)), atol=1e-5)
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_from_pipe_gives_the_family_pipeline(family):
+    from diffusers import FluxPipeline, StableDiffusion3Pipeline
+
+    from layoutguide.pipeline import LayoutPipeline
+    from layoutguide.testing_dit import tiny_flux_components, tiny_sd3_components
+
+    ours = FAMILIES[family]()
+    cls, names = (
+        (StableDiffusion3Pipeline, tiny_sd3_components) if family == "sd3" else (FluxPipeline, tiny_flux_components)
+    )
+    theirs = cls(**{name: getattr(ours, name) for name in names()})
+    again = LayoutPipeline.from_pipe(theirs)
+    assert type(again) is type(ours) and again.transformer is ours.transformer
+
+
+def test_layoutguide_json_chooses_the_blocks_methods_read(pipe):
+    before = dict(pipe.model_defaults)
+    maps = []
+    try:
+        for blocks in ([0], [1]):
+            pipe.model_defaults = {**before, "attention_blocks": blocks}
+            maps.append(run(pipe, return_attention=True).attention[0])
+    finally:
+        pipe.model_defaults = before
+    every = run(pipe, return_attention=True).attention[0]
+    assert not torch.allclose(maps[0], maps[1])
+    if len(joint_attention_layers(pipe.transformer)) == 6:  # two blocks: every block = the mean of both
+        assert torch.allclose(every, (maps[0] + maps[1]) / 2, atol=1e-5)
+
+
+def test_a_preset_with_a_unet_sampler_is_refused(pipe):
+    from layoutguide.errors import InputError
+
+    with pytest.raises(InputError, match="preset 'official' samples with 'pndm'.*flow-matching"):
+        run(pipe, "refocus", preset="official")
+    with pytest.raises(InputError, match="flow-matching transformer samples with its own scheduler"):
+        run(pipe, sampler="ddim")
+
+
+def test_regional_takes_masks_as_well_as_boxes():
+    import numpy as np
+
+    from layoutguide.layout import Region
+    from layoutguide.methods.regional import token_groups
+
+    triangle = np.tril(np.ones((512, 512), dtype=bool))  # the lower-left half of the canvas, not a box
+    masked = LAYOUT.replace(regions=(Region("red circle", mask=triangle), LAYOUT.regions[1]))
+    pipe = tiny_sd3_pipeline()
+    box_run, mask_run = run(pipe, "regional").images, run(pipe, "regional", layout=masked).images
+    assert not torch.allclose(box_run, mask_run)
+    from layoutguide.backbones.dit import JointContext
+
+    ctx = JointContext([masked], [pipe.token_map(masked.prompt, masked.phrases)], 1, (16, 16), torch.device("cpu"),
+                       torch.ones(1001), torch.ones(1), text_regions=[((1,), (2,))])  # fmt: skip
+    image, _ = token_groups(ctx, 0, (8, 8), 4)
+    assert image[0].view(8, 8).float().triu(1).sum() == 0 and image[0].sum() > 20  # the triangle, cell by cell

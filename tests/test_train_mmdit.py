@@ -1,0 +1,84 @@
+"""The MMDiT (SD3-architecture) shapes model and its trainer on tiny widths: structure, the rectified-flow objective,
+a few training steps, export as a StableDiffusion3Pipeline folder, reload through the DiT loop, generate."""
+
+import dataclasses
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from layoutguide.errors import InputError
+from layoutguide.shapes.mmdit_model import MMDiTModelConfig, build_mmdit_components
+from layoutguide.shapes.mmdit_train import MMDiTTrainer, init_mmdit_run, mmdit_stage1_config
+from layoutguide.shapes.train import export, open_trainer
+
+
+def tiny_config(**changes):
+    tiny = dict(vae_steps=1, vae_batch=2, unet_steps=2, batch=2, checkpoint_every=1, sample_every=0)
+    return mmdit_stage1_config(**{**tiny, "model": dataclasses.asdict(MMDiTModelConfig.tiny()), **changes})
+
+
+def test_transformer_has_sd3_structure_on_the_shapes_grid():
+    config = MMDiTModelConfig()
+    parts = build_mmdit_components(config)
+    transformer = parts["transformer"]
+    assert type(transformer).__name__ == "SD3Transformer2DModel" and transformer.config.patch_size == 2
+    assert transformer.config.sample_size == 32  # 64 px through the factor-2 autoencoder: a 16x16 token grid
+    widths = parts["text_encoder"].config.hidden_size + parts["text_encoder_2"].config.hidden_size
+    assert transformer.config.pooled_projection_dim == widths
+    assert transformer.config.joint_attention_dim == parts["text_encoder_3"].config.d_model == config.width
+    assert parts["tokenizer_2"].pad_token == "!" and parts["tokenizer_3"].model_max_length == config.t5_tokens
+
+
+def test_rectified_flow_objective(tmp_path):
+    trainer = MMDiTTrainer(tmp_path, tiny_config(), device="cpu")
+    z0, noise = torch.randn(3, 4, 8, 8), torch.randn(3, 4, 8, 8)
+    t = torch.tensor([0.0, 500.0, 1000.0])
+    zt, target = trainer.noised(z0, noise, t)
+    assert torch.allclose(zt[0], z0[0]) and torch.allclose(zt[2], noise[2])
+    assert torch.allclose(zt[1], (z0[1] + noise[1]) / 2) and torch.allclose(target, noise - z0)
+    times = trainer.training_timesteps(10_000, torch.Generator().manual_seed(0))
+    assert 0 < times.min() and times.max() < 1000 and abs(float(times.median()) - 500) < 20  # logit-normal(0, 1)
+
+
+def test_refuses_unet_only_stages(tmp_path):
+    with pytest.raises(InputError, match="no UNet cross-attention"):
+        MMDiTTrainer(tmp_path / "a", tiny_config(attn_token_weight=1.0), device="cpu")
+    with pytest.raises(InputError, match="no GLIGEN stage"):
+        MMDiTTrainer(tmp_path / "b", tiny_config(), device="cpu").train_gligen()
+
+
+@pytest.mark.slow
+def test_train_export_reload_generate(tmp_path):
+    from layoutguide.backbones.dit_families import LayoutSD3Pipeline
+    from layoutguide.cli import app
+    from layoutguide.loading import load_pipeline
+
+    run, folder = tmp_path / "run", tmp_path / "model"
+    init_mmdit_run(run, tiny_config())
+    trainer = open_trainer(run, device="cpu")
+    assert isinstance(trainer, MMDiTTrainer)
+    trainer.run()
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    unet_losses = [r["loss"] for r in log if r["stage"] == "unet"]
+    assert len(unet_losses) == 2 and all(map(torch.isfinite, torch.tensor(unet_losses)))
+    trainer.sample_grid(tmp_path / "grid.png", n=2, steps=2)
+    assert (tmp_path / "grid.png").exists()
+    export(run, folder)
+    assert json.loads((folder / "model_index.json").read_text())["_class_name"] == "StableDiffusion3Pipeline"
+    pipe = load_pipeline(folder, device="cpu")
+    assert isinstance(pipe, LayoutSD3Pipeline) and pipe.native_size == 64
+    layout = tmp_path / "layout.json"
+    regions = [{"phrase": "red circle", "box": [0, 0, 0.5, 0.5]}, {"phrase": "blue square", "box": [0.5, 0.5, 1, 1]}]
+    layout.write_text(json.dumps({"prompt": "a red circle and a blue square", "regions": regions}))
+    out = tmp_path / "out.png"
+    result = CliRunner().invoke(
+        app,
+        ["generate", "--model", str(folder), "--layout", str(layout), "--method", "regional+refocus"]
+        + ["--steps", "2", "--out", str(out), "--device", "cpu"],
+    )
+    assert result.exit_code == 0, result.output
+    assert out.exists()
+    resumed = open_trainer(run, device="cpu")
+    assert resumed.state["unet_step"] == 2 and resumed.config.arch == "mmdit"
