@@ -788,3 +788,6 @@ def main() -> None:  # pragma: no cover
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+
+from . import cli_suite  # noqa: E402,F401  (registers `bench suite` and `bench merge` on bench_app)
