@@ -26,9 +26,7 @@ def image_path(folder: Path, k: int) -> Path:
     return folder / f"{k:04d}.png"
 
 
-def entries_to_generate(
-    folder: Path | None, n: int, report: Report, only: Sequence[int] | None = None
-) -> list[int]:
+def entries_to_generate(folder: Path | None, n: int, report: Report, only: Sequence[int] | None = None) -> list[int]:
     """The entries of ``folder`` (those in ``only`` when given) without a whole image: all of them without a folder
     (results kept in memory)."""
     wanted = list(range(n)) if only is None else list(only)
