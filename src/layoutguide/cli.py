@@ -782,12 +782,14 @@ def ui(
     serve(model, host=host, port=port, share=share, device=device)
 
 
+from .cli_suite import register as _register_suite_commands  # noqa: E402  (needs this module's helpers above)
+
+_register_suite_commands(bench_app)
+
+
 def main() -> None:  # pragma: no cover
     app()
 
 
 if __name__ == "__main__":  # pragma: no cover
     main()
-
-
-from . import cli_suite  # noqa: E402,F401  (registers `bench suite` and `bench merge` on bench_app)

@@ -8,22 +8,18 @@ from pathlib import Path
 
 import typer
 
-from .cli import (
-    MODEL_HELP,
-    _check_preset,
-    _command_line,
-    _load,
-    _method_names,
-    _method_specs,
-    _note,
-    bench_app,
-    parse_sets,
-    preset_option,
-)
 from .cli_checks import fail
 
+MODEL_HELP = "shapes (default), shapes-gligen, a diffusers folder or a hub id."
 
-@bench_app.command("suite")
+
+def register(bench_app: typer.Typer) -> None:
+    """Add ``suite`` and ``merge`` to the ``bench`` group (called by :mod:`layoutguide.cli`, also when it runs as
+    ``python -m layoutguide.cli`` under ``accelerate launch``)."""
+    bench_app.command("suite")(bench_suite)
+    bench_app.command("merge")(bench_merge)
+
+
 def bench_suite(
     suite: str = typer.Option(
         ...,
@@ -48,7 +44,7 @@ def bench_suite(
         None, help="Detections below this score are ignored (default: the suite's protocol value)."
     ),
     set_: list[str] | None = typer.Option(None, "--set", help="Method option, METHOD.OPTION=VALUE (repeatable)."),
-    preset: str | None = preset_option(),
+    preset: str | None = typer.Option(None, help="tuned, official or paper (see 'layoutguide methods')."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, mps (under accelerate: each process's device)."),
     dtype: str = typer.Option("auto", help="auto, fp32, fp16, bf16."),
 ) -> None:
@@ -57,6 +53,7 @@ def bench_suite(
     from .bench.public import load_suite
     from .bench.public.base import harness_colour_check
     from .bench.public.run import parse_shard, run_suite
+    from .cli import _check_preset, _command_line, _load, _method_names, _method_specs, _note, parse_sets
 
     _check_preset(preset)
     options = parse_sets(set_)
@@ -86,13 +83,13 @@ def bench_suite(
         typer.echo(f"wrote {out / 'report.md'}, {out / 'results.json'}, {out / 'grid.png'}")
 
 
-@bench_app.command("merge")
 def bench_merge(
     folders: list[Path] = typer.Argument(..., help="The --out folders of one run's shards (or one folder)."),
     out: Path | None = typer.Option(None, help="Where the report goes (default: the first folder)."),
 ) -> None:
     """Merge the scores of a bench suite run's shards into one report."""
     from .bench.public.report import merge_folders
+    from .cli import _note
 
     target = out or folders[0]
     merge_folders(folders, target, report=_note)
