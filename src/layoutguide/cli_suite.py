@@ -73,8 +73,8 @@ def bench_suite(
     found = load_detector(detector, detector_weights, device="cpu" if device == "auto" else device)
     pipe = _load(model, device, dtype)
     results = run_suite(
-        pipe, loaded, _method_specs(names, options, preset), found, harness_colour_check(), out=out, n=n,
-        samples=samples, seed=seed, shard=shard_at, steps=steps, guidance_scale=guidance_scale,
+        pipe, loaded, _method_specs(names, options, preset), found, harness_colour_check(loaded.colour_names),
+        out=out, n=n, samples=samples, seed=seed, shard=shard_at, steps=steps, guidance_scale=guidance_scale,
         batch_size=batch_size, command=_command_line(), report=_note,
     )  # fmt: skip
     if results is None:

@@ -54,6 +54,7 @@ class PublicSuite:
     name = ""
     metrics: tuple[Metric, ...] = ()
     score_threshold = 0.0  # detections below this score are ignored (the paper's detector threshold)
+    colour_names: tuple[str, ...] | None = None  # the colours the suite asks about (the colour check picks among them)
     paper = ""
 
     def __init__(self, entries: Sequence[Entry], source: str, notes: Sequence[str] = ()) -> None:
@@ -151,9 +152,10 @@ def words(text: str) -> list[str]:
     return re.findall(r"[a-z]+", text.lower())
 
 
-def harness_colour_check() -> ColourCheck:
-    """The colour check of :mod:`layoutguide.bench.detectors.colour` (basic colour words); where that module is not
-    installed, a check that says so when a suite first needs a colour the detector did not give."""
+def harness_colour_check(names: Sequence[str] | None = None) -> ColourCheck:
+    """The colour check of :mod:`layoutguide.bench.detectors.colour`: the dominant colour among ``names`` (its basic
+    colour words when None); where that module is not installed, a check that says so when a suite first needs a
+    colour the detector did not give."""
     try:
         from ..detectors.colour import dominant_colour  # type: ignore[import-not-found,unused-ignore]
     except ImportError:
@@ -167,6 +169,6 @@ def harness_colour_check() -> ColourCheck:
         return missing
 
     def check(image: Image.Image, box: Box, mask: np.ndarray | None = None) -> str:
-        return str(dominant_colour(image, box, mask))
+        return str(dominant_colour(image, box, mask) if names is None else dominant_colour(image, box, mask, names))
 
     return check

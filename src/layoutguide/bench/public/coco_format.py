@@ -133,7 +133,7 @@ class CocoBoxes(PublicSuite):
 
     def differences(self, detector: str) -> list[str]:
         out = super().differences(detector)
-        theirs = "yolov8" if self.name == "coco" else "layoutbench-detr"
+        theirs = "yolo" if self.name == "coco" else "layoutbench-detr"
         if detector != theirs:
             out.append(f"detector: {detector}, not the paper's ({theirs})")
         return out

@@ -93,6 +93,7 @@ class CocoMig(PublicSuite):
     name = "coco-mig"
     paper = "MIGC (Zhou et al., CVPR 2024), MIG_Bench eval_mig.py"
     score_threshold = 0.25  # MIG_Bench's Grounding DINO box threshold
+    colour_names = ("red", "blue", "green", "yellow", "black", "white", "brown")  # MIG_Bench's colour ranges
     metrics = (
         Metric("isr", "ISR"),
         Metric("miou", "mIoU"),
@@ -123,8 +124,9 @@ class CocoMig(PublicSuite):
         if detector != "grounding-dino":
             out.append(f"detector: {detector}, not Grounding DINO Swin-T OGC (the paper's)")
         out.append(
-            "colour: checked on the matched detection (the detector's own colour, or the harness's colour check on "
-            "its mask or box), not with HSV ranges on a SAM mask of the target box"
+            "colour: the matched detection's (the detector's own, or the dominant of the seven MIG colours on its "
+            "mask or box by layoutguide's colour check), not 'at least 20% of a SAM mask of the target box in the "
+            "colour's HSV range'"
         )
         if self.matching == "one-to-one":
             out.append(
