@@ -109,6 +109,12 @@ def write_refocus_folder(root, size_rows: int = 3):
         f"a bus larger than a cup {i}.": (["bus", "cup"], [[0, 0, 400, 400], [420, 420, 500, 500]]) for i in range(2)
     }
     (root / "gpt_generated_box" / "size.p").write_bytes(pickle.dumps(size))
+    colour = {
+        "a red car and a blue bird": (["red car", "blue bird"], [[0, 0, 200, 200], [300, 300, 500, 500]]),
+        "a green apple": (["apple"], [[100, 100, 300, 300]]),  # the colour word is in the prompt only
+        "a dog": (["dog"], [[0, 0, 100, 100]]),  # no colour at all: left out, and said
+    }
+    (root / "gpt_generated_box" / "color.p").write_bytes(pickle.dumps(colour))
     draw = {"A car on the left of a bus.": (["car", "bus"], [[0, 0, 200, 200], [300, 0, 500, 200]])}
     (root / "gpt_generated_box_drawbench" / "spatial.p").write_bytes(pickle.dumps(draw))
     (root / "gpt_generated_box_drawbench" / "counting.p").write_bytes(pickle.dumps(counting))
@@ -124,6 +130,9 @@ def test_hrs_reads_csv_truth_and_gpt_boxes_and_reports_missing_prompts(tmp_path)
     assert len(spatial) == 2 and any("2 of 3" in d for d in spatial.differences("owlv2"))
     size = load_suite("hrs-size", tmp_path)
     assert any("2 of 3" in d and "lack 1" in d for d in size.differences("owlv2"))
+    colour = load_suite("hrs-colour", tmp_path)
+    assert [e.meta["coloured"] for e in colour.entries] == [[("red", "car"), ("blue", "bird")], [("green", "apple")]]
+    assert any("1 colour prompts skipped" in d for d in colour.differences("owlv2"))
     draw = load_suite("drawbench-spatial", tmp_path)
     assert draw.entries[0].meta == {"objects": ["car", "bus"], "relations": ["on the left of"]}
     assert load_suite("drawbench-counting", tmp_path).entries[0].meta["counts"] == [["cat", 2], ["dog", 1]]

@@ -145,3 +145,15 @@ def test_coco_mask_iou_and_mask_ap_use_the_instance_masks(tmp_path):
         records.append(suite.score(entry, IMAGE, dets, no_colour))
     scores = suite.aggregate(records, suite.entries)
     assert scores["mask_iou"] == pytest.approx(1.0, abs=0.05) and scores["mask_ap"] > 0.9
+
+
+def test_hrs_colour_asks_each_objects_best_detection_its_colour(tmp_path):
+    write_refocus_folder(tmp_path)
+    suite = load_suite("hrs-colour", tmp_path)
+    entry = suite.entries[0]
+    assert suite.labels(entry) == ["car", "bird"]
+    good = [det("car", (0, 0, 0.4, 0.4), colour="red"), det("bird", (0.6, 0.6, 1, 1), colour="blue")]
+    half = [det("car", (0, 0, 0.4, 0.4), colour="red"), det("bird", (0.6, 0.6, 1, 1), 0.9, colour="red"),
+            det("bird", (0, 0, 0.1, 0.1), 0.6, colour="blue")]  # fmt: skip
+    records = [suite.score(entry, IMAGE, good, no_colour), suite.score(entry, IMAGE, half, no_colour)]
+    assert suite.aggregate(records, [entry, entry]) == {"accuracy": 0.5, "object_accuracy": 0.75}

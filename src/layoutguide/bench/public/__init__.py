@@ -22,6 +22,7 @@ from .nsr import Nsr1k
 SUITES = (
     "coco-mig",
     *BOX_FILES,
+    "hrs-colour",
     "drawbench-counting",
     "drawbench-spatial",
     "nsr-1k",

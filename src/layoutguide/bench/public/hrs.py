@@ -3,10 +3,12 @@
 ``--data`` is that repository's ``data_evaluate_LLM`` folder: ``HRS/{counting_prompts,spatial_compositions_prompts,
 size_compositions_prompts}.csv`` (the HRS prompts and their ground truth), ``gpt_generated_box/*.p`` (``{prompt:
 (object names, boxes)}``, boxes xyxy on a 512 px canvas) and ``gpt_generated_box_drawbench/{counting,spatial}.p``.
-Scoring follows the repository's ``eval_metrics``: counting is precision / recall / F1 of per-kind counts
-(``calc_counting_acc.py``); spatial and size take each named object's best detection and check the prompt's
-relations between box edges or areas (``calc_spatial_relation_acc.py``, ``calc_size_comp_acc.py``); levels are the
-CSV's thirds (easy, medium, hard) as there. The pickles are read with an unpickler that accepts plain data only.
+``gpt_generated_box/color.p`` gives the colour prompts. Scoring follows the repository's ``eval_metrics``: counting
+is precision / recall / F1 of per-kind counts (``calc_counting_acc.py``); spatial and size take each named object's
+best detection and check the prompt's relations between box edges or areas (``calc_spatial_relation_acc.py``,
+``calc_size_comp_acc.py``); colour takes each object's best detection and asks its colour (the repository classifies
+hue on MaskDINO masks); levels are the CSV's thirds (easy, medium, hard) as there. The pickles are read with an
+unpickler that accepts plain data only.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from PIL import Image
 
 from ...errors import InputError
 from ..detectors.base import Detection
-from .base import ColourCheck, Entry, Metric, PublicSuite, by_label, kept, make_layout, mean, words
+from .base import ColourCheck, Entry, Metric, PublicSuite, by_label, colour_of, kept, make_layout, mean, words
 
 CANVAS = 512
 LEVELS = ("easy", "medium", "hard")
@@ -36,6 +38,20 @@ BELOW = ("below", "beneath", "under", "underneath")
 RIGHT = ("on the right of", "right", "to the right of")
 LEFT = ("on the left of", "left", "to the left of")
 BIGGER, SMALLER = ("larger", "bigger"), ("smaller",)
+COLOUR_WORDS = (
+    "red",
+    "orange",
+    "yellow",
+    "green",
+    "blue",
+    "purple",
+    "pink",
+    "brown",
+    "black",
+    "white",
+    "gray",
+    "grey",
+)
 
 
 class _PlainData(pickle.Unpickler):
@@ -63,6 +79,19 @@ def read_csv(path: Path) -> list[dict[str, str]]:
             return [{k: (v or "").strip() for k, v in row.items() if k} for row in csv.DictReader(f)]
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise InputError(f"data: {path} is not a readable CSV file: {e}") from None
+
+
+def colour_and_noun(name: str, prompt: str) -> tuple[str, str] | None:
+    """``"red car"`` -> ``("red", "car")``; ``"car"`` in "a red car" -> the same; None without a colour word."""
+    first, _, rest = name.lower().strip().partition(" ")
+    if first in COLOUR_WORDS and rest:
+        return first, rest
+    said = words(prompt)
+    noun = words(name)
+    for i in range(1, len(said)):
+        if said[i : i + len(noun)] == noun and said[i - 1] in COLOUR_WORDS:
+            return said[i - 1], " ".join(noun)
+    return None
 
 
 def _edges(rel: str, a, b) -> bool:
@@ -119,6 +148,9 @@ class Hrs(PublicSuite):
         self.kind = name.split("-", 1)[1]
         if self.kind == "counting":
             self.metrics = (Metric("f1", "F1"), Metric("precision", "precision"), Metric("recall", "recall"))
+        elif self.kind == "colour":
+            self.colour_names = COLOUR_WORDS
+            self.metrics = (Metric("accuracy", "accuracy (every object)"), Metric("object_accuracy", "objects"))
         else:
             self.metrics = (Metric("accuracy", "accuracy"), Metric("present", "all objects detected"))
         super().__init__(entries, source, notes)
@@ -129,6 +161,8 @@ class Hrs(PublicSuite):
             raise InputError(f"data: give Attention Refocusing's data_evaluate_LLM folder for {name}, not {folder}")
         if name.startswith("drawbench"):
             return cls._read_drawbench(name, folder)
+        if name == "hrs-colour":
+            return cls._read_colour(folder)
         csv_name, pickles = BOX_FILES[name]
         boxes: dict[str, Any] = {}
         found = [folder / "gpt_generated_box" / p for p in pickles if (folder / "gpt_generated_box" / p).is_file()]
@@ -167,6 +201,29 @@ class Hrs(PublicSuite):
         return {"objects": objs, "relations": rels}
 
     @classmethod
+    def _read_colour(cls, folder: Path) -> Hrs:
+        """HRS colour prompts from ``gpt_generated_box/color.p`` alone (the repository ships no colour CSV): each
+        object named "COLOUR NOUN", or a NOUN with the colour word just before it in the prompt."""
+        path = folder / "gpt_generated_box" / "color.p"
+        if not path.is_file():
+            raise InputError(
+                f"data: {path} is missing (HRS colour prompts' GPT-4 boxes in Attention Refocusing's repo)"
+            )
+        entries, skipped = [], 0
+        for k, (prompt, (names, pixel_boxes)) in enumerate(read_box_pickle(path).items()):
+            objects = [colour_and_noun(str(n), str(prompt)) for n in names]
+            if not objects or any(o is None for o in objects):
+                skipped += 1
+                continue
+            relative = [[v / CANVAS for v in box] for box in pixel_boxes]
+            layout = make_layout(str(prompt), [str(n) for n in names], relative, f"hrs-colour prompt {k}")
+            entries.append(Entry(str(k), layout, f"{len(names)} objects", {"coloured": objects}))
+        notes = ["ground truth: each object's colour as GPT-4's layout names it (no colour CSV is shipped)"]
+        if skipped:
+            notes.append(f"prompts: {skipped} colour prompts skipped (an object without a colour word)")
+        return cls("hrs-colour", entries, str(folder), notes)
+
+    @classmethod
     def _read_drawbench(cls, name: str, folder: Path) -> Hrs:
         kind = name.split("-", 1)[1]
         path = folder / "gpt_generated_box_drawbench" / f"{kind}.p"
@@ -198,12 +255,20 @@ class Hrs(PublicSuite):
         return out
 
     def labels(self, entry: Entry) -> list[str]:
+        if "coloured" in entry.meta:
+            return list(dict.fromkeys(noun for _, noun in entry.meta["coloured"]))
         if "counts" in entry.meta:
             return [name for name, _ in entry.meta["counts"]]
         return list(dict.fromkeys(entry.meta["objects"]))
 
     def score(self, entry: Entry, image: Image.Image, detections: list[Detection], colour: ColourCheck) -> dict:
         found = by_label(kept(detections, self.score_threshold))
+        if "coloured" in entry.meta:
+            right = []
+            for want, noun in entry.meta["coloured"]:
+                top = max(found.get(noun, []), key=lambda d: d.score, default=None)
+                right.append(top is not None and colour_of(image, top, colour).lower() == want)
+            return {"objects": right}
         if "counts" in entry.meta:
             return {"counts": [[n, len(found.get(n, []))] for n, n_true in entry.meta["counts"]]}
         best = {name: max(ds, key=lambda d: d.score).box for name, ds in found.items() if ds}
@@ -225,6 +290,11 @@ class Hrs(PublicSuite):
             recall = tp / (tp + fn) if tp + fn else 0.0
             f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
             return {"f1": f1, "precision": precision, "recall": recall}
+        if self.kind == "colour":
+            return {
+                "accuracy": mean([float(all(r["objects"])) for r in records]),
+                "object_accuracy": mean([float(o) for r in records for o in r["objects"]]),
+            }
         return {
             "accuracy": mean([float(r["ok"]) for r in records]),
             "present": mean([float(r["present"]) for r in records]),
