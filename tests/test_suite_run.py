@@ -19,7 +19,7 @@ from layoutguide.bench import BenchResumeError
 from layoutguide.bench.detectors.base import Detection
 from layoutguide.bench.public import load_suite
 from layoutguide.bench.public.report import merge_folders
-from layoutguide.bench.public.run import flat_indices, image_suite, parse_shard, run_suite
+from layoutguide.bench.public.run import flat_indices, image_suite, parse_shard, run_suite, with_phrases_in_prompt
 from layoutguide.bench.suites import noise_seeds
 from layoutguide.cli import app
 from layoutguide.errors import InputError
@@ -162,6 +162,14 @@ def test_resuming_with_other_settings_is_refused(tiny_pipe, mig_file, tmp_path):
     run(tiny_pipe, mig_file, tmp_path / "out")
     with pytest.raises(BenchResumeError, match="samples"):
         run(tiny_pipe, mig_file, tmp_path / "out", samples=3)
+
+
+def test_phrases_missing_from_a_prompt_are_appended_and_counted(tiny_pipe, tmp_path):
+    path = tmp_path / "mig.json"
+    path.write_text(json.dumps({"0": mig_entry("a photo", ("red circle", [0, 0, 0.5, 0.5])), "1": mig_entry(
+        "a blue square", ("blue square", [0.5, 0.5, 1, 1]))}))  # fmt: skip
+    layouts, changed = with_phrases_in_prompt(tiny_pipe, load_suite("coco-mig", path), 2)
+    assert [lay.prompt for lay in layouts] == ["a photo, red circle", "a blue square"] and changed == 1
 
 
 def test_parse_shard():

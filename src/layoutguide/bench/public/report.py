@@ -78,12 +78,18 @@ def merge_folders(folders: Sequence[Path], out: Path, *, report: Report = print)
     differences = suite.differences(settings["detector"])
     if settings["score_threshold"] != default_threshold:
         differences.append(f"score threshold: {settings['score_threshold']}, the protocol's is {default_threshold}")
+    run_notes = read_json(Path(folders[0]) / "command.json", report, "the command is left out") or {}
+    if run_notes.get("prompts_with_phrases_appended"):
+        differences.append(
+            f"prompts: {run_notes['prompts_with_phrases_appended']} lacked a region's phrase, which was appended "
+            '("prompt, phrase", LMD+\'s rule) so that the methods can ground it'
+        )
     results["differences"] = differences
     results["describe"] = suite.describe()
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "results.json", results)
     _write_grid(suite, items, where, out)
-    command = (read_json(Path(folders[0]) / "command.json", report, "the command is left out") or {}).get("command")
+    command = run_notes.get("command")
     write_text(out / "report.md", report_text(suite, results, command, len(folders)))
     return results
 

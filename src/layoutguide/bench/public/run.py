@@ -19,6 +19,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from ...errors import InputError
+from ...layout import Layout
 from ...spec import MethodSpec
 from ..detectors.base import Detector
 from ..files import Report, image_ok, read_json, write_json
@@ -51,11 +52,31 @@ def flat_indices(n_file: int, n: int | None, samples: int) -> list[int]:
     return [s * n_file + e for e in entries for s in range(samples)]
 
 
-def image_suite(suite: PublicSuite, samples: int, seed: int) -> Suite:
-    """The generation suite over every (entry, sample) of the file: image ``s * len + e`` is entry e's layout."""
+def image_suite(suite: PublicSuite, samples: int, seed: int, layouts: Sequence[Layout] | None = None) -> Suite:
+    """The generation suite over every (entry, sample) of the file: image ``s * len + e`` is entry e's layout
+    (``layouts[e]`` when given)."""
     n = len(suite)
-    layouts = tuple(suite.entries[k % n].layout for k in range(n * samples))
-    return Suite(suite.name, layouts, tuple(seed * SUITE_STRIDE + k for k in range(n * samples)))
+    base = list(layouts) if layouts is not None else [e.layout for e in suite.entries]
+    return Suite(
+        suite.name,
+        tuple(base[k % n] for k in range(n * samples)),
+        tuple(seed * SUITE_STRIDE + k for k in range(n * samples)),
+    )
+
+
+def with_phrases_in_prompt(pipe: Any, suite: PublicSuite, count: int) -> tuple[list[Layout], int]:
+    """The first ``count`` entries' layouts with every phrase the prompt lacks appended to it (``"prompt, phrase"``,
+    LMD+'s rule, the pipeline's ``append_missing_phrases``): published prompts (COCO captions, GPT-4 object names)
+    do not always contain their phrases. Returns the layouts and how many prompts changed."""
+    layouts, changed = [], 0
+    for k, entry in enumerate(suite.entries):
+        layout = entry.layout
+        if k < count and hasattr(pipe, "token_map"):
+            prompt = pipe.token_map(layout.prompt, layout.phrases, on_missing="append").prompt
+            if prompt != layout.prompt:
+                layout, changed = layout.replace(prompt=prompt), changed + 1
+        layouts.append(layout)
+    return layouts, changed
 
 
 def my_share(items: list[int], shard: tuple[int, int] | None) -> tuple[list[int], Any]:
@@ -122,13 +143,14 @@ def run_suite(
         pipe, suite, detector, n=n, samples=samples, seed=seed, steps=steps, guidance_scale=guidance_scale
     )
     records = {s.label: {"method": s.method, "options": s.options, "preset": s.preset} for s in methods}
+    layouts, appended = with_phrases_in_prompt(pipe, suite, len(suite) if n is None else n)
     if state is None or state.is_main_process:
         check_resume(out, settings, records, defaults=sampling_defaults(pipe), report=report)
-        write_json(out / "command.json", {"command": command, "methods": [s.label for s in methods]})
+        write_json(out / "command.json", {"command": command, "prompts_with_phrases_appended": appended})
     if state is not None:
         state.wait_for_everyone()
     rank = f" [{state.process_index + 1}/{state.num_processes}]" if state is not None else ""
-    images = image_suite(suite, samples, seed)
+    images = image_suite(suite, samples, seed, layouts)
     for spec in methods:
         folder = out / "images" / spec.label
         generate(
