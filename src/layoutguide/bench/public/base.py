@@ -20,6 +20,7 @@ from PIL import Image
 
 from ...errors import InputError
 from ...layout import Layout, Region
+from ...shapes.evaluate import box_iou  # noqa: F401  (re-exported: the one box IoU of the library)
 from ..detectors.base import Box, Detection
 
 # (image, box relative xyxy, mask or None) -> a basic colour word ("red"): the harness's colour check
@@ -86,14 +87,6 @@ class PublicSuite:
 
 
 # ----------------------------------------------------------------------------------------------------- helpers
-
-
-def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
-    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = iw * ih
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
 
 
 def strip_article(phrase: str) -> str:
