@@ -232,7 +232,8 @@ def test_accelerate_two_cpu_processes_merge_to_the_one_process_result(tiny_folde
         text=True, timeout=600,
     )  # fmt: skip
     assert one.returncode == 0, one.stderr[-2000:]
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2",
+    # accelerate's torchrun launcher: its --cpu flag starts one process unless MPI is set up; --device cpu (gloo)
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
               "--main_process_port", "29517", "-m", "layoutguide.cli"]  # fmt: skip
     two = subprocess.run(

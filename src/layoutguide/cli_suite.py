@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import typer
@@ -52,7 +51,7 @@ def bench_suite(
     from .bench.detectors import load_detector
     from .bench.public import load_suite
     from .bench.public.base import harness_colour_check
-    from .bench.public.run import parse_shard, run_suite
+    from .bench.public.run import distributed_state, launched, parse_shard, run_suite
     from .cli import _check_preset, _command_line, _load, _method_names, _method_specs, _note, parse_sets
 
     _check_preset(preset)
@@ -66,10 +65,9 @@ def bench_suite(
     loaded = load_suite(suite, data, matching=matching)
     if score_threshold is not None:
         loaded.score_threshold = score_threshold
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and device == "auto":
-        from accelerate import PartialState
-
-        device = str(PartialState().device)
+    if launched():  # under accelerate launch: this process's device (gloo between CPU processes)
+        state = distributed_state(device)
+        device = str(state.device) if device == "auto" else device
     found = load_detector(detector, detector_weights, device="cpu" if device == "auto" else device)
     pipe = _load(model, device, dtype)
     results = run_suite(

@@ -79,14 +79,26 @@ def with_phrases_in_prompt(pipe: Any, suite: PublicSuite, count: int) -> tuple[l
     return layouts, changed
 
 
-def my_share(items: list[int], shard: tuple[int, int] | None) -> tuple[list[int], Any]:
+def launched() -> bool:
+    """Whether this process is one of several started by ``accelerate launch`` (or torchrun)."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def distributed_state(device: str) -> Any:
+    """accelerate's process state, set up once per process: gloo between CPU processes (``device`` cpu, or auto
+    without CUDA), the GPU backend otherwise. Its ``device`` is this process's."""
+    import torch
+    from accelerate import PartialState
+
+    return PartialState(cpu=device == "cpu" or (device == "auto" and not torch.cuda.is_available()))
+
+
+def my_share(items: list[int], shard: tuple[int, int] | None, device: str = "auto") -> tuple[list[int], Any]:
     """This process's images: a shard's stride, an ``accelerate`` process's slice, or all; and the state (or None)."""
     if shard is not None:
         return items[shard[0] :: shard[1]], None
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        from accelerate import PartialState
-
-        state = PartialState()
+    if launched():
+        state = distributed_state(device)
         with state.split_between_processes(items) as mine:
             return list(mine), state
     return items, None
@@ -138,7 +150,7 @@ def run_suite(
     if not methods:
         raise InputError("methods: no method given; name at least one, e.g. none,refocus")
     items = flat_indices(len(suite), n, samples)
-    mine, state = my_share(items, shard)
+    mine, state = my_share(items, shard, str(getattr(pipe, "_execution_device", "auto")).split(":")[0])
     settings = run_settings(
         pipe, suite, detector, n=n, samples=samples, seed=seed, steps=steps, guidance_scale=guidance_scale
     )
