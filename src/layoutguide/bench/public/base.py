@@ -68,6 +68,10 @@ class PublicSuite:
     def __len__(self) -> int:
         return len(self.entries)
 
+    def level_key(self, level: str) -> Any:
+        """Order of the per-level tables (the file's order of first appearance unless a suite says otherwise)."""
+        return 0
+
     def describe(self) -> str:
         return (self.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
 

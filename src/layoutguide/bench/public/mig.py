@@ -136,6 +136,9 @@ class CocoMig(PublicSuite):
         out.append("seeds: one per (prompt, sample), not MIGC's eight fixed seeds 42, 37, 519, 609, 123, 401, 780, 0")
         return out
 
+    def level_key(self, level: str) -> int:
+        return int(level[1:])  # L2 ... L6
+
     def labels(self, entry: Entry) -> list[str]:
         return list(dict.fromkeys(split_phrase(r.phrase)[1] for r in entry.layout.regions))
 

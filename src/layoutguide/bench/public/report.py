@@ -72,7 +72,7 @@ def merge_folders(folders: Sequence[Path], out: Path, *, report: Report = print)
             )
         results["methods"][label] = suite.aggregate(records, entries)
         results["levels"][label] = {}
-        for level in dict.fromkeys(e.level for e in entries):
+        for level in sorted(dict.fromkeys(e.level for e in entries), key=suite.level_key):
             pairs = [(r, e) for r, e in zip(records, entries) if e.level == level]
             results["levels"][label][level] = suite.aggregate([r for r, _ in pairs], [e for _, e in pairs])
     differences = suite.differences(settings["detector"])
