@@ -116,18 +116,18 @@ def test_seeds_are_per_prompt_and_sample_and_sample_zero_is_bench_shapes(mig_fil
 
 @pytest.mark.slow
 def test_shards_merged_equal_one_run(tiny_pipe, mig_file, tmp_path):
-    whole = run(tiny_pipe, mig_file, tmp_path / "whole", methods=METHODS)
-    assert whole is not None and set(whole["levels"]["refocus"]) == {"L2", "L3"}
-    assert run(tiny_pipe, mig_file, tmp_path / "s1", shard=(0, 2), methods=METHODS) is None
+    whole = run(tiny_pipe, mig_file, tmp_path / "whole")
+    assert whole is not None and list(whole["levels"]["none"]) == ["L2", "L3"]
+    assert run(tiny_pipe, mig_file, tmp_path / "s1", shard=(0, 2)) is None
     with pytest.raises(InputError, match="have no score"):  # one shard alone cannot be reported
         merge_folders([tmp_path / "s1"], tmp_path / "merged")
-    run(tiny_pipe, mig_file, tmp_path / "s2", shard=(1, 2), methods=METHODS)
+    run(tiny_pipe, mig_file, tmp_path / "s2", shard=(1, 2))
     merged = merge_folders([tmp_path / "s1", tmp_path / "s2"], tmp_path / "merged")
     assert merged["methods"] == whole["methods"] and merged["levels"] == whole["levels"]
     shards = images_of(tmp_path / "s1") | images_of(tmp_path / "s2")
     assert shards == images_of(tmp_path / "whole")  # a shard count never changes an image
     text = (tmp_path / "merged" / "report.md").read_text()
-    assert "Detector: **pixel**" in text and "## refocus, per level" in text and "Merged from 2 folders" in text
+    assert "Detector: **pixel**" in text and "## none, per level" in text and "Merged from 2 folders" in text
     assert (tmp_path / "merged" / "grid.png").stat().st_size > 0
 
 
