@@ -73,7 +73,7 @@ class PublicSuite:
         return 0
 
     def describe(self) -> str:
-        return (self.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
+        return " ".join((self.__doc__ or "").strip().split("\n\n")[0].split())
 
     def differences(self, detector: str) -> list[str]:
         """Every way this run differs from the paper's protocol; the subclass adds its own."""
