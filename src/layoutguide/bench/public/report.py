@@ -48,7 +48,9 @@ def merge_folders(folders: Sequence[Path], out: Path, *, report: Report = print)
     suite = load_suite(settings["suite"], settings["data"], matching=settings.get("matching") or "max-iou")
     default_threshold = suite.score_threshold
     suite.score_threshold = settings["score_threshold"]
-    methods = list(dict.fromkeys(label for run in runs for label in run["methods"]))
+    run_notes = read_json(Path(folders[0]) / "command.json", report, "the command is left out") or {}
+    given = [m for m in run_notes.get("methods") or [] if isinstance(m, str)]  # the command's order (run.json sorts)
+    methods = list(dict.fromkeys([*given, *(label for run in runs for label in run["methods"])]))
     items = flat_indices(len(suite), settings["n"], settings["samples"])
     results: dict[str, Any] = {"config": settings, "methods": {}, "levels": {}}
     where: dict[str, dict[int, Path]] = {}
@@ -78,7 +80,6 @@ def merge_folders(folders: Sequence[Path], out: Path, *, report: Report = print)
     differences = suite.differences(settings["detector"])
     if settings["score_threshold"] != default_threshold:
         differences.append(f"score threshold: {settings['score_threshold']}, the protocol's is {default_threshold}")
-    run_notes = read_json(Path(folders[0]) / "command.json", report, "the command is left out") or {}
     if run_notes.get("prompts_with_phrases_appended"):
         differences.append(
             f"prompts: {run_notes['prompts_with_phrases_appended']} lacked a region's phrase, which was appended "

@@ -158,7 +158,8 @@ def run_suite(
     layouts, appended = with_phrases_in_prompt(pipe, suite, len(suite) if n is None else n)
     if state is None or state.is_main_process:
         check_resume(out, settings, records, defaults=sampling_defaults(pipe), report=report)
-        write_json(out / "command.json", {"command": command, "prompts_with_phrases_appended": appended})
+        notes = {"command": command, "methods": [s.label for s in methods], "prompts_with_phrases_appended": appended}
+        write_json(out / "command.json", notes)
     if state is not None:
         state.wait_for_everyone()
     rank = f" [{state.process_index + 1}/{state.num_processes}]" if state is not None else ""
