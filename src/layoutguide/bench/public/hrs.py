@@ -38,6 +38,7 @@ BELOW = ("below", "beneath", "under", "underneath")
 RIGHT = ("on the right of", "right", "to the right of")
 LEFT = ("on the left of", "left", "to the left of")
 BIGGER, SMALLER = ("larger", "bigger"), ("smaller",)
+SAME_COLOUR = {"gray": "grey"}  # the colour check's spelling
 COLOUR_WORDS = (
     "red",
     "orange",
@@ -85,12 +86,12 @@ def colour_and_noun(name: str, prompt: str) -> tuple[str, str] | None:
     """``"red car"`` -> ``("red", "car")``; ``"car"`` in "a red car" -> the same; None without a colour word."""
     first, _, rest = name.lower().strip().partition(" ")
     if first in COLOUR_WORDS and rest:
-        return first, rest
+        return SAME_COLOUR.get(first, first), rest
     said = words(prompt)
     noun = words(name)
     for i in range(1, len(said)):
         if said[i : i + len(noun)] == noun and said[i - 1] in COLOUR_WORDS:
-            return said[i - 1], " ".join(noun)
+            return SAME_COLOUR.get(said[i - 1], said[i - 1]), " ".join(noun)
     return None
 
 
