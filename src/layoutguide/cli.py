@@ -784,6 +784,11 @@ def ui(
     serve(model, host=host, port=port, share=share, device=device)
 
 
+from .cli_suite import register as _register_suite_commands  # noqa: E402  (needs this module's helpers above)
+
+_register_suite_commands(bench_app)
+
+
 def main() -> None:  # pragma: no cover
     app()
 

@@ -8,7 +8,7 @@ Seeds are per entry, so an image does not depend on the batch it was generated i
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +26,14 @@ def image_path(folder: Path, k: int) -> Path:
     return folder / f"{k:04d}.png"
 
 
-def entries_to_generate(folder: Path | None, n: int, report: Report) -> list[int]:
-    """The entries of ``folder`` without a whole image: all of them without a folder (results kept in memory)."""
+def entries_to_generate(folder: Path | None, n: int, report: Report, only: Sequence[int] | None = None) -> list[int]:
+    """The entries of ``folder`` (those in ``only`` when given) without a whole image: all of them without a folder
+    (results kept in memory)."""
+    wanted = list(range(n)) if only is None else list(only)
     if folder is None:
-        return list(range(n))
+        return wanted
     todo = []
-    for k in range(n):
+    for k in wanted:
         path = image_path(folder, k)
         if not path.exists():
             todo.append(k)
@@ -54,12 +56,15 @@ def generate(
     desc: str = "",
     report: Report = print,
     on_image: OnImage | None = None,
+    only: Sequence[int] | None = None,
 ) -> int:
     """Generate every entry of ``suite`` whose image in ``folder`` is missing or damaged, with ``spec``; write each
-    image there (with ``folder`` None, hand each to ``on_image`` only). Returns how many images were generated."""
+    image there (with ``folder`` None, hand each to ``on_image`` only). ``only``: the entries this call is for (a
+    shard's or a process's share); the others are left alone. Returns how many images were generated."""
     check_count("batch_size", batch_size)
-    todo = entries_to_generate(folder, len(suite), report)
-    bar = tqdm(total=len(suite), initial=len(suite) - len(todo), desc=desc or spec.label, disable=not progress)
+    todo = entries_to_generate(folder, len(suite), report, only)
+    total = len(suite) if only is None else len(only)
+    bar = tqdm(total=total, initial=total - len(todo), desc=desc or spec.label, disable=not progress)
     for start in range(0, len(todo), batch_size):
         chunk = todo[start : start + batch_size]
         t0 = time.perf_counter()
