@@ -29,7 +29,8 @@ import contextlib
 import dataclasses
 import math
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from functools import partial
 from typing import Any, Literal, cast
 
 import torch
@@ -417,23 +418,46 @@ def attention_control(
     latent_hw: tuple[int, int],
 ) -> Iterator[AttentionStore]:
     """Install capture processors on the requested layers (named or not) for the duration of the block."""
-    modulate = modulate or {}
+    names = plan_store(
+        store, attention_layers(unet), record, modulate, latent_hw, lambda r: select_layers(unet, r, latent_hw)
+    )
+    wrappers = {name: partial(CaptureProcessor, store, store.layers[name]) for name in names}
+    with processors_installed(dict(unet.named_modules()), wrappers, store):
+        yield store
+
+
+def plan_store(
+    store: AttentionStore,
+    layers: Iterable[LayerInfo],
+    record: Requests | Sequence[AttentionRequest],
+    modulate: Mapping[Any, Sequence[Modulator]] | None,
+    latent_hw: tuple[int, int],
+    select: Callable[[AttentionRequest], Iterable[LayerInfo]],
+) -> set[str]:
+    """Set ``store`` up for one controlled block (its layers, the layers to record, each layer's modulators, the
+    requests resolved by ``select``); returns the names of the layers that need a processor (UNet and DiT alike)."""
     requests = [r for v in record.values() for r in _as_tuple(v)] if isinstance(record, Mapping) else list(record)
     store.latent_hw = latent_hw
-    store.layers = {layer.name: layer for layer in attention_layers(unet)}
-    store.record_layers = {layer.name for r in requests for layer in select_layers(unet, r, latent_hw)}
+    store.layers = {layer.name: layer for layer in layers}
+    store.record_layers = {layer.name for r in requests for layer in select(r)}
     store.modulators = {}
-    for request, fns in modulate.items():
-        for layer in select_layers(unet, request, latent_hw):
+    for request, fns in (modulate or {}).items():
+        for layer in select(request):
             store.modulators.setdefault(layer.name, []).extend(fns)
-    names = store.record_layers | set(store.modulators)
-    modules = dict(unet.named_modules())
+    return store.record_layers | set(store.modulators)
+
+
+@contextlib.contextmanager
+def processors_installed(
+    modules: Mapping[str, Any], wrappers: Mapping[str, Callable[[Any], Any]], store: AttentionStore
+) -> Iterator[AttentionStore]:
+    """Give each module named in ``wrappers`` the processor ``wrappers[name](its own processor)`` for the block; put
+    the modules' own processors back and empty ``store`` after it, also when the block raises."""
     originals = {}
     try:
-        for name in names:
-            module = modules[name]
-            originals[name] = module.processor
-            module.set_processor(CaptureProcessor(store, store.layers[name], module.processor))
+        for name, wrap in wrappers.items():
+            originals[name] = modules[name].processor
+            modules[name].set_processor(wrap(originals[name]))
         yield store
     finally:
         for name, processor in originals.items():

@@ -23,13 +23,23 @@ import contextlib
 import dataclasses
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from diffusers.models.embeddings import apply_rotary_emb
 
-from .attention import AttentionStore, ForwardCut, LayerInfo, Modulator, Requests, _as_tuple, _select
+from .attention import (
+    AttentionStore,
+    ForwardCut,
+    LayerInfo,
+    Modulator,
+    Requests,
+    _select,
+    plan_store,
+    processors_installed,
+)
 
 ROLES = ("text", "image", "joint")
 _KINDS = {"text": "cross", "image": "self", "joint": "joint"}
@@ -232,30 +242,16 @@ def joint_attention_control(
     and modulated layers for the block, the modules' own processors back after it."""
     flux = hasattr(transformer, "single_transformer_blocks")
     layers = joint_attention_layers(transformer)
-    store.latent_hw = latent_hw
-    store.layers = {layer.name: layer for layer in layers}
     store.joint_layout = layout  # what the processors slice by
-    requests = [r for v in record.values() for r in _as_tuple(v)]
-    store.record_layers = {
-        layer.name for r in requests for layer in _select(layers, r, latent_hw, store.default_blocks)
-    }
-    store.modulators = {}
-    for request, fns in (modulate or {}).items():
-        for layer in _select(layers, request, latent_hw, store.default_blocks):
-            store.modulators.setdefault(layer.name, []).extend(fns)
+    wanted_layers = plan_store(
+        store, layers, record, modulate, latent_hw, lambda r: _select(layers, r, latent_hw, store.default_blocks)
+    )
     by_module: dict[str, dict[str, LayerInfo]] = {}
     for layer in layers:
         by_module.setdefault(layer.module, {})[layer.name.partition(":")[2]] = layer
-    wanted = {store.layers[name].module for name in store.record_layers | set(store.modulators)}
-    modules = dict(transformer.named_modules())
-    originals = {}
-    try:
-        for name in wanted:
-            originals[name] = modules[name].processor
-            modules[name].set_processor(JointCaptureProcessor(store, name, by_module[name], originals[name], flux))
+    wrappers = {
+        module: partial(JointCaptureProcessor, store, module, by_module[module], flux=flux)
+        for module in {store.layers[name].module for name in wanted_layers}
+    }
+    with processors_installed(dict(transformer.named_modules()), wrappers, store):
         yield store
-    finally:
-        for name, processor in originals.items():
-            modules[name].set_processor(processor)
-        store.recording = False
-        store.clear()
