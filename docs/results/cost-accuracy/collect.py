@@ -1,0 +1,192 @@
+"""Issue #19's accuracy check of the budget options: object-in-box of each option beside its method's default, image
+for image, on the shapes box benchmark (tables for docs/results/cost.md, section "Accuracy of the budget options").
+
+    PYTHONPATH=src python docs/results/cost-accuracy/collect.py bench-out/m19   # rewrite per_image.csv, runs.json
+    PYTHONPATH=src python docs/results/cost-accuracy/collect.py                 # tables from the committed files
+
+The bench folders are made by docs/results/cost-accuracy/commands.sh (``benchmarks/overhead.py --repeats 0
+--accuracy N``: one ``bench shapes`` folder per configuration, named after it, ``refocus@it3`` -> ``refocus_it3``,
+under ``s0/`` (suite seed 0, shipped SD shapes model), ``g0/`` (seed 0, shipped GLIGEN shapes model) and ``s1/``
+(seed 1)). Every ``*/results.json`` under the given folder goes to ``per_image.csv`` (run, row, entry and scores)
+and each run's command, settings and seconds per image to ``runs.json``; the tables are then made from those two
+files alone. Today's values of refocus and layout-guidance at seed 0 are the published n=200 run's per-image scores
+(docs/results/shapes/results.json), read as run ``published``; a run's default row reproduces them image for image
+where it was checked (cost.md).
+
+Each comparison is an option minus its default on the entries both runs hold (the same layouts and initial noise):
+the mean paired difference and its 95% bootstrap interval (entries resampled, 10,000 draws, fixed generator), and
+how many entries score the same. The predicted SD-1.5 time ratio is ``1 + updates x r / 50`` (cost.md, "Setting 2,
+measured": r is the update / plain CFG step ratio of run B's median, updates the method's plan at 50 steps under the
+option, without early stop, counted by ``benchmarks/cost_parts.py``'s ``schedule``).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).parent
+PER_IMAGE = HERE / "per_image.csv"
+RUNS = HERE / "runs.json"
+PUBLISHED = HERE.parent / "shapes" / "results.json"
+FIELDS = ("object_in_box", "mean_iou", "found_rate", "colour_acc")
+DRAWS = 10_000
+TOLERANCE = 0.02  # issue #19: object-in-box within 0.02 of today's value
+
+# run B's median update / plain CFG step at SD-1.5 size (cost.md, "Setting 2, measured"); gligen+refocus was not
+# timed on the gated architecture: refocus's ratio stands in for it (its plan is refocus's: the same updates)
+UPDATE_RATIO = {"refocus": 0.56, "layout-guidance": 0.63, "attend-excite": 0.68, "gligen+refocus": 0.56}
+# the updates each plan asks for at SD-1.5's 50 steps (family defaults, no early stop); ``--count`` recounts them
+UPDATES_50 = {
+    ("refocus", ""): 49,
+    ("refocus", "it3"): 40,
+    ("refocus", "it4"): 43,
+    ("refocus", "t700"): 39,
+    ("layout-guidance", ""): 50,
+    ("layout-guidance", "t900"): 25,
+    ("layout-guidance", "it3"): 30,
+    ("attend-excite", ""): 85,
+    ("attend-excite", "t800"): 30,
+    ("attend-excite", "it3"): 31,
+    ("gligen+refocus", ""): 49,
+    ("gligen+refocus", "it3"): 40,
+}
+
+# (run of the option, its row folder, run of the default, the default's row folder, method, option)
+COMPARISONS = [
+    ("s0", "refocus_it3", "published", "refocus", "refocus", "it3"),
+    ("s0", "refocus_it4", "published", "refocus", "refocus", "it4"),
+    ("s0", "refocus_t700", "published", "refocus", "refocus", "t700"),
+    ("s0", "layout-guidance_t900", "published", "layout-guidance", "layout-guidance", "t900"),
+    ("s0", "layout-guidance_it3", "published", "layout-guidance", "layout-guidance", "it3"),
+    ("s0", "attend-excite_t800", "s0", "attend-excite", "attend-excite", "t800"),
+    ("s0", "attend-excite_it3", "s0", "attend-excite", "attend-excite", "it3"),
+    ("g0", "gligen+refocus_it3", "g0", "gligen+refocus", "gligen+refocus", "it3"),
+    ("s1", "refocus_it3", "s1", "refocus", "refocus", "it3"),
+    ("s1", "layout-guidance_t900", "s1", "layout-guidance", "layout-guidance", "t900"),
+    ("s1", "attend-excite_t800", "s1", "attend-excite", "attend-excite", "t800"),
+]
+RUN_NAMES = {
+    "published": "SD shapes, seed 0 (published run)",
+    "s0": "SD shapes, seed 0",
+    "g0": "GLIGEN shapes, seed 0",
+    "s1": "SD shapes, seed 1",
+}
+
+
+def scan(root: Path) -> None:
+    """Per-image scores and run settings of every results.json under ``root`` (and the published run)."""
+    rows, runs = [], {}
+    sources = [("published", path.parent.name, path) for path in [PUBLISHED]]
+    sources += [(p.parent.parent.name, p.parent.name, p) for p in sorted(root.glob("*/*/results.json"))]
+    for run, folder, path in sources:
+        data = json.loads(path.read_text())
+        for label, images in data["images"].items():
+            row = label if run == "published" else folder
+            if run == "published" and label not in ("refocus", "layout-guidance", "zestguide", "none"):
+                continue
+            for index, image in enumerate(images):
+                rows.append([run, row, index] + [image[f] for f in FIELDS])
+            aggregate = data["methods"][label]
+            runs[f"{run}/{row}"] = {
+                "command": data["config"].get("command"),
+                "n": len(images),
+                "seed": data["config"]["seed"],
+                "object_in_box": aggregate["object_in_box"],
+                "seconds_per_image": aggregate.get("seconds_per_image"),
+            }
+    with PER_IMAGE.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["run", "row", "entry", *FIELDS])
+        writer.writerows(rows)
+    RUNS.write_text(json.dumps(runs, indent=1, sort_keys=True) + "\n")
+
+
+def load() -> dict[tuple[str, str], dict[int, float]]:
+    scores: dict[tuple[str, str], dict[int, float]] = {}
+    with PER_IMAGE.open() as handle:
+        for line in csv.DictReader(handle):
+            scores.setdefault((line["run"], line["row"]), {})[int(line["entry"])] = float(line["object_in_box"])
+    return scores
+
+
+def paired(option: dict[int, float], default: dict[int, float]) -> tuple[int, float, float, float, int]:
+    entries = sorted(set(option) & set(default))
+    diffs = [option[i] - default[i] for i in entries]
+    n = len(diffs)
+    rng = random.Random(0)
+    draws = sorted(sum(diffs[rng.randrange(n)] for _ in range(n)) / n for _ in range(DRAWS))
+    same = sum(abs(d) < 1e-6 for d in diffs)
+    return n, sum(diffs) / n, draws[int(0.025 * DRAWS)], draws[int(0.975 * DRAWS) - 1], same
+
+
+def predicted(method: str, option: str) -> str:
+    updates = UPDATES_50.get((method, option))
+    if updates is None:
+        return "-"
+    return f"{1 + updates * UPDATE_RATIO[method] / 50:.2f}x ({updates})"
+
+
+def table() -> str:
+    scores = load()
+    lines = [
+        "| model, suite seed | method | option | predicted SD-1.5 time vs plain (updates / 50) | n | object-in-box: "
+        "default | option | option minus default [95% CI] | entries scoring the same | within 0.02? |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for run, row, base_run, base_row, method, option in COMPARISONS:
+        if (run, row) not in scores or (base_run, base_row) not in scores:
+            continue
+        opt, base = scores[run, row], scores[base_run, base_row]
+        n, mean, low, high, same = paired(opt, base)
+        entries = sorted(set(opt) & set(base))
+        base_mean = sum(base[i] for i in entries) / n
+        within = "yes" if mean >= -TOLERANCE else "no"
+        lines.append(
+            f"| {RUN_NAMES[run]} | {method} | {option} | {predicted(method, '')} -> {predicted(method, option)} | "
+            f"{n} | {base_mean:.3f} | {base_mean + mean:.3f} | {mean:+.3f} [{low:+.3f}, {high:+.3f}] | {same} / {n} "
+            f"| {within} (mean) |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def count() -> None:
+    """Recount UPDATES_50 with the pipeline's own plans (SD-1.5 on the meta device; gligen+refocus on the tiny
+    gated pipeline, whose family defaults are GLIGEN's: the plan depends on the steps, not the weights)."""
+    import torch
+
+    sys.path.insert(0, str(HERE.parents[2] / "benchmarks"))
+    from cost_parts import schedule  # type: ignore[import-not-found]
+    from overhead import BUDGETS  # type: ignore[import-not-found]
+
+    from layoutguide.bench import shapes_suite
+    from layoutguide.guidance import GuidanceBudget
+    from layoutguide.testing import sd15_random_pipeline, sd_scheduler, tiny_pipeline
+
+    with torch.device("meta"):
+        sd = sd15_random_pipeline()
+    gated = tiny_pipeline(gated=True)
+    for pipe in (sd, gated):
+        pipe.scheduler = sd_scheduler()
+    layouts = [s.layout() for s in shapes_suite(1, seed=5, n_objects=(2, 2))]
+    for (method, option), listed in UPDATES_50.items():
+        pipe = gated if method.startswith("gligen") else sd
+        budget = GuidanceBudget(**BUDGETS[option]) if option else GuidanceBudget()
+        updates = sum(schedule(pipe, method, 50, budget, layouts, 64))
+        print(f"{method} {option or 'default'}: {updates} updates (listed: {listed})")
+
+
+def main() -> None:
+    if sys.argv[1:] == ["--count"]:
+        count()
+        return
+    if sys.argv[1:]:
+        scan(Path(sys.argv[1]))
+    print(table())
+
+
+if __name__ == "__main__":
+    main()

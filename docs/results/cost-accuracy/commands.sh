@@ -1,0 +1,31 @@
+#!/bin/bash
+# Issue #19's accuracy check of the budget options (docs/results/cost.md, "Accuracy of the budget options"), as run:
+# one configuration per call, one call at a time, on one thread of a 2-core machine shared with other jobs. Each
+# configuration is a `bench shapes` folder under $OUT/<run>/<configuration> and resumes if interrupted (a rerun
+# generates only the missing images). From the repository root: bash docs/results/cost-accuracy/commands.sh [STAGE...]
+# (no stage: all, in this order), then the tables:
+#   PYTHONPATH=src python docs/results/cost-accuracy/collect.py $OUT
+set -e
+OUT=${OUT:-bench-out/m19}
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+OV="nice -n 10 python benchmarks/overhead.py --repeats 0 --threads 1"
+
+stage() {
+  case $1 in
+    # the default reproduces the published run's per-image scores (layout-guidance; refocus was checked in cost.md)
+    repro) $OV --model shipped --accuracy 8 --accuracy-out $OUT/s0n8 --methods layout-guidance ;;
+    # seed 0, n=200, shipped SD shapes model; refocus and layout-guidance's defaults are the published run
+    s0) $OV --model shipped --accuracy 200 --accuracy-out $OUT/s0 \
+      --methods 'refocus@it3,layout-guidance@t900,attend-excite@t800,attend-excite' ;;
+    # seed 0, n=200, shipped GLIGEN shapes model
+    g0) $OV --model shapes-gligen --accuracy 200 --accuracy-out $OUT/g0 --methods 'gligen+refocus,gligen+refocus@it3' ;;
+    # what moves: suite seed 1 (other layouts and initial noise), n=100, the options beside their defaults
+    s1) $OV --model shipped --accuracy 100 --accuracy-seed 1 --accuracy-out $OUT/s1 \
+      --methods 'refocus,refocus@it3,layout-guidance,layout-guidance@t900,attend-excite,attend-excite@t800' ;;
+    *) echo "unknown stage $1" >&2; exit 2 ;;
+  esac
+}
+
+for s in "${@:-repro s0 g0 s1}"; do
+  for one in $s; do stage "$one"; done
+done
