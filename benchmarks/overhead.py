@@ -152,7 +152,7 @@ def measure(pipe: Any, configs: list[str], layouts: list, args: argparse.Namespa
     return results
 
 
-def accuracy(pipe: Any, configs: list[str], n: int, out: Path, seed: int = 0) -> dict[str, float]:
+def accuracy(pipe: Any, configs: list[str], n: int, out: Path, seed: int = 0, batch: int = 8) -> dict[str, float]:
     from layoutguide.bench.shapes_bench import run_shapes_bench
     from layoutguide.spec import MethodSpec
 
@@ -161,7 +161,13 @@ def accuracy(pipe: Any, configs: list[str], n: int, out: Path, seed: int = 0) ->
         method, budget = parse_config(label)
         folder = out / re.sub(r"[^A-Za-z0-9_.+-]+", "_", label)
         result = run_shapes_bench(
-            Budgeted(pipe, budget), [MethodSpec.parse(method or "none")], n=n, seed=seed, out=folder, progress=False
+            Budgeted(pipe, budget),
+            [MethodSpec.parse(method or "none")],
+            n=n,
+            seed=seed,
+            out=folder,
+            batch_size=batch,
+            progress=False,
         )
         (aggregate,) = result["aggregates"].values() if "aggregates" in result else result["methods"].values()
         scores[label] = aggregate["object_in_box"]
@@ -222,6 +228,13 @@ def main() -> None:
     parser.add_argument("--accuracy", type=int, default=0, help="also run the shapes box benchmark on N layouts")
     parser.add_argument("--accuracy-out", type=Path, default=Path("bench-out/cost"))
     parser.add_argument("--accuracy-seed", type=int, default=0, help="suite seed of the box benchmark")
+    parser.add_argument(
+        "--accuracy-batch",
+        type=int,
+        default=8,
+        help="prompts per call in the box benchmark (bench shapes' default 8; the batch can flip an image's score by "
+        "float rounding, so a paired comparison uses its reference's batch)",
+    )
     parser.add_argument("--out", type=Path)
     parser.add_argument(
         "--guidance-interval", default=None, help="CFG only at timesteps LOW,HIGH, or 'all'; default: the model's"
@@ -238,7 +251,9 @@ def main() -> None:
     pipe = load(args)
     layouts = [s.layout() for s in shapes_suite(args.batch, seed=5, n_objects=(2, 2))]
     results = measure(pipe, configs, layouts, args) if args.repeats else {}
-    scores = accuracy(pipe, configs, args.accuracy, args.accuracy_out, args.accuracy_seed) if args.accuracy else {}
+    scores: dict[str, float] = {}
+    if args.accuracy:
+        scores = accuracy(pipe, configs, args.accuracy, args.accuracy_out, args.accuracy_seed, args.accuracy_batch)
     if results:
         text = table(results, scores, args)
     else:  # --repeats 0: accuracy only

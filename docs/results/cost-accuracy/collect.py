@@ -1,15 +1,17 @@
 """Issue #19's accuracy check of the budget options: object-in-box of each option beside its method's default, image
 for image, on the shapes box benchmark (tables for docs/results/cost.md, section "Accuracy of the budget options").
 
-    PYTHONPATH=src python docs/results/cost-accuracy/collect.py bench-out/m19   # rewrite per_image.csv, runs.json
-    PYTHONPATH=src python docs/results/cost-accuracy/collect.py                 # tables from the committed files
+    PYTHONPATH=src python docs/results/cost-accuracy/collect.py bench-out/m19 bench-out/presets   # rewrite the files
+    PYTHONPATH=src python docs/results/cost-accuracy/collect.py         # tables from per_image.csv and runs.json
 
 The bench folders are made by docs/results/cost-accuracy/commands.sh (``benchmarks/overhead.py --repeats 0
 --accuracy N``: one ``bench shapes`` folder per configuration, named after it, ``refocus@it3`` -> ``refocus_it3``,
 under ``s0/`` (suite seed 0, shipped SD shapes model), ``g0/`` (seed 0, shipped GLIGEN shapes model) and ``s1/``
-(seed 1)). Every ``*/results.json`` under the given folder goes to ``per_image.csv`` (run, row, entry and scores)
-and each run's command, settings and seconds per image to ``runs.json``; the tables are then made from those two
-files alone. Today's values of refocus and layout-guidance at seed 0 are the published n=200 run's per-image scores
+(seed 1)). The default of gligen+refocus is the tuned row of the n=200 preset run on the GLIGEN model (issue #16,
+docs/results/presets/commands.sh, ``box-gligen-s0-n200`` under the second folder), made at the batch of its option's
+run (16). Every ``*/results.json`` under the first folder goes to ``per_image.csv`` (run, row, entry and scores) and
+each run's command, settings and seconds per image to ``runs.json``; the tables are then made from those two files
+alone. Today's values of refocus and layout-guidance at seed 0 are the published n=200 run's per-image scores
 (docs/results/shapes/results.json), read as run ``published``; a run's default row reproduces them image for image
 where it was checked (cost.md).
 
@@ -77,16 +79,20 @@ RUN_NAMES = {
 }
 
 
-def scan(root: Path) -> None:
-    """Per-image scores and run settings of every results.json under ``root`` (and the published run)."""
+def scan(root: Path, presets: Path | None) -> None:
+    """Per-image scores and run settings of every results.json under ``root``, the published run and (``presets``)
+    the tuned gligen+refocus row of the n=200 preset run."""
     rows, runs = [], {}
-    sources = [("published", path.parent.name, path) for path in [PUBLISHED]]
-    sources += [(p.parent.parent.name, p.parent.name, p) for p in sorted(root.glob("*/*/results.json"))]
-    for run, folder, path in sources:
+    # (run, row or None for the row's label, results.json, the labels taken from it)
+    sources = [("published", None, PUBLISHED, {"refocus", "layout-guidance", "zestguide", "none"})]
+    sources += [(p.parent.parent.name, p.parent.name, p, None) for p in sorted(root.glob("*/*/results.json"))]
+    if presets is not None:
+        sources.append(("g0", None, presets / "box-gligen-s0-n200" / "results.json", {"gligen+refocus"}))
+    for run, folder, path, labels in sources:
         data = json.loads(path.read_text())
         for label, images in data["images"].items():
-            row = label if run == "published" else folder
-            if run == "published" and label not in ("refocus", "layout-guidance", "zestguide", "none"):
+            row = folder or label
+            if labels is not None and label not in labels:
                 continue
             for index, image in enumerate(images):
                 rows.append([run, row, index] + [image[f] for f in FIELDS])
@@ -184,7 +190,7 @@ def main() -> None:
         count()
         return
     if sys.argv[1:]:
-        scan(Path(sys.argv[1]))
+        scan(Path(sys.argv[1]), Path(sys.argv[2]) if sys.argv[2:] else None)
     print(table())
 
 

@@ -4,7 +4,7 @@
 # configuration is a `bench shapes` folder under $OUT/<run>/<configuration> and resumes if interrupted (a rerun
 # generates only the missing images). From the repository root: bash docs/results/cost-accuracy/commands.sh [STAGE...]
 # (no stage: all, in this order), then the tables:
-#   PYTHONPATH=src python docs/results/cost-accuracy/collect.py $OUT
+#   PYTHONPATH=src python docs/results/cost-accuracy/collect.py $OUT bench-out/presets
 set -e
 OUT=${OUT:-bench-out/m19}
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
@@ -17,8 +17,11 @@ stage() {
     # seed 0, n=200, shipped SD shapes model; refocus and layout-guidance's defaults are the published run
     s0) $OV --model shipped --accuracy 200 --accuracy-out $OUT/s0 \
       --methods 'refocus@it3,layout-guidance@t900,attend-excite@t800,attend-excite' ;;
-    # seed 0, n=200, shipped GLIGEN shapes model
-    g0) $OV --model shapes-gligen --accuracy 200 --accuracy-out $OUT/g0 --methods 'gligen+refocus,gligen+refocus@it3' ;;
+    # seed 0, n=200, shipped GLIGEN shapes model, batches of 16: the default is the tuned row of issue #16's n=200
+    # preset run (docs/results/presets/commands.sh gligen200, which resumes into the same folder with the presets)
+    g0) nice -n 10 layoutguide bench shapes --model shapes-gligen --methods gligen+refocus --n 200 --seed 0 \
+      --batch-size 16 --device cpu --out ${PRESETS:-bench-out/presets}/box-gligen-s0-n200
+      $OV --model shapes-gligen --accuracy 200 --accuracy-out $OUT/g0 --accuracy-batch 16 --methods gligen+refocus@it3 ;;
     # what moves: suite seed 1 (other layouts and initial noise), n=100, the options beside their defaults
     s1) $OV --model shipped --accuracy 100 --accuracy-seed 1 --accuracy-out $OUT/s1 \
       --methods 'refocus,refocus@it3,layout-guidance,layout-guidance@t900,attend-excite,attend-excite@t800' ;;
