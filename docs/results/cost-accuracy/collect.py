@@ -161,7 +161,9 @@ def table() -> str:
 
 def count() -> None:
     """Recount UPDATES_50 with the pipeline's own plans (SD-1.5 on the meta device; gligen+refocus on the tiny
-    gated pipeline, whose family defaults are GLIGEN's: the plan depends on the steps, not the weights)."""
+    gated pipeline, whose family defaults are GLIGEN's: the plan depends on the steps, not the weights), and print
+    the updates each configuration plans on the shipped shapes models at their 30 steps (upper bounds: early stop
+    can end a step's updates sooner)."""
     import torch
 
     sys.path.insert(0, str(HERE.parents[2] / "benchmarks"))
@@ -170,6 +172,7 @@ def count() -> None:
 
     from layoutguide.bench import shapes_suite
     from layoutguide.guidance import GuidanceBudget
+    from layoutguide.loading import load_pipeline
     from layoutguide.testing import sd15_random_pipeline, sd_scheduler, tiny_pipeline
 
     with torch.device("meta"):
@@ -177,12 +180,18 @@ def count() -> None:
     gated = tiny_pipeline(gated=True)
     for pipe in (sd, gated):
         pipe.scheduler = sd_scheduler()
+    shapes, shapes_gligen = load_pipeline("shapes", device="cpu"), load_pipeline("shapes-gligen", device="cpu")
     layouts = [s.layout() for s in shapes_suite(1, seed=5, n_objects=(2, 2))]
     for (method, option), listed in UPDATES_50.items():
-        pipe = gated if method.startswith("gligen") else sd
+        gligen = method.startswith("gligen")
         budget = GuidanceBudget(**BUDGETS[option]) if option else GuidanceBudget()
-        updates = sum(schedule(pipe, method, 50, budget, layouts, 64))
-        print(f"{method} {option or 'default'}: {updates} updates (listed: {listed})")
+        updates = sum(schedule(gated if gligen else sd, method, 50, budget, layouts, 64))
+        small = shapes_gligen if gligen else shapes
+        plan = schedule(small, method, 30, budget, layouts, small.unet.config.sample_size)
+        print(
+            f"{method} {option or 'default'}: SD-1.5, 50 steps: {updates} updates (listed: {listed}); shipped model, "
+            f"30 steps: {sum(plan)} updates on {sum(u > 0 for u in plan)} steps"
+        )
 
 
 def main() -> None:
