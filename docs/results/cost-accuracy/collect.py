@@ -89,6 +89,8 @@ def scan(root: Path, presets: Path | None) -> None:
     if presets is not None:
         sources.append(("g0", None, presets / "box-gligen-s0-n200" / "results.json", {"gligen+refocus"}))
     for run, folder, path, labels in sources:
+        if not path.is_file():  # a run not finished yet
+            continue
         data = json.loads(path.read_text())
         for label, images in data["images"].items():
             row = folder or label
