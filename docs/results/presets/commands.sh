@@ -32,6 +32,14 @@ stage() {
     # n=200: the SD shapes model's preset rows, then the GLIGEN model's
     sd200) grow shapes $OUT/box-shapes-s0-n200 "${SD200_ROWS[@]}" ;;
     gligen200) grow shapes-gligen $OUT/box-gligen-s0-n200 "${GLIGEN200_ROWS[@]}" ;;
+    # ZestGuide's presets on the mask benchmark (the settings of docs/results/masks: masks, 1-3 objects, seed 2)
+    masks) $LG bench shapes --model shapes --masks --max-objects 3 \
+      --methods 'zestguide,zestguide[preset=official],zestguide[preset=paper]' --n 32 --seed 2 --batch-size 16 \
+      --device cpu --out $OUT/masks-shapes-s2-n32 ;;
+    # refocus's presets on the relation benchmark (its prompts carry counts: "two red triangles above ...")
+    relations) $LG bench relations --model shapes --planners rule \
+      --methods 'refocus,refocus[preset=official],refocus[preset=paper]' --n 48 --seed 0 --batch-size 16 --device cpu \
+      --out $OUT/relations-shapes-s0-n48 ;;
     # 1. box benchmark, shipped SD shapes model: every preset of both methods on the same layouts and seeds
     sd) $LG bench shapes --model shapes --methods "$SD" --n 64 --seed 0 --batch-size 16 --device cpu \
       --out $OUT/box-shapes-s0-n64 ;;
