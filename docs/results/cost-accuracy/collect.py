@@ -17,9 +17,9 @@ where it was checked (cost.md).
 
 Each comparison is an option minus its default on the entries both runs hold (the same layouts and initial noise):
 the mean paired difference and its 95% bootstrap interval (entries resampled, 10,000 draws, fixed generator), and
-how many entries score the same. The predicted SD-1.5 time ratio is ``1 + updates x r / 50`` (cost.md, "Setting 2,
-measured": r is the update / plain CFG step ratio of run B's median, updates the method's plan at 50 steps under the
-option, without early stop, counted by ``benchmarks/cost_parts.py``'s ``schedule``).
+how many entries score higher, the same and lower. The predicted SD-1.5 time ratio is ``1 + updates x r / 50``
+(cost.md, "Setting 2, measured": r is the update / plain CFG step ratio of run B's median, updates the method's plan
+at 50 steps under the option, without early stop, counted by ``benchmarks/cost_parts.py``'s ``schedule``).
 """
 
 from __future__ import annotations
@@ -128,14 +128,14 @@ def load() -> dict[tuple[str, str], dict[int, float]]:
     return scores
 
 
-def paired(option: dict[int, float], default: dict[int, float]) -> tuple[int, float, float, float, int]:
+def paired(option: dict[int, float], default: dict[int, float]) -> tuple[int, float, float, float, str]:
     entries = sorted(set(option) & set(default))
     diffs = [option[i] - default[i] for i in entries]
     n = len(diffs)
     rng = random.Random(0)
     draws = sorted(sum(diffs[rng.randrange(n)] for _ in range(n)) / n for _ in range(DRAWS))
-    same = sum(abs(d) < 1e-6 for d in diffs)
-    return n, sum(diffs) / n, draws[int(0.025 * DRAWS)], draws[int(0.975 * DRAWS) - 1], same
+    moved = f"{sum(d > 1e-6 for d in diffs)} / {sum(abs(d) <= 1e-6 for d in diffs)} / {sum(d < -1e-6 for d in diffs)}"
+    return n, sum(diffs) / n, draws[int(0.025 * DRAWS)], draws[int(0.975 * DRAWS) - 1], moved
 
 
 def predicted(method: str, option: str) -> str:
@@ -154,14 +154,14 @@ def table() -> str:
     lines = [
         "| model, suite seed | method | option | predicted SD-1.5 time vs plain (updates / 50): default -> option | "
         "updates on the shipped model (/ 30 steps) | n | object-in-box: default | option | option minus default "
-        "[95% CI] | entries scoring the same | within 0.02? |",
+        "[95% CI] | entries up / same / down | within 0.02? |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for run, row, base_run, base_row, method, option in COMPARISONS:
         if (run, row) not in scores or (base_run, base_row) not in scores:
             continue
         opt, base = scores[run, row], scores[base_run, base_row]
-        n, mean, low, high, same = paired(opt, base)
+        n, mean, low, high, moved = paired(opt, base)
         entries = sorted(set(opt) & set(base))
         base_mean = sum(base[i] for i in entries) / n
         # the mean difference against the target; "by the interval" when its whole interval is within it too
@@ -169,7 +169,7 @@ def table() -> str:
         lines.append(
             f"| {RUN_NAMES[run]} | {method} | {option} | {predicted(method, '')} -> {predicted(method, option)} | "
             f"{shipped_updates(method, '')} -> {shipped_updates(method, option)} | {n} | {base_mean:.3f} | "
-            f"{base_mean + mean:.3f} | {mean:+.3f} [{low:+.3f}, {high:+.3f}] | {same} / {n} | {within} |"
+            f"{base_mean + mean:.3f} | {mean:+.3f} [{low:+.3f}, {high:+.3f}] | {moved} | {within} |"
         )
     return "\n".join(lines) + "\n"
 
