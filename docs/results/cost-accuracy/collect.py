@@ -29,6 +29,7 @@ import json
 import random
 import sys
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).parent
 PER_IMAGE = HERE / "per_image.csv"
@@ -77,6 +78,18 @@ COMPARISONS = [
     ("s1", "layout-guidance_t900", "s1", "layout-guidance", "layout-guidance", "t900"),
     ("s1", "layout-guidance_it3", "s1", "layout-guidance", "layout-guidance", "it3"),
     ("s1", "attend-excite_t800", "s1", "attend-excite", "attend-excite", "t800"),
+]
+# the same option over both suites (seed 0's 200 entries and seed 1's 100, each against its own default)
+POOLED = [
+    ("refocus", "t700", [("s0", "refocus_t700", "published", "refocus"), ("s1", "refocus_t700", "s1", "refocus")]),
+    (
+        "layout-guidance",
+        "it3",
+        [
+            ("s0", "layout-guidance_it3", "published", "layout-guidance"),
+            ("s1", "layout-guidance_it3", "s1", "layout-guidance"),
+        ],
+    ),
 ]
 RUN_NAMES = {
     "published": "SD shapes, seed 0 (published run)",
@@ -128,7 +141,7 @@ def load() -> dict[tuple[str, str], dict[int, float]]:
     return scores
 
 
-def paired(option: dict[int, float], default: dict[int, float]) -> tuple[int, float, float, float, str]:
+def paired(option: dict[Any, float], default: dict[Any, float]) -> tuple[int, float, float, float, str]:
     entries = sorted(set(option) & set(default))
     diffs = [option[i] - default[i] for i in entries]
     n = len(diffs)
@@ -170,6 +183,21 @@ def table() -> str:
             f"| {RUN_NAMES[run]} | {method} | {option} | {predicted(method, '')} -> {predicted(method, option)} | "
             f"{shipped_updates(method, '')} -> {shipped_updates(method, option)} | {n} | {base_mean:.3f} | "
             f"{base_mean + mean:.3f} | {mean:+.3f} [{low:+.3f}, {high:+.3f}] | {moved} | {within} |"
+        )
+    for method, option, pairs in POOLED:
+        if any((r, w) not in scores or (br, bw) not in scores for r, w, br, bw in pairs):
+            continue
+        # entries of different suites are different layouts: key them by suite to pool
+        opt = {(r, i): v for r, w, _, _ in pairs for i, v in scores[r, w].items()}
+        base = {(r, i): scores[br, bw][i] for r, w, br, bw in pairs for i in scores[r, w]}
+        n, mean, low, high, moved = paired(opt, base)
+        base_mean = sum(base.values()) / n
+        within = "no" if mean < -TOLERANCE else ("yes, by the interval" if low >= -TOLERANCE else "yes (mean)")
+        lines.append(
+            f"| SD shapes, seeds 0 and 1 pooled | {method} | {option} | {predicted(method, '')} -> "
+            f"{predicted(method, option)} | {shipped_updates(method, '')} -> {shipped_updates(method, option)} | "
+            f"{n} | {base_mean:.3f} | {base_mean + mean:.3f} | {mean:+.3f} [{low:+.3f}, {high:+.3f}] | {moved} | "
+            f"{within} |"
         )
     return "\n".join(lines) + "\n"
 
