@@ -16,7 +16,8 @@ Peak memory: on CUDA, ``torch.cuda.max_memory_allocated`` (weights included; ``g
 On CPU, the resident set sampled every 20 ms (``layoutguide.bench.memory.PeakMemory``, after ``malloc_trim``): the
 process's whole footprint (weights, allocator caches, Python), so ratios of the total understate a method's own
 growth; ``growth`` is the peak above the call's start. ``--accuracy N`` also runs the shapes box benchmark (``bench
-shapes``, seed 0, N layouts) per configuration and reports object-in-box (shapes models only).
+shapes``, suite seed ``--accuracy-seed`` (default 0), N layouts) per configuration and reports object-in-box (shapes
+models only): one ``bench shapes`` folder per configuration under ``--accuracy-out``, resumed if it exists.
 """
 
 from __future__ import annotations
@@ -37,8 +38,11 @@ BUDGETS: dict[str, dict[str, Any]] = {
     "full": {"cut_forward": False},  # before: every guidance forward runs the whole UNet
     "t700": {"min_timestep": 700},  # guided steps only while objects still move (docs/results/decision-time.md)
     "t800": {"min_timestep": 800},
+    "t900": {"min_timestep": 900},
     "it1": {"max_iterations": 1},
     "it2": {"max_iterations": 2},
+    "it3": {"max_iterations": 3},
+    "it4": {"max_iterations": 4},
     "ckpt": {"checkpointing": True},
     "bf16": {"autocast": "bf16"},
     "fp16": {"autocast": "fp16"},
@@ -148,7 +152,7 @@ def measure(pipe: Any, configs: list[str], layouts: list, args: argparse.Namespa
     return results
 
 
-def accuracy(pipe: Any, configs: list[str], n: int, out: Path) -> dict[str, float]:
+def accuracy(pipe: Any, configs: list[str], n: int, out: Path, seed: int = 0, batch: int = 8) -> dict[str, float]:
     from layoutguide.bench.shapes_bench import run_shapes_bench
     from layoutguide.spec import MethodSpec
 
@@ -157,7 +161,13 @@ def accuracy(pipe: Any, configs: list[str], n: int, out: Path) -> dict[str, floa
         method, budget = parse_config(label)
         folder = out / re.sub(r"[^A-Za-z0-9_.+-]+", "_", label)
         result = run_shapes_bench(
-            Budgeted(pipe, budget), [MethodSpec.parse(method or "none")], n=n, seed=0, out=folder, progress=False
+            Budgeted(pipe, budget),
+            [MethodSpec.parse(method or "none")],
+            n=n,
+            seed=seed,
+            out=folder,
+            batch_size=batch,
+            progress=False,
         )
         (aggregate,) = result["aggregates"].values() if "aggregates" in result else result["methods"].values()
         scores[label] = aggregate["object_in_box"]
@@ -217,6 +227,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--accuracy", type=int, default=0, help="also run the shapes box benchmark on N layouts")
     parser.add_argument("--accuracy-out", type=Path, default=Path("bench-out/cost"))
+    parser.add_argument("--accuracy-seed", type=int, default=0, help="suite seed of the box benchmark")
+    parser.add_argument(
+        "--accuracy-batch",
+        type=int,
+        default=8,
+        help="prompts per call in the box benchmark (bench shapes' default 8; the batch can flip an image's score by "
+        "float rounding, so a paired comparison uses its reference's batch)",
+    )
     parser.add_argument("--out", type=Path)
     parser.add_argument(
         "--guidance-interval", default=None, help="CFG only at timesteps LOW,HIGH, or 'all'; default: the model's"
@@ -233,11 +251,13 @@ def main() -> None:
     pipe = load(args)
     layouts = [s.layout() for s in shapes_suite(args.batch, seed=5, n_objects=(2, 2))]
     results = measure(pipe, configs, layouts, args) if args.repeats else {}
-    scores = accuracy(pipe, configs, args.accuracy, args.accuracy_out) if args.accuracy else {}
+    scores: dict[str, float] = {}
+    if args.accuracy:
+        scores = accuracy(pipe, configs, args.accuracy, args.accuracy_out, args.accuracy_seed, args.accuracy_batch)
     if results:
         text = table(results, scores, args)
     else:  # --repeats 0: accuracy only
-        text = f"Model: {args.model}; shapes box benchmark, seed 0, n={args.accuracy}.\n\n"
+        text = f"Model: {args.model}; shapes box benchmark, seed {args.accuracy_seed}, n={args.accuracy}.\n\n"
         text += "| configuration | object-in-box |\n|---|---|\n"
         text += "".join(f"| {label} | {score:.3f} |\n" for label, score in scores.items())
     print(text)

@@ -13,8 +13,33 @@ SD4_ZEST_FIRST='zestguide,zestguide[preset=official],refocus,refocus[preset=offi
 GLIGEN_REFOCUS='gligen+refocus,gligen+refocus[preset=official],gligen+refocus[preset=paper]'
 GLIGEN="gligen,gligen[preset=official],$GLIGEN_REFOCUS"
 
+# n=200 (the issue's size): one call per added row, each resuming into the same folder, so every finished row has
+# its results.json even when a later row is stopped; the tuned SD rows come last (the published n=200 run holds them,
+# made in batches of 8: docs/results/shapes/results.json)
+SD200_ROWS=('refocus[preset=official]' 'zestguide[preset=official]' 'zestguide[preset=paper]' 'refocus[preset=paper]'
+  'refocus' 'zestguide')
+GLIGEN200_ROWS=('gligen+refocus' 'gligen+refocus[preset=official]' 'gligen+refocus[preset=paper]')
+grow() {  # grow MODEL FOLDER ROW...: bench shapes with the first 1, 2, ... rows (each call resumes the folder)
+  local model=$1 folder=$2 rows=""; shift 2
+  for row in "$@"; do
+    rows=${rows:+$rows,}$row
+    $LG bench shapes --model "$model" --methods "$rows" --n 200 --seed 0 --batch-size 16 --device cpu --out "$folder"
+  done
+}
+
 stage() {
   case $1 in
+    # n=200: the SD shapes model's preset rows, then the GLIGEN model's
+    sd200) grow shapes $OUT/box-shapes-s0-n200 "${SD200_ROWS[@]}" ;;
+    gligen200) grow shapes-gligen $OUT/box-gligen-s0-n200 "${GLIGEN200_ROWS[@]}" ;;
+    # ZestGuide's presets on the mask benchmark (the settings of docs/results/masks: masks, 1-3 objects, seed 2)
+    masks) $LG bench shapes --model shapes --masks --max-objects 3 \
+      --methods 'zestguide,zestguide[preset=official],zestguide[preset=paper]' --n 32 --seed 2 --batch-size 16 \
+      --device cpu --out $OUT/masks-shapes-s2-n32 ;;
+    # refocus's presets on the relation benchmark (its prompts carry counts: "two red triangles above ...")
+    relations) $LG bench relations --model shapes --planners rule \
+      --methods 'refocus,refocus[preset=official],refocus[preset=paper]' --n 48 --seed 0 --batch-size 16 --device cpu \
+      --out $OUT/relations-shapes-s0-n48 ;;
     # 1. box benchmark, shipped SD shapes model: every preset of both methods on the same layouts and seeds
     sd) $LG bench shapes --model shapes --methods "$SD" --n 64 --seed 0 --batch-size 16 --device cpu \
       --out $OUT/box-shapes-s0-n64 ;;

@@ -1,0 +1,56 @@
+"""benchmarks/overhead.py --accuracy: each configuration's budget reaches the pipeline, and the suite seed and batch
+reach the box benchmark (docs/results/cost.md, "Accuracy of the budget options")."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import layoutguide.bench.shapes_bench as shapes_bench
+from layoutguide.guidance import GuidanceBudget
+
+BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def overhead():
+    spec = importlib.util.spec_from_file_location("overhead", BENCHMARKS / "overhead.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_budget_keys_combine(overhead):
+    method, budget = overhead.parse_config("layout-guidance@it3/t900")
+    assert method == "layout-guidance"
+    assert budget == GuidanceBudget(max_iterations=3, min_timestep=900)
+    assert overhead.parse_config("refocus@it4")[1].max_iterations == 4
+    assert overhead.parse_config("none") == (None, GuidanceBudget())
+    with pytest.raises(SystemExit, match="unknown budget 't650'"):
+        overhead.parse_config("refocus@t650")
+
+
+def test_accuracy_runs_each_configuration_with_its_budget_seed_and_batch(overhead, monkeypatch, tmp_path):
+    calls: list[dict[str, Any]] = []
+
+    def fake_bench(pipe, methods, **kwargs):
+        pipe(seen="call")  # what the runner does: calls the pipeline without a budget of its own
+        calls.append({"methods": [m.label for m in methods], **kwargs})
+        return {"methods": {methods[0].label: {"object_in_box": 0.25 * len(calls)}}}
+
+    budgets: list[GuidanceBudget] = []
+
+    class Pipe:
+        def __call__(self, **kwargs: Any) -> None:
+            budgets.append(kwargs["guidance_budget"])
+
+    monkeypatch.setattr(shapes_bench, "run_shapes_bench", fake_bench)
+    scores = overhead.accuracy(Pipe(), ["refocus@t700", "refocus"], 5, tmp_path, seed=1, batch=16)
+    assert scores == {"refocus@t700": 0.25, "refocus": 0.5}
+    assert budgets == [GuidanceBudget(min_timestep=700), GuidanceBudget()]
+    assert [(c["n"], c["seed"], c["batch_size"], c["methods"]) for c in calls] == [(5, 1, 16, ["refocus"])] * 2
+    assert [c["out"] for c in calls] == [tmp_path / "refocus_t700", tmp_path / "refocus"]  # a folder per config
