@@ -279,3 +279,18 @@ def test_regional_takes_masks_as_well_as_boxes():
                        torch.ones(1001), torch.ones(1), text_regions=[((1,), (2,))])  # fmt: skip
     image, _ = token_groups(ctx, 0, (8, 8), 4)
     assert image[0].view(8, 8).float().triu(1).sum() == 0 and image[0].sum() > 20  # the triangle, cell by cell
+
+
+@pytest.mark.parametrize("family", ["sd3", "flux"])
+def test_listing_and_bench_record_show_the_dit_defaults(family):
+    """``layoutguide methods --model DIT`` and ``bench``'s run record name the steps and guidance that run on a DiT
+    (28 steps; CFG 7.0 on SD3, guidance 3.5 on FLUX), not the UNet pipeline's 50 and 7.5."""
+    from layoutguide.bench.resume import sampling_defaults
+    from layoutguide.method_listing import model_listing
+
+    pipe = tiny_sd3_pipeline() if family == "sd3" else tiny_flux_pipeline()
+    scale = 7.0 if family == "sd3" else 3.5
+    listing = model_listing(pipe, "regional")
+    assert "num_inference_steps = 28  [pipeline default]" in listing
+    assert f"guidance_scale = {scale!r}  [pipeline default]" in listing
+    assert sampling_defaults(pipe) == {"steps": 28, "guidance_scale": scale}

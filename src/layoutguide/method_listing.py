@@ -89,7 +89,14 @@ def model_listing(
         if preset not in (None, "tuned") and missing_options(preset, member):
             lines.append(f"  not in this build yet (skipped): {', '.join(missing_options(preset, member))}")
     lines.append("sampling:")
-    for key, setting in layered_sampling(pipe.model_defaults, method, preset).items():
+    sampling = layered_sampling(
+        pipe.model_defaults,
+        method,
+        preset,
+        pipeline_steps=pipe.default_steps,
+        pipeline_guidance_scale=pipe.default_guidance_scale,
+    )
+    for key, setting in sampling.items():
         value = setting.value if key != "guidance_interval" or setting.value is not None else "every step"
         lines.append(f"  {key} = {value!r}  [{setting.source}]")
     return "\n".join(lines + ["", PRECEDENCE])

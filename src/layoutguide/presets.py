@@ -302,11 +302,15 @@ def layered_sampling(
     method: str | None,
     preset: str | None = None,
     explicit: dict[str, Any] | None = None,
+    *,
+    pipeline_steps: int = 50,
+    pipeline_guidance_scale: float = 7.5,
 ) -> dict[str, Setting]:
-    """The sampling settings that will run (:data:`SAMPLING_KEYS`) with their sources."""
+    """The sampling settings that will run (:data:`SAMPLING_KEYS`) with their sources; ``pipeline_*``: the
+    backbone's own defaults (50 and 7.5 on SD; SDXL's guidance 5.0; SD3/FLUX's 28 steps)."""
     settings = {
-        "num_inference_steps": Setting(50, "pipeline default"),
-        "guidance_scale": Setting(7.5, "pipeline default"),
+        "num_inference_steps": Setting(pipeline_steps, "pipeline default"),
+        "guidance_scale": Setting(pipeline_guidance_scale, "pipeline default"),
         "negative_prompt": Setting("", "pipeline default (the layout's, else empty)"),
         "sampler": Setting("model", "the model's scheduler"),
         "guidance_interval": Setting(None, "pipeline default (every step)"),

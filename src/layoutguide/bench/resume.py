@@ -36,7 +36,8 @@ def sampling_defaults(pipe: Any) -> dict[str, Any]:
     """What ``steps=None`` and ``guidance_scale=None`` resolve to on ``pipe`` (the pipeline's own rule)."""
     defaults = getattr(pipe, "model_defaults", {}) or {}
     scale = defaults.get("guidance_scale", getattr(pipe, "default_guidance_scale", 7.5))
-    return {"steps": defaults.get("num_inference_steps", 50), "guidance_scale": scale}
+    steps = defaults.get("num_inference_steps", getattr(pipe, "default_steps", 50))
+    return {"steps": steps, "guidance_scale": scale}
 
 
 def _resolved(value: Any, default: Any) -> Any:
