@@ -553,11 +553,15 @@ class LayoutPipeline(DiffusionPipeline, StableDiffusionMixin):
             layouts=sample_layouts,
         )
 
+    def latents_for_vae(self, latents: torch.Tensor) -> torch.Tensor:
+        """What the VAE decodes: the denoiser's latents unscaled (the DiT pipelines also add the VAE's shift)."""
+        return latents / self.vae.config.scaling_factor
+
     @torch.no_grad()
     def decode_latents(self, latents: torch.Tensor, output_type: str = "pil"):
         if output_type == "latent":
             return latents
-        images = self.vae.decode(latents.to(self.vae.dtype) / self.vae.config.scaling_factor).sample
+        images = self.vae.decode(self.latents_for_vae(latents.to(self.vae.dtype))).sample
         images = (images.float() / 2 + 0.5).clamp(0, 1)
         if output_type == "pt":
             return images

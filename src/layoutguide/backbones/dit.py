@@ -99,12 +99,9 @@ class LayoutDiTPipeline(LayoutPipeline):
     def _input_scale(self, t) -> float:
         return 1.0  # flow matching: the transformer takes the latents as they are
 
-    def decode_latents(self, latents: torch.Tensor, output_type: str = "pil"):
-        if output_type == "latent":
-            return latents
-        config = self.vae.config
-        latents = latents / config.scaling_factor + (config.get("shift_factor") or 0.0)
-        return super().decode_latents(latents * self.vae.config.scaling_factor, output_type)
+    def latents_for_vae(self, latents: torch.Tensor) -> torch.Tensor:
+        config = self.vae.config  # SD3's and FLUX's VAEs have a shift as well as a scale
+        return latents / config.scaling_factor + (config.get("shift_factor") or 0.0)
 
     def _check_call(self, sampler, height, width) -> tuple[int, int]:
         if sampler not in (None, "model"):
