@@ -82,3 +82,69 @@ def test_train_export_reload_generate(tmp_path):
     assert out.exists()
     resumed = open_trainer(run, device="cpu")
     assert resumed.state["unet_step"] == 2 and resumed.config.arch == "mmdit"
+
+
+def _finished_autoencoder_run(run, config):
+    """A run folder whose autoencoder stage is done (its weights random: only their shapes matter here)."""
+    from types import SimpleNamespace
+
+    from safetensors.torch import save_file
+
+    from layoutguide.shapes.model import build_vae
+
+    (run / "ckpt").mkdir(parents=True)
+    vae = build_vae(SimpleNamespace(**config.model)).state_dict()
+    save_file({k: v.contiguous() for k, v in vae.items()}, str(run / "ckpt" / "vae.safetensors"))
+    state = {
+        "vae_step": config.vae_steps,
+        "unet_step": 7,
+        "scaling_factor": 1.25,
+        "config": dataclasses.asdict(config),
+    }
+    (run / "ckpt" / "state.json").write_text(json.dumps(state))
+    return vae
+
+
+def test_autoencoder_from_another_run_skips_the_stage(tmp_path):
+    from safetensors.torch import load_file
+
+    source, run = tmp_path / "source", tmp_path / "run"
+    vae = _finished_autoencoder_run(source, tiny_config(vae_steps=5))
+    init_mmdit_run(run, tiny_config(vae_steps=3), autoencoder_from=source)
+    state = json.loads((run / "ckpt" / "state.json").read_text())
+    assert state["vae_step"] == 3 and state["unet_step"] == 0 and state["scaling_factor"] == 1.25
+    trainer = open_trainer(run, device="cpu")
+    assert trainer.vae.config.scaling_factor == 1.25
+    assert all(torch.equal(trainer.vae.state_dict()[k], v) for k, v in vae.items())
+    trainer.train_vae()  # the stage is done: nothing trains, nothing is rewritten
+    assert all(torch.equal(load_file(run / "ckpt" / "vae.safetensors")[k], v) for k, v in vae.items())
+
+
+def test_autoencoder_from_refuses_unfinished_or_unfitting_sources(tmp_path):
+    source = tmp_path / "source"
+    _finished_autoencoder_run(source, tiny_config())
+    state = json.loads((source / "ckpt" / "state.json").read_text())
+    wider = dataclasses.asdict(dataclasses.replace(MMDiTModelConfig.tiny(), vae_channels=(16, 32)))
+    with pytest.raises(InputError, match="does not fit this run's"):
+        init_mmdit_run(tmp_path / "a", tiny_config(model=wider), autoencoder_from=source)
+    assert not (tmp_path / "a" / "ckpt").exists()  # nothing written for a refused source
+    (source / "ckpt" / "state.json").write_text(json.dumps({**state, "vae_step": 0}))
+    with pytest.raises(InputError, match="has not finished its autoencoder stage"):
+        init_mmdit_run(tmp_path / "b", tiny_config(), autoencoder_from=source)
+    with pytest.raises(InputError, match="neither a training run"):
+        init_mmdit_run(tmp_path / "c", tiny_config(), autoencoder_from=tmp_path)
+
+
+def test_cli_autoencoder_from_errors_are_one_line(tmp_path):
+    from layoutguide.cli import app
+
+    result = CliRunner().invoke(
+        app,
+        ["shapes", "init-run", "--arch", "mmdit", "--out", str(tmp_path / "r"), "--autoencoder-from", str(tmp_path)],
+    )
+    assert result.exit_code != 0 and "--autoencoder-from:" in result.output and "Traceback" not in result.output
+    result = CliRunner().invoke(
+        app,
+        ["shapes", "init-run", "--from", "shapes", "--out", str(tmp_path / "s"), "--autoencoder-from", str(tmp_path)],
+    )
+    assert result.exit_code != 0 and "goes with --arch" in result.output

@@ -687,6 +687,11 @@ def shapes_init_run(
         "SD3's transformer and three text encoders, rectified flow; docs/dit.md).",
     ),
     out: Path = typer.Option(..., help="New run folder; then continue with `layoutguide shapes train --out OUT ...`."),
+    autoencoder_from: Path | None = typer.Option(
+        None,
+        help="With --arch: reuse the trained autoencoder (and latent scaling) of this run folder or exported model "
+        "instead of training one (its widths must match: the sdxl and mmdit runs share theirs).",
+    ),
 ) -> None:
     """Start a training run from an exported model (the committed weights are resumable checkpoints)."""
     import tempfile
@@ -695,8 +700,10 @@ def shapes_init_run(
     from .shapes.train import init_run_from_export
 
     if arch is not None:
-        _init_fresh_run(arch, from_, out)
+        _init_fresh_run(arch, from_, out, autoencoder_from)
         return
+    if autoencoder_from is not None:
+        fail("--autoencoder-from goes with --arch (a new run); a run --from an export keeps that export's autoencoder")
     source = resolve_model(from_ or "shapes")
     if isinstance(source, Path) and (source / OVERLAY_FILE).is_file():  # stored as layers: assemble it first
         with tempfile.TemporaryDirectory() as tmp:
@@ -716,7 +723,7 @@ def shapes_init_run(
     typer.echo(f"wrote {out / 'ckpt'}")
 
 
-def _init_fresh_run(arch: str, from_: str | None, out: Path) -> None:
+def _init_fresh_run(arch: str, from_: str | None, out: Path, autoencoder_from: Path | None) -> None:
     from .shapes.mmdit_train import init_mmdit_run
     from .shapes.sdxl_train import init_sdxl_run
 
@@ -727,8 +734,8 @@ def _init_fresh_run(arch: str, from_: str | None, out: Path) -> None:
     if arch not in ("sdxl", "mmdit"):
         fail(f"--arch must be 'sdxl' or 'mmdit' (or give --from), got {arch!r}")
     try:
-        (init_sdxl_run if arch == "sdxl" else init_mmdit_run)(out)
-    except FileExistsError as e:
+        (init_sdxl_run if arch == "sdxl" else init_mmdit_run)(out, autoencoder_from=autoencoder_from)
+    except (FileExistsError, InputError) as e:
         fail(str(e))
     typer.echo(f"wrote {out / 'ckpt'}; train it with `layoutguide shapes train --out {out}`")
 

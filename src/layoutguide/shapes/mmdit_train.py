@@ -45,12 +45,15 @@ def mmdit_stage1_config(**changes: Any) -> TrainConfig:
     )
 
 
-def init_mmdit_run(run: str | Path, config: TrainConfig | None = None) -> None:
-    """Start a new run folder for the MMDiT architecture; then ``layoutguide shapes train --out RUN`` trains it."""
+def init_mmdit_run(
+    run: str | Path, config: TrainConfig | None = None, autoencoder_from: str | Path | None = None
+) -> None:
+    """Start a new run folder for the MMDiT architecture (the autoencoder of ``autoencoder_from`` if given: the SDXL
+    shapes model's has this model's widths); then ``layoutguide shapes train --out RUN`` trains it."""
     config = config or mmdit_stage1_config()
     if config.arch != "mmdit":
         raise ValueError(f"init_mmdit_run needs arch 'mmdit', got {config.arch!r}")
-    init_fresh_run(run, config)
+    init_fresh_run(run, config, autoencoder_from)
 
 
 class MMDiTTrainer(Trainer):

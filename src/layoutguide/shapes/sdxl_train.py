@@ -13,7 +13,6 @@ both encoders' penultimate states concatenated, the second's pooled embedding an
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import random
 from pathlib import Path
@@ -23,11 +22,10 @@ import torch
 from PIL import Image
 
 from ..errors import InputError
-from ..layout import atomic_write_text
 from ..pipeline import seed_for
 from ..text_mask import word_token_mask
 from .sdxl_model import SDXLModelConfig, build_sdxl_components, encode_prompts, size_ids, zero_empty_captions
-from .train import TrainConfig, Trainer
+from .train import TrainConfig, Trainer, init_fresh_run
 
 # The shipped shapes model's sampling defaults (its layoutguide.json): DDIM 30 steps, CFG 3 below t = 850. Its
 # calibrated method step sizes are that model's and are not carried over.
@@ -51,18 +49,15 @@ def sdxl_stage1_config(**changes: Any) -> TrainConfig:
     )
 
 
-def init_sdxl_run(run: str | Path, config: TrainConfig | None = None) -> None:
-    """Start a new run folder for the SDXL architecture (fresh weights, the stage-1 recipe or ``config``); then
-    ``layoutguide shapes train --out RUN`` trains it."""
-    ckpt = Path(run) / "ckpt"
-    if (ckpt / "state.json").exists():
-        raise FileExistsError(f"{ckpt} already holds a run; choose another run folder")
+def init_sdxl_run(
+    run: str | Path, config: TrainConfig | None = None, autoencoder_from: str | Path | None = None
+) -> None:
+    """Start a new run folder for the SDXL architecture (fresh weights, the stage-1 recipe or ``config``; the
+    autoencoder of ``autoencoder_from`` if given); then ``layoutguide shapes train --out RUN`` trains it."""
     config = config or sdxl_stage1_config()
     if config.arch != "sdxl":
         raise ValueError(f"init_sdxl_run needs arch 'sdxl', got {config.arch!r}")
-    ckpt.mkdir(parents=True, exist_ok=True)
-    state = {"vae_step": 0, "unet_step": 0, "config": dataclasses.asdict(config)}
-    atomic_write_text(ckpt / "state.json", json.dumps(state, indent=2))
+    init_fresh_run(run, config, autoencoder_from)
 
 
 class SDXLTrainer(Trainer):

@@ -878,14 +878,63 @@ def init_run_from_export(folder: str | Path, run: str | Path) -> None:
     atomic_write_text(ckpt / "state.json", json.dumps(state, indent=2))
 
 
-def init_fresh_run(run: str | Path, config: TrainConfig) -> None:
-    """Start a new run folder with fresh weights of ``config.arch``; then ``layoutguide shapes train --out RUN``."""
+def init_fresh_run(run: str | Path, config: TrainConfig, autoencoder_from: str | Path | None = None) -> None:
+    """Start a new run folder with fresh weights of ``config.arch``; then ``layoutguide shapes train --out RUN``.
+
+    ``autoencoder_from`` (a run folder or an exported model whose autoencoder stage is done) seeds the autoencoder
+    and its latent scaling instead of training a new one: the stage's steps are marked done, so training starts with
+    the denoiser. Architectures that share an autoencoder (the SDXL and MMDiT shapes models) then also share their
+    latent space, as SD3 and SDXL do not but as the shapes world's comparisons want (one encoder, one decoder)."""
     ckpt = Path(run) / "ckpt"
     if (ckpt / "state.json").exists():
         raise FileExistsError(f"{ckpt} already holds a run; choose another run folder")
+    state: dict[str, Any] = {"vae_step": 0, "unet_step": 0, "config": dataclasses.asdict(config)}
+    vae = None
+    if autoencoder_from is not None:
+        vae, state["scaling_factor"] = read_autoencoder(autoencoder_from, config)
+        state["vae_step"], state["autoencoder_from"] = config.vae_steps, str(autoencoder_from)
     ckpt.mkdir(parents=True, exist_ok=True)
-    state = {"vae_step": 0, "unet_step": 0, "config": dataclasses.asdict(config)}
+    if vae is not None:
+        save_file(vae, str(ckpt / "vae.safetensors"))
     atomic_write_text(ckpt / "state.json", json.dumps(state, indent=2))
+
+
+def read_autoencoder(source: str | Path, config: TrainConfig) -> tuple[dict[str, torch.Tensor], float]:
+    """The trained autoencoder weights and latent scaling of a run folder or an exported shapes model, checked to
+    fit ``config``'s autoencoder (same widths, latent channels and image size)."""
+    from types import SimpleNamespace
+
+    from ..errors import InputError
+    from .model import build_vae
+
+    source = Path(source)
+    if (source / "ckpt" / "state.json").is_file():  # a run folder
+        record, weights = json.loads((source / "ckpt" / "state.json").read_text()), source / "ckpt" / "vae.safetensors"
+    elif (source / "training.json").is_file():  # an export
+        record = json.loads((source / "training.json").read_text())
+        weights = source / "vae" / "diffusion_pytorch_model.safetensors"
+    else:
+        raise InputError(
+            f"--autoencoder-from: {source} is neither a training run (ckpt/state.json) nor an exported "
+            "shapes model (training.json); give one of those folders"
+        )
+    done = record.get("vae_step", 0) >= record["config"]["vae_steps"] and "scaling_factor" in record
+    if not done or not weights.is_file():
+        raise InputError(
+            f"--autoencoder-from: {source} has not finished its autoencoder stage; train it further "
+            "or give another folder"
+        )
+    tensors = load_file(weights)
+    fields = {"vae_channels": (16, 32), "latent_channels": 4, "norm_groups": 16, "image_size": 64, **config.model}
+    try:
+        build_vae(SimpleNamespace(**fields)).load_state_dict(tensors)
+    except RuntimeError as e:
+        raise InputError(
+            f"--autoencoder-from: {source}'s autoencoder does not fit this run's (model.vae_channels "
+            f"{list(fields['vae_channels'])}, latent_channels {fields['latent_channels']}): "
+            f"{str(e).splitlines()[0]}"
+        ) from None
+    return tensors, float(record["scaling_factor"])
 
 
 def open_trainer(out: str | Path, config: TrainConfig | None = None, device: str | None = None) -> Trainer:
