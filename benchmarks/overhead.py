@@ -38,6 +38,7 @@ BUDGETS: dict[str, dict[str, Any]] = {
     "full": {"cut_forward": False},  # before: every guidance forward runs the whole UNet
     "t700": {"min_timestep": 700},  # guided steps only while objects still move (docs/results/decision-time.md)
     "t800": {"min_timestep": 800},
+    "t850": {"min_timestep": 850},
     "t900": {"min_timestep": 900},
     "it1": {"max_iterations": 1},
     "it2": {"max_iterations": 2},
