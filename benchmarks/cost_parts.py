@@ -21,6 +21,16 @@ The ratio t_update / t_step is taken per call (an update against the CFG step ri
 min`` composes with the fastest update over the fastest CFG step instead (load on a shared machine only slows).
 ``--full-runs`` also times a whole call per configuration and round and compares (the check, on a model where whole
 runs are cheap); ``--tables-from`` prints the tables again from a run's ``--json``. docs/results/cost.md has the runs.
+
+On GLIGEN's gated UNet (``--gated``) a CFG step costs more inside the fusers' window (scheduled sampling) than after
+it. A label's ``@s10+15`` times steps 10 and 15 only (the others are skipped: no UNet, no guidance), and
+``cost_windows.py`` composes every configuration over its schedule on its base's CFG steps (``gligen``'s for
+``gligen+refocus``), against each ``--references`` configuration; ``--plan-only`` configurations take the parts of
+the same method timed without their t/it budget keys and count their own plan:
+
+    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/cost_parts.py --model sd15 --gated --size 512 --threads 1 \
+      --repeats 3 --warmup 0 --methods none,gligen@s10+15,gligen+refocus@s10+15,reground,reground+refocus \
+      --plan-only gligen+refocus@t700 --references none,gligen
 """
 
 from __future__ import annotations
@@ -34,26 +44,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from diffusers.models.unets.unet_2d_condition import UNet2DConditionOutput
 
 import layoutguide.pipeline as pipeline_module
 from layoutguide.guidance import GuidanceBudget
 from layoutguide.layout import atomic_write_text
 
-from diffusers.models.unets.unet_2d_condition import UNet2DConditionOutput
-
 try:
-    from cost_windows import base_of, parse_timed, steps_table, timed_for, timed_steps, untimed, windows_table
+    from cost_windows import parse_timed, schedule_tables, timed_for, timed_steps, untimed
     from overhead import cost_call, load, parse_config, split_configs
 except ImportError:  # imported as benchmarks.cost_parts
-    from benchmarks.cost_windows import (
-        base_of,
-        parse_timed,
-        steps_table,
-        timed_for,
-        timed_steps,
-        untimed,
-        windows_table,
-    )
+    from benchmarks.cost_windows import parse_timed, schedule_tables, timed_for, timed_steps, untimed
     from benchmarks.overhead import cost_call, load, parse_config, split_configs
 
 DEFAULT_METHODS = "none,refocus,refocus@full,layout-guidance,boxdiff,attend-excite,zestguide,zestguide@full"
@@ -357,37 +358,6 @@ def parts_table(parts: dict[str, dict[str, float]], args: argparse.Namespace) ->
     return "\n".join(lines) + "\n"
 
 
-def schedule_tables(
-    pipe: Any,
-    calls: dict[str, list[dict[str, float]]],
-    configs: list[str],
-    plan_only: list[str],
-    references: list[str],
-    layouts: list,
-    args: argparse.Namespace,
-) -> str:
-    """The per-step parts and every configuration's time composed over its schedule (``cost_windows``)."""
-
-    def kind(member: str) -> str:
-        return pipe.method_with_defaults(member).kind
-
-    labels = configs + plan_only
-    sources = {label: timed_for(label, configs) for label in labels}
-    bases = {label: base_of(label, configs, kind) for label in labels}
-    plans = {}
-    for label in labels:
-        method, budget, _ = parse_timed(label)
-        plans[label] = schedule(pipe, method or "none", args.steps, budget, layouts, args.latent)
-    refs = [timed_for(ref, configs) for ref in references]
-    return (
-        f"The timed steps, per configuration (median over {args.repeats} rounds):\n\n"
-        + steps_table(calls, bases)
-        + f"\nComposed over {args.steps} steps (each step costed by the latest timed step at or before it), "
-        "the plan's updates without early stop:\n\n"
-        + windows_table(calls, plans, sources, bases, refs)
-    )
-
-
 def measure(
     pipe: Any, configs: list[str], layouts: list, args: argparse.Namespace, calls: dict[str, list[dict[str, float]]]
 ) -> None:
@@ -499,7 +469,15 @@ def main() -> None:
     if "full_ratio" in parts["none"]:
         text += "\n" + check_table(pipe, parts, layouts, args)
     if timed_steps(calls["none"][0]):  # runs from before per-step timings have none
-        text += "\n" + schedule_tables(pipe, calls, configs, plan_only, references, layouts, args)
+        text += "\n" + schedule_tables(
+            calls,
+            configs,
+            plan_only,
+            references,
+            lambda method, budget: schedule(pipe, method or "none", args.steps, budget, layouts, args.latent),
+            lambda member: pipe.method_with_defaults(member).kind,
+            args.steps,
+        )
     print(text)
     if args.out:
         atomic_write_text(args.out, text)

@@ -2,9 +2,9 @@
 scheduled-sampling window (the first ``beta`` of the steps), ReGround's at every step. Used by ``cost_parts.py``.
 
 A configuration label may end its budget with the steps its call times: ``s`` and steps or ranges joined by ``+``
-(``gligen@s14-15``, ``gligen+refocus@t700/s10+15``); the other steps are skipped (``cost_parts.PartClock``). Each of the N steps of the
-schedule is costed by the timed step that stands for it: the latest timed step at or before it (the first timed
-step for the steps before that). Time the steps at a window's edges (the last step inside, the first outside) and
+(``gligen@s14-15``, ``gligen+refocus@t700/s10+15``); the other steps are skipped (``cost_parts.PartClock``). Each
+of the N steps of the schedule is costed by the timed step that stands for it: the latest timed step at or before
+it (the first timed step for the steps before that). Time a step inside a window and the first step after it, and
 both sides are weighted by the schedule.
 
 A configuration is costed on its *base*: the configuration of its non-gradient members (``gligen`` for
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import re
 import statistics
+from collections.abc import Callable
 from typing import Any
 
 from layoutguide.guidance import GuidanceBudget
@@ -206,3 +207,27 @@ def steps_table(calls: dict[str, list[dict[str, float]]], bases: dict[str, str])
                 f"{shown(updates)} | {shown(vs_own, 'x')} |"
             )
     return "\n".join(lines) + "\n"
+
+
+def schedule_tables(
+    calls: dict[str, list[dict[str, float]]],
+    configs: list[str],
+    plan_only: list[str],
+    references: list[str],
+    plan_of: Callable[[str | None, GuidanceBudget], list[int]],
+    kind: Callable[[str], str],
+    steps: int,
+) -> str:
+    """The per-step parts and every configuration's time composed over its schedule: ``plan_of(method, budget)``
+    the updates per step a configuration's plan asks for, ``kind(member)`` a method's kind."""
+    labels = configs + plan_only
+    sources = {label: timed_for(label, configs) for label in labels}
+    bases = {label: base_of(label, configs, kind) for label in labels}
+    plans = {label: plan_of(*parse_timed(label)[:2]) for label in labels}
+    refs = [timed_for(ref, configs) for ref in references]
+    return (
+        f"The timed steps, per configuration (median over {len(calls[configs[0]])} rounds):\n\n"
+        + steps_table(calls, bases)
+        + f"\nComposed over {steps} steps (each step costed by the latest timed step at or before it), with the "
+        "plan's updates without early stop:\n\n" + windows_table(calls, plans, sources, bases, refs)
+    )
