@@ -358,6 +358,13 @@ def parts_table(parts: dict[str, dict[str, float]], args: argparse.Namespace) ->
     return "\n".join(lines) + "\n"
 
 
+def timed_layouts(objects: int) -> list:
+    """The one layout every call is timed on: a shapes-suite scene with ``objects`` boxes (suite seed 5)."""
+    from layoutguide.bench import shapes_suite
+
+    return [s.layout() for s in shapes_suite(1, seed=5, n_objects=(objects, objects))]
+
+
 def measure(
     pipe: Any, configs: list[str], layouts: list, args: argparse.Namespace, calls: dict[str, list[dict[str, float]]]
 ) -> None:
@@ -415,6 +422,7 @@ def main() -> None:
         "fastest CFG step of any call (load only slows timings down)",
     )
     parser.add_argument("--tables-from", type=Path, help="no timing: the tables from this --json of an earlier run")
+    parser.add_argument("--objects", type=int, default=2, help="boxes in the timed layout (a shapes-suite scene)")
     parser.add_argument("--gated", action="store_true", help="tiny/sd15: with GLIGEN's gated layers (fusers)")
     parser.add_argument(
         "--references",
@@ -441,8 +449,6 @@ def main() -> None:
     for label in plan_only:
         timed_for(label, configs)
 
-    from layoutguide.bench import shapes_suite
-
     args.device, args.dtype = "cpu", "fp32"  # for overhead.load
     if args.tables_from and args.model == "sd15" and not args.gated:  # the schedule needs the configs only
         from layoutguide.testing import sd15_random_pipeline, sd_scheduler
@@ -453,7 +459,7 @@ def main() -> None:
     else:
         pipe = load(args)
     args.latent = (args.size or pipe.unet.config.sample_size * pipe.vae_scale_factor) // pipe.vae_scale_factor
-    layouts = [s.layout() for s in shapes_suite(1, seed=5, n_objects=(2, 2))]
+    layouts = timed_layouts(args.objects)
     calls: dict[str, list[dict[str, float]]] = {label: [] for label in configs}
     if args.tables_from:  # the tables again from a run's --json (the same arguments otherwise)
         found = json.loads(args.tables_from.read_text())["calls"]

@@ -164,3 +164,9 @@ def test_timed_call_runs_only_its_timed_steps(cost_parts):
     assert row["updates"] == 2 and all(row[k] > 0 for k in ("step@1", "update@1", "step@4", "update@4"))
     assert (1, True) in seen_gligen and (4, False) in seen_gligen  # inside and after the window, as in a whole run
     assert "forward" not in gated.unet.__dict__  # the skipping forward is gone after the call
+
+
+def test_timed_layout_has_the_boxes_asked_for(cost_parts):
+    assert cost_parts.timed_layouts(2)[0] == LAYOUTS[0]  # the default: the scene of every run in cost.md
+    four = cost_parts.timed_layouts(4)
+    assert len(four) == 1 and len(four[0].regions) == 4
