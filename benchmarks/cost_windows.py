@@ -13,7 +13,8 @@ processors record only in the guidance forward). Per round, in seconds of that r
 
     T(C) = sum over steps i of  step_B(k(i)) x (1 + updates_i x update_C(k'(i)) / step_C(k'(i)))
 
-with step_B the base's CFG step, and update_C / step_C an update against the CFG step of the same call (the nearest
+with step_B the base's CFG step (the fastest of the round's calls that ran it: the base's, and those of the
+configurations costed on it), and update_C / step_C an update against the CFG step of the same call (the nearest
 timings on a loaded machine; against the base's step of the round where the call did not time its own). So the
 ratio of ``gligen+refocus`` to ``gligen`` holds only ratios within calls, and the ratio of either to ``none`` the
 fusers' own cost (step_gligen / step_none, across calls). ``fastest``: the same with the fastest timing of each kind
@@ -127,24 +128,34 @@ def seconds(step: dict[int, float], update: dict[int, float], base: dict[int, fl
     return total
 
 
-def compose_rounds(
-    calls: dict[str, list[dict[str, float]]], label: str, source: str, base: str, plan: list[int]
-) -> tuple[list[float], float]:
-    """T(label) per round (parts of ``source``, CFG steps of ``base``) and with the fastest timings."""
-    per_round = [
-        seconds(timed_steps(own), timed_steps(own, "update"), timed_steps(ref), plan)
-        for own, ref in zip(calls[source], calls[base], strict=True)
-    ]
-    fastest_step = {}  # per timed step of the base: its fastest CFG step, in the base's calls or in the source's
-    for row in calls[base] + (calls[source] if source != base else []):
+def fastest_steps(rows: list[dict[str, float]], steps: list[int]) -> dict[int, float]:
+    """Per step of ``steps``: the fastest CFG step timed there in ``rows`` (calls that ran the same work)."""
+    out = {}
+    for row in rows:
         for k, value in timed_steps(row).items():
-            fastest_step[k] = min(value, fastest_step.get(k, value))
-    fastest_update = {}
+            if k in steps:
+                out[k] = min(value, out.get(k, value))
+    return out
+
+
+def compose_rounds(
+    calls: dict[str, list[dict[str, float]]], source: str, base: str, group: list[str], plan: list[int]
+) -> tuple[list[float], float]:
+    """T(C) per round, from ``source``'s parts, on the CFG steps of ``base``, and with the fastest timings. A base's
+    step in a round is the fastest of that round's calls in ``group`` (the base and the configurations costed on
+    it: the same CFG forward) that timed it; load only slows a call down."""
+    base_steps = sorted(timed_steps(calls[base][0]))
+    per_round = []
+    for r, own in enumerate(calls[source]):
+        steps = fastest_steps([calls[g][r] for g in group], base_steps)
+        per_round.append(seconds(timed_steps(own), timed_steps(own, "update"), steps, plan))
+    fastest_step = fastest_steps([row for g in group for row in calls[g]], base_steps)
+    fastest_update: dict[int, float] = {}
     for row in calls[source]:
         for k, value in timed_steps(row, "update").items():
             fastest_update[k] = min(value, fastest_update.get(k, value))
-    base_steps = {k: v for k, v in fastest_step.items() if k in timed_steps(calls[base][0])}
-    fastest = seconds(fastest_step, fastest_update, base_steps, plan)  # update / own step x base step = update
+    own_steps = fastest_steps([row for g in group for row in calls[g]], sorted(set(fastest_update) | set(base_steps)))
+    fastest = seconds(own_steps, fastest_update, fastest_step, plan)  # update / own step x base step = update
     return per_round, fastest
 
 
@@ -157,7 +168,15 @@ def windows_table(
 ) -> str:
     """Per configuration: its plan, and its predicted time against each reference (median over rounds of the
     per-round ratio [range], and with the fastest timings), and its median peak RSS against each reference's."""
-    composed = {label: compose_rounds(calls, label, sources[label], bases[label], plans[label]) for label in plans}
+    groups: dict[str, list[str]] = {}  # per base: it and the timed configurations costed on its CFG steps
+    for label in plans:
+        group = groups.setdefault(bases[label], [bases[label]])
+        if sources[label] not in group:
+            group.append(sources[label])
+    composed = {
+        label: compose_rounds(calls, sources[label], bases[label], groups[bases[label]], plans[label])
+        for label in plans
+    }
     header = "| configuration | timed as (CFG steps of) | guided steps / updates |"
     for ref in references:
         header += f" time vs {ref}: median [range] | fastest | peak RSS vs {ref} |"

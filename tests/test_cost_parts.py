@@ -112,8 +112,9 @@ def test_timed_steps_in_a_label(cost_windows):
 
 
 def test_schedule_composition_weights_each_window(cost_windows):
-    """A base whose CFG step costs 2 s inside its window (steps 0-2) and 1 s after it; the gradient configuration's
-    updates cost half its own CFG step inside the window and a whole one after it."""
+    """A base whose CFG step costs 2 s inside its window (steps 0-2) and 1 s after it, timed at steps 1 and 3 by the
+    base and by the gradient configuration (the same CFG forward: each round takes the faster); the updates cost
+    half their own call's CFG step inside the window and a whole one after it (then in round 2, a whole one)."""
     calls = {
         "base": [{"step@1": 2.0, "step@3": 1.0, "peak_mb": 10.0}, {"step@1": 4.0, "step@3": 2.0, "peak_mb": 10.0}],
         "guided": [
@@ -122,14 +123,18 @@ def test_schedule_composition_weights_each_window(cost_windows):
         ],
     }
     plan = [2, 0, 1, 0, 1]  # updates per step of a 5-step schedule
-    per_round, fastest = cost_windows.compose_rounds(calls, "guided", "guided", "base", plan)
+    group = ["base", "guided"]
+    per_round, fastest = cost_windows.compose_rounds(calls, "guided", "base", group, plan)
     # round 1: steps 2 + 2 + 2 + 1 + 1 = 8 s; updates 2 x (2 x 0.5) + 1 x (2 x 0.5) + 1 x (1 x 1.0) = 4 s
     assert per_round[0] == pytest.approx(12.0)
-    assert per_round[1] == pytest.approx(2 * 8.0 + 3 * 4 * 1.0 + 2 * 1.0)  # the base's steps doubled, update 1x
+    # round 2: the base's own call was slowed (4 s, 2 s), the guided call's steps (2 s, 1 s) stand for it
+    assert per_round[1] == pytest.approx(8.0 + 3 * 2 * 1.0 + 1 * 1.0)
     # fastest: CFG steps 2 s (step 1) and 1 s (step 3); updates 1.5 s (3 of them) and 1 s: 8 + 4.5 + 1
     assert fastest == pytest.approx(13.5)
-    base_rounds, _ = cost_windows.compose_rounds(calls, "base", "base", "base", [0] * 5)
-    assert base_rounds == pytest.approx([8.0, 16.0])
+    base_rounds, _ = cost_windows.compose_rounds(calls, "base", "base", group, [0] * 5)
+    assert base_rounds == pytest.approx([8.0, 8.0])
+    alone, _ = cost_windows.compose_rounds(calls, "base", "base", ["base"], [0] * 5)
+    assert alone == pytest.approx([8.0, 16.0])  # without the guided calls: the base's own steps
     table = cost_windows.windows_table(
         calls,
         {"base": [0] * 5, "guided": plan},
@@ -137,7 +142,7 @@ def test_schedule_composition_weights_each_window(cost_windows):
         {"base": "base", "guided": "base"},
         ["base"],
     )
-    # per round 12 / 8 and 30 / 16: median 1.6875; fastest 13.5 / 8; peak 12 / 10
+    # per round 12 / 8 and 15 / 8: median 1.6875; fastest 13.5 / 8; peak 12 / 10
     assert "| guided | guided (base) | 3 / 4 | 1.69x [1.50-1.88] | 1.69x | 1.20x |" in table
 
 
