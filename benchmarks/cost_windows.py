@@ -85,8 +85,9 @@ def timed_for(label: str, timed: list[str]) -> str:
 def base_of(label: str, timed: list[str], kind: Any) -> str:
     """The timed configuration of ``label``'s non-gradient members (``kind(member)`` names a member's kind), with no
     budget: ``none`` when every member is a gradient method."""
-    spec = (parse_timed(label)[0] or "none").split("[")[0]  # members' options in brackets do not change the base
-    members = [m for m in spec.split("+") if m != "none" and kind(m) != "gradient"]
+    spec = parse_timed(label)[0] or "none"
+    members = [m for m in spec.split("+") if m != "none" and kind(m.split("[")[0]) != "gradient"]  # options kept:
+    # ``gligen[beta=1]`` runs other CFG steps than ``gligen``
     base = "+".join(members) or "none"
     for other in timed:
         other_method, other_budget, _ = parse_timed(other)

@@ -109,6 +109,8 @@ def test_timed_steps_in_a_label(cost_windows):
     kinds = {"gligen": "conditioning", "refocus": "gradient"}.__getitem__
     assert cost_windows.base_of("gligen+refocus@t700", timed, kinds) == "gligen@s10+15"
     assert cost_windows.base_of("refocus[loss_scale=2]", timed, kinds) == "none"
+    with pytest.raises(SystemExit, match="time 'gligen\\[beta=1\\]'"):  # its window differs from gligen's
+        cost_windows.base_of("gligen[beta=1]+refocus", timed, kinds)
 
 
 def test_schedule_composition_weights_each_window(cost_windows):
