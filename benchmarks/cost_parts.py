@@ -469,7 +469,9 @@ def main() -> None:
     else:
         measure(pipe, configs, layouts, args, calls)
     parts = summarise(calls, args.estimate)
-    text = parts_table(parts, args) + "\n" + budgets_table(pipe, parts, layouts, args)
+    text = parts_table(parts, args)
+    if any(label in GRADIENT_METHODS for label in parts):  # the budget search is for the plain gradient methods
+        text += "\n" + budgets_table(pipe, parts, layouts, args)
     if any(label.endswith("@full") for label in calls):
         text += "\n" + cut_table(calls)
     if "full_ratio" in parts["none"]:
