@@ -1,11 +1,14 @@
-"""benchmarks/cost_parts.py: the schedule it composes is the one the pipeline runs, and its clock times the library's
-own calls (docs/results/cost.md, "Setting 2, measured")."""
+"""benchmarks/cost_parts.py and cost_windows.py: the schedule composed is the one the pipeline runs, the clock times
+the library's own calls (only the steps asked for), and each step is costed by its window (docs/results/cost.md,
+"Setting 2, measured")."""
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -17,15 +20,25 @@ from layoutguide.testing import tiny_pipeline
 BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
 
 
-@pytest.fixture(scope="module")
-def cost_parts():
+def benchmark_module(name: str) -> Iterator[Any]:
+    """``benchmarks/<name>.py`` as a module, with its folder on the path while it is used (its siblings' imports)."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.syspath_prepend(str(BENCHMARKS))  # it imports its sibling overhead.py
-        spec = importlib.util.spec_from_file_location("cost_parts", BENCHMARKS / "cost_parts.py")
+        patch.syspath_prepend(str(BENCHMARKS))
+        spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         yield module
+
+
+@pytest.fixture(scope="module")
+def cost_parts():
+    yield from benchmark_module("cost_parts")
+
+
+@pytest.fixture(scope="module")
+def cost_windows():
+    yield from benchmark_module("cost_windows")
 
 
 @pytest.fixture(scope="module")
@@ -82,17 +95,6 @@ def test_composition(cost_parts):
     assert cost_parts.compose(parts, 10, 4, "m") == pytest.approx(1 + 4 * 1.75 / 10)
     fastest = cost_parts.summarise(calls, "min")
     assert fastest["m"]["ratio"] == pytest.approx(1.0 / 1.0)  # fastest update over the fastest step of any call
-
-
-@pytest.fixture(scope="module")
-def cost_windows():
-    with pytest.MonkeyPatch.context() as patch:
-        patch.syspath_prepend(str(BENCHMARKS))  # it imports its sibling overhead.py
-        spec = importlib.util.spec_from_file_location("cost_windows", BENCHMARKS / "cost_windows.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        yield module
 
 
 def test_timed_steps_in_a_label(cost_windows):
