@@ -331,7 +331,8 @@ def parts_table(parts: dict[str, dict[str, float]], args: argparse.Namespace) ->
     memory = "peak_mb" in base
     lines = [
         f"Model: {args.model}, {args.size or 'native'} px, fp32, cpu, {args.threads or torch.get_num_threads()} torch "
-        f"thread(s); CFG {args.guidance_scale}; {args.timed_steps} timed step(s) of {args.steps}, at most "
+        f"thread(s); CFG {args.guidance_scale}; {args.timed_steps} timed step(s) of {args.steps} (a label's @s: "
+        "its steps; s per CFG step: their mean), at most "
         f"{args.iterations} update(s) per guided step; median of {args.repeats} interleaved rounds; torch "
         f"{torch.__version__}. Update vs plain step: the median of the per-round ratios [their range]; composed "
         f"below with the {'fastest timings' if args.estimate == 'min' else 'median'}.",
