@@ -21,6 +21,16 @@ The ratio t_update / t_step is taken per call (an update against the CFG step ri
 min`` composes with the fastest update over the fastest CFG step instead (load on a shared machine only slows).
 ``--full-runs`` also times a whole call per configuration and round and compares (the check, on a model where whole
 runs are cheap); ``--tables-from`` prints the tables again from a run's ``--json``. docs/results/cost.md has the runs.
+
+On GLIGEN's gated UNet (``--gated``) a CFG step costs more inside the fusers' window (scheduled sampling) than after
+it. A label's ``@s10+15`` times steps 10 and 15 only (the others are skipped: no UNet, no guidance), and
+``cost_windows.py`` composes every configuration over its schedule on its base's CFG steps (``gligen``'s for
+``gligen+refocus``), against each ``--references`` configuration; ``--plan-only`` configurations take the parts of
+the same method timed without their t/it budget keys and count their own plan:
+
+    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/cost_parts.py --model sd15 --gated --size 512 --threads 1 \
+      --repeats 3 --warmup 0 --methods none,gligen@s10+15,gligen+refocus@s10+15,reground,reground+refocus \
+      --plan-only gligen+refocus@t700 --references none,gligen
 """
 
 from __future__ import annotations
@@ -34,14 +44,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from diffusers.models.unets.unet_2d_condition import UNet2DConditionOutput
 
 import layoutguide.pipeline as pipeline_module
 from layoutguide.guidance import GuidanceBudget
 from layoutguide.layout import atomic_write_text
 
 try:
+    from cost_windows import parse_timed, schedule_tables, timed_for, timed_steps, untimed
     from overhead import cost_call, load, parse_config, split_configs
 except ImportError:  # imported as benchmarks.cost_parts
+    from benchmarks.cost_windows import parse_timed, schedule_tables, timed_for, timed_steps, untimed
     from benchmarks.overhead import cost_call, load, parse_config, split_configs
 
 DEFAULT_METHODS = "none,refocus,refocus@full,layout-guidance,boxdiff,attend-excite,zestguide,zestguide@full"
@@ -55,28 +68,45 @@ class StopCall(Exception):
 
 
 class PartClock:
-    """Times the parts of a pipeline call: each guide_step (with its update count) and each step's CFG forward."""
+    """Times the parts of a pipeline call, per step of ``steps``: its guide_step (with its update count) and its CFG
+    forward. Other steps are skipped: neither guidance nor the UNet runs there (the UNet predicts zero noise), so a
+    step inside or after a method's window (GLIGEN's scheduled sampling) is timed without paying for the steps
+    before it; the method and the budget still see the real step index and timestep. The call ends after the last
+    timed step."""
 
-    def __init__(self, pipe: Any, timed_steps: int, stop_at_cfg: bool = False) -> None:
-        self.pipe, self.timed_steps, self.stop_at_cfg = pipe, timed_steps, stop_at_cfg
-        self.guide_seconds: list[float] = []
-        self.updates: list[int] = []
-        self.step_seconds: list[float] = []
+    def __init__(self, pipe: Any, steps: list[int], stop_at_cfg: bool = False) -> None:
+        self.pipe, self.steps, self.stop_at_cfg = pipe, steps, stop_at_cfg
+        self.guide_seconds: dict[int, float] = {}
+        self.updates: dict[int, int] = {}
+        self.step_seconds: dict[int, float] = {}
         self._unet_start = 0.0
+        self._current = 0  # the step the loop is in (the callback moves it on)
 
     def __enter__(self) -> PartClock:
         real = pipeline_module.guide_step
 
-        def timed_guide_step(*args: Any, **kwargs: Any) -> Any:
+        def timed_guide_step(pipe: Any, latents: Any, t: Any, i: int, *args: Any, **kwargs: Any) -> Any:
+            if i not in self.steps:
+                return latents, {}
             t0 = time.perf_counter()
-            latents, log = real(*args, **kwargs)
-            self.guide_seconds.append(time.perf_counter() - t0)
-            self.updates.append(len(log["losses"]))
+            latents, log = real(pipe, latents, t, i, *args, **kwargs)
+            self.guide_seconds[i] = time.perf_counter() - t0
+            self.updates[i] = len(log["losses"])
             return latents, log
 
         self._real = real
         pipeline_module.guide_step = timed_guide_step  # type: ignore[assignment]
         self._hook = self.pipe.unet.register_forward_pre_hook(self._mark)
+        unet = self.pipe.unet
+        self._own_forward = unet.__dict__.get("forward")  # an instance-level forward to put back, if any
+        forward = unet.forward
+
+        def skipping_forward(sample: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+            if self._current not in self.steps:
+                return UNet2DConditionOutput(sample=torch.zeros_like(sample))
+            return forward(sample, *args, **kwargs)
+
+        unet.forward = skipping_forward
         return self
 
     def _mark(self, module: Any, inputs: Any) -> None:
@@ -85,41 +115,55 @@ class PartClock:
         self._unet_start = time.perf_counter()  # the last UNet call of a step is its CFG forward
 
     def callback(self, info: dict[str, Any]) -> None:
-        self.step_seconds.append(time.perf_counter() - self._unet_start)
-        if info["step"] + 1 >= self.timed_steps:
+        step = info["step"]
+        if step in self.steps:
+            self.step_seconds[step] = time.perf_counter() - self._unet_start
+        self._current = step + 1
+        if step >= max(self.steps):
             raise StopCall
 
     def __exit__(self, *exc: object) -> None:
         pipeline_module.guide_step = self._real  # type: ignore[assignment]
         self._hook.remove()
+        if self._own_forward is None:
+            del self.pipe.unet.forward
+        else:
+            self.pipe.unet.forward = self._own_forward
 
 
 def timed_call(pipe: Any, label: str, layouts: list, args: argparse.Namespace) -> dict[str, float]:
-    """One call of ``label`` for ``--timed-steps`` steps: seconds per CFG step, per update, and RSS growth."""
+    """One call of ``label`` timing its steps (``--timed-steps`` from step 0, or the label's ``@s...``): seconds per
+    CFG step and per update, overall and per timed step (``step@I``, ``update@I``: NaN where a step made no update),
+    and RSS growth."""
     from layoutguide.bench.memory import PeakMemory, _rss
 
-    method, budget = parse_config(label)
+    method, budget, steps = parse_timed(label, args.timed_steps)
     budget = dataclasses.replace(budget, max_iterations=min(budget.max_iterations or args.iterations, args.iterations))
     stop_at_cfg = args.stop_at_cfg and method is not None
-    with PeakMemory(torch.device("cpu")) as peak, PartClock(pipe, args.timed_steps, stop_at_cfg) as clock:
+    with PeakMemory(torch.device("cpu")) as peak, PartClock(pipe, steps, stop_at_cfg) as clock:
         start = _rss()
         try:
             cost_call(pipe, method, budget, layouts, args, callback=clock.callback)
         except StopCall:
             pass
-    updates = sum(clock.updates)
-    return {
-        "step": statistics.fmean(clock.step_seconds) if clock.step_seconds else float("nan"),
-        "update": sum(clock.guide_seconds) / updates if updates else float("nan"),
+    updates = sum(clock.updates.values())
+    nan = float("nan")
+    row = {
+        "step": statistics.fmean(clock.step_seconds.values()) if clock.step_seconds else nan,
+        "update": sum(clock.guide_seconds.values()) / updates if updates else nan,
         "updates": updates,
         "growth_mb": peak.peak_bytes / 2**20,
         "peak_mb": (start + peak.peak_bytes) / 2**20,
     }
+    for i in steps:
+        row[f"step@{i}"] = clock.step_seconds.get(i, nan)
+        row[f"update@{i}"] = clock.guide_seconds[i] / clock.updates[i] if clock.updates.get(i) else nan
+    return row
 
 
 def full_call(pipe: Any, label: str, layouts: list, args: argparse.Namespace) -> dict[str, float]:
     """One whole call of ``label`` (every step, the method's own updates with early stop): seconds and updates."""
-    method, budget = parse_config(label)
+    method, budget = parse_config(untimed(label))
     t0 = time.perf_counter()
     out = cost_call(pipe, method, budget, layouts, args)
     return {
@@ -267,7 +311,7 @@ def check_table(pipe: Any, parts: dict[str, dict[str, float]], layouts: list, ar
     for label, row in parts.items():
         if label == "none":
             continue
-        spec, budget = parse_config(label)
+        spec, budget = parse_config(untimed(label))
         planned = sum(schedule(pipe, str(spec), args.steps, budget, layouts, args.latent))
         from_plan = compose(parts, args.steps, planned, label)
         from_run = compose(parts, args.steps, int(row["full_updates"]), label)
@@ -287,7 +331,8 @@ def parts_table(parts: dict[str, dict[str, float]], args: argparse.Namespace) ->
     memory = "peak_mb" in base
     lines = [
         f"Model: {args.model}, {args.size or 'native'} px, fp32, cpu, {args.threads or torch.get_num_threads()} torch "
-        f"thread(s); CFG {args.guidance_scale}; {args.timed_steps} timed step(s) of {args.steps}, at most "
+        f"thread(s); CFG {args.guidance_scale}; {args.timed_steps} timed step(s) of {args.steps} (a label's @s: "
+        "its steps; s per CFG step: their mean), at most "
         f"{args.iterations} update(s) per guided step; median of {args.repeats} interleaved rounds; torch "
         f"{torch.__version__}. Update vs plain step: the median of the per-round ratios [their range]; composed "
         f"below with the {'fastest timings' if args.estimate == 'min' else 'median'}.",
@@ -314,10 +359,19 @@ def parts_table(parts: dict[str, dict[str, float]], args: argparse.Namespace) ->
     return "\n".join(lines) + "\n"
 
 
+def timed_layouts(objects: int) -> list:
+    """The one layout every call is timed on: a shapes-suite scene with ``objects`` boxes (suite seed 5)."""
+    from layoutguide.bench import shapes_suite
+
+    return [s.layout() for s in shapes_suite(1, seed=5, n_objects=(objects, objects))]
+
+
 def measure(
     pipe: Any, configs: list[str], layouts: list, args: argparse.Namespace, calls: dict[str, list[dict[str, float]]]
 ) -> None:
     """Every configuration once per round, ``--warmup`` rounds first (not kept), each timed call into ``calls``."""
+    if not args.warmup:  # one untimed plain step at least, so the first configuration is not timed cold
+        timed_call(pipe, "none@s0", layouts, args)
     for round_ in range(1 - args.warmup, args.repeats + 1):  # rounds below 1 warm up
         for label in configs:
             row = timed_call(pipe, label, layouts, args)
@@ -369,19 +423,35 @@ def main() -> None:
         "fastest CFG step of any call (load only slows timings down)",
     )
     parser.add_argument("--tables-from", type=Path, help="no timing: the tables from this --json of an earlier run")
+    parser.add_argument("--objects", type=int, default=2, help="boxes in the timed layout (a shapes-suite scene)")
+    parser.add_argument("--gated", action="store_true", help="tiny/sd15: with GLIGEN's gated layers (fusers)")
+    parser.add_argument(
+        "--references",
+        default="none",
+        help="configurations the schedule-composed times are given against (benchmarks/cost_windows.py), e.g. "
+        "'none,gligen' on the gated UNet",
+    )
+    parser.add_argument(
+        "--plan-only",
+        default="",
+        help="configurations composed, not timed: the parts of the same method timed without its t/it budget keys "
+        "(they choose which updates run, not what one costs), counted with their own plan",
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     configs = split_configs(args.methods)
     if "none" not in configs:
         raise SystemExit("--methods: 'none' (plain sampling) is the reference and must be listed")
-    for label in configs:
-        parse_config(label)  # a typo fails before anything runs
+    plan_only = split_configs(args.plan_only)
+    references = split_configs(args.references)
+    for label in configs + plan_only:
+        parse_timed(label)  # a typo fails before anything runs
+    for label in plan_only:
+        timed_for(label, configs)
 
-    from layoutguide.bench import shapes_suite
-
-    args.device, args.gated, args.dtype = "cpu", False, "fp32"  # for overhead.load
-    if args.tables_from and args.model == "sd15":  # the schedule needs the configs only: no weights
+    args.device, args.dtype = "cpu", "fp32"  # for overhead.load
+    if args.tables_from and args.model == "sd15" and not args.gated:  # the schedule needs the configs only
         from layoutguide.testing import sd15_random_pipeline, sd_scheduler
 
         with torch.device("meta"):
@@ -390,7 +460,7 @@ def main() -> None:
     else:
         pipe = load(args)
     args.latent = (args.size or pipe.unet.config.sample_size * pipe.vae_scale_factor) // pipe.vae_scale_factor
-    layouts = [s.layout() for s in shapes_suite(1, seed=5, n_objects=(2, 2))]
+    layouts = timed_layouts(args.objects)
     calls: dict[str, list[dict[str, float]]] = {label: [] for label in configs}
     if args.tables_from:  # the tables again from a run's --json (the same arguments otherwise)
         found = json.loads(args.tables_from.read_text())["calls"]
@@ -400,11 +470,23 @@ def main() -> None:
     else:
         measure(pipe, configs, layouts, args, calls)
     parts = summarise(calls, args.estimate)
-    text = parts_table(parts, args) + "\n" + budgets_table(pipe, parts, layouts, args)
+    text = parts_table(parts, args)
+    if any(label in GRADIENT_METHODS for label in parts):  # the budget search is for the plain gradient methods
+        text += "\n" + budgets_table(pipe, parts, layouts, args)
     if any(label.endswith("@full") for label in calls):
         text += "\n" + cut_table(calls)
     if "full_ratio" in parts["none"]:
         text += "\n" + check_table(pipe, parts, layouts, args)
+    if timed_steps(calls["none"][0]):  # runs from before per-step timings have none
+        text += "\n" + schedule_tables(
+            calls,
+            configs,
+            plan_only,
+            references,
+            lambda method, budget: schedule(pipe, method or "none", args.steps, budget, layouts, args.latent),
+            lambda member: pipe.method_with_defaults(member).kind,
+            args.steps,
+        )
     print(text)
     if args.out:
         atomic_write_text(args.out, text)

@@ -17,7 +17,8 @@ On CPU, the resident set sampled every 20 ms (``layoutguide.bench.memory.PeakMem
 process's whole footprint (weights, allocator caches, Python), so ratios of the total understate a method's own
 growth; ``growth`` is the peak above the call's start. ``--accuracy N`` also runs the shapes box benchmark (``bench
 shapes``, suite seed ``--accuracy-seed`` (default 0), N layouts) per configuration and reports object-in-box (shapes
-models only): one ``bench shapes`` folder per configuration under ``--accuracy-out``, resumed if it exists.
+models only): one ``bench shapes`` folder per configuration under ``--accuracy-out``, resumed if it exists;
+``--phrase-form`` writes the suite's phrases in another form (``article``: "a red circle"; its own folders).
 """
 
 from __future__ import annotations
@@ -153,26 +154,43 @@ def measure(pipe: Any, configs: list[str], layouts: list, args: argparse.Namespa
     return results
 
 
-def accuracy(pipe: Any, configs: list[str], n: int, out: Path, seed: int = 0, batch: int = 8) -> dict[str, float]:
+def checked_phrase_form(form: str) -> str:
+    """``form`` if the box benchmark knows it, else one line naming the option and the forms it takes."""
+    from layoutguide.bench import check_phrase_forms
+    from layoutguide.errors import InputError
+
+    try:
+        (checked,) = check_phrase_forms([form])
+    except InputError as e:
+        raise SystemExit(f"--phrase-form: {str(e).removeprefix('phrase_forms: ')}") from None
+    return checked
+
+
+def accuracy(
+    pipe: Any, configs: list[str], n: int, out: Path, seed: int = 0, batch: int = 8, phrase_form: str = "bare"
+) -> dict[str, float]:
+    """Object-in-box of each configuration on the box benchmark, its phrases written in ``phrase_form`` (the prompt
+    and boxes unchanged): one ``bench shapes`` folder per configuration (and form, unless bare) under ``out``."""
     from layoutguide.bench.shapes_bench import run_shapes_bench
     from layoutguide.spec import MethodSpec
 
     scores = {}
     for label in configs:
         method, budget = parse_config(label)
-        folder = out / re.sub(r"[^A-Za-z0-9_.+-]+", "_", label)
+        name = label if phrase_form == "bare" else f"{label}_{phrase_form}"  # bare keeps the folders runs have
         result = run_shapes_bench(
             Budgeted(pipe, budget),
             [MethodSpec.parse(method or "none")],
             n=n,
             seed=seed,
-            out=folder,
+            out=out / re.sub(r"[^A-Za-z0-9_.+-]+", "_", name),
             batch_size=batch,
+            phrase_forms=(phrase_form,),
             progress=False,
         )
         (aggregate,) = result["aggregates"].values() if "aggregates" in result else result["methods"].values()
         scores[label] = aggregate["object_in_box"]
-        print(f"accuracy {label}: object-in-box {scores[label]:.3f} (n={n})", flush=True)
+        print(f"accuracy {label}: object-in-box {scores[label]:.3f} (n={n}, phrase form {phrase_form})", flush=True)
     return scores
 
 
@@ -184,7 +202,13 @@ def table(results: dict[str, dict[str, Any]], scores: dict[str, float], args: ar
         f"Model: {args.model}{' (gated)' if args.gated else ''}, {args.size or 'native'} px, {args.dtype}, "
         f"{args.device}; {args.steps} steps, batch {args.batch}, CFG {args.guidance_scale}; median of "
         f"{args.repeats} interleaved rounds; torch {torch.__version__}, {torch.get_num_threads()} threads. "
-        f"Memory: {memory}.",
+        f"Memory: {memory}."
+        + (
+            f" Object-in-box: shapes box benchmark, suite seed {args.accuracy_seed}, n={args.accuracy}, phrase form "
+            f"{args.phrase_form}."
+            if scores
+            else ""
+        ),
         "",
         "| configuration | s per call | time vs none | peak total (MB) | memory vs none | growth (MB) | growth vs "
         "none | guidance iterations |" + (" object-in-box |" if scores else ""),
@@ -236,6 +260,12 @@ def main() -> None:
         help="prompts per call in the box benchmark (bench shapes' default 8; the batch can flip an image's score by "
         "float rounding, so a paired comparison uses its reference's batch)",
     )
+    parser.add_argument(
+        "--phrase-form",
+        default="bare",
+        help="--accuracy: the box benchmark's phrases as 'bare' (red circle), 'article' (a red circle), 'determiner' "
+        "(the red circle) or 'caps' (A Red Circle,); prompt and boxes unchanged",
+    )
     parser.add_argument("--out", type=Path)
     parser.add_argument(
         "--guidance-interval", default=None, help="CFG only at timesteps LOW,HIGH, or 'all'; default: the model's"
@@ -249,16 +279,28 @@ def main() -> None:
     configs = split_configs(args.methods)
     for label in configs:
         parse_config(label)  # a typo fails before anything runs
+    checked_phrase_form(args.phrase_form)
     pipe = load(args)
     layouts = [s.layout() for s in shapes_suite(args.batch, seed=5, n_objects=(2, 2))]
     results = measure(pipe, configs, layouts, args) if args.repeats else {}
     scores: dict[str, float] = {}
     if args.accuracy:
-        scores = accuracy(pipe, configs, args.accuracy, args.accuracy_out, args.accuracy_seed, args.accuracy_batch)
+        scores = accuracy(
+            pipe,
+            configs,
+            args.accuracy,
+            args.accuracy_out,
+            args.accuracy_seed,
+            args.accuracy_batch,
+            args.phrase_form,
+        )
     if results:
         text = table(results, scores, args)
     else:  # --repeats 0: accuracy only
-        text = f"Model: {args.model}; shapes box benchmark, seed {args.accuracy_seed}, n={args.accuracy}.\n\n"
+        text = (
+            f"Model: {args.model}; shapes box benchmark, seed {args.accuracy_seed}, n={args.accuracy}, phrase form "
+            f"{args.phrase_form}.\n\n"
+        )
         text += "| configuration | object-in-box |\n|---|---|\n"
         text += "".join(f"| {label} | {score:.3f} |\n" for label, score in scores.items())
     print(text)

@@ -1,9 +1,10 @@
-"""benchmarks/overhead.py --accuracy: each configuration's budget reaches the pipeline, and the suite seed and batch
-reach the box benchmark (docs/results/cost.md, "Accuracy of the budget options")."""
+"""benchmarks/overhead.py --accuracy: each configuration's budget reaches the pipeline, and the suite seed, batch and
+phrase form reach the box benchmark (docs/results/cost.md, "Accuracy of the budget options")."""
 
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 from typing import Any
 
@@ -54,3 +55,28 @@ def test_accuracy_runs_each_configuration_with_its_budget_seed_and_batch(overhea
     assert budgets == [GuidanceBudget(min_timestep=700), GuidanceBudget()]
     assert [(c["n"], c["seed"], c["batch_size"], c["methods"]) for c in calls] == [(5, 1, 16, ["refocus"])] * 2
     assert [c["out"] for c in calls] == [tmp_path / "refocus_t700", tmp_path / "refocus"]  # a folder per config
+    assert [c["phrase_forms"] for c in calls] == [("bare",)] * 2
+    calls.clear()
+    overhead.accuracy(Pipe(), ["refocus@t700"], 5, tmp_path, phrase_form="article")
+    assert calls[0]["phrase_forms"] == ("article",)
+    assert calls[0]["out"] == tmp_path / "refocus_t700_article"  # beside the bare run's folder, not in it
+
+
+def test_phrase_form_is_checked_before_anything_loads(overhead):
+    assert overhead.checked_phrase_form("caps") == "caps"
+    with pytest.raises(SystemExit, match=r"^--phrase-form: unknown form 'plural'; use one of bare, article"):
+        overhead.checked_phrase_form("plural")
+
+
+@pytest.mark.slow  # the box benchmark on two layouts with the tiny pipeline: about 3 s
+def test_accuracy_run_records_its_phrase_form(overhead, monkeypatch, tmp_path):
+    monkeypatch.setattr(
+        "sys.argv",
+        ["overhead.py", "--model", "tiny", "--repeats", "0", "--methods", "none", "--accuracy", "2"]
+        + ["--phrase-form", "article", "--accuracy-out", str(tmp_path / "acc"), "--out", str(tmp_path / "t.md")],
+    )
+    overhead.main()
+    assert "phrase form article" in (tmp_path / "t.md").read_text()
+    results = json.loads((tmp_path / "acc" / "none_article" / "results.json").read_text())
+    assert results["config"]["phrase_forms"] == ["article"]
+    assert list(results["methods"]) == ["none (article)"]
