@@ -75,7 +75,12 @@ FLUX_DEV = dict(
     axes_dims_rope=(16, 56, 56),
 )
 FLUX_DEV_SCHEDULER = dict(
-    shift=3.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15, base_image_seq_len=256, max_image_seq_len=4096
+    shift=3.0,
+    use_dynamic_shifting=True,
+    base_shift=0.5,
+    max_shift=1.15,
+    base_image_seq_len=256,
+    max_image_seq_len=4096,
 )
 FLUX_T5_TOKENS = 512  # FluxPipeline's max_sequence_length for FLUX.1-dev
 
