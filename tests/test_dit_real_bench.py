@@ -32,6 +32,15 @@ def test_flux_dev_builder_keeps_flux_interfaces_at_tiny_widths():
     assert embeddings.shape == (1, 512, 32) and added["pooled"].shape == (1, 16)
 
 
+def test_ratios_are_per_round_then_median_and_fastest_over_fastest():
+    summary = _benchmark().summarise({"none": [2.0, 4.0, 3.0], "regional": [3.0, 4.4, 3.0]})
+    assert summary["ratio_per_round"]["regional"] == [1.5, 1.1, 1.0]
+    assert summary["median_ratio_per_round"]["regional"] == 1.1  # not the ratio of median seconds (3.0 / 3.0)
+    assert summary["ratio_fastest"]["regional"] == 1.5  # 3.0 / 2.0
+    assert _benchmark().summarise({"regional": [1.0]}) == {}
+
+
+@pytest.mark.slow
 def test_flux_methods_are_timed_per_round_and_summarised():
     bench = _benchmark()
     pipe = bench.flux_dev_pipeline(torch.float32, 1, 1, t5_tokens=32, axes_dims_rope=(2, 2, 4), **TINY_FLUX)
