@@ -5,6 +5,8 @@ attention and regional+refocus, interleaved A B C D A B C D in one process.
     nice -n 10 python benchmarks/dit_real.py --size 256 --repeats 2 --out docs/results/dit/real-architecture
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/dit_real.py --family flux --double 2 --single 4 --size 256 \
         --repeats 3 --out docs/results/dit/real-architecture/flux-2x4-256
+    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/dit_real.py --family flux --double 2 --single 4 --size 512 \
+        --repeats 5 --methods none,regional --out docs/results/dit/real-architecture/flux-2x4-512
 
 SD3.5-medium: ``SD3Transformer2DModel`` with its configuration (24 joint blocks of 24 heads x 64, dual attention in
 blocks 0-12, RMS q/k norms: 2.24 B parameters as built); tiny CLIP stand-ins (the transformer's compute does not
