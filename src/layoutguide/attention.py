@@ -97,12 +97,12 @@ class AttentionRequest:
         sources: Sequence[str] | None = None,
     ) -> None:
         name = _ROLE_OF_KIND.get(kind or role, kind or role)
-        if sources is not None:
-            check_image_sources(sources, "AttentionRequest.sources", name)
         if name not in _KIND_OF_ROLE:
             raise InputError(
                 f"AttentionRequest.role must be 'text', 'image', 'grounding' or 'joint', got {kind or role!r}"
             )
+        if sources is not None:
+            check_image_sources(sources, "AttentionRequest.sources", name)
         if levels is not None and sides is not _UNSET:
             raise InputError("AttentionRequest: give levels or sides, not both")
         if sides is _UNSET and levels is None:
