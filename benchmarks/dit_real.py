@@ -1,34 +1,54 @@
-"""One denoising step of SD3.5-medium's real transformer (random weights) through the DiT loop: time of plain
-sampling, regional attention and refocus on joint attention, interleaved A B A B in one process.
+"""One denoising step of a real-architecture transformer (random weights) through the DiT loop, SD3.5-medium or
+FLUX.1-dev at their real widths: time and peak memory of plain sampling, regional attention, refocus on joint
+attention and regional+refocus, interleaved A B C D A B C D in one process.
 
     nice -n 10 python benchmarks/dit_real.py --size 256 --repeats 2 --out docs/results/dit/real-architecture
+    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/dit_real.py --family flux --double 2 --single 4 --size 256 \
+        --repeats 3 --out docs/results/dit/real-architecture/flux-2x4-256
+    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/dit_real.py --family flux --double 2 --single 4 --size 512 \
+        --repeats 5 --methods none,regional --out docs/results/dit/real-architecture/flux-2x4-512
 
-The transformer is ``SD3Transformer2DModel`` with SD3.5-medium's configuration (24 joint blocks of 24 heads x 64,
-dual attention in blocks 0-12, RMS q/k norms: 2.24 B parameters as built); the text encoders are tiny CLIP
-stand-ins (the transformer's compute does not depend on them) with no T5, whose 256 tokens are then zeros as in
-diffusers; the VAE is tiny (latents only are returned). CFG is off (``guidance_scale=1``) so each call is one
-transformer forward (plus the guidance forward and backward for refocus). ``--layers`` keeps the widths with fewer
-blocks. FLUX.1's 12 B transformer does not fit this machine's 24 GiB in bf16 with activations; it needs a GPU
-session.
+SD3.5-medium: ``SD3Transformer2DModel`` with its configuration (24 joint blocks of 24 heads x 64, dual attention in
+blocks 0-12, RMS q/k norms: 2.24 B parameters as built); tiny CLIP stand-ins (the transformer's compute does not
+depend on them) and no T5, whose 256 tokens are then zeros as in diffusers. ``--layers`` keeps the widths with
+fewer blocks.
+
+FLUX.1-dev: ``FluxTransformer2DModel`` with its configuration (24 heads x 128 = 3072 wide, T5 width 4096, pooled
+768, guidance embedding, RoPE axes 16+56+56) and ``--double`` double-stream / ``--single`` single-stream blocks
+(FLUX.1-dev: 19 + 38, 11.9 B parameters, which with activations do not fit this machine's 24 GiB). Every block of
+a kind is the same module with the same inputs, and regional masks and refocus's recorded maps act per block, so a
+method's extra work per step is a sum over blocks: the per-kind ratios carry to 19 + 38 (the embedders, a few
+per cent of the compute, are the part that does not scale). The text encoders are tiny stand-ins at FLUX's
+interface widths (CLIP-L's 768-wide pooled output; a one-layer 4096-wide T5 whose tokenizer gives FLUX.1-dev's 512
+tokens), so the joint sequence is FLUX's: 512 text tokens + the image tokens.
+
+The VAE is tiny (latents only are returned). SD3 runs with CFG off (``guidance_scale=1``) so each call is one
+transformer forward; FLUX.1-dev's guidance is an embedding (one forward at 3.5). Refocus adds its guidance forwards
+and backwards (early stop off). Each round times every method once; ratios are per round (same load) and their
+median is reported with the fastest/fastest ratio.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import shlex
 import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from layoutguide.backbones.dit_families import LayoutSD3Pipeline
+from layoutguide.backbones.dit import LayoutDiTPipeline
+from layoutguide.bench.memory import PeakMemory
 from layoutguide.layout import Layout, atomic_write_text
 from layoutguide.shapes.model import build_tokenizer
 from layoutguide.testing import _text_encoder, default_dtype
-from layoutguide.testing_dit import _vae
+from layoutguide.testing_dit import _vae, t5_tokenizer
 
 LAYOUT = Layout.from_dict(
     {
@@ -39,12 +59,39 @@ LAYOUT = Layout.from_dict(
         ],
     }
 )
-METHODS = {"none": None, "regional": None, "refocus": {"early_stop": False}}
+METHODS: dict[str, dict[str, Any] | None] = {
+    "none": None,
+    "regional": None,
+    "refocus": {"early_stop": False},
+    "regional+refocus": {"refocus": {"early_stop": False}},
+}
+# FLUX.1-dev's transformer/config.json and scheduler/scheduler_config.json (black-forest-labs/FLUX.1-dev)
+FLUX_DEV = dict(
+    patch_size=1,
+    in_channels=64,
+    attention_head_dim=128,
+    num_attention_heads=24,
+    joint_attention_dim=4096,
+    pooled_projection_dim=768,
+    guidance_embeds=True,
+    axes_dims_rope=(16, 56, 56),
+)
+FLUX_DEV_SCHEDULER = dict(
+    shift=3.0,
+    use_dynamic_shifting=True,
+    base_shift=0.5,
+    max_shift=1.15,
+    base_image_seq_len=256,
+    max_image_seq_len=4096,
+)
+FLUX_T5_TOKENS = 512  # FluxPipeline's max_sequence_length for FLUX.1-dev
 
 
-def sd35_medium_pipeline(dtype: torch.dtype, layers: int = 24) -> LayoutSD3Pipeline:
+def sd35_medium_pipeline(dtype: torch.dtype, layers: int = 24) -> LayoutDiTPipeline:
     from diffusers import FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel
     from transformers import CLIPTextModelWithProjection
+
+    from layoutguide.backbones.dit_families import LayoutSD3Pipeline
 
     clip_l, clip_g = build_tokenizer(), build_tokenizer()
     clip_g.pad_token = "!"
@@ -76,55 +123,128 @@ def sd35_medium_pipeline(dtype: torch.dtype, layers: int = 24) -> LayoutSD3Pipel
     return LayoutSD3Pipeline(**parts)
 
 
+def flux_dev_pipeline(
+    dtype: torch.dtype, double: int = 19, single: int = 38, t5_tokens: int = FLUX_T5_TOKENS, **widths: Any
+) -> LayoutDiTPipeline:
+    """FLUX.1-dev's transformer with ``double`` + ``single`` blocks (``widths`` override its configuration: tests
+    build the same code path narrow), tiny text encoders at FLUX's interface widths, a tiny 16-channel VAE."""
+    from diffusers import FlowMatchEulerDiscreteScheduler, FluxTransformer2DModel
+    from transformers import CLIPTextModel, T5Config, T5EncoderModel
+
+    from layoutguide.backbones.dit_families import LayoutFluxPipeline
+
+    config = {**FLUX_DEV, **widths}
+    clip, t5_tok = build_tokenizer(), t5_tokenizer(t5_tokens)
+    torch.manual_seed(0)
+    with default_dtype(dtype):
+        transformer = FluxTransformer2DModel(num_layers=double, num_single_layers=single, **config)
+        clip_l = _text_encoder(CLIPTextModel, clip, config["pooled_projection_dim"], 1, 2, 16, "quick_gelu")
+        t5 = T5EncoderModel(
+            T5Config(
+                vocab_size=len(t5_tok),
+                d_model=config["joint_attention_dim"],
+                d_kv=8,
+                d_ff=16,
+                num_layers=1,
+                num_heads=2,
+                pad_token_id=0,
+            )
+        )
+    vae = _vae(0.1159, 0.3611, latent_channels=config["in_channels"] // 4)  # tiny: only latents are returned
+    for module in (transformer, clip_l, t5):
+        module.requires_grad_(False).eval()
+    pipe = LayoutFluxPipeline(
+        scheduler=FlowMatchEulerDiscreteScheduler(**FLUX_DEV_SCHEDULER),
+        vae=vae,
+        text_encoder=clip_l,
+        tokenizer=clip,
+        text_encoder_2=t5,
+        tokenizer_2=t5_tok,
+        transformer=transformer,
+    )
+    return pipe
+
+
+def time_methods(
+    pipe: LayoutDiTPipeline, methods: dict[str, dict[str, Any] | None], rounds: int, size: int, guidance: float
+) -> tuple[dict[str, list[float]], dict[str, list[int]]]:
+    """Seconds and peak RSS growth (bytes) of one step per method, methods interleaved within each round."""
+    times: dict[str, list[float]] = {m: [] for m in methods}
+    peaks: dict[str, list[int]] = {m: [] for m in methods}
+    for _ in range(rounds):
+        for method, options in methods.items():
+            with PeakMemory(torch.device("cpu")) as memory:
+                start = time.perf_counter()
+                pipe(
+                    layout=LAYOUT,
+                    method=method,
+                    method_options=options,
+                    num_inference_steps=1,
+                    guidance_scale=guidance,
+                    height=size,
+                    width=size,
+                    output_type="latent",
+                    progress=False,
+                )
+                times[method].append(time.perf_counter() - start)
+            peaks[method].append(memory.peak_bytes)
+            print(method, round(times[method][-1], 2), f"{memory.peak_bytes / 2**30:.2f} GiB", flush=True)
+    return times, peaks
+
+
+def summarise(times: dict[str, list[float]]) -> dict[str, Any]:
+    """Per-round ratios to ``none`` (each from one round, under one load), their median, fastest/fastest."""
+    if "none" not in times:
+        return {}
+    per_round = {m: [round(t / n, 3) for t, n in zip(v, times["none"])] for m, v in times.items()}
+    return {
+        "ratio_per_round": per_round,
+        "median_ratio_per_round": {m: round(statistics.median(r), 3) for m, r in per_round.items()},
+        "ratio_fastest": {m: round(min(v) / min(times["none"]), 3) for m, v in times.items()},
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--family", choices=("sd35", "flux"), default="sd35")
     parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=2, help="rounds, each timing every method once")
     parser.add_argument("--dtype", choices=("bf16", "fp32"), default="bf16")
     parser.add_argument(
-        "--layers", type=int, default=24, help="joint blocks (24: SD3.5-medium); fewer keep its widths, cost less"
+        "--layers", type=int, default=24, help="SD3.5: joint blocks (24: SD3.5-medium); fewer keep its widths"
     )
+    parser.add_argument("--double", type=int, default=19, help="FLUX: double-stream blocks (19: FLUX.1-dev)")
+    parser.add_argument("--single", type=int, default=38, help="FLUX: single-stream blocks (38: FLUX.1-dev)")
     parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated, from: " + ", ".join(METHODS))
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float32
     t0 = time.perf_counter()
-    pipe = sd35_medium_pipeline(dtype, args.layers)
+    if args.family == "flux":
+        pipe, guidance = flux_dev_pipeline(dtype, args.double, args.single), 3.5
+    else:
+        pipe, guidance = sd35_medium_pipeline(dtype, args.layers), 1.0
     build_s = time.perf_counter() - t0
     params = sum(p.numel() for p in pipe.transformer.parameters())
     chosen = {m: METHODS[m] for m in args.methods.split(",")}
-    times: dict[str, list[float]] = {m: [] for m in chosen}
-    for _ in range(args.repeats):
-        for method, options in chosen.items():
-            start = time.perf_counter()
-            pipe(
-                layout=LAYOUT,
-                method=method,
-                method_options=options,
-                num_inference_steps=1,
-                guidance_scale=1.0,
-                height=args.size,
-                width=args.size,
-                output_type="latent",
-                progress=False,
-            )
-            times[method].append(time.perf_counter() - start)
-            print(method, round(times[method][-1], 2), flush=True)
-    best = {m: min(v) for m, v in times.items()}
+    times, peaks = time_methods(pipe, chosen, args.repeats, args.size, guidance)
+    blocks = {"layers": args.layers} if args.family == "sd35" else {"double": args.double, "single": args.single}
     result = {
         "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
+        "family": args.family,
         "transformer_parameters": params,
         "size": args.size,
-        "layers": args.layers,
+        **blocks,
         "dtype": args.dtype,
+        "threads": torch.get_num_threads(),
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "build_seconds": round(build_s, 1),
-        "seconds": times,
-        "ratio_to_none": {m: round(best[m] / best["none"], 3) for m in best} if "none" in best else {},
-        "median_ratio_to_none": {
-            m: round(statistics.median(times[m]) / statistics.median(times["none"]), 3) for m in times
-        }
-        if "none" in times
-        else {},
+        "seconds": {m: [round(t, 2) for t in v] for m, v in times.items()},
+        "median_seconds": {m: round(statistics.median(v), 2) for m, v in times.items()},
+        **summarise(times),
+        "peak_rss_growth_gib": {m: round(max(v) / 2**30, 2) for m, v in peaks.items()},
+        "process_peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
+        "load_average_at_end": os.getloadavg(),
     }
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out / "results.json", json.dumps(result, indent=2) + "\n")

@@ -72,6 +72,10 @@ class AttentionRequest:
 
     ``blocks``: on a DiT, the transformer block indices (FLUX: double-stream blocks first, then single-stream ones);
     None: every block. UNet layers ignore it, as DiT layers ignore places, levels and sides.
+
+    ``sources``: on a DiT, which attention an ``image`` request reads: ``"joint"`` (the image part of each block's
+    joint attention) and/or ``"attn2"`` (SD3.5's image-only second attention, in its dual-attention blocks); None:
+    the model's ``layoutguide.json`` ``image_attention``, else ``("joint",)``. Other roles read joint attention only.
     """
 
     role: Role
@@ -79,6 +83,7 @@ class AttentionRequest:
     places: tuple[Place, ...]
     levels: tuple[int, ...] | None
     blocks: tuple[int, ...] | None
+    sources: tuple[str, ...] | None
 
     def __init__(
         self,
@@ -89,12 +94,15 @@ class AttentionRequest:
         levels: tuple[int, ...] | None = None,
         kind: str | None = None,
         blocks: tuple[int, ...] | None = None,
+        sources: Sequence[str] | None = None,
     ) -> None:
         name = _ROLE_OF_KIND.get(kind or role, kind or role)
         if name not in _KIND_OF_ROLE:
             raise InputError(
                 f"AttentionRequest.role must be 'text', 'image', 'grounding' or 'joint', got {kind or role!r}"
             )
+        if sources is not None:
+            check_image_sources(sources, "AttentionRequest.sources", name)
         if levels is not None and sides is not _UNSET:
             raise InputError("AttentionRequest: give levels or sides, not both")
         if sides is _UNSET and levels is None:
@@ -106,6 +114,7 @@ class AttentionRequest:
         object.__setattr__(self, "places", tuple(places))
         object.__setattr__(self, "levels", None if levels is None else tuple(levels))
         object.__setattr__(self, "blocks", None if blocks is None else tuple(blocks))
+        object.__setattr__(self, "sources", None if sources is None else tuple(sources))
 
     @property
     def kind(self) -> Kind:
@@ -117,6 +126,17 @@ class AttentionRequest:
         if self.levels is not None:
             return "/".join(f"L{level}" for level in self.levels)
         return "/".join(map(str, self.sides or ("all",)))
+
+
+IMAGE_SOURCES = ("joint", "attn2")  # a DiT's image->image attentions: joint attention's image part; SD3.5's attn2
+
+
+def check_image_sources(sources: Sequence[str], field: str, role: str = "image") -> None:
+    """Raise an InputError naming ``field`` unless ``sources`` is a non-empty choice from :data:`IMAGE_SOURCES`
+    (only ``("joint",)`` for a role other than ``image``)."""
+    allowed = IMAGE_SOURCES if role == "image" else ("joint",)
+    if isinstance(sources, str) or not sources or not set(sources) <= set(allowed):
+        raise InputError(f"{field} must be a non-empty list from {list(allowed)} for role {role!r}, got {sources!r}")
 
 
 # What a method asks for: request name -> one request, or several whose layers are pooled (e.g. the 16x16
@@ -131,6 +151,7 @@ class LayerInfo:
     kind: Kind
     factor: int  # downsampling factor of this layer's grid relative to the latent
     block: int | None = None  # a DiT layer's transformer block index; None on a UNet
+    source: str = "joint"  # a DiT layer's attention: "joint", or "attn2" (SD3.5's image-only second attention)
 
     @property
     def module(self) -> str:
@@ -181,15 +202,15 @@ def _select(
     request: AttentionRequest,
     latent_hw: tuple[int, int],
     default_blocks: Sequence[int] | None = None,
+    default_sources: Sequence[str] | None = None,
 ):
-    """The layers matching ``request``; on a DiT, a request without ``blocks`` takes ``default_blocks`` (None: all)."""
+    """The layers matching ``request``; on a DiT, a request without ``blocks`` takes ``default_blocks`` (None: all),
+    an ``image`` request without ``sources`` takes ``default_sources`` (None: joint attention)."""
     of_kind = [layer for layer in layers if layer.kind == request.kind]
     if of_kind and all(layer.block is not None for layer in of_kind):  # a DiT: blocks, one grid
-        blocks = request.blocks if request.blocks is not None else default_blocks
-        in_blocks = [layer for layer in of_kind if blocks is None or layer.block in blocks]
-        if not in_blocks:
-            raise InputError(f"blocks {blocks}: the transformer has blocks 0-{len(of_kind) - 1}")
-        return in_blocks
+        from .joint_attention import select_dit_layers
+
+        return select_dit_layers(of_kind, request, default_blocks, default_sources)
     candidates = [layer for layer in of_kind if layer.place in request.places]
     if not candidates:
         raise InputError(f"the UNet has no {request.role}-attention layers in places {request.places}")
@@ -270,6 +291,7 @@ class AttentionStore:
         self.cut_after: frozenset[str] = frozenset()
         self.joint_layout: Any = None  # a DiT's JointLayout (layoutguide.joint_attention), set for its call
         self.default_blocks: Sequence[int] | None = None  # a DiT's blocks for requests that name none (None: all)
+        self.default_image_sources: Sequence[str] | None = None  # a DiT's image attentions (None: joint only)
 
     def clear(self) -> None:
         self.maps.clear()
@@ -277,7 +299,8 @@ class AttentionStore:
     def get(self, request: AttentionRequest) -> dict[str, torch.Tensor]:
         """The recorded maps of the layers matching ``request``."""
         layers = list(self.layers.values())
-        names = {layer.name for layer in _select(layers, request, self.latent_hw, self.default_blocks)}
+        chosen = _select(layers, request, self.latent_hw, self.default_blocks, self.default_image_sources)
+        names = {layer.name for layer in chosen}
         return {n: m for n, m in self.maps.items() if n in names}
 
     def layer_names(self, requests: Requests) -> frozenset[str]:
@@ -287,7 +310,7 @@ class AttentionStore:
             layer.name
             for v in requests.values()
             for r in _as_tuple(v)
-            for layer in _select(layers, r, self.latent_hw, self.default_blocks)
+            for layer in _select(layers, r, self.latent_hw, self.default_blocks, self.default_image_sources)
         )
 
     def read(self, requests: Requests) -> RecordedMaps:

@@ -14,7 +14,9 @@ presents each module as three layers of :mod:`layoutguide.attention`, named ``MO
 * ``joint`` (kind ``joint``): the whole joint attention, for methods that mask it (:class:`JointMask`).
 
 Every layer of a module sits at the image-token grid (the latent over the patch size, 2) and carries its block
-index; SD3.5's image-only second attention (``attn2`` of its dual-attention blocks) is left alone.
+index. SD3.5's image-only second attention (``attn2`` of its dual-attention blocks, no text in its sequence) is one
+more ``image`` layer, ``transformer_blocks.I.attn2:image`` (source ``attn2``), read only when a request or the
+model's ``layoutguide.json`` ``image_attention`` asks for it (:func:`select_dit_layers`); it is never masked.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import torch.nn.functional as F
 from diffusers.models.embeddings import apply_rotary_emb
 
 from .attention import (
+    AttentionRequest,
     AttentionStore,
     ForwardCut,
     LayerInfo,
@@ -40,6 +43,7 @@ from .attention import (
     plan_store,
     processors_installed,
 )
+from .errors import InputError
 
 ROLES = ("text", "image", "joint")
 _KINDS = {"text": "cross", "image": "self", "joint": "joint"}
@@ -74,18 +78,44 @@ class JointMask:
 
 
 def joint_attention_layers(transformer: torch.nn.Module) -> list[LayerInfo]:
-    """Every joint-attention module of an SD3 or FLUX transformer as its ``text``, ``image`` and ``joint`` layers."""
+    """Every joint-attention module of an SD3 or FLUX transformer as its ``text``, ``image`` and ``joint`` layers,
+    then SD3.5's image-only ``attn2`` modules as ``image`` layers of source ``attn2`` (at their blocks' indices)."""
     factor = int(getattr(transformer.config, "patch_size", 1) or 1)
     factor = 2 if factor == 1 else factor  # FLUX packs 2x2 latent patches into one token (patch_size 1 in config)
     double: Any = transformer.transformer_blocks
     modules = [f"transformer_blocks.{i}.attn" for i in range(len(double))]
     single: Any = getattr(transformer, "single_transformer_blocks", None) or []
     modules += [f"single_transformer_blocks.{i}.attn" for i in range(len(single))]
-    return [
+    joint = [
         LayerInfo(f"{name}:{role}", "mid", _KINDS[role], factor, block)  # type: ignore[arg-type]
         for block, name in enumerate(modules)
         for role in ROLES
     ]
+    dual = [i for i, block in enumerate(double) if getattr(block, "attn2", None) is not None]
+    return joint + [LayerInfo(f"transformer_blocks.{i}.attn2:image", "mid", "self", factor, i, "attn2") for i in dual]
+
+
+def select_dit_layers(
+    of_kind: Sequence[LayerInfo],
+    request: AttentionRequest,
+    default_blocks: Sequence[int] | None,
+    default_sources: Sequence[str] | None,
+) -> list[LayerInfo]:
+    """A DiT's layers of the request's kind in its blocks (``default_blocks`` when it names none; None: all) and, for
+    an ``image`` request, from its sources (``default_sources`` when it names none; None: joint attention only)."""
+    sources = request.sources or (default_sources if request.role == "image" else None) or ("joint",)
+    from_sources = [layer for layer in of_kind if layer.source in sources]
+    if not from_sources:
+        raise InputError(
+            f"image attention sources {list(sources)}: this transformer has only "
+            f"{sorted({layer.source for layer in of_kind})} (attn2 is SD3.5's, in its dual-attention blocks)"
+        )
+    blocks = request.blocks if request.blocks is not None else default_blocks
+    in_blocks = [layer for layer in from_sources if blocks is None or layer.block in blocks]
+    if not in_blocks:
+        have = sorted({int(layer.block or 0) for layer in from_sources})
+        raise InputError(f"blocks {list(blocks or ())}: the transformer's {list(sources)} layers are in blocks {have}")
+    return in_blocks
 
 
 def _sd3_qkv(attn, hidden_states, encoder_hidden_states):
@@ -146,6 +176,28 @@ def _flux_out(attn, out, encoder_hidden_states):
     text, image = out[:, :n_text], out[:, n_text:]
     image = attn.to_out[1](attn.to_out[0](image.contiguous()))
     return image, attn.to_add_out(text.contiguous())
+
+
+class ImageAttentionCaptureProcessor:
+    """SD3.5's image-only ``attn2`` with its probabilities materialised and recorded as an ``image`` map when its
+    layer is recorded (diffusers' ``JointAttnProcessor2_0`` without context: the same projections and RMS norms);
+    every other call goes to the module's own processor. It takes no masks: regional attention masks joint
+    attention only (the image-only attention has no text to assign to regions)."""
+
+    def __init__(self, store: AttentionStore, layer: LayerInfo, original: Any):
+        self.store, self.layer, self.original = store, layer, original
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, *args, **kwargs):
+        store = self.store
+        if not (store.recording and self.layer.name in store.record_layers) or encoder_hidden_states is not None:
+            return self.original(attn, hidden_states, encoder_hidden_states, attention_mask, *args, **kwargs)
+        q, k, v = _sd3_qkv(attn, hidden_states, None)
+        probs = ((q @ k.transpose(-1, -2)) * (1 / math.sqrt(q.shape[-1]))).softmax(-1)
+        store.maps[self.layer.name] = probs[hidden_states.shape[0] // 2 if store.cfg else 0 :]
+        if store.cut_after and store.cut_after <= store.maps.keys():
+            raise ForwardCut(self.layer.name)
+        out = (probs.to(v.dtype) @ v).transpose(1, 2).flatten(2).to(q.dtype)
+        return _sd3_out(attn, out, hidden_states, None)
 
 
 class JointCaptureProcessor:
@@ -244,14 +296,22 @@ def joint_attention_control(
     layers = joint_attention_layers(transformer)
     store.joint_layout = layout  # what the processors slice by
     wanted_layers = plan_store(
-        store, layers, record, modulate, latent_hw, lambda r: _select(layers, r, latent_hw, store.default_blocks)
+        store,
+        layers,
+        record,
+        modulate,
+        latent_hw,
+        lambda r: _select(layers, r, latent_hw, store.default_blocks, store.default_image_sources),
     )
     by_module: dict[str, dict[str, LayerInfo]] = {}
     for layer in layers:
         by_module.setdefault(layer.module, {})[layer.name.partition(":")[2]] = layer
-    wrappers = {
-        module: partial(JointCaptureProcessor, store, module, by_module[module], flux=flux)
-        for module in {store.layers[name].module for name in wanted_layers}
-    }
+    wrappers: dict[str, Callable[[Any], Any]] = {}
+    for module in {store.layers[name].module for name in wanted_layers}:
+        roles = by_module[module]
+        if "joint" in roles:
+            wrappers[module] = partial(JointCaptureProcessor, store, module, roles, flux=flux)
+        else:  # SD3.5's image-only attn2
+            wrappers[module] = partial(ImageAttentionCaptureProcessor, store, roles["image"])
     with processors_installed(dict(transformer.named_modules()), wrappers, store):
         yield store

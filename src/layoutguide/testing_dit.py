@@ -3,6 +3,7 @@ tests and overhead benchmarks of the DiT loop. Their images mean nothing; their 
 
     from layoutguide.testing_dit import tiny_sd3_pipeline, tiny_flux_pipeline
     sd3 = tiny_sd3_pipeline()    # SD3's three text encoders, joint blocks, CFG: 16x16 latents, 128 px, 8x8 tokens
+    sd35 = tiny_sd3_pipeline(sd35=True)  # SD3.5's blocks: an image-only attn2 in block 0, RMS q/k norms
     flux = tiny_flux_pipeline()  # FLUX's double- and single-stream blocks, RoPE, guidance embedding: the same sizes
 """
 
@@ -62,9 +63,11 @@ def _vae(shift: float, scale: float, latent_channels: int = 4) -> AutoencoderKL:
     )
 
 
-def tiny_sd3_components(seed: int = 0) -> dict[str, Any]:
+def tiny_sd3_components(seed: int = 0, sd35: bool = False) -> dict[str, Any]:
     """SD3's structure at tiny widths: CLIP-L and CLIP-G stand-ins (16 wide, 16-d projections), a T5 (32 wide), two
-    joint blocks (the last context-pre-only) with 2 heads of 8, 2x2 patches, SD3's VAE shift and scale, shift 3."""
+    joint blocks (the last context-pre-only) with 2 heads of 8, 2x2 patches, SD3's VAE shift and scale, shift 3.
+    ``sd35``: SD3.5-medium's blocks instead: RMS q/k norms and dual attention (an image-only ``attn2``) in block 0."""
+    sd35_blocks: dict[str, Any] = dict(dual_attention_layers=(0,), qk_norm="rms_norm") if sd35 else {}
     clip_l, clip_g = build_tokenizer(), build_tokenizer()
     clip_g.pad_token = "!"  # OpenCLIP-bigG pads with "!", as on SDXL
     t5_tok = t5_tokenizer()
@@ -82,6 +85,7 @@ def tiny_sd3_components(seed: int = 0) -> dict[str, Any]:
             caption_projection_dim=16,
             pooled_projection_dim=32,
             pos_embed_max_size=16,
+            **sd35_blocks,
         ),
         scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),
         vae=_vae(0.0609, 1.5305),
@@ -138,10 +142,10 @@ def _evaluating(parts: dict[str, Any]) -> dict[str, Any]:
     return parts
 
 
-def tiny_sd3_pipeline(seed: int = 0):
+def tiny_sd3_pipeline(seed: int = 0, sd35: bool = False):
     from .backbones.dit_families import LayoutSD3Pipeline
 
-    return LayoutSD3Pipeline(**_evaluating(tiny_sd3_components(seed)))
+    return LayoutSD3Pipeline(**_evaluating(tiny_sd3_components(seed, sd35)))
 
 
 def tiny_flux_pipeline(seed: int = 0):

@@ -23,7 +23,8 @@ from typing import Any
 
 import torch
 
-from ..attention import AttentionStore, grid_maps, recording, returned_attention_request
+from ..attention import AttentionStore, check_image_sources, grid_maps, recording, returned_attention_request
+from ..defaults import MODEL_DEFAULTS_FILE
 from ..errors import InputError
 from ..guidance import GuidanceBudget, guide_step
 from ..inputs import check_call_inputs
@@ -201,6 +202,9 @@ class LayoutDiTPipeline(LayoutPipeline):
             method.attention_requests())  # fmt: skip
         store = AttentionStore()
         store.default_blocks = self.model_defaults.get("attention_blocks")  # the blocks methods read (None: all)
+        store.default_image_sources = self.model_defaults.get("image_attention")  # None: joint attention only
+        if store.default_image_sources is not None:
+            check_image_sources(store.default_image_sources, f"{MODEL_DEFAULTS_FILE} image_attention")
         attention_out: list[torch.Tensor] = []
         guidance_log: list[dict[str, Any]] = []
         with (

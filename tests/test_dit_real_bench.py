@@ -1,0 +1,55 @@
+"""The code path of benchmarks/dit_real.py's FLUX.1-dev run (docs/results/dit/real-architecture), at tiny widths:
+FLUX's 512 T5 tokens, every method timed per round, ratios per round."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+BENCHMARK = Path(__file__).parents[1] / "benchmarks" / "dit_real.py"
+TINY_FLUX = dict(attention_head_dim=8, num_attention_heads=2, joint_attention_dim=32, pooled_projection_dim=16)
+
+
+def _benchmark():
+    spec = importlib.util.spec_from_file_location("dit_real", BENCHMARK)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_flux_dev_builder_keeps_flux_interfaces_at_tiny_widths():
+    bench = _benchmark()
+    pipe = bench.flux_dev_pipeline(torch.float32, 1, 2, axes_dims_rope=(2, 2, 4), **TINY_FLUX)
+    config = pipe.transformer.config
+    assert (len(pipe.transformer.transformer_blocks), len(pipe.transformer.single_transformer_blocks)) == (1, 2)
+    assert config.guidance_embeds and config.in_channels == 64 and config.patch_size == 1
+    assert pipe.t5_tokens == 512  # FLUX.1-dev's text sequence, whatever the widths
+    embeddings, added = pipe.encode_conditioning(["a red circle"], (128, 128))
+    assert embeddings.shape == (1, 512, 32) and added["pooled"].shape == (1, 16)
+
+
+def test_ratios_are_per_round_then_median_and_fastest_over_fastest():
+    summary = _benchmark().summarise({"none": [2.0, 4.0, 3.0], "regional": [3.0, 4.4, 3.0]})
+    assert summary["ratio_per_round"]["regional"] == [1.5, 1.1, 1.0]
+    assert summary["median_ratio_per_round"]["regional"] == 1.1  # not the ratio of median seconds (3.0 / 3.0)
+    assert summary["ratio_fastest"]["regional"] == 1.5  # 3.0 / 2.0
+    assert _benchmark().summarise({"regional": [1.0]}) == {}
+
+
+@pytest.mark.slow
+def test_flux_methods_are_timed_per_round_and_summarised():
+    bench = _benchmark()
+    pipe = bench.flux_dev_pipeline(torch.float32, 1, 1, t5_tokens=32, axes_dims_rope=(2, 2, 4), **TINY_FLUX)
+    times, peaks = bench.time_methods(pipe, bench.METHODS, rounds=2, size=64, guidance=3.5)
+    assert set(times) == set(peaks) == set(bench.METHODS)
+    assert all(len(v) == 2 and min(v) > 0 for v in times.values())
+    summary = bench.summarise(times)
+    assert summary["ratio_per_round"]["none"] == [1.0, 1.0]
+    regional = [t / n for t, n in zip(times["regional"], times["none"])]
+    assert summary["ratio_per_round"]["regional"] == pytest.approx(regional, abs=1e-3)
+    assert summary["median_ratio_per_round"]["regional"] == pytest.approx(sum(regional) / 2, abs=1e-3)
+    assert summary["ratio_fastest"]["refocus"] == pytest.approx(min(times["refocus"]) / min(times["none"]), abs=1e-3)
