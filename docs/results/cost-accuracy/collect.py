@@ -53,12 +53,14 @@ UPDATES = {
     ("layout-guidance", "t900"): (25, 10),
     ("layout-guidance", "it3"): (30, 18),
     ("layout-guidance", "it4"): (40, 24),
+    ("layout-guidance", "t850"): (35, 20),
     ("attend-excite", ""): (85, 75),
     ("attend-excite", "t800"): (30, 25),
     ("attend-excite", "it3"): (31, 21),
     ("gligen+refocus", ""): (49, 35),
     ("gligen+refocus", "it3"): (40, 29),
     ("gligen+refocus", "t700"): (39, 25),
+    ("gligen+refocus", "t700/it2"): (22, 14),
 }
 
 # (run of the option, its row folder, run of the default, the default's row folder, method, option)
@@ -69,10 +71,12 @@ COMPARISONS = [
     ("s0", "layout-guidance_t900", "published", "layout-guidance", "layout-guidance", "t900"),
     ("s0", "layout-guidance_it3", "published", "layout-guidance", "layout-guidance", "it3"),
     ("s0", "layout-guidance_it4", "published", "layout-guidance", "layout-guidance", "it4"),
+    ("s0", "layout-guidance_t850", "published", "layout-guidance", "layout-guidance", "t850"),
     ("s0", "attend-excite_t800", "s0", "attend-excite", "attend-excite", "t800"),
     ("s0", "attend-excite_it3", "s0", "attend-excite", "attend-excite", "it3"),
     ("g0", "gligen+refocus_it3", "g0", "gligen+refocus", "gligen+refocus", "it3"),
     ("g0", "gligen+refocus_t700", "g0", "gligen+refocus", "gligen+refocus", "t700"),
+    ("g0", "gligen+refocus_t700_it2", "g0", "gligen+refocus", "gligen+refocus", "t700/it2"),
     ("s1", "refocus_it3", "s1", "refocus", "refocus", "it3"),
     ("s1", "refocus_t700", "s1", "refocus", "refocus", "t700"),
     ("s1", "layout-guidance_t900", "s1", "layout-guidance", "layout-guidance", "t900"),
@@ -227,7 +231,8 @@ def count() -> None:
     layouts = [s.layout() for s in shapes_suite(1, seed=5, n_objects=(2, 2))]
     for (method, option), listed in UPDATES.items():
         gligen = method.startswith("gligen")
-        budget = GuidanceBudget(**BUDGETS[option]) if option else GuidanceBudget()
+        fields = {k: v for part in option.split("/") if part for k, v in BUDGETS[part].items()}
+        budget = GuidanceBudget(**fields)
         updates = sum(schedule(gated if gligen else sd, method, 50, budget, layouts, 64))
         small = shapes_gligen if gligen else shapes
         plan = schedule(small, method, 30, budget, layouts, small.unet.config.sample_size)
