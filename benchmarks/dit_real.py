@@ -48,7 +48,7 @@ from layoutguide.bench.memory import PeakMemory
 from layoutguide.layout import Layout, atomic_write_text
 from layoutguide.shapes.model import build_tokenizer
 from layoutguide.testing import _text_encoder, default_dtype
-from layoutguide.testing_dit import _vae, t5_tokenizer
+from layoutguide.testing_dit import FLUX_DEV_SCHEDULER, _vae, t5_tokenizer
 
 LAYOUT = Layout.from_dict(
     {
@@ -65,7 +65,7 @@ METHODS: dict[str, dict[str, Any] | None] = {
     "refocus": {"early_stop": False},
     "regional+refocus": {"refocus": {"early_stop": False}},
 }
-# FLUX.1-dev's transformer/config.json and scheduler/scheduler_config.json (black-forest-labs/FLUX.1-dev)
+# FLUX.1-dev's transformer/config.json (black-forest-labs/FLUX.1-dev); its scheduler's is testing_dit's
 FLUX_DEV = dict(
     patch_size=1,
     in_channels=64,
@@ -75,14 +75,6 @@ FLUX_DEV = dict(
     pooled_projection_dim=768,
     guidance_embeds=True,
     axes_dims_rope=(16, 56, 56),
-)
-FLUX_DEV_SCHEDULER = dict(
-    shift=3.0,
-    use_dynamic_shifting=True,
-    base_shift=0.5,
-    max_shift=1.15,
-    base_image_seq_len=256,
-    max_image_seq_len=4096,
 )
 FLUX_T5_TOKENS = 512  # FluxPipeline's max_sequence_length for FLUX.1-dev
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -60,3 +64,23 @@ def two_region_layout() -> Layout:
 def sharp_pipe() -> LayoutPipeline:
     """A tiny pipeline with sharpened attention (q/k scaled by 4): guidance gradients not vanishingly small."""
     return build_sharp_pipeline()
+
+
+BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def load_benchmark() -> Iterator[Callable[[str], ModuleType]]:
+    """``load_benchmark(name)``: ``benchmarks/<name>.py`` as a module, with the benchmarks folder on the path while
+    the test module runs (their imports of one another)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.syspath_prepend(str(BENCHMARKS))
+
+        def load(name: str) -> ModuleType:
+            spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+            assert spec is not None and spec.loader is not None
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            return module
+
+        yield load

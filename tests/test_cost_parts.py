@@ -5,10 +5,6 @@ the library's own calls (only the steps asked for), and each step is costed by i
 from __future__ import annotations
 
 import argparse
-import importlib.util
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
 import torch
@@ -17,28 +13,15 @@ from layoutguide.bench import shapes_suite
 from layoutguide.guidance import GuidanceBudget
 from layoutguide.testing import tiny_pipeline
 
-BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
 
-
-def benchmark_module(name: str) -> Iterator[Any]:
-    """``benchmarks/<name>.py`` as a module, with its folder on the path while it is used (its siblings' imports)."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.syspath_prepend(str(BENCHMARKS))
-        spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        yield module
+@pytest.fixture(scope="module")
+def cost_parts(load_benchmark):
+    return load_benchmark("cost_parts")
 
 
 @pytest.fixture(scope="module")
-def cost_parts():
-    yield from benchmark_module("cost_parts")
-
-
-@pytest.fixture(scope="module")
-def cost_windows():
-    yield from benchmark_module("cost_windows")
+def cost_windows(load_benchmark):
+    return load_benchmark("cost_windows")
 
 
 @pytest.fixture(scope="module")

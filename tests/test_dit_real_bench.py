@@ -3,26 +3,18 @@ FLUX's 512 T5 tokens, every method timed per round, ratios per round."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
 
-BENCHMARK = Path(__file__).parents[1] / "benchmarks" / "dit_real.py"
 TINY_FLUX = dict(attention_head_dim=8, num_attention_heads=2, joint_attention_dim=32, pooled_projection_dim=16)
 
 
-def _benchmark():
-    spec = importlib.util.spec_from_file_location("dit_real", BENCHMARK)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture(scope="module")
+def bench(load_benchmark):
+    return load_benchmark("dit_real")
 
 
-def test_flux_dev_builder_keeps_flux_interfaces_at_tiny_widths():
-    bench = _benchmark()
+def test_flux_dev_builder_keeps_flux_interfaces_at_tiny_widths(bench):
     pipe = bench.flux_dev_pipeline(torch.float32, 1, 2, axes_dims_rope=(2, 2, 4), **TINY_FLUX)
     config = pipe.transformer.config
     assert (len(pipe.transformer.transformer_blocks), len(pipe.transformer.single_transformer_blocks)) == (1, 2)
@@ -32,17 +24,16 @@ def test_flux_dev_builder_keeps_flux_interfaces_at_tiny_widths():
     assert embeddings.shape == (1, 512, 32) and added["pooled"].shape == (1, 16)
 
 
-def test_ratios_are_per_round_then_median_and_fastest_over_fastest():
-    summary = _benchmark().summarise({"none": [2.0, 4.0, 3.0], "regional": [3.0, 4.4, 3.0]})
+def test_ratios_are_per_round_then_median_and_fastest_over_fastest(bench):
+    summary = bench.summarise({"none": [2.0, 4.0, 3.0], "regional": [3.0, 4.4, 3.0]})
     assert summary["ratio_per_round"]["regional"] == [1.5, 1.1, 1.0]
     assert summary["median_ratio_per_round"]["regional"] == 1.1  # not the ratio of median seconds (3.0 / 3.0)
     assert summary["ratio_fastest"]["regional"] == 1.5  # 3.0 / 2.0
-    assert _benchmark().summarise({"regional": [1.0]}) == {}
+    assert bench.summarise({"regional": [1.0]}) == {}
 
 
 @pytest.mark.slow
-def test_flux_methods_are_timed_per_round_and_summarised():
-    bench = _benchmark()
+def test_flux_methods_are_timed_per_round_and_summarised(bench):
     pipe = bench.flux_dev_pipeline(torch.float32, 1, 1, t5_tokens=32, axes_dims_rope=(2, 2, 4), **TINY_FLUX)
     times, peaks = bench.time_methods(pipe, bench.METHODS, rounds=2, size=64, guidance=3.5)
     assert set(times) == set(peaks) == set(bench.METHODS)

@@ -3,9 +3,7 @@ phrase form reach the box benchmark (docs/results/cost.md, "Accuracy of the budg
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,16 +11,10 @@ import pytest
 import layoutguide.bench.shapes_bench as shapes_bench
 from layoutguide.guidance import GuidanceBudget
 
-BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
-
 
 @pytest.fixture(scope="module")
-def overhead():
-    spec = importlib.util.spec_from_file_location("overhead", BENCHMARKS / "overhead.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def overhead(load_benchmark):
+    return load_benchmark("overhead")
 
 
 def test_budget_keys_combine(overhead):

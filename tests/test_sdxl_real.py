@@ -4,29 +4,20 @@ RAM and, on two shared CPU cores, tens of minutes."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
 
-BENCHMARK = Path(__file__).parents[1] / "benchmarks" / "sdxl_real.py"
 
-
-def _benchmark():
-    spec = importlib.util.spec_from_file_location("sdxl_real", BENCHMARK)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture(scope="module")
+def bench(load_benchmark):
+    return load_benchmark("sdxl_real")
 
 
 @pytest.mark.slow
-def test_every_method_runs_on_real_architecture_sdxl():
+def test_every_method_runs_on_real_architecture_sdxl(bench):
     from layoutguide.backbones.sdxl import LayoutXLPipeline
     from layoutguide.testing import sdxl_base_components
 
-    bench = _benchmark()
     pipe = LayoutXLPipeline(**sdxl_base_components(dtype=torch.bfloat16))
     pipe.set_progress_bar_config(disable=True)
     assert 2.5e9 < sum(p.numel() for p in pipe.unet.parameters()) < 2.6e9  # SDXL base's UNet: 2.567 B

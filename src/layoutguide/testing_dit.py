@@ -98,6 +98,17 @@ def tiny_sd3_components(seed: int = 0, sd35: bool = False) -> dict[str, Any]:
     )
 
 
+# FLUX.1-dev's scheduler/scheduler_config.json (black-forest-labs/FLUX.1-dev): its resolution-dependent shift
+FLUX_DEV_SCHEDULER: dict[str, Any] = dict(
+    shift=3.0,
+    use_dynamic_shifting=True,
+    base_shift=0.5,
+    max_shift=1.15,
+    base_image_seq_len=256,
+    max_image_seq_len=4096,
+)
+
+
 def tiny_flux_components(seed: int = 0) -> dict[str, Any]:
     """FLUX.1's structure at tiny widths: CLIP-L stand-in (pooled, 16 wide), a T5 (32 wide), one double-stream and
     two single-stream blocks with 2 heads of 8 (RoPE axes 2+2+4), the guidance embedding, FLUX's VAE shift and scale
@@ -118,14 +129,7 @@ def tiny_flux_components(seed: int = 0) -> dict[str, Any]:
             guidance_embeds=True,
             axes_dims_rope=(2, 2, 4),
         ),
-        scheduler=FlowMatchEulerDiscreteScheduler(
-            shift=3.0,
-            use_dynamic_shifting=True,
-            base_shift=0.5,
-            max_shift=1.15,
-            base_image_seq_len=256,
-            max_image_seq_len=4096,
-        ),
+        scheduler=FlowMatchEulerDiscreteScheduler(**FLUX_DEV_SCHEDULER),
         vae=_vae(0.1159, 0.3611),
         text_encoder=_text_encoder(CLIPTextModel, clip, 16, 2, 2, 16, "quick_gelu"),
         tokenizer=clip,

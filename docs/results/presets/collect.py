@@ -102,14 +102,24 @@ COMPARISONS = [
 
 
 def extract(root: Path) -> None:
-    """Per-image scores and run descriptions of every bench run under ``root`` into PER_IMAGE and RUNS."""
-    runs = {}
+    """Per-image scores and run descriptions of every bench run under ``root`` into PER_IMAGE and RUNS; runs already
+    recorded there and absent under ``root`` are kept (a later session's folder need not hold the earlier runs)."""
+    found = {p.parent.name for p in root.glob("*/results.json")}
+    runs = {k: v for k, v in json.loads(RUNS.read_text()).items() if k not in found} if RUNS.exists() else {}
+    kept = []
+    if PER_IMAGE.exists():
+        with PER_IMAGE.open() as f:
+            kept = [line for line in csv.reader(f)][1:]
     with PER_IMAGE.open("w", newline="") as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(("run", "row", "index", *FIELDS))
+        writer.writerows(line for line in kept if line[0] not in found)
         for results_file in sorted(root.glob("*/results.json")):
             results = json.loads(results_file.read_text())
             run = results_file.parent.name
+            if "rows" in results:  # a relation benchmark: aggregates only (it keeps no per-image scores)
+                runs[run] = {**results["config"], "relation_rows": results["rows"], "chance": results["chance"]}
+                continue
             config = {k: v for k, v in results["config"].items() if k != "methods"}
             config["seconds_per_image"] = {
                 label: round(row["seconds_per_image"], 2) for label, row in results["methods"].items()
@@ -198,6 +208,23 @@ def published_checks(table: dict[str, dict[str, list[dict[str, float]]]], runs: 
     return checks
 
 
+def prefix_checks(table: dict[str, dict[str, list[dict[str, float]]]]) -> list[str]:
+    """The n=200 runs remake the n=64 runs' images (same suite seed, model and batch): their first 64 entries of
+    each shared row must score the same."""
+    checks = []
+    for run, rows in table.items():
+        small = table.get(run.replace("-n200", "-n64")) if run.endswith("-n200") else None
+        for label, images in (rows.items() if small else ()):
+            if label in small:
+                theirs = small[label]
+                same = sum(
+                    abs(a["object_in_box"] - b["object_in_box"]) < 1e-6 and abs(a["mean_iou"] - b["mean_iou"]) < 1e-5
+                    for a, b in zip(images, theirs)
+                )
+                checks.append(f"- {run} `{label}`: its first {len(theirs)} entries score as the n=64 run's: {same}")
+    return checks
+
+
 def comparisons(table: dict[str, dict[str, list[dict[str, float]]]]) -> list[str]:
     """COMPARISONS whose rows were run: paired differences on the shared entries, with 95% bootstrap intervals."""
     rng = random.Random(0)
@@ -220,6 +247,25 @@ def comparisons(table: dict[str, dict[str, list[dict[str, float]]]]) -> list[str
     return lines
 
 
+def relation_table(run: str, config: dict) -> list[str]:
+    """A relation benchmark's rows (relation, count and colour accuracy, failure causes) as the run reported them."""
+    lines = [
+        f"### {run}",
+        "",
+        f"`{config.get('command')}`",
+        "",
+        "| row | n | relation acc | count acc | colour acc | failed: objects / attributes / placement | chance |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for label, row in config["relation_rows"].items():
+        failed = " / ".join(f"{row['failures'][k]:.3f}" for k in ("objects", "attributes", "placement"))
+        lines.append(
+            f"| `{label}` | {config['n']} | {row['relation_acc']:.3f} | {row['count_acc']:.3f} | "
+            f"{row['colour_acc']:.3f} | {failed} | {config['chance']:.3f} |"
+        )
+    return lines
+
+
 def main(argv: list[str]) -> None:
     if argv:
         extract(Path(argv[0]))
@@ -228,9 +274,13 @@ def main(argv: list[str]) -> None:
     for run, rows in table.items():
         print("\n".join(run_table(run, rows, runs[run])))
         print()
+    for run, config in runs.items():
+        if "relation_rows" in config:
+            print("\n".join(relation_table(run, config)))
+            print()
     print("\n".join(comparisons(table)))
     print()
-    print("\n".join(published_checks(table, runs)))
+    print("\n".join(published_checks(table, runs) + prefix_checks(table)))
 
 
 if __name__ == "__main__":
