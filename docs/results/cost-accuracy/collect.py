@@ -82,6 +82,10 @@ COMPARISONS = [
     ("s1", "layout-guidance_t900", "s1", "layout-guidance", "layout-guidance", "t900"),
     ("s1", "layout-guidance_it3", "s1", "layout-guidance", "layout-guidance", "it3"),
     ("s1", "attend-excite_t800", "s1", "attend-excite", "attend-excite", "t800"),
+    ("s1", "layout-guidance_it4", "s1", "layout-guidance", "layout-guidance", "it4"),
+    ("s1", "layout-guidance_t850", "s1", "layout-guidance", "layout-guidance", "t850"),
+    ("g1", "gligen+refocus_t700", "g1", "gligen+refocus", "gligen+refocus", "t700"),
+    ("g1", "gligen+refocus_t700_it2", "g1", "gligen+refocus", "gligen+refocus", "t700/it2"),
 ]
 # the same option over both suites (seed 0's 200 entries and seed 1's 100, each against its own default)
 POOLED = [
@@ -94,12 +98,35 @@ POOLED = [
             ("s1", "layout-guidance_it3", "s1", "layout-guidance"),
         ],
     ),
+    *(
+        (
+            "layout-guidance",
+            option,
+            [
+                ("s0", f"layout-guidance_{option}", "published", "layout-guidance"),
+                ("s1", f"layout-guidance_{option}", "s1", "layout-guidance"),
+            ],
+        )
+        for option in ("it4", "t850")
+    ),
+    *(
+        (
+            "gligen+refocus",
+            option,
+            [
+                ("g0", f"gligen+refocus_{option.replace('/', '_')}", "g0", "gligen+refocus"),
+                ("g1", f"gligen+refocus_{option.replace('/', '_')}", "g1", "gligen+refocus"),
+            ],
+        )
+        for option in ("t700", "t700/it2")
+    ),
 ]
 RUN_NAMES = {
     "published": "SD shapes, seed 0 (published run)",
     "s0": "SD shapes, seed 0",
     "g0": "GLIGEN shapes, seed 0",
     "s1": "SD shapes, seed 1",
+    "g1": "GLIGEN shapes, seed 1",
 }
 
 
@@ -197,8 +224,9 @@ def table() -> str:
         n, mean, low, high, moved = paired(opt, base)
         base_mean = sum(base.values()) / n
         within = "no" if mean < -TOLERANCE else ("yes, by the interval" if low >= -TOLERANCE else "yes (mean)")
+        model = "GLIGEN" if method.startswith("gligen") else "SD"
         lines.append(
-            f"| SD shapes, seeds 0 and 1 pooled | {method} | {option} | {predicted(method, '')} -> "
+            f"| {model} shapes, seeds 0 and 1 pooled | {method} | {option} | {predicted(method, '')} -> "
             f"{predicted(method, option)} | {shipped_updates(method, '')} -> {shipped_updates(method, option)} | "
             f"{n} | {base_mean:.3f} | {base_mean + mean:.3f} | {mean:+.3f} [{low:+.3f}, {high:+.3f}] | {moved} | "
             f"{within} |"

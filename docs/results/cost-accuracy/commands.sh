@@ -35,12 +35,14 @@ stage() {
       --methods 'refocus,refocus@t700,layout-guidance,layout-guidance@it3' ;;
     s1-ae) $OV --model shipped --accuracy 100 --accuracy-seed 1 --accuracy-out $OUT/s1 \
       --methods 'attend-excite,attend-excite@t800' ;;
+    g1) $OV --model shapes-gligen --accuracy 100 --accuracy-seed 1 --accuracy-out $OUT/g1 --accuracy-batch 16 \
+      --methods 'gligen+refocus,gligen+refocus@t700,gligen+refocus@t700/it2' ;;
     s1-lg) $OV --model shipped --accuracy 100 --accuracy-seed 1 --accuracy-out $OUT/s1 \
       --methods 'layout-guidance@it4,layout-guidance@t850' ;;
     *) echo "unknown stage $1" >&2; exit 2 ;;
   esac
 }
 
-for s in "${@:-repro s0 s1 g0 s0-ae s1-ae s0-lg g0-it2 s1-lg}"; do
+for s in "${@:-repro s0 s1 g0 s0-ae s1-ae s0-lg g0-it2 s1-lg g1}"; do
   for one in $s; do stage "$one"; done
 done
