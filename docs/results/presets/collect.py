@@ -189,6 +189,14 @@ def run_table(run: str, rows: dict[str, list[dict[str, float]]], config: dict) -
     return lines
 
 
+def same_scores(ours: list[dict[str, float]], theirs: list[dict[str, float]]) -> int:
+    """How many entries, paired in order, score the same object-in-box and mean IoU (to float rounding)."""
+    return sum(
+        abs(a["object_in_box"] - b["object_in_box"]) < 1e-6 and abs(a["mean_iou"] - b["mean_iou"]) < 1e-5
+        for a, b in zip(ours, theirs)
+    )
+
+
 def published_checks(table: dict[str, dict[str, list[dict[str, float]]]], runs: dict) -> list[str]:
     """Tuned rows of seed-0 box runs on the shapes model against the published n=200 run, image for image."""
     published = json.loads(PUBLISHED.read_text())["images"]
@@ -200,10 +208,7 @@ def published_checks(table: dict[str, dict[str, list[dict[str, float]]]], runs: 
         for label, images in rows.items():
             if label in published:
                 theirs = published[label][: len(images)]
-                same = sum(
-                    abs(a["object_in_box"] - b["object_in_box"]) < 1e-6 and abs(a["mean_iou"] - b["mean_iou"]) < 1e-5
-                    for a, b in zip(images, theirs)
-                )
+                same = same_scores(images, theirs)
                 checks.append(f"- {run} `{label}`: {same}/{len(images)} images score as in the published n=200 run")
     return checks
 
@@ -214,13 +219,10 @@ def prefix_checks(table: dict[str, dict[str, list[dict[str, float]]]]) -> list[s
     checks = []
     for run, rows in table.items():
         small = table.get(run.replace("-n200", "-n64")) if run.endswith("-n200") else None
-        for label, images in (rows.items() if small else ()):
+        for label, images in rows.items() if small else ():
             if label in small:
                 theirs = small[label]
-                same = sum(
-                    abs(a["object_in_box"] - b["object_in_box"]) < 1e-6 and abs(a["mean_iou"] - b["mean_iou"]) < 1e-5
-                    for a, b in zip(images, theirs)
-                )
+                same = same_scores(images, theirs)
                 checks.append(f"- {run} `{label}`: its first {len(theirs)} entries score as the n=64 run's: {same}")
     return checks
 
