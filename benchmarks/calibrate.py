@@ -17,13 +17,26 @@ import argparse
 import json
 from pathlib import Path
 
-# method -> (option, published default, multipliers tried, metric, temperatures tried or None)
+
+def axes(**values: tuple) -> list[dict]:
+    """Every combination of the given option values, the first axis slowest."""
+    grid: list[dict] = [{}]
+    for option, choices in values.items():
+        grid = [{**point, option: choice} for point in grid for choice in choices]
+    return grid
+
+
+# method -> (metric, grid). The step sizes are the published default times 0.3-100; the methods that read
+# Attend-and-Excite's normalised token maps also try their softmax ``temperature``: its published 100 saturates on a
+# model whose word attention is strong (docs/shapes.md), so it is as model-specific as the step. Regional attention
+# (DiT models) has no step: its strength is how long the masks act and how much of the unmasked output is blended back.
 SWEEPS = {
-    "refocus": ("loss_scale", 1.0, (3, 10, 30, 100), "object_in_box", (100.0, 10.0)),
-    "boxdiff": ("scale_factor", 20.0, (0.3, 1, 3), "object_in_box", (100.0, 10.0)),
-    "layout-guidance": ("loss_scale", 30.0, (0.1, 0.3, 1, 3), "object_in_box", None),
-    "attend-excite": ("scale_factor", 20.0, (0.3, 1, 3), "found_rate", (100.0, 10.0)),
-    "zestguide": ("eta", 1.0, (0.3, 1, 3, 10), "miou_inside", None),
+    "refocus": ("object_in_box", axes(temperature=(100.0, 10.0), loss_scale=(3.0, 10.0, 30.0, 100.0))),
+    "boxdiff": ("object_in_box", axes(temperature=(100.0, 10.0), scale_factor=(6.0, 20.0, 60.0))),
+    "layout-guidance": ("object_in_box", axes(loss_scale=(3.0, 9.0, 30.0, 90.0))),
+    "attend-excite": ("found_rate", axes(temperature=(100.0, 10.0), scale_factor=(6.0, 20.0, 60.0))),
+    "zestguide": ("miou_inside", axes(eta=(0.3, 1.0, 3.0, 10.0))),
+    "regional": ("object_in_box", axes(mask_inject_steps=(10, 20, 28), base_ratio=(0.0, 0.1, 0.2, 0.4))),
 }
 
 
@@ -31,14 +44,30 @@ def sweep_specs(name: str) -> list:
     """One MethodSpec per point of ``name``'s grid."""
     from layoutguide.bench import MethodSpec
 
-    option, default, multipliers, _, temperatures = SWEEPS[name]
-    grid = [{option: default * m} for m in multipliers]
-    if temperatures:
-        grid = [{"temperature": t, **point} for t in temperatures for point in grid]
     return [
         MethodSpec(label=f"{name}[{','.join(f'{k}={v:g}' for k, v in point.items())}]", method=name, options=point)
-        for point in grid
+        for point in SWEEPS[name][1]
     ]
+
+
+def published_defaults(model_defaults: dict) -> dict:
+    """The model's defaults without its own values of the swept options, so the sweep starts from the published
+    ones; what it says about the architecture (which attention level a method reads on this model) stays."""
+    swept = {name: {k for point in grid for k in point} for name, (_, grid) in SWEEPS.items()}
+    methods = {
+        name: {k: v for k, v in options.items() if k not in swept.get(name, set())}
+        for name, options in model_defaults.get("methods", {}).items()
+    }
+    return {**model_defaults, "methods": methods}
+
+
+def write_choice(path: Path, name: str, options: dict) -> None:
+    """Merge the chosen values of method ``name`` into the model's ``layoutguide.json`` (its other options stay)."""
+    from layoutguide.layout import atomic_write_text
+
+    defaults = json.loads(path.read_text()) if path.exists() else {}
+    defaults.setdefault("methods", {}).setdefault(name, {}).update(options)
+    atomic_write_text(path, json.dumps(defaults, indent=2) + "\n")
 
 
 def main() -> None:
@@ -64,12 +93,10 @@ def main() -> None:
 
     folder = Path(args.model) if args.model else SHIPPED_MODEL
     pipe = load_pipeline(folder, guidance_interval=args.guidance_interval)
-    pipe.model_defaults = {
-        k: v for k, v in pipe.model_defaults.items() if k != "methods"
-    }  # sweep from the published values
+    pipe.model_defaults = published_defaults(pipe.model_defaults)
     header = ["| method | options | metric | score | found (colour+shape) |", "|---|---|---|---|---|"]
     for name in args.methods.split(","):
-        metric = SWEEPS[name][3]
+        metric = SWEEPS[name][0]
         specs = sweep_specs(name)
         results = run_shapes_bench(
             pipe, specs, n=args.n, seed=args.seed, out=args.out / name, use_masks=name == "zestguide", progress=False
@@ -85,9 +112,7 @@ def main() -> None:
         atomic_write_text(args.out / name / "calibration.md", "\n".join(lines) + "\n")
         if args.write:  # per method, so that methods calibrated in separate processes all land
             path = folder / MODEL_DEFAULTS_FILE
-            defaults = json.loads(path.read_text()) if path.exists() else {}
-            defaults.setdefault("methods", {})[name] = dict(best.options)
-            atomic_write_text(path, json.dumps(defaults, indent=2) + "\n")
+            write_choice(path, name, best.options)
             print(f"wrote {path}")
     # the summary holds every method calibrated into this folder so far (runs for subsets of methods add up)
     rows = [

@@ -102,6 +102,21 @@ def test_text_maps_are_distributions_over_the_token_columns(pipe):
         assert maps[..., 0].abs().max() == 0
 
 
+@pytest.mark.parametrize("text_first", [False, True])
+def test_part_logits_are_the_parts_of_the_whole_square(text_first):
+    """Unmasked recording computes only the recorded part of joint attention (the text map: image queries x text
+    keys); it must be exactly that part of the whole square the masked path slices."""
+    from layoutguide.joint_attention import JointCaptureProcessor, _part
+
+    layout = JointLayout(5, text_first=text_first, text_columns=tuple(range(5)))
+    q, k = torch.randn(2, 3, 21, 8), torch.randn(2, 3, 21, 8)
+    whole = (q @ k.transpose(-1, -2)) / 8**0.5
+    image, text = layout.slices(21)
+    for role in ("text", "image", "joint"):
+        part = JointCaptureProcessor._part_logits(role, q, k, image, text)
+        assert torch.allclose(part, _part(role, whole, image, text), atol=1e-6)
+
+
 def test_regional_masks_what_the_layout_says():
     # 2 regions on a 2x2 grid: cell 0 in region 0, cell 3 in region 1, cells 1 and 2 background; 4 text tokens:
     # 0 base, 1 region 0's phrase, 2 region 1's phrase, 3 base

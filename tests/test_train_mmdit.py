@@ -43,10 +43,54 @@ def test_rectified_flow_objective(tmp_path):
 
 
 def test_refuses_unet_only_stages(tmp_path):
-    with pytest.raises(InputError, match="no UNet cross-attention"):
-        MMDiTTrainer(tmp_path / "a", tiny_config(attn_token_weight=1.0), device="cpu")
+    with pytest.raises(InputError, match="no cross-attention mask input"):
+        MMDiTTrainer(tmp_path / "a", tiny_config(text_mask=True), device="cpu")
     with pytest.raises(InputError, match="no GLIGEN stage"):
         MMDiTTrainer(tmp_path / "b", tiny_config(), device="cpu").train_gligen()
+
+
+def test_attention_supervision_reads_the_text_part_of_joint_attention(tmp_path):
+    """TokenCompose on the MMDiT: every block's image->CLIP-column maps are recorded with their graph, shaped as a
+    UNet's cross-attention, and the grounding losses move the attention projections (not only the output)."""
+    from layoutguide.attention import AttentionStore, recording
+    from layoutguide.shapes.train import attention_grounding_loss, grounding_targets
+    from layoutguide.shapes.world import make_scene
+
+    trainer = MMDiTTrainer(tmp_path, tiny_config(attn_token_weight=0.1, attn_pixel_weight=0.02), device="cpu")
+    scenes = [make_scene(i) for i in range(2)]
+    captions = [scene.caption for scene in scenes]
+    transformer = trainer.unet
+    side = transformer.config.sample_size
+    zt = torch.randn(2, transformer.config.in_channels, side, side)
+    store = AttentionStore()
+    index, masks, valid = grounding_targets(trainer.tokenizer, scenes, captions)
+    assert valid.any()
+    with trainer.text_attention_capture(store):  # the losses read the maps inside, as the training step does
+        with recording(store, cfg=False, step=0):
+            trainer.denoise(zt, torch.tensor([300.0, 700.0]), captions)
+        assert len(store.maps) == len(transformer.transformer_blocks)
+        grid = (side // transformer.config.patch_size) ** 2
+        heads = transformer.config.num_attention_heads
+        for probs in store.maps.values():
+            assert probs.shape == (2, heads, grid, trainer.tokenizer.model_max_length)
+            assert torch.allclose(probs.sum(-1), torch.ones(()))  # renormalised over the CLIP columns
+        l_token, l_pixel = attention_grounding_loss(store.maps, store.layers, store.latent_hw, index, masks, valid)
+        (l_token + l_pixel).backward()
+    to_q = transformer.transformer_blocks[0].attn.to_q.weight
+    assert to_q.grad is not None and to_q.grad.abs().sum() > 0
+    assert all(p.processor.__class__.__name__ != "JointCaptureProcessor" for p in _attention_modules(transformer))
+
+
+def test_supervised_stage_trains_and_logs_its_losses(tmp_path):
+    run = tmp_path / "run"
+    init_mmdit_run(run, tiny_config(attn_token_weight=0.1, attn_pixel_weight=0.02))
+    open_trainer(run, device="cpu").run()
+    unet = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if '"unet"' in line]
+    assert len(unet) == 2 and all(r["l_token"] > 0 and r["l_pixel"] > 0 for r in unet)
+
+
+def _attention_modules(transformer):
+    return [block.attn for block in transformer.transformer_blocks]
 
 
 @pytest.mark.slow

@@ -201,9 +201,10 @@ class ImageAttentionCaptureProcessor:
 
 
 class JointCaptureProcessor:
-    """Joint attention that materialises probabilities where a layer of this module is recorded, takes active
-    :class:`JointMask` s through fused SDPA where only masks act, and hands every other call to the module's own
-    processor (so an installed but idle capture costs nothing). Logit modulators of the UNet methods are not
+    """Joint attention that, where a layer of this module is recorded or a :class:`JointMask` acts, computes the
+    output by fused SDPA (masked where masks act) and each recorded part's probabilities from that part's logits
+    alone, and hands every other call to the module's own processor (so an installed but idle capture costs
+    nothing). Logit modulators of the UNet methods are not
     applied here: those methods refuse a DiT (their rules are defined on a UNet's 77 cross-attention keys)."""
 
     def __init__(self, store: AttentionStore, module: str, layers: dict[str, LayerInfo], original: Any, flux: bool):
@@ -248,29 +249,36 @@ class JointCaptureProcessor:
     def _attend(self, q, k, v, layout: JointLayout, recorded: list[str], masks: list[JointMask]):
         batch, n = q.shape[0], q.shape[2]
         allowed, base = self._allowed(masks, layout, n, batch, q.device)
-        if not recorded:  # masks only: fused attention, no probabilities kept
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
-            return out if base == 0 else base * F.scaled_dot_product_attention(q, k, v) + (1 - base) * out
-        logits = (q @ k.transpose(-1, -2)) * (1 / math.sqrt(q.shape[-1]))
-        masked = logits if allowed is None else logits.masked_fill(~allowed, float("-inf"))
-        probs = masked.softmax(-1)
-        if base > 0:
-            probs = base * logits.softmax(-1) + (1 - base) * probs
         image, text = layout.slices(n)
         first_cond = batch // 2 if self.store.cfg else 0
+        # Each recorded part's logits alone (a text map is image queries x text keys, a few times smaller than the
+        # whole joint square: every gradient method's and the attention supervision's forward and backward); the
+        # output by fused attention. A recorded map is the masked attention's, where masks act.
         for role in recorded:
-            self._record(role, masked[first_cond:], layout, image, text)
-        return probs.to(v.dtype) @ v
+            logits = self._part_logits(role, q[first_cond:], k[first_cond:], image, text)
+            if allowed is not None:
+                logits = logits.masked_fill(~_part(role, allowed[first_cond:], image, text), float("-inf"))
+            self._record(role, logits, layout)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
+        return out if base == 0 else base * F.scaled_dot_product_attention(q, k, v) + (1 - base) * out
 
-    def _record(self, role: str, logits: torch.Tensor, layout: JointLayout, image: slice, text: slice) -> None:
+    @staticmethod
+    def _part_logits(role: str, q: torch.Tensor, k: torch.Tensor, image: slice, text: slice) -> torch.Tensor:
+        """The logits of one part of joint attention from the queries and keys (``text``: image queries x all text
+        keys; ``image``: image x image; ``joint``: the whole square)."""
+        scale = 1 / math.sqrt(q.shape[-1])
         if role == "joint":
+            return (q @ k.transpose(-1, -2)) * scale
+        keys = k[:, :, text] if role == "text" else k[:, :, image]
+        return (q[:, :, image] @ keys.transpose(-1, -2)) * scale
+
+    def _record(self, role: str, logits: torch.Tensor, layout: JointLayout) -> None:
+        """Record one part's probabilities from its logits (:func:`_part`'s shapes)."""
+        if role in ("joint", "image"):
             probs = logits.softmax(-1)
-        elif role == "image":
-            probs = logits[:, :, image, image].softmax(-1)
         else:
-            keys = logits[:, :, image, text]
             columns = [c for c in layout.text_columns if c is not None]
-            probs = keys[..., columns].softmax(-1)
+            probs = logits[..., columns].softmax(-1)
             empty = [i for i, c in enumerate(layout.text_columns) if c is None]
             if empty:  # FLUX's empty start column, so prompt position p sits at column p
                 probs = torch.cat([probs.new_zeros(*probs.shape[:-1], len(empty)), probs], -1)
@@ -278,6 +286,13 @@ class JointCaptureProcessor:
         store = self.store
         if store.cut_after and store.cut_after <= store.maps.keys():
             raise ForwardCut(self.layers[role].name)
+
+
+def _part(role: str, logits: torch.Tensor, image: slice, text: slice) -> torch.Tensor:
+    """One part of the whole joint square of ``logits``: what :meth:`JointCaptureProcessor._part_logits` computes."""
+    if role == "joint":
+        return logits
+    return logits[:, :, image, text] if role == "text" else logits[:, :, image, image]
 
 
 @contextlib.contextmanager

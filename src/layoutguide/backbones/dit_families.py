@@ -137,8 +137,7 @@ class LayoutSD3Pipeline(LayoutDiTPipeline):
         return tuple(tuple(sorted(set(c) | set(t))) for c, t in zip(clip, sequence_positions(t5, offset)))
 
     def text_layout(self) -> JointLayout:
-        clip = self.tokenizer.model_max_length
-        return JointLayout(clip + self.t5_tokens, text_first=False, text_columns=tuple(range(clip)))
+        return sd3_text_layout(self.tokenizer.model_max_length, self.t5_tokens)
 
     def set_timesteps(self, num_steps: int, latent_hw: tuple[int, int]) -> torch.Tensor:
         extra = {}
@@ -159,6 +158,12 @@ class LayoutSD3Pipeline(LayoutDiTPipeline):
             joint_attention_kwargs=extra,
             return_dict=False,
         )[0]
+
+
+def sd3_text_layout(clip_tokens: int, t5_tokens: int) -> JointLayout:
+    """SD3's joint sequence: image tokens, then the CLIP context (``clip_tokens``) and the T5 one; a ``text`` map
+    presents the CLIP columns, where a phrase's positions are the same for every method (and for training)."""
+    return JointLayout(clip_tokens + t5_tokens, text_first=False, text_columns=tuple(range(clip_tokens)))
 
 
 def flux_mu(scheduler: Any, image_tokens: int) -> float:

@@ -9,11 +9,13 @@ autoencoder first, then the text encoders and the denoiser jointly, on the same 
 checkpoints and stages. The objective is rectified flow: ``x_t = (1 - s) x_0 + s e`` at logit-normal ``s`` (SD3's
 training distribution), the transformer predicting the velocity ``e - x_0`` at timestep ``1000 s``. The conditioning
 is SD3's (:func:`~layoutguide.backbones.dit_families.encode_sd3_text`, the function the sampling pipeline uses).
-Attention supervision (TokenCompose) and the GLIGEN stage read a UNet's layers and are refused here.
+Attention supervision (TokenCompose, ``--attn-token-weight`` / ``--attn-pixel-weight``) reads the text part of joint
+attention, the maps the layout methods read on this model; the GLIGEN stage (a UNet's gated layers) is refused.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import random
 from pathlib import Path
@@ -21,8 +23,10 @@ from typing import Any
 
 import torch
 
-from ..backbones.dit_families import encode_sd3_text
+from ..attention import AttentionRequest, AttentionStore
+from ..backbones.dit_families import encode_sd3_text, sd3_text_layout
 from ..errors import InputError
+from ..joint_attention import joint_attention_control
 from .mmdit_model import MMDiTModelConfig, build_mmdit_components
 from .train import TrainConfig, Trainer, init_fresh_run
 
@@ -65,10 +69,10 @@ class MMDiTTrainer(Trainer):
 
     def __init__(self, out: str | Path, config: TrainConfig | None = None, device: str | None = None):
         super().__init__(out, config, device)
-        if self.config.attn_token_weight > 0 or self.config.attn_pixel_weight > 0 or self.config.text_mask:
+        if self.config.text_mask:
             raise InputError(
-                "attn_token_weight / attn_pixel_weight / text_mask: the MMDiT shapes model has no UNet "
-                "cross-attention to supervise or mask; set them to 0 / false"
+                "text_mask: the MMDiT shapes model has no cross-attention mask input (SD3 attends every text token, "
+                "end and padding included); set it to false"
             )
 
     def model_config(self) -> MMDiTModelConfig:  # type: ignore[override]  # the MMDiT widths
@@ -95,6 +99,15 @@ class MMDiTTrainer(Trainer):
         if encoder is not None:
             raise ValueError("the MMDiT shapes model encodes with its three text encoders; no other encoder is taken")
         return self.encode(captions)[0]
+
+    def text_attention_capture(self, store: AttentionStore) -> contextlib.AbstractContextManager:
+        """The text part of every block's joint attention (image queries over the CLIP columns, renormalised: the
+        maps the pipeline's methods read), ``(B, heads, N, 77)`` as a UNet's cross-attention."""
+        side = self.unet.config.sample_size
+        layout = sd3_text_layout(self.tokenizer.model_max_length, self.model_config().t5_tokens)
+        return joint_attention_control(
+            self.unet, store, {"supervision": AttentionRequest("text")}, None, latent_hw=(side, side), layout=layout
+        )
 
     def training_timesteps(self, n: int, gen: torch.Generator) -> torch.Tensor:
         """``1000 s`` with ``s = sigmoid(u)``, ``u ~ N(0, 1)``: SD3's logit-normal training times."""

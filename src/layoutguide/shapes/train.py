@@ -315,6 +315,13 @@ class Trainer:
         """The denoiser's prediction for ``captions`` (the conditioning of :meth:`unet_conditioning`)."""
         return self.unet(zt, t, **self.unet_conditioning(captions, rng)).sample
 
+    def text_attention_capture(self, store: AttentionStore) -> contextlib.AbstractContextManager:
+        """Capture processors that record, into ``store``, the denoiser's text attention that the supervision losses
+        read: every cross-attention layer's ``(B, heads, N, 77)`` probabilities."""
+        side = self.unet.config.sample_size
+        request = AttentionRequest(kind="cross", sides=None, places=("down", "mid", "up"))
+        return attention_control(self.unet, store, [request], latent_hw=(side, side))
+
     def _log(self, **record) -> None:
         with open(self.log_file, "a") as f:
             f.write(json.dumps(record) + "\n")
@@ -417,17 +424,11 @@ class Trainer:
         rng = random.Random(cfg.seed + self.state["unet_step"])
         start = self.state["unet_step"]
         supervise = cfg.attn_token_weight > 0 or cfg.attn_pixel_weight > 0
-        store, request = AttentionStore(), AttentionRequest(kind="cross", sides=None, places=("down", "mid", "up"))
+        store = AttentionStore()
         bar = tqdm(range(start, cfg.unet_steps), desc="denoiser", initial=start, total=cfg.unet_steps)
-        # Capture processors go in once for the whole stage (only on the cross-attention layers, only when
+        # Capture processors go in once for the whole stage (only on the text-attention layers, only when
         # supervising); they fall through to the stock processors when not recording (sample grids).
-        latent_side = self.unet.config.sample_size
-        control = (
-            attention_control(self.unet, store, [request], latent_hw=(latent_side, latent_side))
-            if supervise
-            else contextlib.nullcontext()
-        )
-        with control:
+        with self.text_attention_capture(store) if supervise else contextlib.nullcontext():
             for step in bar:
                 # linear warm-up, then cosine decay to 10% over the planned steps
                 progress = min(1.0, (step - cfg.schedule_start) / max(1, cfg.unet_steps - cfg.schedule_start))
