@@ -177,3 +177,13 @@ def test_cli_init_run_arch(tmp_path):
     ):
         result = runner.invoke(app, ["shapes", "init-run", *args, "--out", str(tmp_path / "r")])
         assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+
+
+def test_supervised_stage_trains_and_logs_its_losses(tmp_path):
+    """TokenCompose's stage on the SDXL UNet: its cross-attention (the two encoders' concatenated context) is
+    captured at every level and both losses train."""
+    run = tmp_path / "run"
+    init_sdxl_run(run, tiny_config(attn_token_weight=0.1, attn_pixel_weight=0.02, unet_steps=2, checkpoint_every=1))
+    open_trainer(run, device="cpu").run()
+    unet = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if '"unet"' in line]
+    assert len(unet) == 2 and all(r["l_token"] > 0 and r["l_pixel"] > 0 for r in unet)
