@@ -4,7 +4,6 @@ the library."""
 from __future__ import annotations
 
 import io
-import json
 import shlex
 import sys
 from pathlib import Path
@@ -12,8 +11,21 @@ from typing import Any
 
 import typer
 
-from .cli_checks import ClearErrorGroup, check_folder_path, check_image_path, fail, safe_name, save_image
-from .errors import InputError
+from .cli_checks import (
+    MODEL_HELP,
+    ClearErrorGroup,
+    check_folder_path,
+    check_image_path,
+    check_numbers,
+    check_preset_flag,
+    fail,
+    guidance_interval_option,
+    load_checked,
+    note,
+    preset_option,
+    safe_name,
+    save_image,
+)
 
 # Heavy modules (torch, diffusers, the pipeline) are imported inside the commands that use them: `layoutguide --help`
 # and argument errors answer in a fraction of the seconds the imports take (docs/reliability.md has the timing).
@@ -24,7 +36,6 @@ shapes_app = typer.Typer(no_args_is_help=True, help="The shapes world: train, ex
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks with exact metrics.")
 app.add_typer(shapes_app, name="shapes")
 app.add_typer(bench_app, name="bench")
-MODEL_HELP = "shapes (default), shapes-gligen, a diffusers folder or a hub id."
 
 
 def _method_names(methods: str, *, allow_all: bool = False) -> list[str]:
@@ -77,58 +88,6 @@ def parse_sets(values: list[str] | None) -> dict[str, dict[str, Any]]:
         return parse(values)
     except MethodOptionError as e:
         fail(f"--set: {e}")
-
-
-def guidance_interval_option():
-    return typer.Option(
-        None,
-        help="CFG only at timesteps LOW<=t<=HIGH, e.g. 0,900 (the conditional model alone elsewhere); 'all' for "
-        "every step. Default: the model's.",
-    )
-
-
-def preset_option():
-    return typer.Option(
-        None,
-        help="tuned (default: the model's and backbone family's values), official (the official code's "
-        "configuration) or paper (the paper's text); --set and explicit flags win. 'layoutguide methods' shows each.",
-    )
-
-
-def _check_preset(preset: str | None) -> str | None:
-    from .spec import MethodOptionError, check_preset
-
-    try:
-        return check_preset(preset, "--preset")
-    except MethodOptionError as e:
-        fail(str(e))
-
-
-def _flagged(flag: str, check, *args, **kwargs):
-    """Run a library check; its InputError is reported under the CLI flag that carried the value."""
-    try:
-        return check(*args, **kwargs)
-    except InputError as e:
-        fail(f"{flag}: {e}")
-
-
-def _check_numbers(**values: tuple[str, Any]) -> None:
-    """Refuse NaN/inf/0/negative numbers before a model loads, under their flags (``field=(flag, value)``)."""
-    from .inputs import check_call_inputs
-
-    for field, (flag, value) in values.items():
-        _flagged(flag, check_call_inputs, None, **{field: value})
-
-
-def _load(model, device, dtype, guidance_interval: str | None = None):
-    """The pipeline, after the device, dtype and guidance interval are checked under their flags."""
-    from .loading import load_pipeline, parse_guidance_interval, pick_device, pick_dtype
-
-    chosen = _flagged("--device", pick_device, device)
-    _flagged("--dtype", pick_dtype, dtype, chosen)
-    if guidance_interval is not None:
-        _flagged("--guidance-interval", parse_guidance_interval, guidance_interval)
-    return load_pipeline(model, device=device, dtype=dtype, guidance_interval=guidance_interval)
 
 
 def _image_size(pipe, layout, height: int | None, width: int | None) -> tuple[int, int]:
@@ -185,10 +144,10 @@ def generate(
     from .viz import draw_layout, region_heatmaps
 
     check_image_path(out)
-    _check_preset(preset)
+    check_preset_flag(preset)
     if save_attention is not None:
         check_folder_path(save_attention, "--save-attention")
-    _check_numbers(
+    check_numbers(
         num_inference_steps=("--steps", steps),
         guidance_scale=("--guidance-scale", guidance_scale),
         num_images_per_prompt=("-n", n),
@@ -219,7 +178,7 @@ def generate(
     unknown = set(options) - set(name.split("+"))
     if unknown:
         fail(f"--set names method(s) {sorted(unknown)} but --method is {method!r}")
-    pipe = _load(model, device, dtype, guidance_interval)
+    pipe = load_checked(model, device, dtype, guidance_interval)
     height, width = _image_size(pipe, lay, height, width)
     result = pipe(
         prompt=prompt,
@@ -274,7 +233,7 @@ def demo(
 
     labels = _method_names(methods)
     specs = _method_specs(labels)
-    pipe = _load(model, device, "auto")
+    pipe = load_checked(model, device, "auto")
     examples = [s.layout() for s in shapes_suite(6, seed=99)]
     tiles, captions = [], []
     for label, spec in zip(labels, specs):
@@ -330,8 +289,8 @@ def plan(
         text = result.layout.to_json(out)
     except (PlannerError, LayoutError, OSError) as e:
         fail(str(e))
-    for note in result.notes:
-        typer.echo(f"note: {note}", err=True)
+    for message in result.notes:
+        note(message)
     typer.echo(text)
 
 
@@ -358,10 +317,10 @@ def segment(
     from .viz import PALETTE, grid, heatmap
 
     check_folder_path(out, "--out")
-    _check_numbers(num_inference_steps=("--steps", steps), height=("--height", height), width=("--width", width))
+    check_numbers(num_inference_steps=("--steps", steps), height=("--height", height), width=("--width", width))
     lay = Layout.from_json(layout) if layout else None
     phrase_list = [p.strip() for p in phrases.split(",")] if phrases else None
-    pipe = _load(model, device, "auto")
+    pipe = load_checked(model, device, "auto")
     height, width = _image_size(pipe, lay, height, width)
     seg = attention_segmentation(
         pipe,
@@ -409,7 +368,7 @@ def list_methods(
     from .method_listing import model_listing, registry_listing
     from .methods import REGISTRY
 
-    _check_preset(preset)
+    check_preset_flag(preset)
     options = parse_sets(set_)
     members = method.split("+") if method else []
     unknown = [m for m in members if m not in REGISTRY]
@@ -424,7 +383,7 @@ def list_methods(
             fail("--preset and --set pick the values shown for a model: give --model too")
         typer.echo(registry_listing(method))
         return
-    pipe = _load(model, device, "auto")
+    pipe = load_checked(model, device, "auto")
     for name in [method] if method else sorted(n for n in REGISTRY if n != "none"):
         typer.echo(f"== {name} on {model}")
         typer.echo(model_listing(pipe, name, preset, options))
@@ -483,13 +442,13 @@ def bench_shapes(
     from .bench import results_table, run_shapes_bench
     from .methods import runnable_methods
 
-    _check_preset(preset)
+    check_preset_flag(preset)
     options = parse_sets(set_)
     names = _method_names(methods, allow_all=True)
     forms = _bench_checks(n, batch_size, phrase_form, max_objects)
     if out.exists() and not out.is_dir():
         fail(f"--out: {out} is a file; give a folder")
-    pipe = _load(model, device, dtype, guidance_interval)
+    pipe = load_checked(model, device, dtype, guidance_interval)
     if "all" in names:  # every method that runs on this model, in the registry's order
         names = runnable_methods(pipe.denoiser)
     specs = _method_specs(names, options, preset)
@@ -507,14 +466,10 @@ def bench_shapes(
         max_objects=max_objects,
         phrase_forms=forms,
         command=command,
-        report=_note,
+        report=note,
     )
     typer.echo(results_table(results))
     typer.echo(f"wrote {out / 'report.md'}, {out / 'results.json'}, {out / 'grid.png'}")
-
-
-def _note(message: str) -> None:
-    typer.echo(f"note: {message}", err=True)
 
 
 @bench_app.command("relations")
@@ -538,7 +493,7 @@ def bench_relations(
     method."""
     from .bench import run_relation_bench
 
-    _check_preset(preset)
+    check_preset_flag(preset)
     options = parse_sets(set_)
     specs = _method_specs(_method_names(methods), options, preset)
     forms = _bench_checks(n, batch_size, phrase_form)
@@ -547,7 +502,7 @@ def bench_relations(
         fail("--planners: name at least one planner, e.g. rule")
     if out.exists() and not out.is_dir():
         fail(f"--out: {out} is a file; give a folder")
-    pipe = _load(model, device, "auto", guidance_interval)
+    pipe = load_checked(model, device, "auto", guidance_interval)
     command = _command_line()
     results = run_relation_bench(
         pipe,
@@ -559,219 +514,10 @@ def bench_relations(
         batch_size=batch_size,
         phrase_forms=forms,
         command=command,
-        report=_note,
+        report=note,
     )
     typer.echo(results["table"])
     typer.echo(f"wrote {out / 'report.md'}")
-
-
-@shapes_app.command("train")
-def shapes_train(
-    out: Path = typer.Option(Path("runs/shapes"), help="Run folder (checkpoints, logs, samples); resumes if present."),
-    unet_steps: int | None = typer.Option(None, help="Denoiser steps (default 8000)."),
-    vae_steps: int | None = typer.Option(None, help="Autoencoder steps (default 1500)."),
-    batch: int | None = typer.Option(None, help="Denoiser batch size (default 32)."),
-    max_minutes: float | None = typer.Option(None, help="Stop after this much wall time (a checkpoint is written)."),
-    lr: float | None = typer.Option(None, help="Denoiser peak learning rate (default 1e-3)."),
-    attn_token_weight: float | None = typer.Option(
-        None, help="Weight of the token-level attention loss (TokenCompose L_token)."
-    ),
-    attn_pixel_weight: float | None = typer.Option(
-        None, help="Weight of the pixel-level attention loss (TokenCompose L_pixel)."
-    ),
-    schedule_start: int | None = typer.Option(
-        None, help="Restart the learning-rate schedule at this step (fine-tuning a finished run)."
-    ),
-    gligen_steps: int = typer.Option(0, help="Then train GLIGEN's gated layers for this many steps (base frozen)."),
-    gligen_lr: float = typer.Option(5e-4, help="Learning rate of the GLIGEN stage."),
-    gligen_batch: int = typer.Option(32, help="Batch size of the GLIGEN stage (the shipped stage: 32)."),
-    gligen_token_weight: float = typer.Option(
-        0.0,
-        help="GLIGEN stage: weight of the grounding-attention loss (share of each grounding token's attention "
-        "from inside its box; not in GLIGEN's recipe).",
-    ),
-    gligen_pixel_weight: float = typer.Option(
-        0.0,
-        help="GLIGEN stage: weight of the pixel-level grounding-attention loss (BCE of each grounding token's map "
-        "against its box).",
-    ),
-    gligen_position_code: bool = typer.Option(
-        False,
-        help="GLIGEN stage: add a fixed 2D sinusoidal code to the fusers' visual tokens (not in GLIGEN; the "
-        "exported model samples with it).",
-    ),
-    gligen_grounding_text: str = typer.Option(
-        "head",
-        help="GLIGEN stage: grounding phrases carry the head noun ('circle') or the whole phrase ('red circle', "
-        "binds colours to boxes); the exported model samples the same way.",
-    ),
-    gligen_colourless_captions: float = typer.Option(
-        0.0,
-        help="GLIGEN stage: share of training captions that name the shapes but no colour, as real GLIGEN's "
-        "grounding data often lacks attributes (0 in the shipped stage).",
-    ),
-    gligen_null_captions: float = typer.Option(
-        0.0,
-        help="GLIGEN stage: share of training captions left empty while the boxes stay, as real GLIGEN's detection "
-        "data without captions (0 in the shipped stage).",
-    ),
-    gligen_gate_lr_scale: float = typer.Option(
-        20.0, help="GLIGEN stage: the gates' learning rate as a multiple of --gligen-lr (the shipped stage: 20)."
-    ),
-    device: str = typer.Option("auto", help="auto (CUDA if present), cpu, cuda."),
-) -> None:
-    """Train (or resume) the shapes-world model (and, with --gligen-steps, its GLIGEN variant)."""
-    import dataclasses
-
-    from .shapes.train import TrainConfig, open_trainer
-
-    state_file = out / "ckpt" / "state.json"
-    base = TrainConfig(**json.loads(state_file.read_text())["config"]) if state_file.exists() else TrainConfig()
-    changes: dict[str, Any] = {
-        k: v
-        for k, v in dict(
-            unet_steps=unet_steps,
-            vae_steps=vae_steps,
-            batch=batch,
-            lr=lr,
-            attn_token_weight=attn_token_weight,
-            attn_pixel_weight=attn_pixel_weight,
-            schedule_start=schedule_start,
-        ).items()
-        if v is not None
-    }
-    # the recipe carries over from the run; the wall-time limit belongs to this invocation only
-    if gligen_grounding_text not in ("head", "phrase"):
-        fail(f"--gligen-grounding-text must be 'head' or 'phrase', got {gligen_grounding_text!r}")
-    if not 0.0 <= gligen_colourless_captions <= 1.0:
-        fail(f"--gligen-colourless-captions must be a share in [0, 1], got {gligen_colourless_captions:g}")
-    if not 0.0 <= gligen_null_captions <= 1.0 - gligen_colourless_captions:
-        fail(
-            f"--gligen-null-captions must be a share in [0, 1 - --gligen-colourless-captions], "
-            f"got {gligen_null_captions:g}"
-        )
-    if gligen_batch < 1:
-        fail(f"--gligen-batch must be at least 1, got {gligen_batch}")
-    if gligen_gate_lr_scale <= 0:
-        fail(f"--gligen-gate-lr-scale must be positive, got {gligen_gate_lr_scale:g}")
-    trainer = open_trainer(out, dataclasses.replace(base, **changes, max_minutes=max_minutes), device=device)
-    trainer.run()
-    if gligen_steps and not trainer._out_of_time():
-        trainer.train_gligen(
-            steps=gligen_steps,
-            lr=gligen_lr,
-            batch=gligen_batch,
-            grounding_token_weight=gligen_token_weight,
-            grounding_pixel_weight=gligen_pixel_weight,
-            position_code=gligen_position_code,
-            grounding_text=gligen_grounding_text,
-            colourless_captions=gligen_colourless_captions,
-            null_captions=gligen_null_captions,
-            gate_lr_scale=gligen_gate_lr_scale,
-        )
-    if trainer._out_of_time():
-        typer.echo(f"stopped after --max-minutes {max_minutes:g} at a checkpoint; run the same command again to go on")
-
-
-@shapes_app.command("init-run")
-def shapes_init_run(
-    from_: str | None = typer.Option(
-        None,
-        "--from",
-        help="A shipped model name (shapes, shapes-gligen) or an exported model folder (default: shapes).",
-    ),
-    arch: str | None = typer.Option(
-        None,
-        help="Instead of --from: a new run with fresh weights of this architecture (sdxl: SDXL's two text "
-        "encoders, pooled embedding, size ids and block structure, scaled down; docs/models/shapes-sdxl.md; mmdit: "
-        "SD3's transformer and three text encoders, rectified flow; docs/dit.md).",
-    ),
-    out: Path = typer.Option(..., help="New run folder; then continue with `layoutguide shapes train --out OUT ...`."),
-    autoencoder_from: Path | None = typer.Option(
-        None,
-        help="With --arch: reuse the trained autoencoder (and latent scaling) of this run folder or exported model "
-        "instead of training one (its widths must match: the sdxl and mmdit runs share theirs).",
-    ),
-) -> None:
-    """Start a training run from an exported model (the committed weights are resumable checkpoints)."""
-    import tempfile
-
-    from .loading import OVERLAY_FILE, resolve_model, write_model_folder
-    from .shapes.train import init_run_from_export
-
-    if arch is not None:
-        _init_fresh_run(arch, from_, out, autoencoder_from)
-        return
-    if autoencoder_from is not None:
-        fail("--autoencoder-from goes with --arch (a new run); a run --from an export keeps that export's autoencoder")
-    source = resolve_model(from_ or "shapes")
-    if isinstance(source, Path) and (source / OVERLAY_FILE).is_file():  # stored as layers: assemble it first
-        with tempfile.TemporaryDirectory() as tmp:
-            init_run_from_export(write_model_folder(source, Path(tmp) / "model"), out)
-        typer.echo(f"wrote {out / 'ckpt'}")
-        return
-    folder = Path(source)
-    if not (folder / "training.json").exists():
-        fail(
-            f"--from: {folder} is not an exported shapes model (no training.json); give a folder written by "
-            f"`layoutguide shapes export`"
-        )
-    try:
-        init_run_from_export(folder, out)
-    except FileExistsError as e:
-        fail(str(e))
-    typer.echo(f"wrote {out / 'ckpt'}")
-
-
-def _init_fresh_run(arch: str, from_: str | None, out: Path, autoencoder_from: Path | None) -> None:
-    from .shapes.mmdit_train import init_mmdit_run
-    from .shapes.sdxl_train import init_sdxl_run
-
-    if from_ is not None:
-        fail("give --from (go on from an exported model) or --arch (start fresh), not both")
-    if arch == "sd":
-        fail(f"--arch sd: a new run of the SD architecture needs no init-run: layoutguide shapes train --out {out}")
-    if arch not in ("sdxl", "mmdit"):
-        fail(f"--arch must be 'sdxl' or 'mmdit' (or give --from), got {arch!r}")
-    try:
-        (init_sdxl_run if arch == "sdxl" else init_mmdit_run)(out, autoencoder_from=autoencoder_from)
-    except (FileExistsError, InputError) as e:
-        fail(str(e))
-    typer.echo(f"wrote {out / 'ckpt'}; train it with `layoutguide shapes train --out {out}`")
-
-
-@shapes_app.command("competence")
-def shapes_competence(
-    n: int = typer.Option(200, help="Held-out prompts per kind (single-object, two-object)."),
-    seed: int = typer.Option(0),
-    model: str | None = typer.Option(None, help=MODEL_HELP),
-    out: Path | None = typer.Option(None, help="Also write images and competence.json here."),
-    guidance_interval: str | None = guidance_interval_option(),
-    device: str = typer.Option("auto"),
-) -> None:
-    """Unguided competence on held-out prompts: right colour and shape (1 object), both colours (2 objects)."""
-    from .bench import run_competence
-
-    if n < 1:
-        fail("--n must be at least 1")
-    if out is not None and out.exists() and not out.is_dir():
-        fail(f"--out: {out} is a file; give a folder")
-    pipe = _load(model, device, "auto", guidance_interval)
-    results = run_competence(pipe, n=n, seed=seed, out=out, report=_note)
-    typer.echo(json.dumps(results, indent=1))
-
-
-@shapes_app.command("export")
-def shapes_export(
-    run: Path = typer.Option(Path("runs/shapes"), help="Training run folder."),
-    out: Path = typer.Option(..., help="Folder to write the diffusers pipeline to."),
-    gligen: bool = typer.Option(False, help="Export the GLIGEN (gated) variant trained by --gligen-steps."),
-) -> None:
-    """Write a run's EMA weights as a diffusers folder (safetensors) loadable with LayoutPipeline.from_pretrained."""
-    from .shapes.train import export
-
-    export(run, out, gligen=gligen)
-    typer.echo(f"wrote {out}")
 
 
 @app.command()
@@ -791,8 +537,10 @@ def ui(
     serve(model, host=host, port=port, share=share, device=device)
 
 
-from .cli_suite import register as _register_suite_commands  # noqa: E402  (needs this module's helpers above)
+from .cli_shapes import register as _register_shapes_commands  # noqa: E402
+from .cli_suite import register as _register_suite_commands  # noqa: E402
 
+_register_shapes_commands(shapes_app)
 _register_suite_commands(bench_app)
 
 

@@ -14,10 +14,11 @@ from typing import Any, NoReturn
 import typer
 from typer.core import TyperGroup
 
-from .errors import LayoutguideError
+from .errors import InputError, LayoutguideError
 from .inputs import PromptTruncatedWarning
 from .layout import atomic_write_bytes
 
+MODEL_HELP = "shapes (default), shapes-gligen, a diffusers folder or a hub id."
 IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF"}
 IMAGE_FORMATS[".tiff"] = "TIFF"
 
@@ -97,3 +98,59 @@ def save_image(image: Any, path: Path) -> None:
     buffer = io.BytesIO()
     image.save(buffer, format=IMAGE_FORMATS.get(path.suffix.lower(), "PNG"))
     atomic_write_bytes(path, buffer.getvalue())
+
+
+def guidance_interval_option():
+    return typer.Option(
+        None,
+        help="CFG only at timesteps LOW<=t<=HIGH, e.g. 0,900 (the conditional model alone elsewhere); 'all' for "
+        "every step. Default: the model's.",
+    )
+
+
+def preset_option():
+    return typer.Option(
+        None,
+        help="tuned (default: the model's and backbone family's values), official (the official code's "
+        "configuration) or paper (the paper's text); --set and explicit flags win. 'layoutguide methods' shows each.",
+    )
+
+
+def check_preset_flag(preset: str | None) -> str | None:
+    from .spec import MethodOptionError, check_preset
+
+    try:
+        return check_preset(preset, "--preset")
+    except MethodOptionError as e:
+        fail(str(e))
+
+
+def flagged(flag: str, check, *args, **kwargs):
+    """Run a library check; its InputError is reported under the CLI flag that carried the value."""
+    try:
+        return check(*args, **kwargs)
+    except InputError as e:
+        fail(f"{flag}: {e}")
+
+
+def check_numbers(**values: tuple[str, Any]) -> None:
+    """Refuse NaN/inf/0/negative numbers before a model loads, under their flags (``field=(flag, value)``)."""
+    from .inputs import check_call_inputs
+
+    for field, (flag, value) in values.items():
+        flagged(flag, check_call_inputs, None, **{field: value})
+
+
+def load_checked(model, device, dtype, guidance_interval: str | None = None):
+    """The pipeline, after the device, dtype and guidance interval are checked under their flags."""
+    from .loading import load_pipeline, parse_guidance_interval, pick_device, pick_dtype
+
+    chosen = flagged("--device", pick_device, device)
+    flagged("--dtype", pick_dtype, dtype, chosen)
+    if guidance_interval is not None:
+        flagged("--guidance-interval", parse_guidance_interval, guidance_interval)
+    return load_pipeline(model, device=device, dtype=dtype, guidance_interval=guidance_interval)
+
+
+def note(message: str) -> None:
+    typer.echo(f"note: {message}", err=True)

@@ -7,9 +7,7 @@ from pathlib import Path
 
 import typer
 
-from .cli_checks import fail
-
-MODEL_HELP = "shapes (default), shapes-gligen, a diffusers folder or a hub id."
+from .cli_checks import MODEL_HELP, check_preset_flag, fail, load_checked, note
 
 
 def register(bench_app: typer.Typer) -> None:
@@ -52,9 +50,9 @@ def bench_suite(
     from .bench.public import load_suite
     from .bench.public.base import harness_colour_check
     from .bench.public.run import distributed_state, launched, parse_shard, run_suite
-    from .cli import _check_preset, _command_line, _load, _method_names, _method_specs, _note, parse_sets
+    from .cli import _command_line, _method_names, _method_specs, parse_sets
 
-    _check_preset(preset)
+    check_preset_flag(preset)
     options = parse_sets(set_)
     names = _method_names(methods)
     if batch_size < 1:
@@ -69,11 +67,11 @@ def bench_suite(
         state = distributed_state(device)
         device = str(state.device) if device == "auto" else device
     found = load_detector(detector, detector_weights, device="cpu" if device == "auto" else device)
-    pipe = _load(model, device, dtype)
+    pipe = load_checked(model, device, dtype)
     results = run_suite(
         pipe, loaded, _method_specs(names, options, preset), found, harness_colour_check(loaded.colour_names),
         out=out, n=n, samples=samples, seed=seed, shard=shard_at, steps=steps, guidance_scale=guidance_scale,
-        batch_size=batch_size, command=_command_line(), report=_note,
+        batch_size=batch_size, command=_command_line(), report=note,
     )  # fmt: skip
     if results is None:
         typer.echo(f"wrote this share's images and scores to {out}; when every share is done: layoutguide bench merge")
@@ -87,8 +85,7 @@ def bench_merge(
 ) -> None:
     """Merge the scores of a bench suite run's shards into one report."""
     from .bench.public.report import merge_folders
-    from .cli import _note
 
     target = out or folders[0]
-    merge_folders(folders, target, report=_note)
+    merge_folders(folders, target, report=note)
     typer.echo(f"wrote {target / 'report.md'}, {target / 'results.json'}, {target / 'grid.png'}")
