@@ -1,10 +1,11 @@
-"""Calibrate each gradient method's step size for a model, on a calibration suite disjoint from the benchmark's.
+"""Calibrate each layout method's strength for a model, on a calibration suite disjoint from the benchmark's.
 
 Published step sizes were tuned for Stable Diffusion or GLIGEN at 512 px; a gradient's scale depends on the
 model (Attention Refocusing issue #3: ~10x on plain SD), so a fixed number does not transfer. For every method
-this sweeps a multiplier on its step-size option, scores object-in-box accuracy (mIoU inside the masks for
+that runs on the model this sweeps its grid (``SWEEPS``: a gradient method's step size at 0.3-100x the published
+value; regional attention's mask steps and base blend), scores object-in-box accuracy (mIoU inside the masks for
 ZestGuide) with the exact evaluator on ``--n`` layouts of suite seed ``--seed`` (the benchmark uses seed 0), and
-writes the best value into the model's ``layoutguide.json`` (the pipeline's per-model defaults). The methods
+writes the best point into the model's ``layoutguide.json`` (the pipeline's per-model defaults). The methods
 that read Attend-and-Excite's normalised token maps also sweep their softmax ``temperature``: its published 100
 saturates on a model whose word attention is strong (docs/shapes.md), so it is as model-specific as the step.
 
@@ -53,12 +54,27 @@ def sweep_specs(name: str) -> list:
 def published_defaults(model_defaults: dict) -> dict:
     """The model's defaults without its own values of the swept options, so the sweep starts from the published
     ones; what it says about the architecture (which attention level a method reads on this model) stays."""
+    if not model_defaults:  # no layoutguide.json: the backbone family's values apply, as at sampling
+        return model_defaults
     swept = {name: {k for point in grid for k in point} for name, (_, grid) in SWEEPS.items()}
     methods = {
         name: {k: v for k, v in options.items() if k not in swept.get(name, set())}
         for name, options in model_defaults.get("methods", {}).items()
     }
     return {**model_defaults, "methods": methods}
+
+
+def methods_to_sweep(asked: str | None, runnable: list[str]) -> list[str]:
+    """``--methods`` checked against the sweeps and the model: by default every swept method that runs on it."""
+    if asked is None:
+        return [name for name in SWEEPS if name in runnable]
+    names = [name.strip() for name in asked.split(",")]
+    for name in names:
+        if name not in SWEEPS:
+            raise SystemExit(f"error: --methods: no sweep for {name!r}; sweeps: {', '.join(SWEEPS)}")
+        if name not in runnable:
+            raise SystemExit(f"error: --methods: {name!r} does not run on this model; drop it from --methods")
+    return names
 
 
 def write_choice(path: Path, name: str, options: dict) -> None:
@@ -75,7 +91,11 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="model folder (default: the shipped shapes model)")
     parser.add_argument("--n", type=int, default=24)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--methods", default=",".join(SWEEPS))
+    parser.add_argument(
+        "--methods",
+        default=None,
+        help=f"comma-separated, from {', '.join(SWEEPS)} (default: those that run on the model)",
+    )
     parser.add_argument("--out", type=Path, default=Path("bench-out/calibration"))
     parser.add_argument(
         "--write", action="store_true", help="write the chosen values into the model's layoutguide.json"
@@ -90,12 +110,13 @@ def main() -> None:
     from layoutguide.bench import run_shapes_bench
     from layoutguide.layout import atomic_write_text
     from layoutguide.loading import MODEL_DEFAULTS_FILE, SHIPPED_MODEL, load_pipeline
+    from layoutguide.methods import runnable_methods
 
     folder = Path(args.model) if args.model else SHIPPED_MODEL
     pipe = load_pipeline(folder, guidance_interval=args.guidance_interval)
     pipe.model_defaults = published_defaults(pipe.model_defaults)
     header = ["| method | options | metric | score | found (colour+shape) |", "|---|---|---|---|---|"]
-    for name in args.methods.split(","):
+    for name in methods_to_sweep(args.methods, runnable_methods(pipe.denoiser)):
         metric = SWEEPS[name][0]
         specs = sweep_specs(name)
         results = run_shapes_bench(

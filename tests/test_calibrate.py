@@ -55,3 +55,26 @@ def test_write_choice_merges_into_the_model_defaults(load_benchmark, tmp_path):
             "regional": {"base_ratio": 0.1},
         },
     }
+
+
+def test_published_defaults_leave_a_model_without_its_own_file_to_the_family(load_benchmark):
+    """Without layoutguide.json the backbone family's values apply (SDXL ZestGuide's tau 0.4); an empty methods
+    table would switch them off."""
+    from layoutguide.defaults import family_defaults
+
+    calibrate = load_benchmark("calibrate")
+    assert calibrate.published_defaults({}) == {}
+    assert family_defaults("sdxl", "zestguide", calibrate.published_defaults({}))["tau"][0] == 0.4
+
+
+def test_methods_to_sweep_default_to_what_runs_on_the_model(load_benchmark):
+    import pytest
+
+    calibrate = load_benchmark("calibrate")
+    unet = ["none", "refocus", "zestguide", "boxdiff", "layout-guidance", "attend-excite"]
+    assert "regional" not in calibrate.methods_to_sweep(None, unet)
+    assert calibrate.methods_to_sweep(None, ["none", "regional", "refocus"]) == ["refocus", "regional"]
+    with pytest.raises(SystemExit, match="does not run on this model"):
+        calibrate.methods_to_sweep("refocus,regional", unet)
+    with pytest.raises(SystemExit, match="no sweep for 'pww'"):
+        calibrate.methods_to_sweep("pww", unet)

@@ -192,7 +192,7 @@ def test_grounding_attention_loss_reads_visual_rows_and_grounding_columns():
 
     from layoutguide.attention import AttentionStore, LayerInfo
     from layoutguide.methods.gligen import MAX_OBJECTS
-    from layoutguide.shapes.train import grounding_attention_loss
+    from layoutguide.shapes.gligen_stage import grounding_attention_loss
 
     store = AttentionStore()
     store.layers, store.latent_hw = {"f": LayerInfo("f", "down", "grounding", 1)}, (4, 4)
