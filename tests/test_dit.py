@@ -117,6 +117,40 @@ def test_part_logits_are_the_parts_of_the_whole_square(text_first):
         assert torch.allclose(part, _part(role, whole, image, text), atol=1e-6)
 
 
+@pytest.mark.parametrize("text_first", [False, True])
+def test_masked_attention_matches_the_materialised_blend(text_first):
+    """The capture's fused path against the softmax it replaces, on a CFG batch: unconditional samples unmasked,
+    conditional ones ``base x unmasked + (1 - base) x masked``, the recorded text map the masked one's."""
+    from layoutguide.attention import AttentionStore, LayerInfo
+    from layoutguide.joint_attention import JointCaptureProcessor, JointMask
+
+    torch.manual_seed(0)
+    n_text, n = 5, 21
+    layout = JointLayout(n_text, text_first=text_first, text_columns=tuple(range(1, n_text)))
+    q, k, v = (torch.randn(4, 3, n, 8, requires_grad=True) for _ in range(3))
+    allowed = torch.rand(2, n, n) > 0.4
+    allowed |= torch.eye(n, dtype=torch.bool)  # every query keeps a key
+    image, text = layout.slices(n)
+    allowed[:, image, text.start + 1] = True  # and every image query a text column the map presents
+    store = AttentionStore()
+    store.cfg = True
+    roles = {"text": "cross", "image": "self", "joint": "joint"}
+    layers = {role: LayerInfo(f"m:{role}", "mid", kind, 2, 0) for role, kind in roles.items()}  # type: ignore[arg-type]
+    processor = JointCaptureProcessor(store, "m", layers, original=None, flux=text_first)
+    mask = JointMask(lambda layer, lay, m: allowed, lambda step: True, base_ratio=0.3)
+    out = processor._attend(q, k, v, layout, ["text"], [mask])
+
+    logits = (q @ k.transpose(-1, -2)) / 8**0.5
+    masked = logits[2:].masked_fill(~allowed[:, None], float("-inf"))
+    probs = torch.cat([logits[:2].softmax(-1), 0.3 * logits[2:].softmax(-1) + 0.7 * masked.softmax(-1)])
+    assert torch.allclose(out, probs @ v, atol=1e-5)
+    text_map = masked[:, :, image, text][..., list(layout.text_columns)].softmax(-1)
+    assert torch.allclose(store.maps["m:text"], text_map, atol=1e-6)
+    grads = torch.autograd.grad(out.sum() + store.maps["m:text"].pow(2).sum(), (q, k))
+    expected = torch.autograd.grad((probs @ v).sum() + text_map.pow(2).sum(), (q, k))
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(grads, expected))
+
+
 def test_regional_masks_what_the_layout_says():
     # 2 regions on a 2x2 grid: cell 0 in region 0, cell 3 in region 1, cells 1 and 2 background; 4 text tokens:
     # 0 base, 1 region 0's phrase, 2 region 1's phrase, 3 base
