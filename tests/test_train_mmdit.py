@@ -89,6 +89,29 @@ def test_supervised_stage_trains_and_logs_its_losses(tmp_path):
     assert len(unet) == 2 and all(r["l_token"] > 0 and r["l_pixel"] > 0 for r in unet)
 
 
+def test_a_run_goes_on_from_an_export(tmp_path):
+    """``shapes init-run --from EXPORT`` on the MMDiT's SD3 folder: its transformer, three text encoders and EMA
+    become the new run's weights, the step count and recipe carry over, and training resumes."""
+    from safetensors.torch import load_file
+
+    from layoutguide.shapes.train import init_run_from_export
+
+    run, folder, next_run = tmp_path / "run", tmp_path / "model", tmp_path / "next"
+    init_mmdit_run(run, tiny_config())
+    open_trainer(run, device="cpu").run()
+    export(run, folder)
+    init_run_from_export(folder, next_run)
+    resumed = open_trainer(next_run, device="cpu")
+    assert isinstance(resumed, MMDiTTrainer) and resumed.state["unet_step"] == 2
+    exported = load_file(folder / "transformer" / "diffusion_pytorch_model.safetensors")
+    assert all(torch.equal(resumed.unet.state_dict()[k], v) for k, v in exported.items())
+    t5 = load_file(folder / "text_encoder_3" / "model.safetensors")
+    assert all(torch.equal(resumed.text_encoders["text_encoder_3"].state_dict()[k], v) for k, v in t5.items())
+    resumed.config = dataclasses.replace(resumed.config, unet_steps=3)
+    resumed.run()
+    assert resumed.state["unet_step"] == 3
+
+
 def _attention_modules(transformer):
     return [block.attn for block in transformer.transformer_blocks]
 

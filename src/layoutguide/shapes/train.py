@@ -595,21 +595,25 @@ def init_run_from_export(folder: str | Path, run: str | Path) -> None:
     if (ckpt / "state.json").exists():
         raise FileExistsError(f"{ckpt} already holds a run; choose another run folder")
     recipe = json.loads((folder / "training.json").read_text())
-    unet = load_file(folder / "unet" / "diffusion_pytorch_model.safetensors")
-    texts = {  # SDXL's has two
+    denoiser = "transformer" if (folder / "transformer").is_dir() else "unet"  # the MMDiT's export: SD3's folder
+    unet = load_file(folder / denoiser / "diffusion_pytorch_model.safetensors")
+    texts = {  # SDXL's has two, the MMDiT's three
         name: load_file(folder / name / "model.safetensors")
-        for name in ("text_encoder", "text_encoder_2")
+        for name in ("text_encoder", "text_encoder_2", "text_encoder_3")
         if (folder / name).is_dir()
     }
+    for text in texts.values():  # save_pretrained drops T5's tied input embedding; the trainer's state_dict has it
+        if "shared.weight" in text and "encoder.embed_tokens.weight" not in text:
+            text["encoder.embed_tokens.weight"] = text["shared.weight"].clone()
     gligen = {k: v for k, v in unet.items() if is_gligen_param(k)}
     base = {k: v for k, v in unet.items() if k not in gligen}
     ckpt.mkdir(parents=True, exist_ok=True)
     files = {
         "vae.safetensors": load_file(folder / "vae" / "diffusion_pytorch_model.safetensors"),
-        "unet.safetensors": base,
+        f"{denoiser}.safetensors": base,
         **{f"{name}.safetensors": text for name, text in texts.items()},
         "ema.safetensors": {
-            **{f"unet.{k}": v for k, v in base.items()},
+            **{f"{denoiser}.{k}": v for k, v in base.items()},
             **{f"{name}.{k}": v for name, text in texts.items() for k, v in text.items()},
         },
     }
