@@ -16,6 +16,9 @@ stage() {
   case $1 in
     # unguided competence on held-out prompts (targets: single object >= 0.90, two objects both colours >= 0.70)
     competence) $LG shapes competence --model "$MODEL" --n "$N" --device cpu --out "$OUT/competence" ;;
+    # word-attention localisation (the premise of refocus; 0.91-1.02 at stage 1's step 3,840, 3.2-4.6 at 4,700)
+    localisation) PYTHONPATH=src nice -n 10 python benchmarks/attention_localisation.py --model "$MODEL" --n 16 \
+      --out "$OUT/localisation.md" ;;
     # regional's mask steps and base blend, then refocus's step and temperature, on suite seed 1 (disjoint from the
     # benchmark's seed 0); --write puts the chosen values in the model's layoutguide.json
     calibrate) PYTHONPATH=src nice -n 10 python benchmarks/calibrate.py --model "$MODEL" --methods regional,refocus \
@@ -40,6 +43,6 @@ stage() {
   esac
 }
 
-for s in "${@:-competence calibrate box masks relations seed1 article steps14}"; do
+for s in "${@:-competence localisation calibrate box masks relations seed1 article steps14}"; do
   for one in $s; do stage "$one"; done
 done
