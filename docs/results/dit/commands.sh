@@ -17,7 +17,7 @@ stage() {
     # unguided competence on held-out prompts (targets: single object >= 0.90, two objects both colours >= 0.70)
     competence) $LG shapes competence --model "$MODEL" --n "$N" --device cpu --out "$OUT/competence" ;;
     # word-attention localisation (the premise of refocus; 0.91-1.02 at stage 1's step 3,840, 3.2-4.6 at 4,700)
-    localisation) PYTHONPATH=src nice -n 10 python benchmarks/attention_localisation.py --model "$MODEL" --n 16 \
+    localisation) mkdir -p "$OUT" && PYTHONPATH=src nice -n 10 python benchmarks/attention_localisation.py --model "$MODEL" --n 16 \
       --out "$OUT/localisation.md" ;;
     # regional's mask steps and base blend, then refocus's step and temperature, on suite seed 1 (disjoint from the
     # benchmark's seed 0); --write puts the chosen values in the model's layoutguide.json

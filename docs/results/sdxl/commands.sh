@@ -15,7 +15,7 @@ stage() {
     # unguided competence on held-out prompts (targets: single object >= 0.90, two objects both colours >= 0.70)
     competence) $LG shapes competence --model "$MODEL" --n 200 --device cpu --out "$OUT/competence" ;;
     # word-attention localisation (the premise of every attention method; SD shapes: 13-17)
-    localisation) PYTHONPATH=src nice -n 10 python benchmarks/attention_localisation.py --model "$MODEL" --n 16 \
+    localisation) mkdir -p "$OUT" && PYTHONPATH=src nice -n 10 python benchmarks/attention_localisation.py --model "$MODEL" --n 16 \
       --out "$OUT/localisation.md" ;;
     # step sizes and temperatures of the gradient methods on suite seed 1; --write into the model's layoutguide.json
     calibrate) PYTHONPATH=src nice -n 10 python benchmarks/calibrate.py --model "$MODEL" --n 24 --seed 1 --write \
