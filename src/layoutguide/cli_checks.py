@@ -1,6 +1,7 @@
 """What the command line checks and how it reports: one line and exit code 2 for every ``LayoutguideError`` (caught
 once, by the command group), output paths checked before a model loads, file names made from phrases kept inside
-their folder, images written atomically."""
+their folder, images written atomically; the flags the command modules share (``--model``, ``--guidance-interval``,
+``--preset``) and the model loading that checks its flags first."""
 
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ from ..attention import AttentionRequest, AttentionStore, attention_control, rec
 from ..methods.gligen import MAX_OBJECTS, fuser_position_code, grounding_phrase
 from .grounding_captions import stage_captions
 from .model import build_components
-from .train import EMA, _load_optim_state, _optim_state, attention_grounding_loss, is_gligen_param
+from .train import EMA, attention_grounding_loss, is_gligen_param, load_optim_state, optim_state
 from .world import COLOURS, PLURALS, TRAIN_SEEDS, make_scene
 
 if TYPE_CHECKING:
@@ -151,7 +151,7 @@ def train_gligen(
         [{"params": others, "lr": lr}, {"params": gates, "lr": lr * gate_lr_scale}], weight_decay=0.0
     )
     if (trainer.ckpt / "gligen_optim.safetensors").exists():
-        _load_optim_state(opt, load_file(trainer.ckpt / "gligen_optim.safetensors"))
+        load_optim_state(opt, load_file(trainer.ckpt / "gligen_optim.safetensors"))
     ema = EMA({"unet": unet}, ema_decay)
     if (trainer.ckpt / "gligen_ema.safetensors").exists():
         ema.shadow.update(
@@ -281,7 +281,7 @@ def train_gligen(
                 trainer._save(
                     {k[5:]: v for k, v in ema.shadow.items() if k[5:] in trainable}, "gligen_ema.safetensors"
                 )
-                trainer._save(_optim_state(opt), "gligen_optim.safetensors")
+                trainer._save(optim_state(opt), "gligen_optim.safetensors")
                 trainer._save_state()
             if done:
                 break

@@ -160,7 +160,7 @@ def is_gligen_param(name: str) -> bool:
     return ".fuser." in name or name.startswith("position_net.")
 
 
-def _optim_state(opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+def optim_state(opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
     """AdamW moments as a flat tensor dict (safetensors, not pickle)."""
     flat = {}
     for idx, state in opt.state_dict()["state"].items():
@@ -169,7 +169,7 @@ def _optim_state(opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
     return flat
 
 
-def _load_optim_state(opt: torch.optim.Optimizer, flat: dict[str, torch.Tensor]) -> None:
+def load_optim_state(opt: torch.optim.Optimizer, flat: dict[str, torch.Tensor]) -> None:
     sd = opt.state_dict()
     state: dict[int, dict] = {}
     for name, value in flat.items():
@@ -331,7 +331,7 @@ class Trainer:
             return
         opt = torch.optim.AdamW(self.vae.parameters(), lr=cfg.vae_lr, weight_decay=0.0)
         if (self.ckpt / "vae_optim.safetensors").exists():
-            _load_optim_state(opt, load_file(self.ckpt / "vae_optim.safetensors"))
+            load_optim_state(opt, load_file(self.ckpt / "vae_optim.safetensors"))
         rng = random.Random(cfg.seed + 1)
         bar = tqdm(
             range(self.state["vae_step"], cfg.vae_steps),
@@ -357,7 +357,7 @@ class Trainer:
             if (step + 1) % cfg.checkpoint_every == 0 or done:
                 self._log(stage="vae", step=step + 1, rec=rec_loss.item(), seconds=time.time() - self.started)
                 self._save(self.vae.state_dict(), "vae.safetensors")
-                self._save(_optim_state(opt), "vae_optim.safetensors")
+                self._save(optim_state(opt), "vae_optim.safetensors")
                 self._save_state()
             if done:
                 break
@@ -379,7 +379,7 @@ class Trainer:
         params = [p for module in modules.values() for p in module.parameters()]
         opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.01)
         if (self.ckpt / "optim.safetensors").exists():
-            _load_optim_state(opt, load_file(self.ckpt / "optim.safetensors"))
+            load_optim_state(opt, load_file(self.ckpt / "optim.safetensors"))
         ema = EMA(modules, cfg.ema_decay)
         if (self.ckpt / "ema.safetensors").exists():
             ema.shadow = {k: v.to(self.device) for k, v in load_file(self.ckpt / "ema.safetensors").items()}
@@ -441,7 +441,7 @@ class Trainer:
                     for name, module in modules.items():
                         self._save(module.state_dict(), f"{name}.safetensors")
                     self._save(ema.shadow, "ema.safetensors")
-                    self._save(_optim_state(opt), "optim.safetensors")
+                    self._save(optim_state(opt), "optim.safetensors")
                     self._save_state()
                 if cfg.sample_every and (step + 1) % cfg.sample_every == 0:
                     self.sample_grid(self.out / f"samples_{step + 1:06d}.png", ema)
