@@ -30,15 +30,24 @@ def axes(**values: tuple) -> list[dict]:
 # method -> (metric, grid). The step sizes are the published default times 0.3-100; the methods that read
 # Attend-and-Excite's normalised token maps also try their softmax ``temperature``: its published 100 saturates on a
 # model whose word attention is strong (docs/shapes.md), so it is as model-specific as the step. Regional attention
-# (DiT models) has no step: its strength is how long the masks act and how much of the unmasked output is blended back.
+# (DiT models) has no step: its strength is how long the masks act, how much of the unmasked output is blended back and
+# whether image tokens may read the end/padding tokens (which summarise the whole prompt).
 SWEEPS = {
     "refocus": ("object_in_box", axes(temperature=(100.0, 10.0), loss_scale=(3.0, 10.0, 30.0, 100.0))),
     "boxdiff": ("object_in_box", axes(temperature=(100.0, 10.0), scale_factor=(6.0, 20.0, 60.0))),
     "layout-guidance": ("object_in_box", axes(loss_scale=(3.0, 9.0, 30.0, 90.0))),
     "attend-excite": ("found_rate", axes(temperature=(100.0, 10.0), scale_factor=(6.0, 20.0, 60.0))),
     "zestguide": ("miou_inside", axes(eta=(0.3, 1.0, 3.0, 10.0))),
-    "regional": ("object_in_box", axes(mask_inject_steps=(10, 20, 28), base_ratio=(0.0, 0.1, 0.2, 0.4))),
+    "regional": (
+        "object_in_box",
+        axes(end_tokens=("hidden", "shared"), mask_inject_steps=(10, 20, 28), base_ratio=(0.0, 0.1, 0.2, 0.4)),
+    ),
 }
+
+
+def option_values(options: dict) -> str:
+    """``a=1,b=hidden``: a sweep point as written in a method variant."""
+    return ",".join(f"{k}={v:g}" if isinstance(v, int | float) else f"{k}={v}" for k, v in options.items())
 
 
 def sweep_specs(name: str) -> list:
@@ -46,8 +55,7 @@ def sweep_specs(name: str) -> list:
     from layoutguide.bench import MethodSpec
 
     return [
-        MethodSpec(label=f"{name}[{','.join(f'{k}={v:g}' for k, v in point.items())}]", method=name, options=point)
-        for point in SWEEPS[name][1]
+        MethodSpec(label=f"{name}[{option_values(point)}]", method=name, options=point) for point in SWEEPS[name][1]
     ]
 
 
@@ -127,7 +135,7 @@ def main() -> None:
         for spec in specs:
             scores = results["methods"][spec.label]
             mark = " **(chosen)**" if spec is best else ""
-            values = ", ".join(f"{k}={v:g}" for k, v in spec.options.items())
+            values = option_values(spec.options).replace(",", ", ")
             lines.append(f"| {name} | {values} | {metric} | {scores[metric]:.3f}{mark} | {scores['found_rate']:.3f} |")
         print("\n".join(lines), flush=True)
         atomic_write_text(args.out / name / "calibration.md", "\n".join(lines) + "\n")

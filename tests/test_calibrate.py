@@ -27,7 +27,8 @@ def test_every_sweep_point_is_a_valid_option_set(load_benchmark):
         assert len({s.label for s in specs}) == len(specs)
         for spec in specs:
             get_method(name, **spec.options)
-    assert calibrate.sweep_specs("regional")[0].label == "regional[mask_inject_steps=10,base_ratio=0]"
+    first = calibrate.sweep_specs("regional")[0].label
+    assert first == "regional[end_tokens=hidden,mask_inject_steps=10,base_ratio=0]"
 
 
 def test_published_defaults_drop_swept_values_and_keep_the_architecture(load_benchmark):

@@ -168,6 +168,33 @@ def test_regional_masks_what_the_layout_says():
     assert flux[:4, :4].equal(sd3[4:, 4:]) and flux[4:, :4].equal(sd3[:4, 4:]) and flux[4:, 4:].all()
 
 
+def test_regional_can_hide_the_end_tokens_from_image_tokens(pipe):
+    """``end_tokens="hidden"``: no image token reads an end/padding token (they summarise the whole prompt); the
+    start token and the words outside phrases stay base tokens; every query still has a key."""
+    from layoutguide.backbones.dit import JointContext
+    from layoutguide.methods.regional import token_groups
+
+    token_map = pipe.token_map(LAYOUT.prompt, LAYOUT.phrases)
+    words = pipe.text_words(token_map)
+    layout = pipe.text_layout()
+    regions = pipe.text_regions(token_map, LAYOUT.phrases)
+    assert set().union(*map(set, regions)) <= set(words) and len(words) < layout.n_text
+    ctx = JointContext([LAYOUT], [token_map], 1, (16, 16), torch.device("cpu"), torch.ones(1001), torch.ones(1),
+                       text_regions=[regions], text_words=[words])  # fmt: skip
+    image, text = token_groups(ctx, 0, (8, 8), layout.n_text, hide_end=True)
+    allowed = allowed_pairs(image, text, layout, free_images=False)
+    img, txt = layout.slices(allowed.shape[0])
+    img_rows = allowed[img][:, txt]
+    ends = [p for p in range(layout.n_text) if p not in words]
+    base = [p for p in words if not any(p in r for r in regions)]
+    assert not img_rows[:, ends].any() and img_rows[:, base].all() and allowed.any(1).all()
+    shared = allowed_pairs(*token_groups(ctx, 0, (8, 8), layout.n_text), layout, free_images=False)
+    assert shared[img][:, txt][:, ends].all()
+    default = run(pipe, "regional").images
+    assert torch.allclose(default, run(pipe, "regional", method_options={"end_tokens": "hidden"}).images)
+    assert not torch.allclose(default, run(pipe, "regional", method_options={"end_tokens": "shared"}).images)
+
+
 @pytest.mark.slow
 def test_regional_acts_only_in_its_steps_and_blocks(pipe):
     plain = run(pipe).images

@@ -63,6 +63,9 @@ class JointContext(GuidanceContext):
 
     text_regions: list[tuple[tuple[int, ...], ...]] = dataclasses.field(default_factory=list)
     text_length: int = 0
+    # per sample, the positions of the prompt's own tokens (start token and words; not end/padding tokens, which a
+    # text encoder fills with a summary of the whole prompt)
+    text_words: list[tuple[int, ...]] = dataclasses.field(default_factory=list)
 
 
 class LayoutDiTPipeline(LayoutPipeline):
@@ -79,6 +82,10 @@ class LayoutDiTPipeline(LayoutPipeline):
 
     def text_regions(self, token_map: TokenMap, phrases: Sequence[str]) -> tuple[tuple[int, ...], ...]:
         """Per region, the phrase's positions in the joint text sequence."""
+        raise NotImplementedError
+
+    def text_words(self, token_map: TokenMap) -> tuple[int, ...]:
+        """The positions of the prompt's own tokens (start token and words) in the joint text sequence."""
         raise NotImplementedError
 
     def set_timesteps(self, num_steps: int, latent_hw: tuple[int, int]) -> torch.Tensor:
@@ -196,6 +203,7 @@ class LayoutDiTPipeline(LayoutPipeline):
             timesteps=timesteps,
             text_regions=[self.text_regions(m, lay.phrases) for m, lay in zip(sample_tokens, sample_layouts)],
             text_length=int(cond.shape[1]),
+            text_words=[self.text_words(m) for m in sample_tokens],
         )
         view_request = returned_attention_request(attention_resolution)
         record = {**method.attention_requests(), RETURNED_ATTENTION: view_request} if return_attention else (

@@ -4,11 +4,15 @@ After Chen et al., "Training-free Regional Prompting for Diffusion Transformers"
 ``instantX-research/Regional-Prompting-FLUX``), on unmodified diffusers modules (only attention processors are
 swapped, :mod:`layoutguide.joint_attention`). Every token of the joint sequence belongs to groups: an image token
 to the regions containing its cell (boxes or masks, rasterised on the image-token grid), or to the background when
-none does; a text token to the regions whose phrase holds it, or to the **base** prompt (every other token: start,
-end, padding, the words outside phrases). A query may attend a key when they share a group or when either is a base
-text token: a region's phrase and its cells see each other and the base prompt only, a cell sees the text of its
-own regions and the base prompt, and (``image_attention="region"``) image tokens attend cells of their own regions
-(background cells the background); ``"all"`` leaves image<->image attention free.
+none does; a text token to the regions whose phrase holds it, or to the **base** prompt (the start token and the
+words outside phrases). A query may attend a key when they share a group or when either is a base text token: a
+region's phrase and its cells see each other and the base prompt only, a cell sees the text of its own regions and
+the base prompt, and (``image_attention="region"``) image tokens attend cells of their own regions (background cells
+the background); ``"all"`` leaves image<->image attention free. The end/padding tokens form a group of their own that
+no image token reads (``end_tokens="hidden"``): a text encoder fills them with a summary of the whole prompt (CLIP's
+causal end token and its padding copies, T5's padding), so a cell reading them reads every region's phrase; in the
+original a cell reads only its region prompt, whose end/padding tokens summarise that prompt alone.
+``end_tokens="shared"`` makes them base tokens instead.
 
 The output of a masked block is ``base_ratio`` x the unmasked attention + ``(1 - base_ratio)`` x the masked one (the
 original's base/region blend; 0.2 in its usage example, 0.1-0.3 in its demos), for the first ``mask_inject_steps``
@@ -49,6 +53,12 @@ class RegionalOptions(MethodOptions):
     blocks: tuple[int, ...] | None = Field(
         None, description="only these block indices (FLUX: double-stream blocks first, then single-stream ones)"
     )
+    end_tokens: str = Field(
+        "hidden",
+        pattern="^(shared|hidden)$",
+        description="end/padding tokens: 'hidden' (image tokens do not read them: a text encoder fills them with a "
+        "summary of the whole prompt, every region's phrase included) or 'shared' (base tokens every query may read)",
+    )
 
 
 @dataclasses.dataclass
@@ -73,14 +83,23 @@ def masked_blocks(transformer: Any, o: RegionalOptions) -> tuple[int, ...]:
     return tuple(chosen)
 
 
-def token_groups(ctx: Any, b: int, grid: tuple[int, int], n_text: int) -> tuple[torch.Tensor, torch.Tensor]:
+def token_groups(
+    ctx: Any, b: int, grid: tuple[int, int], n_text: int, hide_end: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Sample ``b``'s image groups ``(R + 1, h*w)`` (regions, then background) and text groups ``(R + 1, n_text)``
-    (a phrase's tokens in its region's row; base tokens in none)."""
+    (a phrase's tokens in its region's row; base tokens in none). With ``hide_end`` a last group, with no image
+    tokens, holds the end/padding tokens: they read each other and the base words, and no image token reads them."""
     masks = ctx.region_masks(b, grid).flatten(1) > 0  # (R, N)
     image = torch.cat([masks, ~masks.any(0, keepdim=True)])
     text = torch.zeros(len(image), n_text, dtype=torch.bool, device=image.device)
     for r, positions in enumerate(ctx.text_regions[b]):
         text[r, [p for p in positions if p < n_text]] = True
+    if hide_end:
+        end = torch.ones(1, n_text, dtype=torch.bool, device=image.device)
+        end[0, [p for p in ctx.text_words[b] if p < n_text]] = False
+        end &= ~text.any(0, keepdim=True)
+        image = torch.cat([image, torch.zeros(1, image.shape[1], dtype=torch.bool, device=image.device)])
+        text = torch.cat([text, end])
     return image, text
 
 
@@ -127,7 +146,7 @@ class Regional(GuidanceMethod):
             if key not in cache:
                 pairs = []
                 for b in range(ctx.batch_size):
-                    image, text = token_groups(ctx, b, grid, layout.n_text)
+                    image, text = token_groups(ctx, b, grid, layout.n_text, o.end_tokens == "hidden")
                     pairs.append(allowed_pairs(image, text, layout, o.image_attention == "all"))
                 cache[key] = torch.stack(pairs)
             return cache[key]
