@@ -179,6 +179,14 @@ def test_regional_can_hide_the_end_tokens_from_image_tokens(pipe):
     layout = pipe.text_layout()
     regions = pipe.text_regions(token_map, LAYOUT.phrases)
     assert set().union(*map(set, regions)) <= set(words) and len(words) < layout.n_text
+    if hasattr(pipe, "tokenizer_3"):  # SD3: the CLIP segment (start token included), then T5's
+        segments = [(pipe.tokenizer, 0), (pipe.tokenizer_3, pipe.tokenizer.model_max_length)]
+    else:  # FLUX: T5's
+        segments = [(pipe.tokenizer_2, 0)]
+    for tokenizer, start in segments:  # each segment's words end right before its end token
+        ids = tokenizer(LAYOUT.prompt).input_ids
+        segment = [p - start for p in words if start <= p < start + len(ids)]
+        assert ids[len(segment)] == tokenizer.eos_token_id and ids[len(segment) - 1] != tokenizer.eos_token_id
     ctx = JointContext([LAYOUT], [token_map], 1, (16, 16), torch.device("cpu"), torch.ones(1001), torch.ones(1),
                        text_regions=[regions], text_words=[words])  # fmt: skip
     image, text = token_groups(ctx, 0, (8, 8), layout.n_text, hide_end=True)
@@ -193,6 +201,16 @@ def test_regional_can_hide_the_end_tokens_from_image_tokens(pipe):
     default = run(pipe, "regional").images
     assert torch.allclose(default, run(pipe, "regional", method_options={"end_tokens": "hidden"}).images)
     assert not torch.allclose(default, run(pipe, "regional", method_options={"end_tokens": "shared"}).images)
+
+
+def test_regional_with_hidden_end_tokens_leaves_no_nan_when_the_prompt_is_all_phrase(pipe):
+    """FLUX has no start token: with every word in a phrase and the end tokens hidden, a background cell reads no text
+    key; its recorded text map is zeros (not NaN) and a gradient method on top stays finite."""
+    alone = Layout.from_dict({"prompt": "red circle", "regions": [{"phrase": "red circle", "box": [0, 0, 0.5, 0.5]}]})
+    out = run(pipe, "regional", layout=alone, return_attention=True)
+    assert torch.isfinite(out.images).all() and all(torch.isfinite(a).all() for a in out.attention)
+    guided = run(pipe, "regional+refocus", layout=alone, num_inference_steps=2)
+    assert torch.isfinite(guided.images).all()
 
 
 @pytest.mark.slow

@@ -290,10 +290,10 @@ class JointCaptureProcessor:
     def _record(self, role: str, logits: torch.Tensor, layout: JointLayout) -> None:
         """Record one part's probabilities from its logits (:func:`_part`'s shapes)."""
         if role in ("joint", "image"):
-            probs = logits.softmax(-1)
+            probs = _masked_softmax(logits)
         else:
             columns = [c for c in layout.text_columns if c is not None]
-            probs = logits[..., columns].softmax(-1)
+            probs = _masked_softmax(logits[..., columns])
             empty = [i for i, c in enumerate(layout.text_columns) if c is None]
             if empty:  # FLUX's empty start column, so prompt position p sits at column p
                 probs = torch.cat([probs.new_zeros(*probs.shape[:-1], len(empty)), probs], -1)
@@ -301,6 +301,16 @@ class JointCaptureProcessor:
         store = self.store
         if store.cut_after and store.cut_after <= store.maps.keys():
             raise ForwardCut(self.layers[role].name)
+
+
+def _masked_softmax(logits: torch.Tensor) -> torch.Tensor:
+    """Softmax over the last axis where a row whose keys are all masked (-inf) reads nothing (zeros) instead of NaN: a
+    mask may leave a query no key among the recorded ones (FLUX's background cells when every word of the prompt is in
+    a phrase and regional hides the end tokens). The fill keeps such rows' gradient finite too."""
+    dead = torch.isneginf(logits).all(-1, keepdim=True)
+    if not dead.any():
+        return logits.softmax(-1)
+    return logits.masked_fill(dead, 0.0).softmax(-1).masked_fill(dead, 0.0)
 
 
 def _part(role: str, logits: torch.Tensor, image: slice, text: slice) -> torch.Tensor:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from pydantic import Field
@@ -42,9 +42,8 @@ class RegionalOptions(MethodOptions):
         0.2, ge=0, le=1, description="share of the unmasked attention in a masked block's output (0.2: the original)"
     )
     mask_inject_steps: int = Field(10, ge=0, description="masks act on the first this many steps (10: the original)")
-    image_attention: str = Field(
+    image_attention: Literal["region", "all"] = Field(
         "region",
-        pattern="^(region|all)$",
         description="image<->image attention: 'region' (within a cell's own regions, background with background, as "
         "the original) or 'all' (unmasked)",
     )
@@ -53,9 +52,8 @@ class RegionalOptions(MethodOptions):
     blocks: tuple[int, ...] | None = Field(
         None, description="only these block indices (FLUX: double-stream blocks first, then single-stream ones)"
     )
-    end_tokens: str = Field(
+    end_tokens: Literal["hidden", "shared"] = Field(
         "hidden",
-        pattern="^(shared|hidden)$",
         description="end/padding tokens: 'hidden' (image tokens do not read them: a text encoder fills them with a "
         "summary of the whole prompt, every region's phrase included) or 'shared' (base tokens every query may read)",
     )
