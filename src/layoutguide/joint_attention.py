@@ -266,7 +266,7 @@ class JointCaptureProcessor:
             logits = self._part_logits(role, q[c], k[c], image, text)
             if allowed is not None:
                 logits = logits.masked_fill(~_part(role, allowed[:, None], image, text), float("-inf"))
-            self._record(role, logits, layout)
+            self._record(role, logits, layout, masked=allowed is not None)
         if allowed is None:
             return F.scaled_dot_product_attention(q, k, v)
         out = F.scaled_dot_product_attention(q[c], k[c], v[c], attn_mask=self._additive(allowed, q.dtype))
@@ -287,16 +287,16 @@ class JointCaptureProcessor:
         keys = k[:, :, text] if role == "text" else k[:, :, image]
         return (q[:, :, image] @ keys.transpose(-1, -2)) * scale
 
-    def _record(self, role: str, logits: torch.Tensor, layout: JointLayout) -> None:
-        """Record one part's probabilities from its logits (:func:`_part`'s shapes)."""
-        if role in ("joint", "image"):
-            probs = _masked_softmax(logits)
-        else:
-            columns = [c for c in layout.text_columns if c is not None]
-            probs = _masked_softmax(logits[..., columns])
-            empty = [i for i, c in enumerate(layout.text_columns) if c is None]
-            if empty:  # FLUX's empty start column, so prompt position p sits at column p
-                probs = torch.cat([probs.new_zeros(*probs.shape[:-1], len(empty)), probs], -1)
+    def _record(self, role: str, logits: torch.Tensor, layout: JointLayout, masked: bool) -> None:
+        """Record one part's probabilities from its logits (:func:`_part`'s shapes), ``masked`` where a mask set
+        some of them to -inf."""
+        text = role not in ("joint", "image")
+        if text:
+            logits = logits[..., [c for c in layout.text_columns if c is not None]]
+        probs = _masked_softmax(logits) if masked else logits.softmax(-1)
+        empty = [i for i, c in enumerate(layout.text_columns) if c is None] if text else []
+        if empty:  # FLUX's empty start column, so prompt position p sits at column p
+            probs = torch.cat([probs.new_zeros(*probs.shape[:-1], len(empty)), probs], -1)
         self.store.maps[self.layers[role].name] = probs
         store = self.store
         if store.cut_after and store.cut_after <= store.maps.keys():
@@ -306,10 +306,9 @@ class JointCaptureProcessor:
 def _masked_softmax(logits: torch.Tensor) -> torch.Tensor:
     """Softmax over the last axis where a row whose keys are all masked (-inf) reads nothing (zeros) instead of NaN: a
     mask may leave a query no key among the recorded ones (FLUX's background cells when every word of the prompt is in
-    a phrase and regional hides the end tokens). The fill keeps such rows' gradient finite too."""
+    a phrase and regional hides the end tokens). The fill keeps such rows' gradient finite too. No branch on whether
+    a row is dead: a data-dependent ``if`` would wait for the device on every recorded block."""
     dead = torch.isneginf(logits).all(-1, keepdim=True)
-    if not dead.any():
-        return logits.softmax(-1)
     return logits.masked_fill(dead, 0.0).softmax(-1).masked_fill(dead, 0.0)
 
 

@@ -137,9 +137,9 @@ class LayoutSD3Pipeline(LayoutDiTPipeline):
         return tuple(tuple(sorted(set(c) | set(t))) for c, t in zip(clip, sequence_positions(t5, offset)))
 
     def text_words(self, token_map: TokenMap) -> tuple[int, ...]:
-        clip = range(min(len(token_map.input_ids), self.tokenizer.model_max_length) - 1)  # start token and words
+        clip = (0, *token_map.word_positions(self.tokenizer.model_max_length))  # start token and words
         if self.text_encoder_3 is None:
-            return tuple(clip)
+            return clip
         t5 = self.tokenizer_3(token_map.prompt, max_length=self.t5_tokens, truncation=True).input_ids
         offset = self.tokenizer.model_max_length
         return (*clip, *(offset + i for i in range(len(t5) - 1)))  # T5 has no start token; its end token is last
@@ -269,7 +269,7 @@ class LayoutFluxPipeline(LayoutDiTPipeline):
         return sequence_positions(token_map.indices, -1)
 
     def text_words(self, token_map: TokenMap) -> tuple[int, ...]:
-        return tuple(range(min(len(token_map.input_ids), self.t5_tokens + 1) - 2))  # less the shown start and end
+        return tuple(p - 1 for p in token_map.word_positions(self.t5_tokens + 1))  # shown one column right
 
     def text_layout(self) -> JointLayout:
         n = self.t5_tokens
