@@ -128,7 +128,7 @@ def main() -> None:
         metric = SWEEPS[name][0]
         specs = sweep_specs(name)
         results = run_shapes_bench(
-            pipe, specs, n=args.n, seed=args.seed, out=args.out / name, use_masks=name == "zestguide", progress=False
+            pipe, specs, n=args.n, seed=args.seed, out=args.out / name, use_masks=name == "zestguide"
         )
         best = max(specs, key=lambda s: results["methods"][s.label][metric])
         lines = []

@@ -7,7 +7,8 @@
 set -e
 MODEL=${MODEL:-checkpoints/shapes-mmdit/model}
 OUT=${OUT:-bench-out/dit-$(basename "$(dirname "$MODEL")")}
-N=${N:-200}
+N=${N:-200}          # competence prompts per kind and box benchmark size
+CAL_N=${CAL_N:-24}   # calibration layouts per sweep point
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 LG="nice -n 10 layoutguide"
 METHODS='none,regional,refocus,regional+refocus'
@@ -22,10 +23,10 @@ stage() {
     # regional's mask steps and base blend, then refocus's step and temperature, on suite seed 1 (disjoint from the
     # benchmark's seed 0); --write puts the chosen values in the model's layoutguide.json
     calibrate) PYTHONPATH=src nice -n 10 python benchmarks/calibrate.py --model "$MODEL" --methods regional,refocus \
-      --n 24 --seed 1 --write --out "$OUT/calibration" ;;
+      --n "$CAL_N" --seed 1 --write --out "$OUT/calibration" ;;
     # box benchmark, 1-4 objects, suite seed 0
     box) $LG bench shapes --model "$MODEL" --methods "$METHODS" --n "$N" --seed 0 --batch-size 16 --device cpu \
-      --out "$OUT/box-s0" ;;
+      --out "$OUT/box-s0-n$N" ;;
     # mask benchmark: exact masks, 1-3 objects, seed 2 (the settings of docs/results/masks)
     masks) $LG bench shapes --model "$MODEL" --masks --max-objects 3 --methods "$METHODS" --n 32 --seed 2 \
       --batch-size 16 --device cpu --out "$OUT/masks-s2" ;;

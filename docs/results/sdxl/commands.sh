@@ -7,6 +7,8 @@
 set -e
 MODEL=${MODEL:-checkpoints/shapes-sdxl/model}
 OUT=${OUT:-bench-out/sdxl-$(basename "$(dirname "$MODEL")")}
+N=${N:-200}          # box benchmark size (the SD shapes table: 200)
+CAL_N=${CAL_N:-24}   # calibration layouts per sweep point
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 LG="nice -n 10 layoutguide"
 
@@ -18,14 +20,14 @@ stage() {
     localisation) mkdir -p "$OUT" && PYTHONPATH=src nice -n 10 python benchmarks/attention_localisation.py --model "$MODEL" --n 16 \
       --out "$OUT/localisation.md" ;;
     # step sizes and temperatures of the gradient methods on suite seed 1; --write into the model's layoutguide.json
-    calibrate) PYTHONPATH=src nice -n 10 python benchmarks/calibrate.py --model "$MODEL" --n 24 --seed 1 --write \
+    calibrate) PYTHONPATH=src nice -n 10 python benchmarks/calibrate.py --model "$MODEL" --n "$CAL_N" --seed 1 --write \
       --out "$OUT/calibration" ;;
     # every method and combination that runs on the model: docs/results/all's suite (n=32, seed 0)
     all) $LG bench shapes --model "$MODEL" --methods all --n 32 --seed 0 --batch-size 16 --device cpu \
       --out "$OUT/all-s0-n32" ;;
     # the box benchmark at the issue's size: docs/results/shapes's methods (n=200, seed 0)
-    box) $LG bench shapes --model "$MODEL" --methods none,refocus,layout-guidance,zestguide --n 200 --seed 0 \
-      --batch-size 16 --device cpu --out "$OUT/box-s0-n200" ;;
+    box) $LG bench shapes --model "$MODEL" --methods none,refocus,layout-guidance,zestguide --n "$N" --seed 0 \
+      --batch-size 16 --device cpu --out "$OUT/box-s0-n$N" ;;
     # masks: docs/results/masks's settings (exact masks, 1-3 objects, seed 2)
     masks) $LG bench shapes --model "$MODEL" --masks --max-objects 3 \
       --methods none,zestguide,zestguide+pww,pww,densediffusion,refocus,layout-guidance --n 32 --seed 2 \
