@@ -117,10 +117,12 @@ def test_part_logits_are_the_parts_of_the_whole_square(text_first):
         assert torch.allclose(part, _part(role, whole, image, text), atol=1e-6)
 
 
+@pytest.mark.parametrize("masks_maps", [True, False])
 @pytest.mark.parametrize("text_first", [False, True])
-def test_masked_attention_matches_the_materialised_blend(text_first):
+def test_masked_attention_matches_the_materialised_blend(text_first, masks_maps):
     """The capture's fused path against the softmax it replaces, on a CFG batch: unconditional samples unmasked,
-    conditional ones ``base x unmasked + (1 - base) x masked``, the recorded text map the masked one's."""
+    conditional ones ``base x unmasked + (1 - base) x masked``, the recorded text map the masked one's where the mask
+    asks for it (``masks_maps``), else the model's own (unmasked) one."""
     from layoutguide.attention import AttentionStore, LayerInfo
     from layoutguide.joint_attention import JointCaptureProcessor, JointMask
 
@@ -137,7 +139,7 @@ def test_masked_attention_matches_the_materialised_blend(text_first):
     roles = {"text": "cross", "image": "self", "joint": "joint"}
     layers = {role: LayerInfo(f"m:{role}", "mid", kind, 2, 0) for role, kind in roles.items()}  # type: ignore[arg-type]
     processor = JointCaptureProcessor(store, "m", layers, original=None, flux=text_first)
-    mask = JointMask(lambda layer, lay, m: allowed, lambda step: True, base_ratio=0.3)
+    mask = JointMask(lambda layer, lay, m: allowed, lambda step: True, base_ratio=0.3, masks_maps=masks_maps)
     out = processor._attend(q, k, v, layout, ["text"], [mask])
     bias = store.joint_mask_bias
     processor._attend(q, k, v, layout, [], [mask])  # another block under the same mask
@@ -147,7 +149,7 @@ def test_masked_attention_matches_the_materialised_blend(text_first):
     masked = logits[2:].masked_fill(~allowed[:, None], float("-inf"))
     probs = torch.cat([logits[:2].softmax(-1), 0.3 * logits[2:].softmax(-1) + 0.7 * masked.softmax(-1)])
     assert torch.allclose(out, probs @ v, atol=1e-5)
-    text_map = masked[:, :, image, text][..., list(layout.text_columns)].softmax(-1)
+    text_map = (masked if masks_maps else logits[2:])[:, :, image, text][..., list(layout.text_columns)].softmax(-1)
     assert torch.allclose(store.maps["m:text"], text_map, atol=1e-6)
     grads = torch.autograd.grad(out.sum() + store.maps["m:text"].pow(2).sum(), (q, k))
     expected = torch.autograd.grad((probs @ v).sum() + text_map.pow(2).sum(), (q, k))
@@ -211,6 +213,19 @@ def test_regional_with_hidden_end_tokens_leaves_no_nan_when_the_prompt_is_all_ph
     assert torch.isfinite(out.images).all() and all(torch.isfinite(a).all() for a in out.attention)
     guided = run(pipe, "regional+refocus", layout=alone, num_inference_steps=2)
     assert torch.isfinite(guided.images).all()
+
+
+@pytest.mark.slow
+def test_refocus_under_regional_reads_the_attention_guide_maps_names(pipe):
+    """While regional's masks act, refocus reads the model's own attention by default and the masked one with
+    ``guide_maps="masked"`` (where a phrase reads nothing outside its region: CAR's background term is zero and its
+    peak term mostly met): the two give different images; regional's own images do not depend on the option."""
+    alone = run(pipe, "regional").images
+    assert torch.equal(run(pipe, "regional[guide_maps=masked]").images, alone)
+    masked = run(pipe, "regional+refocus[regional.guide_maps=masked]").images
+    default = run(pipe, "regional+refocus").images
+    assert torch.equal(run(pipe, "regional+refocus[regional.guide_maps=unmasked]").images, default)
+    assert not torch.allclose(masked, default, atol=1e-3)
 
 
 @pytest.mark.slow

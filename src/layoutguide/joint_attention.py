@@ -70,11 +70,14 @@ class JointMask:
     """A region mask on joint attention, acting at the steps where ``active(step)``: ``allowed(layer, layout, n)``
     gives the conditional samples' allowed query-key pairs ``(B, n, n)`` (bool, in the module's own order); the
     output is ``base_ratio`` x unmasked attention + ``(1 - base_ratio)`` x masked attention (equal to blending the
-    two probability maps, as attention is linear in them). Outside its steps the module runs its own processor."""
+    two probability maps, as attention is linear in them). Outside its steps the module runs its own processor.
+    ``masks_maps``: whether a map recorded while it acts (for a gradient method) is the masked attention's, or the
+    model's own (unmasked) attention's."""
 
     allowed: Callable[[LayerInfo, JointLayout, int], torch.Tensor]
     active: Callable[[int], bool]
     base_ratio: float = 0.0
+    masks_maps: bool = False
 
 
 def joint_attention_layers(transformer: torch.nn.Module) -> list[LayerInfo]:
@@ -261,12 +264,13 @@ class JointCaptureProcessor:
         c = slice(first_cond, None)  # the conditional samples: the unconditional ones of a CFG batch are unmasked
         # Each recorded part's logits alone (a text map is image queries x text keys, a few times smaller than the
         # whole joint square: every gradient method's and the attention supervision's forward and backward); the
-        # output by fused attention. A recorded map is the masked attention's, where masks act.
+        # output by fused attention. A recorded map is the masked attention's where a mask asks for it.
+        mask_maps = allowed is not None and any(m.masks_maps for m in masks)
         for role in recorded:
             logits = self._part_logits(role, q[c], k[c], image, text)
-            if allowed is not None:
+            if mask_maps:
                 logits = logits.masked_fill(~_part(role, allowed[:, None], image, text), float("-inf"))
-            self._record(role, logits, layout, masked=allowed is not None)
+            self._record(role, logits, layout, masked=mask_maps)
         if allowed is None:
             return F.scaled_dot_product_attention(q, k, v)
         out = F.scaled_dot_product_attention(q[c], k[c], v[c], attn_mask=self._additive(allowed, q.dtype))

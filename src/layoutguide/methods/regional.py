@@ -57,6 +57,12 @@ class RegionalOptions(MethodOptions):
         description="end/padding tokens: 'hidden' (image tokens do not read them: a text encoder fills them with a "
         "summary of the whole prompt, every region's phrase included) or 'shared' (base tokens every query may read)",
     )
+    guide_maps: Literal["unmasked", "masked"] = Field(
+        "unmasked",
+        description="what a gradient method combined with regional (regional+refocus) reads while the masks act: "
+        "'unmasked' (the model's own attention) or 'masked' (the masked attention, where a phrase reads nothing "
+        "outside its region, so refocus's losses are met by construction and its gradient vanishes)",
+    )
 
 
 @dataclasses.dataclass
@@ -149,5 +155,5 @@ class Regional(GuidanceMethod):
                 cache[key] = torch.stack(pairs)
             return cache[key]
 
-        mask = JointMask(allowed, lambda step: step < o.mask_inject_steps, o.base_ratio)
+        mask = JointMask(allowed, lambda step: step < o.mask_inject_steps, o.base_ratio, o.guide_maps == "masked")
         return {AttentionRequest("joint", blocks=state.blocks): [mask]}  # type: ignore[list-item]
