@@ -21,6 +21,10 @@ denoising steps (10 of 24 there) and in every ``double_interval``-th double-stre
 ``blocks`` when given. Differences from the original: the regions' phrases are read in place in the one prompt (the
 layout's contract) instead of separately encoded region prompts appended to the text, so every other method reads
 the same tokens; the conditional samples only are masked (the unconditional ones of SD3's CFG have no layout).
+
+Combined with a gradient method (``regional+refocus``), that method reads the model's own, unmasked attention while
+the masks act (``guide_maps="unmasked"``): in the masked one a phrase reads nothing outside its region, so
+refocus's losses are met by the masks and its gradient all but vanishes for those steps.
 """
 
 from __future__ import annotations
