@@ -65,7 +65,7 @@ class RegionalOptions(MethodOptions):
         "unmasked",
         description="what a gradient method combined with regional (regional+refocus) reads while the masks act: "
         "'unmasked' (the model's own attention) or 'masked' (the masked attention, where a phrase reads nothing "
-        "outside its region, so refocus's losses are met by construction and its gradient vanishes)",
+        "outside its region, so refocus's background term is zero, its in-box peak mostly met and its gradient small)",
     )
 
 
