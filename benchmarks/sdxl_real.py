@@ -209,10 +209,10 @@ def main() -> None:
 
     from layoutguide.backbones.sdxl import LayoutXLPipeline
     from layoutguide.layout import atomic_write_text
-    from layoutguide.loading import DTYPES, load_pipeline
+    from layoutguide.loading import load_pipeline, pick_dtype
     from layoutguide.testing import sdxl_base_components, tiny_sdxl_components
 
-    dtype = DTYPES[args.dtype]
+    dtype = pick_dtype(args.dtype, torch.device(args.device))  # warns for bf16 on a CPU without bf16 instructions
     start = time.perf_counter()
     build = sdxl_base_components if args.arch == "base" else tiny_sdxl_components
     pipe: Any = LayoutXLPipeline(**build(dtype=dtype))

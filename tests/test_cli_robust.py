@@ -197,3 +197,32 @@ def test_layout_aspect_sets_the_default_image_size_and_flags_override_it(tiny_fo
     result = runner.invoke(app, [*base, "--out", str(tmp_path / "b.png"), "--height", "32", "--width", "48"])
     assert result.exit_code == 0, result.output
     assert Image.open(tmp_path / "b.png").size == (48, 32)
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_bf16_on_a_cpu_without_bf16_instructions_is_one_note(tiny_folder, tmp_path, monkeypatch, native):
+    """bf16 convolutions on an AVX2-only CPU ran 155x slower than fp32 (the slow SDXL test took CI past its limit):
+    the library warns, the CLI says it in one note line and still generates."""
+    import warnings
+
+    import torch
+
+    from layoutguide import loading
+
+    monkeypatch.setattr(loading, "cpu_has_native_bf16", lambda: native)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert loading.pick_dtype("bf16", torch.device("cpu")) == torch.bfloat16
+        assert loading.pick_dtype("fp32", torch.device("cpu")) == torch.float32
+    slow = [w for w in caught if issubclass(w.category, loading.SlowDtypeWarning)]
+    assert len(slow) == (0 if native else 1)
+    layout = tmp_path / "layout.json"
+    from layoutguide.layout import Layout, Region
+
+    Layout("a red circle", (Region("red circle", box=(0.1, 0.1, 0.5, 0.5)),), width=64, height=64).to_json(layout)
+    args = ["generate", "--layout", str(layout), "--model", tiny_folder, "--steps", "1", "--method", "none"]
+    result = runner.invoke(app, [*args, "--dtype", "bf16", "--device", "cpu", "--out", str(tmp_path / "a.png")])
+    assert result.exit_code == 0, result.output
+    notes = [line for line in result.output.splitlines() if "bfloat16" in line]
+    assert len(notes) == (0 if native else 1) and all(n.startswith("note: --dtype: ") for n in notes), notes
+    assert "Warning" not in result.output and (tmp_path / "a.png").is_file()

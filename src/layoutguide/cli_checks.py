@@ -144,13 +144,20 @@ def check_numbers(**values: tuple[str, Any]) -> None:
 
 def load_checked(model, device, dtype, guidance_interval: str | None = None):
     """The pipeline, after the device, dtype and guidance interval are checked under their flags."""
-    from .loading import load_pipeline, parse_guidance_interval, pick_device, pick_dtype
+    from .loading import SlowDtypeWarning, load_pipeline, parse_guidance_interval, pick_device, pick_dtype
 
     chosen = flagged("--device", pick_device, device)
-    flagged("--dtype", pick_dtype, dtype, chosen)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SlowDtypeWarning)
+        flagged("--dtype", pick_dtype, dtype, chosen)
+    for warning in caught:
+        if issubclass(warning.category, SlowDtypeWarning):
+            note(f"--dtype: {warning.message}")
     if guidance_interval is not None:
         flagged("--guidance-interval", parse_guidance_interval, guidance_interval)
-    return load_pipeline(model, device=device, dtype=dtype, guidance_interval=guidance_interval)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SlowDtypeWarning)  # noted above, once
+        return load_pipeline(model, device=device, dtype=dtype, guidance_interval=guidance_interval)
 
 
 def note(message: str) -> None:
