@@ -26,8 +26,12 @@ def cost_windows(load_benchmark):
 
 @pytest.fixture(scope="module")
 def pipe():
+    # one thread for this module's timings, then the session's own count back: later tests compare images with
+    # references made at the default count, and a reduction split over other thread counts rounds differently
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    return tiny_pipeline()
+    yield tiny_pipeline()
+    torch.set_num_threads(threads)
 
 
 LAYOUTS = [s.layout() for s in shapes_suite(1, seed=5, n_objects=(2, 2))]

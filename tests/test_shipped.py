@@ -162,10 +162,13 @@ def test_shipped_gligen_overlay_gives_the_images_of_the_former_full_folder(shipp
     )
     for method in ("gligen", "gligen+refocus"):
         images = pipe(layout=layout, method=method, seed=3, num_inference_steps=12, progress=False, output_type="np")
-        # the reference is uint8; an image from another build of torch/transformers may round a value that sits
-        # on x.5 the other way (seen: 3 of 12,288 values 0.51 away), so the float image must be within a rounding
-        got = images.images * 255
-        assert np.abs(got - reference[method].astype(float)).max() <= 0.52, method
+        # the reference is uint8, made on two threads. Another build of torch/transformers, another thread count
+        # or another CPU's kernels sum in another order: seen 3 of 12,288 values 0.51 away (a build) and 0.60 away
+        # (one thread). So: every value within 1.5 levels, and on average within uint8 rounding (at most 0.25 for
+        # uniform rounding errors; seen 0.11-0.18). A wrong overlay (missing or misplaced GLIGEN layers) moves
+        # whole objects: tens of levels.
+        difference = np.abs(images.images * 255 - reference[method].astype(float))
+        assert difference.max() <= 1.5 and difference.mean() <= 0.25, (method, difference.max(), difference.mean())
 
 
 def test_shipped_models_load_by_name_and_gligen_stores_only_its_layers():
