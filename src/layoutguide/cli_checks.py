@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 import typer
 from typer.core import TyperGroup
 
-from .errors import InputError, LayoutguideError
+from .errors import InputError, LayoutguideError, SlowDtypeWarning
 from .inputs import PromptTruncatedWarning
 from .layout import atomic_write_bytes
 
@@ -31,7 +31,7 @@ def fail(message: str) -> NoReturn:
 
 class ClearErrorGroup(TyperGroup):
     """Every command's ``LayoutguideError`` becomes ``error: <message>`` and exit code 2, never a traceback; a
-    truncated prompt is one ``warning:`` line."""
+    truncated prompt is one ``warning:`` line, a slow dtype one ``note:`` line."""
 
     def invoke(self, ctx: Any) -> Any:
         with warnings.catch_warnings():
@@ -40,6 +40,8 @@ class ClearErrorGroup(TyperGroup):
             def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001, ANN202
                 if issubclass(category, PromptTruncatedWarning):
                     typer.secho(f"warning: {message}", fg=typer.colors.YELLOW, err=True)
+                elif issubclass(category, SlowDtypeWarning):  # every --dtype reaches load_pipeline's pick_dtype
+                    note(f"--dtype: {message}")
                 else:
                     original(message, category, filename, lineno, file, line)
 
@@ -144,20 +146,15 @@ def check_numbers(**values: tuple[str, Any]) -> None:
 
 def load_checked(model, device, dtype, guidance_interval: str | None = None):
     """The pipeline, after the device, dtype and guidance interval are checked under their flags."""
-    from .loading import SlowDtypeWarning, load_pipeline, parse_guidance_interval, pick_device, pick_dtype
+    from .loading import load_pipeline, parse_guidance_interval, pick_device, pick_dtype
 
     chosen = flagged("--device", pick_device, device)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", SlowDtypeWarning)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SlowDtypeWarning)  # a check only: load_pipeline's own pick_dtype warns, once
         flagged("--dtype", pick_dtype, dtype, chosen)
-    for warning in caught:
-        if issubclass(warning.category, SlowDtypeWarning):
-            note(f"--dtype: {warning.message}")
     if guidance_interval is not None:
         flagged("--guidance-interval", parse_guidance_interval, guidance_interval)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", SlowDtypeWarning)  # noted above, once
-        return load_pipeline(model, device=device, dtype=dtype, guidance_interval=guidance_interval)
+    return load_pipeline(model, device=device, dtype=dtype, guidance_interval=guidance_interval)
 
 
 def note(message: str) -> None:

@@ -18,3 +18,7 @@ class LayoutguideError(Exception):
 
 class InputError(LayoutguideError, ValueError):
     """A value given to a library function is invalid (out of range, NaN, wrong type, malformed text)."""
+
+
+class SlowDtypeWarning(UserWarning):
+    """The chosen dtype runs, but far slower than float32 on this machine (the CLI prints it as one ``note:`` line)."""

@@ -28,7 +28,7 @@ from safetensors.torch import load_file
 
 from .backbones.dit import dit_pipeline_class
 from .defaults import MODEL_DEFAULTS_FILE, check_guidance_interval, model_defaults  # noqa: F401 (re-exported)
-from .errors import InputError, LayoutguideError
+from .errors import InputError, LayoutguideError, SlowDtypeWarning
 from .layout import atomic_write_bytes
 from .pipeline import LayoutPipeline
 
@@ -86,10 +86,6 @@ DTYPES = {
     "bf16": torch.bfloat16,
     "bfloat16": torch.bfloat16,
 }
-
-
-class SlowDtypeWarning(UserWarning):
-    """The chosen dtype runs, but far slower than float32 on this machine."""
 
 
 def cpu_has_native_bf16() -> bool:
