@@ -1,8 +1,8 @@
 """Every method for one step on SDXL base's real architecture (random weights, 128 px), with its peak memory recorded:
 the run behind docs/results/sdxl/real-architecture (benchmarks/sdxl_real.py). bf16 where the CPU has bf16
 instructions (8 GB of RAM); elsewhere fp32 (14 GB), because bf16 convolutions there fall back to a generic kernel
-about 150x slower than fp32: on such a CI machine this test in bf16 ran past CI's 90 minutes; in fp32 it took 310 s here,
-alone on the two cores."""
+about 150x slower than fp32: on such a CI machine this test in bf16 ran past CI's 90 minutes; in fp32 it took
+310 s here, alone on the two cores."""
 
 from __future__ import annotations
 
