@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from layoutguide.bench import BenchResumeError, MethodSpec, model_fingerprint, run_shapes_bench
+from layoutguide.bench import BenchResumeError, MethodSpec, model_fingerprint, run_competence, run_shapes_bench
 from layoutguide.testing import tiny_pipeline
 
 
@@ -177,3 +177,19 @@ def test_bench_runs_variants_side_by_side(tiny_pipe, tmp_path):
         np.asarray(Image.open(tmp_path / "images" / label / "0000.png"), dtype=float) for label in results["methods"]
     )
     assert np.abs(a - b).max() > 0  # the variant's option reached the sampler
+
+
+def test_competence_records_its_sampling_and_refuses_to_resume_with_other(tiny_pipe, tmp_path):
+    first = run_competence(tiny_pipe, n=1, out=tmp_path, steps=1, guidance_scale=2.0, progress=False)
+    assert (first["steps"], first["guidance_scale"]) == (1, 2.0)
+    assert json.loads((tmp_path / "competence.json").read_text()) == first
+    stamps = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*.png")}
+    assert len(stamps) == 2  # one single-object and one two-object image
+    assert run_competence(tiny_pipe, n=1, out=tmp_path, steps=1, guidance_scale=2.0, progress=False) == first
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*.png")} == stamps  # resumed: nothing redrawn
+    with pytest.raises(BenchResumeError, match="steps=1.*steps=2"):
+        run_competence(tiny_pipe, n=1, out=tmp_path, steps=2, guidance_scale=2.0, progress=False)
+    with pytest.raises(BenchResumeError, match="guidance_scale=2.0.*guidance_scale=3.0"):
+        run_competence(tiny_pipe, n=1, out=tmp_path, steps=1, guidance_scale=3.0, progress=False)
+    defaults = run_competence(tiny_pipe, n=1, progress=False)  # None: the model's own, written as such
+    assert defaults["steps"] == tiny_pipe.model_defaults.get("num_inference_steps", tiny_pipe.default_steps)

@@ -70,3 +70,22 @@ def test_bench_shapes_phrase_forms_from_the_command_line(tiny_folder, tmp_path):
     assert result.exit_code == 0, result.output
     assert list(json.loads((out / "results.json").read_text())["methods"]) == ["none", "none (article)"]
     assert "object-in-box, article" in (out / "report.md").read_text()
+
+
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["--steps", "0"], "--steps"),
+        (["--guidance-scale", "nan"], "--guidance-scale"),
+        (["--n", "0"], "--n"),
+        (["--guidance-interval", "9,1"], "--guidance-interval"),
+    ],
+)
+def test_shapes_competence_bad_options_are_one_line(tiny_folder, tmp_path, args, says):
+    out = tmp_path / "out"
+    cmd = ["shapes", "competence", "--model", tiny_folder, "--n", "1", "--out", str(out), "--device", "cpu", *args]
+    result = runner.invoke(app, cmd)
+    assert result.exit_code == 2, result.output
+    assert says in result.output and "Traceback" not in result.output
+    assert len([line for line in result.output.splitlines() if line.strip()]) == 1, result.output
+    assert not out.exists()

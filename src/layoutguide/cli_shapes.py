@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-from .cli_checks import MODEL_HELP, fail, guidance_interval_option, load_checked, note
+from .cli_checks import MODEL_HELP, check_numbers, fail, guidance_interval_option, load_checked, note
 from .errors import InputError
 
 
@@ -199,6 +199,8 @@ def shapes_competence(
     seed: int = typer.Option(0),
     model: str | None = typer.Option(None, help=MODEL_HELP),
     out: Path | None = typer.Option(None, help="Also write images and competence.json here."),
+    steps: int | None = typer.Option(None, help="Denoising steps (default: the model's)."),
+    guidance_scale: float | None = typer.Option(None, help="CFG scale (default: the model's)."),
     guidance_interval: str | None = guidance_interval_option(),
     device: str = typer.Option("auto"),
 ) -> None:
@@ -209,8 +211,9 @@ def shapes_competence(
         fail("--n must be at least 1")
     if out is not None and out.exists() and not out.is_dir():
         fail(f"--out: {out} is a file; give a folder")
+    check_numbers(num_inference_steps=("--steps", steps), guidance_scale=("--guidance-scale", guidance_scale))
     pipe = load_checked(model, device, "auto", guidance_interval)
-    results = run_competence(pipe, n=n, seed=seed, out=out, report=note)
+    results = run_competence(pipe, n=n, seed=seed, out=out, steps=steps, guidance_scale=guidance_scale, report=note)
     typer.echo(json.dumps(results, indent=1))
 
 

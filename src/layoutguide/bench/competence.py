@@ -10,9 +10,9 @@ from PIL import Image
 from ..shapes.evaluate import evaluate
 from ..spec import MethodSpec
 from .files import Report, write_json
-from .resume import check_resume, model_fingerprint
+from .resume import check_resume, model_fingerprint, sampling_defaults
 from .runner import OnImage, generate, image_path
-from .suites import check_count, competence_suite
+from .suites import MAX_OBJECTS, check_count, competence_suite
 
 UNGUIDED = MethodSpec("none", None)
 
@@ -32,19 +32,40 @@ def run_competence(
     n: int = 200,
     seed: int = 0,
     out: str | Path | None = None,
+    steps: int | None = None,
+    guidance_scale: float | None = None,
+    kinds: tuple[int, ...] = (1, 2),
     batch_size: int = 16,
     progress: bool = True,
     report: Report = print,
 ) -> dict[str, Any]:
     """Unguided competence of a shapes model on held-out prompts: single-object prompts with the right colour and
     shape, two-object prompts with both colours (and both colour+shape) present. With ``out``, images and
-    ``competence.json`` are written there and a rerun resumes."""
+    ``competence.json`` are written there and a rerun resumes. ``steps`` and ``guidance_scale``: None for the model's
+    (its ``layoutguide.json``); the guidance interval is the pipeline's (``load_pipeline(guidance_interval=...)``).
+    ``kinds``: which prompt kinds, by object count (a sampling sweep may want the single-object ones only)."""
     check_count("n", n)
     check_count("batch_size", batch_size)
+    for k in kinds:
+        check_count("kinds", k, 1, MAX_OBJECTS)
+    defaults = sampling_defaults(pipe)
     if out is not None:
-        check_resume(Path(out), {"model": model_fingerprint(pipe), "n": n, "seed": seed}, {}, report=report)
-    results: dict[str, Any] = {"n": n, "seed": seed}
-    for k in (1, 2):
+        settings = {
+            "model": model_fingerprint(pipe),
+            "n": n,
+            "seed": seed,
+            "steps": steps,
+            "guidance_scale": guidance_scale,
+        }
+        check_resume(Path(out), settings, {}, defaults=defaults, report=report)
+    results: dict[str, Any] = {
+        "n": n,
+        "seed": seed,
+        "steps": defaults["steps"] if steps is None else steps,
+        "guidance_scale": defaults["guidance_scale"] if guidance_scale is None else guidance_scale,
+        "guidance_interval": (getattr(pipe, "model_defaults", {}) or {}).get("guidance_interval"),
+    }
+    for k in kinds:
         suite = competence_suite(n, seed, k)
         folder = Path(out) / f"{k}obj" if out is not None else None
         images: dict[int, Image.Image] = {}
@@ -53,6 +74,8 @@ def run_competence(
             suite,
             UNGUIDED,
             folder,
+            steps=steps,
+            guidance_scale=guidance_scale,
             batch_size=batch_size,
             progress=progress,
             desc=f"{k}-object prompts",
