@@ -10,7 +10,7 @@ from PIL import Image
 from ..shapes.evaluate import evaluate
 from ..spec import MethodSpec
 from .files import Report, write_json
-from .resume import check_resume, model_fingerprint, sampling_defaults
+from .resume import check_resume, check_sampling, run_settings, sampling_defaults
 from .runner import OnImage, generate, image_path
 from .suites import MAX_OBJECTS, check_count, competence_suite
 
@@ -48,15 +48,10 @@ def run_competence(
     check_count("batch_size", batch_size)
     for k in kinds:
         check_count("kinds", k, 1, MAX_OBJECTS)
+    check_sampling(steps, guidance_scale)
     defaults = sampling_defaults(pipe)
     if out is not None:
-        settings = {
-            "model": model_fingerprint(pipe),
-            "n": n,
-            "seed": seed,
-            "steps": steps,
-            "guidance_scale": guidance_scale,
-        }
+        settings = run_settings(pipe, n, seed, steps, guidance_scale)
         check_resume(Path(out), settings, {}, defaults=defaults, report=report)
     results: dict[str, Any] = {
         "n": n,

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..errors import LayoutguideError
+from ..errors import InputError, LayoutguideError
 from .files import Report, read_json, write_json
 
 
@@ -38,6 +39,18 @@ def sampling_defaults(pipe: Any) -> dict[str, Any]:
     scale = defaults.get("guidance_scale", getattr(pipe, "default_guidance_scale", 7.5))
     steps = defaults.get("num_inference_steps", getattr(pipe, "default_steps", 50))
     return {"steps": steps, "guidance_scale": scale}
+
+
+def check_sampling(steps: int | None, guidance_scale: float | None) -> None:
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+        raise InputError(f"steps must be a whole number of at least 1 (or None for the model's), got {steps!r}")
+    if guidance_scale is not None and not math.isfinite(guidance_scale):
+        raise InputError(f"guidance_scale must be a finite number, got {guidance_scale!r}")
+
+
+def run_settings(pipe: Any, n: int, seed: int, steps: int | None, guidance_scale: float | None) -> dict[str, Any]:
+    """What every benchmark run records and resumes on: the model, the suite's size and seed, the sampling."""
+    return {"model": model_fingerprint(pipe), "n": n, "seed": seed, "steps": steps, "guidance_scale": guidance_scale}
 
 
 def _resolved(value: Any, default: Any) -> Any:

@@ -19,7 +19,6 @@ generation, the prompt unchanged; each form is its own rows (``refocus (article)
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ from ..spec import MethodSpec
 from .files import Report, append_jsonl, read_json, read_jsonl, write_json
 from .memory import PeakMemory
 from .reports import write_shapes_report
-from .resume import check_resume, model_fingerprint, sampling_defaults
+from .resume import check_resume, check_sampling, run_settings, sampling_defaults
 from .runner import generate, load_images
 from .suites import check_count, check_phrase_forms, shapes_layout_suite, shapes_suite
 
@@ -54,13 +53,6 @@ def method_record(spec: MethodSpec, form: str) -> dict[str, Any]:
     if form != "bare":
         record["phrase_form"] = form
     return record
-
-
-def check_sampling(steps: int | None, guidance_scale: float | None) -> None:
-    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
-        raise InputError(f"steps must be a whole number of at least 1 (or None for the model's), got {steps!r}")
-    if guidance_scale is not None and not math.isfinite(guidance_scale):
-        raise InputError(f"guidance_scale must be a finite number, got {guidance_scale!r}")
 
 
 def check_methods(methods: Sequence[MethodSpec]) -> None:
@@ -99,11 +91,7 @@ def run_shapes_bench(
     suite = shapes_layout_suite(n, seed, max_objects=max_objects, use_masks=use_masks)
     check_count("batch_size", batch_size)
     settings = {
-        "model": model_fingerprint(pipe),
-        "n": n,
-        "seed": seed,
-        "steps": steps,
-        "guidance_scale": guidance_scale,
+        **run_settings(pipe, n, seed, steps, guidance_scale),
         "use_masks": use_masks,
         "max_objects": max_objects,
     }
