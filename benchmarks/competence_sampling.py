@@ -36,13 +36,10 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--config {c!r}: expected a JSON object with keys among {', '.join(SETTINGS)}")
     kinds = tuple(int(k) for k in args.kinds.split(","))
 
-    import torch
-
     from layoutguide.bench import run_competence
     from layoutguide.layout import atomic_write_text
     from layoutguide.loading import load_pipeline
 
-    torch.manual_seed(0)
     metrics = [
         (f"{k}obj_{m}", f"{k} obj: {m.replace('_', ' ')}")
         for k in kinds
