@@ -290,9 +290,9 @@ class AttentionStore:
         # the layers whose maps end a guidance forward (ForwardCut) once all are recorded; empty: run to the end
         self.cut_after: frozenset[str] = frozenset()
         self.joint_layout: Any = None  # a DiT's JointLayout (layoutguide.joint_attention), set for its call
-        # the additive form of the last joint-attention mask, (mask, dtype, bias): every block masked by the same
-        # mask in a step reuses it instead of building its own (42 MB of bf16 per block at FLUX 1024 px)
-        self.joint_mask_bias: tuple[Any, Any, Any] | None = None
+        # the additive forms of joint-attention masks by (id(mask), dtype): (mask, bias); every block masked by the
+        # same mask reuses it instead of building its own (42 MB of bf16 per block at FLUX 1024 px)
+        self.joint_mask_bias: dict[Any, tuple[Any, Any]] = {}
         self.default_blocks: Sequence[int] | None = None  # a DiT's blocks for requests that name none (None: all)
         self.default_image_sources: Sequence[str] | None = None  # a DiT's image attentions (None: joint only)
 

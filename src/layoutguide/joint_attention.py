@@ -69,8 +69,11 @@ class JointLayout:
 class JointMask:
     """A region mask on joint attention, acting at the steps where ``active(step)``: ``allowed(layer, layout, n)``
     gives the conditional samples' allowed query-key pairs ``(B, n, n)`` (bool, in the module's own order); the
-    output is ``base_ratio`` x unmasked attention + ``(1 - base_ratio)`` x masked attention (equal to blending the
-    two probability maps, as attention is linear in them). Outside its steps the module runs its own processor.
+    output is ``base_ratio`` x base attention + ``(1 - base_ratio)`` x masked attention (equal to blending the
+    two probability maps, as attention is linear in them). The base attention is the unmasked one, or, with
+    ``base_allowed`` (same signature), masked by that. ``uncond_keys(layout, n)``: the keys ``(n,)`` the
+    unconditional samples of a CFG batch read (None: all; a method that appends text to the conditional samples
+    hides the unconditional ones' padding so). Outside its steps the module runs its own processor.
     ``masks_maps``: whether a map recorded while it acts (for a gradient method) is the masked attention's, or the
     model's own (unmasked) attention's."""
 
@@ -78,6 +81,8 @@ class JointMask:
     active: Callable[[int], bool]
     base_ratio: float = 0.0
     masks_maps: bool = False
+    base_allowed: Callable[[LayerInfo, JointLayout, int], torch.Tensor] | None = None
+    uncond_keys: Callable[[JointLayout, int], torch.Tensor] | None = None
 
 
 def joint_attention_layers(transformer: torch.nn.Module) -> list[LayerInfo]:
@@ -231,34 +236,45 @@ class JointCaptureProcessor:
             q, k, v = _flux_qkv(attn, hidden_states, encoder_hidden_states, image_rotary_emb)
         else:
             q, k, v = _sd3_qkv(attn, hidden_states, encoder_hidden_states)
-        out = self._attend(q, k, v, self.store.joint_layout, recorded, masks)
+        out = self._attend(q, k, v, self._layout(q.shape[2]), recorded, masks)
         out = out.transpose(1, 2).flatten(2).to(q.dtype)
         if self.flux:
             return _flux_out(attn, out, encoder_hidden_states)
         return _sd3_out(attn, out, hidden_states, encoder_hidden_states)
 
-    def _allowed(self, masks: list[JointMask], layout: JointLayout, n: int, device) -> tuple[Any, float]:
-        """The conditional samples' allowed pairs ``(B_cond, n, n)`` (None without masks) and the base ratio."""
+    def _layout(self, n: int) -> JointLayout:
+        """The store's layout with the text length of this sequence (``n`` minus the image tokens): a method may
+        append text (regional's separately encoded region prompts) for some steps."""
+        layout = self.store.joint_layout
+        h, w = self.layers["joint"].grid(self.store.latent_hw)
+        n_text = n - h * w
+        return layout if n_text == layout.n_text else dataclasses.replace(layout, n_text=n_text)
+
+    def _allowed(self, masks: list[JointMask], layout: JointLayout, n: int, device) -> tuple[Any, float, Any, Any]:
+        """The conditional samples' allowed pairs ``(B_cond, n, n)`` (None without masks), the base ratio, the
+        base attention's allowed pairs (None: unmasked) and the unconditional samples' keys ``(n,)`` (None: all)."""
         if not masks:
-            return None, 0.0
-        cond = masks[0].allowed(self.layers["joint"], layout, n)
-        for mask in masks[1:]:
-            cond = cond & mask.allowed(self.layers["joint"], layout, n)
-        return cond.to(device), max(m.base_ratio for m in masks)
+            return None, 0.0, None, None
+        layer = self.layers["joint"]
+        cond = _all([m.allowed(layer, layout, n) for m in masks], device)
+        bases = [m.base_allowed(layer, layout, n) for m in masks if m.base_allowed is not None]
+        keys = [m.uncond_keys(layout, n) for m in masks if m.uncond_keys is not None]
+        return cond, max(m.base_ratio for m in masks), _all(bases, device), _all(keys, device)
 
     def _additive(self, allowed: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-        """``allowed`` as an additive ``(B_cond, 1, n, n)`` mask (0 or -inf): the boolean one takes a slower CPU
-        kernel (3.4 vs 2.5 ms a call at the shapes MMDiT's size). Built once per mask (methods cache theirs), kept
-        on the store for the other blocks."""
-        cached = self.store.joint_mask_bias
-        if cached is None or cached[0] is not allowed or cached[1] != dtype:
+        """``allowed`` (``(B, n, n)`` or keys ``(n,)``) as an additive mask (0 or -inf) that broadcasts over heads
+        and queries: the boolean one takes a slower CPU kernel (3.4 vs 2.5 ms a call at the shapes MMDiT's size).
+        Built once per mask (methods cache theirs), kept on the store for the other blocks."""
+        key = (id(allowed), dtype)
+        cached = self.store.joint_mask_bias.get(key)
+        if cached is None or cached[0] is not allowed:
             bias = torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill(~allowed, float("-inf"))
-            cached = self.store.joint_mask_bias = (allowed, dtype, bias[:, None])
-        return cached[2]
+            cached = self.store.joint_mask_bias[key] = (allowed, bias[:, None] if allowed.dim() == 3 else bias[None])
+        return cached[1]
 
     def _attend(self, q, k, v, layout: JointLayout, recorded: list[str], masks: list[JointMask]):
         n = q.shape[2]
-        allowed, base = self._allowed(masks, layout, n, q.device)
+        allowed, base, base_allowed, uncond_keys = self._allowed(masks, layout, n, q.device)
         image, text = layout.slices(n)
         first_cond = q.shape[0] // 2 if self.store.cfg else 0
         c = slice(first_cond, None)  # the conditional samples: the unconditional ones of a CFG batch are unmasked
@@ -275,11 +291,13 @@ class JointCaptureProcessor:
             return F.scaled_dot_product_attention(q, k, v)
         out = F.scaled_dot_product_attention(q[c], k[c], v[c], attn_mask=self._additive(allowed, q.dtype))
         if base > 0:
-            out = base * F.scaled_dot_product_attention(q[c], k[c], v[c]) + (1 - base) * out
+            base_mask = None if base_allowed is None else self._additive(base_allowed, q.dtype)
+            out = base * F.scaled_dot_product_attention(q[c], k[c], v[c], attn_mask=base_mask) + (1 - base) * out
         if first_cond == 0:
             return out
-        uncond = slice(0, first_cond)
-        return torch.cat([F.scaled_dot_product_attention(q[uncond], k[uncond], v[uncond]), out])
+        u = slice(0, first_cond)
+        keys = None if uncond_keys is None else self._additive(uncond_keys, q.dtype)
+        return torch.cat([F.scaled_dot_product_attention(q[u], k[u], v[u], attn_mask=keys), out])
 
     @staticmethod
     def _part_logits(role: str, q: torch.Tensor, k: torch.Tensor, image: slice, text: slice) -> torch.Tensor:
@@ -305,6 +323,17 @@ class JointCaptureProcessor:
         store = self.store
         if store.cut_after and store.cut_after <= store.maps.keys():
             raise ForwardCut(self.layers[role].name)
+
+
+def _all(masks: list[torch.Tensor], device) -> torch.Tensor | None:
+    """The pairs every mask allows (None for no mask); one mask is returned as it is, so its additive form is cached
+    by identity."""
+    if not masks:
+        return None
+    out = masks[0]
+    for mask in masks[1:]:
+        out = out & mask
+    return out.to(device)
 
 
 def _masked_softmax(logits: torch.Tensor) -> torch.Tensor:

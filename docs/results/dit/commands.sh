@@ -11,7 +11,7 @@ N=${N:-200}          # competence prompts per kind and box benchmark size
 CAL_N=${CAL_N:-24}   # calibration layouts per sweep point
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 LG="nice -n 10 layoutguide"
-METHODS='none,regional,refocus,regional+refocus'
+METHODS=${METHODS:-none,regional,refocus,regional+refocus}
 
 stage() {
   case $1 in

@@ -226,10 +226,11 @@ class LayoutDiTPipeline(LayoutPipeline):
             cond = method.condition(state, cond, self.encode_prompt)
             for i, t in enumerate(self.progress_bar(timesteps) if progress else timesteps):
                 plan = budget.limit(method.plan(state, i), t)
+                step_cond = method.text_for_step(state, i, cond)  # regional's appended region prompts, or not
                 log: dict[str, Any] = {}
                 if plan is not None:
-                    latents, log = guide_step(self, latents, t, i, plan, method, state, store, cond, None, budget,
-                                              cond_added)  # fmt: skip
+                    latents, log = guide_step(self, latents, t, i, plan, method, state, store, step_cond, None,
+                                              budget, cond_added)  # fmt: skip
                 guidance_log.append(log)
                 guided = do_cfg and (interval is None or interval[0] <= t <= interval[1])
                 with torch.no_grad(), recording(store, cfg=guided, step=i, on=return_attention):
@@ -237,7 +238,7 @@ class LayoutDiTPipeline(LayoutPipeline):
                     velocity = self.denoise(
                         model_in,
                         t,
-                        torch.cat([uncond, cond]) if guided else cond,
+                        torch.cat([padded(uncond, step_cond.shape[1]), step_cond]) if guided else step_cond,
                         added=cfg_added if guided else cond_added,
                         extra=method.unet_kwargs(state, i, cfg=guided) or None,
                     ).float()
@@ -268,6 +269,12 @@ def _repeated(
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     embeddings, added = conditioning
     return embeddings.repeat_interleave(n, 0), {k: v.repeat_interleave(n, 0) for k, v in (added or {}).items()}
+
+
+def padded(embeddings: torch.Tensor, length: int) -> torch.Tensor:
+    """Text embeddings zero-padded to ``length`` tokens, to batch with longer ones (the method that made those longer
+    hides the padding from these samples' attention)."""
+    return torch.nn.functional.pad(embeddings, (0, 0, 0, length - embeddings.shape[1]))
 
 
 def sequence_positions(indices: Sequence[tuple[int, ...]], offset: int) -> tuple[tuple[int, ...], ...]:

@@ -174,6 +174,11 @@ class GuidanceMethod:
         """Edit the conditional text embeddings ``(B, 77, D)`` before sampling (``encode(texts)`` encodes text)."""
         return embeddings
 
+    def text_for_step(self, state: MethodState, step: int, embeddings: torch.Tensor) -> torch.Tensor:
+        """The conditional text embeddings the forwards of step ``step`` take, from those :meth:`condition` gave
+        (a DiT's regional attention drops its appended region prompts after the steps its masks act in)."""
+        return embeddings
+
     def plan(self, state: MethodState, step: int) -> StepPlan | None:
         """Guidance at denoising step ``step`` (0-based) or None for none."""
         return None

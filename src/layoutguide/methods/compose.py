@@ -104,6 +104,11 @@ class Composite(GuidanceMethod):
             embeddings = member.condition(own, embeddings, encode)
         return embeddings
 
+    def text_for_step(self, state: MethodState, step: int, embeddings: torch.Tensor) -> torch.Tensor:
+        for member, own in self._pairs(state):
+            embeddings = member.text_for_step(own, step, embeddings)
+        return embeddings
+
     def plan(self, state: MethodState, step: int) -> StepPlan | None:
         if self.guide is None:
             return None

@@ -18,9 +18,20 @@ The output of a masked block is ``base_ratio`` x the unmasked attention + ``(1 -
 original's base/region blend; 0.2 in its usage example, 0.1-0.3 in its demos), for the first ``mask_inject_steps``
 denoising steps (10 of 24 there) and in every ``double_interval``-th double-stream block and every
 ``single_interval``-th single-stream block (1 and 1 there; SD3 has double-stream blocks only), intersected with
-``blocks`` when given. Differences from the original: the regions' phrases are read in place in the one prompt (the
-layout's contract) instead of separately encoded region prompts appended to the text, so every other method reads
-the same tokens; the conditional samples only are masked (the unconditional ones of SD3's CFG have no layout).
+``blocks`` when given. The conditional samples only are masked (the unconditional ones of SD3's CFG have no layout).
+
+Where a region's text comes from (``region_text``):
+
+* ``"in_place"``: the regions' phrases are read in place in the one prompt (the layout's contract, so every other
+  method reads the same tokens), with the end-token choice above.
+* ``"separate"`` (the original's): each distinct phrase is encoded alone, as a prompt of its own, and appended to
+  the prompt's text for the masked steps (the original's regional text), its own end/padding tokens summarising that
+  phrase alone. Under the masks a region's cells read only their phrases' prompts and a region's prompt only its
+  cells (and itself); the prompt's own text is the **base**: the base attention (the ``base_ratio`` share) is the
+  cells and the prompt's text reading each other, with the region prompts hidden, which is the original's parallel
+  base-prompt pass in one sequence. Blocks outside the masked ones take that base attention alone; after the masked
+  steps the region prompts are dropped (the original goes back to the base prompt). On SD3 the unconditional
+  samples' text is padded to the same length, the padding hidden from them. ``end_tokens`` does not apply.
 
 Combined with a gradient method (``regional+refocus``), that method reads the model's own, unmasked attention while
 the masks act (``guide_maps="unmasked"``): in the masked one a phrase reads nothing outside its region, so
@@ -61,6 +72,11 @@ class RegionalOptions(MethodOptions):
         description="end/padding tokens: 'hidden' (image tokens do not read them: a text encoder fills them with a "
         "summary of the whole prompt, every region's phrase included) or 'shared' (base tokens every query may read)",
     )
+    region_text: Literal["in_place", "separate"] = Field(
+        "in_place",
+        description="a region's text: its phrase 'in_place' in the prompt, or each phrase encoded 'separate'ly as a "
+        "prompt of its own and appended for the masked steps (the original's regional prompts)",
+    )
     guide_maps: Literal["unmasked", "masked"] = Field(
         "unmasked",
         description="what a gradient method combined with regional (regional+refocus) reads while the masks act: "
@@ -72,6 +88,11 @@ class RegionalOptions(MethodOptions):
 @dataclasses.dataclass
 class RegionalState(MethodState):
     blocks: tuple[int, ...]
+    all_blocks: tuple[int, ...] = ()
+    # region_text="separate": the prompt's text length, and per sample its distinct phrases (one appended prompt each,
+    # in this order) with, per phrase, the regions that carry it
+    text_length: int = 0
+    phrase_regions: list[list[list[int]]] = dataclasses.field(default_factory=list)
 
 
 def masked_blocks(transformer: Any, o: RegionalOptions) -> tuple[int, ...]:
@@ -126,6 +147,43 @@ def allowed_pairs(image: torch.Tensor, text: torch.Tensor, layout: JointLayout, 
     return allowed
 
 
+def separate_text_pairs(
+    masks: torch.Tensor, phrase_regions: list[list[int]], length: int, n_text: int, free_images: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``region_text="separate"``: the masked attention's and the base attention's allowed pairs ``(n, n)`` in the
+    order ``[text, image]``, for one sample. ``masks``: its regions' cells ``(R, N)``; the text is the prompt's
+    ``length`` tokens, then one prompt of ``length`` per phrase (``phrase_regions``: the regions carrying each), then
+    padding up to ``n_text`` (other samples' phrases), which reads only itself and nobody reads."""
+    n_img = masks.shape[1]
+    n = n_text + n_img
+    img = slice(n_text, n)
+    cells = torch.stack([masks[regions].any(0) for regions in phrase_regions])  # (P, N)
+    background = ~cells.any(0)
+    base = torch.zeros(n, n, dtype=torch.bool, device=masks.device)
+    base[:length, :length] = base[:length, img] = base[img, :length] = base[img, img] = True
+    masked = base.clone()
+    masked[img, :length] = False  # under the masks a cell reads its phrases' prompts, not the prompt's text
+    if not free_images:
+        same = cells.T.float() @ cells.float() > 0
+        masked[img, img] = same | (background[:, None] & background[None, :])
+    for p in range(len(phrase_regions)):
+        t = slice(length * (p + 1), length * (p + 2))
+        masked[t, t] = masked[t, img] = masked[img, t] = base[t, t] = base[t, img] = True
+        masked[img, t] &= cells[p][:, None]
+        masked[t, img] &= cells[p][None, :]
+        base[t, img] &= cells[p][None, :]
+    padding = slice(length * (len(phrase_regions) + 1), n_text)
+    masked[padding, padding] = base[padding, padding] = True
+    return masked, base
+
+
+def in_module_order(pairs: torch.Tensor, n_text: int, text_first: bool) -> torch.Tensor:
+    """``[text, image]`` pairs ``(..., n, n)`` in a module's own order (SD3: ``[image, text]``)."""
+    if text_first:
+        return pairs
+    return pairs.roll((-n_text, -n_text), (-2, -1))
+
+
 class Regional(GuidanceMethod):
     name = "regional"
     summary = "Regional attention: region masks on a DiT's joint attention, base-prompt blend (arXiv 2411.02395)"
@@ -141,10 +199,48 @@ class Regional(GuidanceMethod):
     def activate(self, pipe: Any, ctx: GuidanceContext) -> contextlib.AbstractContextManager[MethodState]:
         if not hasattr(ctx, "text_regions"):
             raise MethodOptionError(f"method {self.name!r}: {self.unsupported_on['unet']}")
-        return contextlib.nullcontext(RegionalState(ctx, masked_blocks(pipe.denoiser, self.options)))
+        blocks = masked_blocks(pipe.denoiser, self.options)
+        n_blocks = len(pipe.denoiser.transformer_blocks) + len(
+            getattr(pipe.denoiser, "single_transformer_blocks", None) or []
+        )
+        return contextlib.nullcontext(RegionalState(ctx, blocks, tuple(range(n_blocks))))
+
+    def condition(self, state: MethodState, embeddings: torch.Tensor, encode: Any) -> torch.Tensor:
+        """``region_text="separate"``: the prompt's text, then each sample's distinct phrases encoded alone (zeros
+        where a sample has fewer phrases than another)."""
+        assert isinstance(state, RegionalState)
+        if self.options.region_text != "separate":
+            return embeddings
+        layouts = state.ctx.layouts
+        state.phrase_regions = []
+        for lay in layouts:
+            by_phrase: dict[str, list[int]] = {}
+            for r, phrase in enumerate(lay.phrases):
+                by_phrase.setdefault(phrase, []).append(r)
+            state.phrase_regions.append(list(by_phrase.values()))
+        phrases = [list(dict.fromkeys(lay.phrases)) for lay in layouts]
+        distinct = list(dict.fromkeys(p for sample in phrases for p in sample))
+        encoded = encode(distinct).to(embeddings)
+        length = state.text_length = embeddings.shape[1]
+        if encoded.shape[1] != length:
+            raise MethodOptionError(f"regional.region_text: a phrase encodes to {encoded.shape[1]} tokens, the prompt "
+                                    f"to {length}; use region_text='in_place'")  # fmt: skip
+        slots = embeddings.new_zeros(len(layouts), max(map(len, phrases)) * length, embeddings.shape[2])
+        for b, sample in enumerate(phrases):
+            for p, phrase in enumerate(sample):
+                slots[b, p * length : (p + 1) * length] = encoded[distinct.index(phrase)]
+        return torch.cat([embeddings, slots], 1)
+
+    def text_for_step(self, state: MethodState, step: int, embeddings: torch.Tensor) -> torch.Tensor:
+        assert isinstance(state, RegionalState)
+        if self.options.region_text == "separate" and step >= self.options.mask_inject_steps:
+            return embeddings[:, : state.text_length]  # the original goes back to the base prompt
+        return embeddings
 
     def modulations(self, state: MethodState) -> dict[AttentionRequest, list[Modulator]]:
         assert isinstance(state, RegionalState)
+        if self.options.region_text == "separate":
+            return self._separate_text_masks(state)
         o, ctx = self.options, state.ctx
         cache: dict[tuple, torch.Tensor] = {}
 
@@ -161,3 +257,50 @@ class Regional(GuidanceMethod):
 
         mask = JointMask(allowed, lambda step: step < o.mask_inject_steps, o.base_ratio, o.guide_maps == "masked")
         return {AttentionRequest("joint", blocks=state.blocks): [mask]}  # type: ignore[list-item]
+
+    def _separate_text_masks(self, state: RegionalState) -> dict[AttentionRequest, list[Modulator]]:
+        """``region_text="separate"``: a mask in every block (the others hide the region prompts: base attention)."""
+        o, ctx = self.options, state.ctx
+        cache: dict[tuple, Any] = {}
+
+        def pairs(layer: LayerInfo, layout: JointLayout, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+            grid = layer.grid(ctx.latent_hw)
+            key = (grid, n, layout.text_first)
+            if key not in cache:
+                per_sample = [
+                    separate_text_pairs(
+                        ctx.region_masks(b, grid).flatten(1) > 0,
+                        state.phrase_regions[b],
+                        state.text_length,
+                        layout.n_text,
+                        o.image_attention == "all",
+                    )
+                    for b in range(ctx.batch_size)
+                ]
+                masked, base = (torch.stack(x) for x in zip(*per_sample))
+                cache[key] = tuple(in_module_order(x, layout.n_text, layout.text_first) for x in (masked, base))
+            return cache[key]
+
+        def allowed(layer: LayerInfo, layout: JointLayout, n: int) -> torch.Tensor:
+            masked, base = pairs(layer, layout, n)
+            return masked if layer.block in state.blocks else base
+
+        def uncond_keys(layout: JointLayout, n: int) -> torch.Tensor:
+            """The unconditional samples' own keys: their text is the prompt's length, padded to the rest."""
+            key = ("uncond", n, layout.text_first)
+            if key not in cache:
+                keys = torch.ones(n, dtype=torch.bool, device=ctx.device)
+                image, text = layout.slices(n)
+                keys[text.start + state.text_length : text.stop] = False
+                cache[key] = keys
+            return cache[key]
+
+        mask = JointMask(
+            allowed,
+            lambda step: step < o.mask_inject_steps,
+            o.base_ratio,
+            o.guide_maps == "masked",
+            base_allowed=lambda layer, layout, n: pairs(layer, layout, n)[1],
+            uncond_keys=uncond_keys,
+        )
+        return {AttentionRequest("joint", blocks=state.all_blocks): [mask]}  # type: ignore[list-item]
