@@ -290,7 +290,7 @@ class JointCaptureProcessor:
         if allowed is None:
             return F.scaled_dot_product_attention(q, k, v)
         out = F.scaled_dot_product_attention(q[c], k[c], v[c], attn_mask=self._additive(allowed, q.dtype))
-        if base > 0:
+        if base > 0 and base_allowed is not allowed:  # a block whose mask is the base one: the blend is that
             base_mask = None if base_allowed is None else self._additive(base_allowed, q.dtype)
             out = base * F.scaled_dot_product_attention(q[c], k[c], v[c], attn_mask=base_mask) + (1 - base) * out
         if first_cond == 0:

@@ -273,7 +273,9 @@ def _repeated(
 
 def padded(embeddings: torch.Tensor, length: int) -> torch.Tensor:
     """Text embeddings zero-padded to ``length`` tokens, to batch with longer ones (the method that made those longer
-    hides the padding from these samples' attention)."""
+    hides the padding from these samples' attention). Already that long: the tensor itself, no copy per step."""
+    if embeddings.shape[1] == length:
+        return embeddings
     return torch.nn.functional.pad(embeddings, (0, 0, 0, length - embeddings.shape[1]))
 
 

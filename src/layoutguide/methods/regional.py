@@ -95,11 +95,15 @@ class RegionalState(MethodState):
     phrase_regions: list[list[list[int]]] = dataclasses.field(default_factory=list)
 
 
+def block_counts(transformer: Any) -> tuple[int, int]:
+    """The transformer's double-stream and single-stream (FLUX) block counts."""
+    return len(transformer.transformer_blocks), len(getattr(transformer, "single_transformer_blocks", None) or [])
+
+
 def masked_blocks(transformer: Any, o: RegionalOptions) -> tuple[int, ...]:
     """The block indices the masks act in: every ``double_interval``-th double-stream block, every
     ``single_interval``-th single-stream one (numbered after the double-stream ones), within ``blocks``."""
-    n_double = len(transformer.transformer_blocks)
-    n_single = len(getattr(transformer, "single_transformer_blocks", None) or [])
+    n_double, n_single = block_counts(transformer)
     chosen = [i for i in range(n_double) if i % o.double_interval == 0]
     chosen += [n_double + j for j in range(n_single) if j % o.single_interval == 0]
     if o.blocks is not None:
@@ -200,10 +204,8 @@ class Regional(GuidanceMethod):
         if not hasattr(ctx, "text_regions"):
             raise MethodOptionError(f"method {self.name!r}: {self.unsupported_on['unet']}")
         blocks = masked_blocks(pipe.denoiser, self.options)
-        n_blocks = len(pipe.denoiser.transformer_blocks) + len(
-            getattr(pipe.denoiser, "single_transformer_blocks", None) or []
-        )
-        return contextlib.nullcontext(RegionalState(ctx, blocks, tuple(range(n_blocks))))
+        every = tuple(range(sum(block_counts(pipe.denoiser))))
+        return contextlib.nullcontext(RegionalState(ctx, blocks, every))
 
     def condition(self, state: MethodState, embeddings: torch.Tensor, encode: Any) -> torch.Tensor:
         """``region_text="separate"``: the prompt's text, then each sample's distinct phrases encoded alone (zeros
@@ -212,13 +214,13 @@ class Regional(GuidanceMethod):
         if self.options.region_text != "separate":
             return embeddings
         layouts = state.ctx.layouts
-        state.phrase_regions = []
+        phrases, state.phrase_regions = [], []
         for lay in layouts:
             by_phrase: dict[str, list[int]] = {}
             for r, phrase in enumerate(lay.phrases):
                 by_phrase.setdefault(phrase, []).append(r)
+            phrases.append(list(by_phrase))
             state.phrase_regions.append(list(by_phrase.values()))
-        phrases = [list(dict.fromkeys(lay.phrases)) for lay in layouts]
         distinct = list(dict.fromkeys(p for sample in phrases for p in sample))
         encoded = encode(distinct).to(embeddings)
         length = state.text_length = embeddings.shape[1]
@@ -290,7 +292,7 @@ class Regional(GuidanceMethod):
             key = ("uncond", n, layout.text_first)
             if key not in cache:
                 keys = torch.ones(n, dtype=torch.bool, device=ctx.device)
-                image, text = layout.slices(n)
+                _, text = layout.slices(n)
                 keys[text.start + state.text_length : text.stop] = False
                 cache[key] = keys
             return cache[key]
