@@ -46,6 +46,7 @@ import torch
 from layoutguide.backbones.dit import LayoutDiTPipeline
 from layoutguide.bench.memory import PeakMemory
 from layoutguide.layout import Layout, atomic_write_text
+from layoutguide.spec import split_methods
 from layoutguide.shapes.model import build_tokenizer
 from layoutguide.testing import _text_encoder, default_dtype
 from layoutguide.testing_dit import FLUX_DEV_SCHEDULER, _vae, t5_tokenizer
@@ -62,6 +63,7 @@ LAYOUT = Layout.from_dict(
 METHODS: dict[str, dict[str, Any] | None] = {
     "none": None,
     "regional": None,
+    "regional[region_text=separate]": None,  # each phrase encoded alone and appended for the masked steps
     "refocus": {"early_stop": False},
     "regional+refocus": {"refocus": {"early_stop": False}},
 }
@@ -207,7 +209,11 @@ def main() -> None:
     )
     parser.add_argument("--double", type=int, default=19, help="FLUX: double-stream blocks (19: FLUX.1-dev)")
     parser.add_argument("--single", type=int, default=38, help="FLUX: single-stream blocks (38: FLUX.1-dev)")
-    parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated, from: " + ", ".join(METHODS))
+    parser.add_argument(
+        "--methods",
+        default=",".join(METHODS),
+        help="comma-separated method specs (with options in brackets), e.g. " + ", ".join(METHODS),
+    )
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float32
@@ -218,7 +224,7 @@ def main() -> None:
         pipe, guidance = sd35_medium_pipeline(dtype, args.layers), 1.0
     build_s = time.perf_counter() - t0
     params = sum(p.numel() for p in pipe.transformer.parameters())
-    chosen = {m: METHODS[m] for m in args.methods.split(",")}
+    chosen = {m: METHODS.get(m) for m in split_methods(args.methods)}
     times, peaks = time_methods(pipe, chosen, args.repeats, args.size, guidance)
     blocks = {"layers": args.layers} if args.family == "sd35" else {"double": args.double, "single": args.single}
     result = {

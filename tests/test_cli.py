@@ -282,6 +282,15 @@ def test_shapes_train_time_limit_is_not_inherited(tmp_path):
         app, ["shapes", "train", "--out", str(run), "--unet-steps", "3", "--max-minutes", "1e-9", "--device", "cpu"]
     )
     assert result.exit_code == 0 and "--max-minutes" in result.output
+    for bad in ("0.5,x", "1,1", "1,-1,1,1", "0,0,0,0"):
+        result = runner.invoke(app, ["shapes", "train", "--out", str(run), "--object-count-weights", bad])
+        assert result.exit_code == 2 and "--object-count-weights" in result.output, result.output
+        assert "Traceback" not in result.output
+    weights = ["shapes", "train", "--out", str(run), "--object-count-weights", "1,0,0,0", "--device", "cpu"]
+    assert runner.invoke(app, [*weights, "--unet-steps", "4"]).exit_code == 0
+    assert runner.invoke(app, ["shapes", "train", "--out", str(run), "--unet-steps", "5", "--device", "cpu"]).exit_code == 0
+    state = json.loads((run / "ckpt" / "state.json").read_text())
+    assert state["unet_step"] == 5 and state["config"]["object_count_weights"] == [1.0, 0.0, 0.0, 0.0]
 
 
 def test_bench_rejects_a_bad_variant_before_loading_anything(tmp_path):

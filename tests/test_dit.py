@@ -64,6 +64,14 @@ def test_methods_change_the_sample(pipe, method):
     assert guided.images.shape == plain.shape and not torch.allclose(guided.images, plain)
 
 
+@pytest.mark.parametrize("region_text", ["in_place", "separate"])
+def test_background_reading_the_prompt_changes_regional(pipe, region_text):
+    own = {"region_text": region_text, "base_ratio": 0.0}
+    closed = run(pipe, "regional", method_options=own).images
+    opened = run(pipe, "regional", method_options={**own, "background_text": "prompt"}).images
+    assert opened.shape == closed.shape and not torch.allclose(opened, closed)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["attend-excite", "zestguide"])
 def test_other_gradient_methods_run(pipe, method):
@@ -168,6 +176,11 @@ def test_regional_masks_what_the_layout_says():
     assert not sd3[img[0], img[3]] and sd3[img[1], img[2]] and not sd3[img[1], txt[1]]
     flux = allowed_pairs(image, text, JointLayout(4, True, ()), free_images=True)  # [text, image]
     assert flux[:4, :4].equal(sd3[4:, 4:]) and flux[4:, :4].equal(sd3[:4, 4:]) and flux[4:, 4:].all()
+    # background_text="prompt": background cells (1, 2) read every text token, phrases included; nothing else moves
+    opened = allowed_pairs(image, text, JointLayout(4, False, ()), free_images=False, reads_all_text=image[2])
+    assert opened[img[1]][txt].all() and opened[img[2]][txt].all()
+    changed = (opened != sd3).nonzero().tolist()
+    assert changed == [[img[1], txt[1]], [img[1], txt[2]], [img[2], txt[1]], [img[2], txt[2]]]
 
 
 def test_regional_can_hide_the_end_tokens_from_image_tokens(pipe):

@@ -37,6 +37,11 @@ def shapes_train(
     schedule_start: int | None = typer.Option(
         None, help="Restart the learning-rate schedule at this step (fine-tuning a finished run)."
     ),
+    object_count_weights: str | None = typer.Option(
+        None,
+        help="Share of training scenes with 1, 2, ... objects, comma-separated, one per count up to 4 (e.g. "
+        "'0.4,0.2,0.2,0.2'; default uniform). Carries over when the run resumes.",
+    ),
     gligen_steps: int = typer.Option(0, help="Then train GLIGEN's gated layers for this many steps (base frozen)."),
     gligen_lr: float = typer.Option(5e-4, help="Learning rate of the GLIGEN stage."),
     gligen_batch: int = typer.Option(32, help="Batch size of the GLIGEN stage (the shipped stage: 32)."),
@@ -92,6 +97,7 @@ def shapes_train(
             attn_token_weight=attn_token_weight,
             attn_pixel_weight=attn_pixel_weight,
             schedule_start=schedule_start,
+            object_count_weights=_count_weights(object_count_weights, base.max_objects),
         ).items()
         if v is not None
     }
@@ -126,6 +132,22 @@ def shapes_train(
         )
     if trainer._out_of_time():
         typer.echo(f"stopped after --max-minutes {max_minutes:g} at a checkpoint; run the same command again to go on")
+
+
+def _count_weights(text: str | None, max_objects: int) -> list[float] | None:
+    """``--object-count-weights`` as numbers, or one clear line naming what is wrong."""
+    if text is None:
+        return None
+    try:
+        weights = [float(part) for part in text.split(",")]
+    except ValueError:
+        fail(f"--object-count-weights must be numbers separated by commas (e.g. '0.4,0.2,0.2,0.2'), got {text!r}")
+    if len(weights) != max_objects or min(weights) < 0 or sum(weights) <= 0:
+        fail(
+            f"--object-count-weights needs {max_objects} non-negative weights (counts 1 to {max_objects}) with a "
+            f"positive sum, got {text!r}"
+        )
+    return weights
 
 
 def shapes_init_run(

@@ -77,6 +77,12 @@ class RegionalOptions(MethodOptions):
         description="a region's text: its phrase 'in_place' in the prompt, or each phrase encoded 'separate'ly as a "
         "prompt of its own and appended for the masked steps (the original's regional prompts)",
     )
+    background_text: Literal["none", "prompt"] = Field(
+        "none",
+        description="what text background cells (in no region) read under the masks: 'none' (the original: with "
+        "region_text='separate' nothing, in place the base words) or 'prompt' (the whole prompt's text, as "
+        "InvokeAI's FLUX regions do: a background reading no text drew artifacts there)",
+    )
     guide_maps: Literal["unmasked", "masked"] = Field(
         "unmasked",
         description="what a gradient method combined with regional (regional+refocus) reads while the masks act: "
@@ -136,8 +142,15 @@ def token_groups(
     return image, text
 
 
-def allowed_pairs(image: torch.Tensor, text: torch.Tensor, layout: JointLayout, free_images: bool) -> torch.Tensor:
-    """``(n, n)`` bool in the module's order: query and key share a group, or either is a base text token."""
+def allowed_pairs(
+    image: torch.Tensor,
+    text: torch.Tensor,
+    layout: JointLayout,
+    free_images: bool,
+    reads_all_text: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """``(n, n)`` bool in the module's order: query and key share a group, or either is a base text token.
+    ``reads_all_text``: cells ``(h*w,)`` that read every text token (``background_text="prompt"``)."""
     groups = torch.cat([text, image], 1) if layout.text_first else torch.cat([image, text], 1)  # (G, n)
     g = groups.float()
     allowed = (g.T @ g) > 0
@@ -145,19 +158,27 @@ def allowed_pairs(image: torch.Tensor, text: torch.Tensor, layout: JointLayout, 
     if not layout.text_first:
         base = base.roll(image.shape[1])  # [image, text]: the text flags go last
     allowed |= base[:, None] | base[None, :]
+    img_slice, text_slice = layout.slices(groups.shape[1])
     if free_images:
-        img_slice, _ = layout.slices(groups.shape[1])
         allowed[img_slice, img_slice] = True
+    if reads_all_text is not None:
+        allowed[img_slice, text_slice][reads_all_text] = True
     return allowed
 
 
 def separate_text_pairs(
-    masks: torch.Tensor, phrase_regions: list[list[int]], length: int, n_text: int, free_images: bool
+    masks: torch.Tensor,
+    phrase_regions: list[list[int]],
+    length: int,
+    n_text: int,
+    free_images: bool,
+    background_reads_prompt: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``region_text="separate"``: the masked attention's and the base attention's allowed pairs ``(n, n)`` in the
     order ``[text, image]``, for one sample. ``masks``: its regions' cells ``(R, N)``; the text is the prompt's
     ``length`` tokens, then one prompt of ``length`` per phrase (``phrase_regions``: the regions carrying each), then
-    padding up to ``n_text`` (other samples' phrases), which reads only itself and nobody reads."""
+    padding up to ``n_text`` (other samples' phrases), which reads only itself and nobody reads.
+    ``background_reads_prompt``: cells in no region read the prompt's text under the masks too."""
     n_img = masks.shape[1]
     n = n_text + n_img
     img = slice(n_text, n)
@@ -166,7 +187,7 @@ def separate_text_pairs(
     base = torch.zeros(n, n, dtype=torch.bool, device=masks.device)
     base[:length, :length] = base[:length, img] = base[img, :length] = base[img, img] = True
     masked = base.clone()
-    masked[img, :length] = False  # under the masks a cell reads its phrases' prompts, not the prompt's text
+    masked[img, :length] = background[:, None] & background_reads_prompt  # a region's cells: its prompts only
     if not free_images:
         same = cells.T.float() @ cells.float() > 0
         masked[img, img] = same | (background[:, None] & background[None, :])
@@ -253,7 +274,8 @@ class Regional(GuidanceMethod):
                 pairs = []
                 for b in range(ctx.batch_size):
                     image, text = token_groups(ctx, b, grid, layout.n_text, o.end_tokens == "hidden")
-                    pairs.append(allowed_pairs(image, text, layout, o.image_attention == "all"))
+                    background = image[len(ctx.text_regions[b])] if o.background_text == "prompt" else None
+                    pairs.append(allowed_pairs(image, text, layout, o.image_attention == "all", background))
                 cache[key] = torch.stack(pairs)
             return cache[key]
 
@@ -276,6 +298,7 @@ class Regional(GuidanceMethod):
                         state.text_length,
                         layout.n_text,
                         o.image_attention == "all",
+                        o.background_text == "prompt",
                     )
                     for b in range(ctx.batch_size)
                 ]

@@ -63,6 +63,9 @@ class TrainConfig:
     attn_token_weight: float = 0.0
     attn_pixel_weight: float = 0.0
     max_objects: int = 4
+    # Share of training scenes with 1, 2, ... max_objects objects (None: uniform, the shipped recipe). A fine-tuning
+    # stage can lean on one-object scenes when a model draws extra objects beside the one a caption asks for.
+    object_count_weights: list[float] | None = None
     # The warm-up + cosine learning-rate schedule runs from this step to ``unet_steps``: set it to a finished
     # run's step to fine-tune it (e.g. with attention supervision switched on) on a fresh schedule.
     schedule_start: int = 0
@@ -78,12 +81,22 @@ class TrainConfig:
 
 
 def render_batch(
-    seeds: list[int], p_uncond: float, rng: random.Random, max_objects: int
+    seeds: list[int],
+    p_uncond: float,
+    rng: random.Random,
+    max_objects: int,
+    count_weights: list[float] | None = None,
 ) -> tuple[torch.Tensor, list[str], list]:
-    """Images in [-1, 1], shape (B, 3, 64, 64), their captions ("" for the unconditional share) and scenes."""
+    """Images in [-1, 1], shape (B, 3, 64, 64), their captions ("" for the unconditional share) and scenes.
+
+    ``count_weights`` (one per count 1..``max_objects``) draws each scene's object count; the draw is seeded by
+    the scene's seed, so a batch is the same whatever else the run does."""
     images, captions, scenes = [], [], []
     for seed in seeds:
-        scene = make_scene(seed % TRAIN_SEEDS, n_objects=(1, max_objects))
+        n_objects: int | tuple[int, int] = (1, max_objects)
+        if count_weights is not None:
+            n_objects = random.Random(seed).choices(range(1, len(count_weights) + 1), weights=count_weights)[0]
+        scene = make_scene(seed % TRAIN_SEEDS, n_objects=n_objects)
         images.append(np.asarray(scene.render(), dtype=np.float32))
         captions.append("" if rng.random() < p_uncond else scene.caption)
         scenes.append(scene)
@@ -401,7 +414,9 @@ class Trainer:
                 for group in opt.param_groups:
                     group["lr"] = lr
                 seeds = [step * cfg.batch + i for i in range(cfg.batch)]
-                x, captions, scenes = render_batch(seeds, cfg.p_uncond, rng, cfg.max_objects)
+                x, captions, scenes = render_batch(
+                    seeds, cfg.p_uncond, rng, cfg.max_objects, cfg.object_count_weights
+                )
                 with torch.no_grad():
                     z0 = self.vae.encode(x.to(self.device)).latent_dist.mean * scaling  # (B, 4, 16, 16)
                 t = self.training_timesteps(len(seeds), gen)
