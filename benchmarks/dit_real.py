@@ -46,8 +46,8 @@ import torch
 from layoutguide.backbones.dit import LayoutDiTPipeline
 from layoutguide.bench.memory import PeakMemory
 from layoutguide.layout import Layout, atomic_write_text
-from layoutguide.spec import split_methods
 from layoutguide.shapes.model import build_tokenizer
+from layoutguide.spec import split_methods
 from layoutguide.testing import _text_encoder, default_dtype
 from layoutguide.testing_dit import FLUX_DEV_SCHEDULER, _vae, t5_tokenizer
 

@@ -288,7 +288,8 @@ def test_shapes_train_time_limit_is_not_inherited(tmp_path):
         assert "Traceback" not in result.output
     weights = ["shapes", "train", "--out", str(run), "--object-count-weights", "1,0,0,0", "--device", "cpu"]
     assert runner.invoke(app, [*weights, "--unet-steps", "4"]).exit_code == 0
-    assert runner.invoke(app, ["shapes", "train", "--out", str(run), "--unet-steps", "5", "--device", "cpu"]).exit_code == 0
+    resumed = runner.invoke(app, ["shapes", "train", "--out", str(run), "--unet-steps", "5", "--device", "cpu"])
+    assert resumed.exit_code == 0, resumed.output
     state = json.loads((run / "ckpt" / "state.json").read_text())
     assert state["unet_step"] == 5 and state["config"]["object_count_weights"] == [1.0, 0.0, 0.0, 0.0]
 

@@ -57,7 +57,7 @@ def test_separate_text_pairs_mask_what_the_layout_says():
     for pairs in (masked, base):
         assert not pairs[:, pad][[*range(6), *cell]].any() and pairs[6, 6] and pairs.any(1).all()
     # background_text="prompt": the background cell reads the prompt's text too, and only that changes
-    opened, opened_base = separate_text_pairs(masks, [[0], [1, 2]], 2, 8, free_images=False, background_reads_prompt=True)
+    opened, opened_base = separate_text_pairs(masks, [[0], [1, 2]], 2, 8, False, background_reads_prompt=True)
     assert opened[cell[2]][prompt].all() and (opened != masked).nonzero().tolist() == [[cell[2], 0], [cell[2], 1]]
     assert torch.equal(opened_base, base)
     sd3 = in_module_order(masked, 8, text_first=False)  # [image, text]

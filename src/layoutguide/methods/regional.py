@@ -274,7 +274,7 @@ class Regional(GuidanceMethod):
                 pairs = []
                 for b in range(ctx.batch_size):
                     image, text = token_groups(ctx, b, grid, layout.n_text, o.end_tokens == "hidden")
-                    background = image[len(ctx.text_regions[b])] if o.background_text == "prompt" else None
+                    background = image[len(ctx.layouts[b].regions)] if o.background_text == "prompt" else None
                     pairs.append(allowed_pairs(image, text, layout, o.image_attention == "all", background))
                 cache[key] = torch.stack(pairs)
             return cache[key]

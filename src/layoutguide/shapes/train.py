@@ -414,9 +414,7 @@ class Trainer:
                 for group in opt.param_groups:
                     group["lr"] = lr
                 seeds = [step * cfg.batch + i for i in range(cfg.batch)]
-                x, captions, scenes = render_batch(
-                    seeds, cfg.p_uncond, rng, cfg.max_objects, cfg.object_count_weights
-                )
+                x, captions, scenes = render_batch(seeds, cfg.p_uncond, rng, cfg.max_objects, cfg.object_count_weights)
                 with torch.no_grad():
                     z0 = self.vae.encode(x.to(self.device)).latent_dist.mean * scaling  # (B, 4, 16, 16)
                 t = self.training_timesteps(len(seeds), gen)
