@@ -3,6 +3,7 @@
     python benchmarks/overhead.py --model shipped --steps 30 --repeats 3           # the shipped shapes model
     python benchmarks/overhead.py --model sd15 --steps 3 --repeats 1 --size 512     # SD-1.5 architecture, random
     python benchmarks/overhead.py --model sd15 --device cuda --dtype fp16 --steps 20 # the same on a GPU
+    python benchmarks/overhead.py --model sdxl --device cuda --dtype fp16 --size 1024 --steps 30 --guidance-scale 5
     python benchmarks/overhead.py --model shipped --accuracy 200 --methods refocus,refocus@t700
 
 Every configuration runs in one process, interleaved: ``--warmup`` rounds over all of them, then ``repeats`` rounds,
@@ -107,6 +108,11 @@ def load(args: argparse.Namespace) -> Any:
     from layoutguide.testing import sd15_random_pipeline, tiny_pipeline
 
     dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[args.dtype]
+    if args.model == "sdxl":  # built where it runs: on CUDA the random initialisation takes seconds, not minutes
+        from layoutguide.backbones.sdxl import LayoutXLPipeline
+        from layoutguide.testing import sdxl_base_components
+
+        return LayoutXLPipeline(**sdxl_base_components(dtype=dtype, device=args.device))
     if args.model == "tiny":
         pipe = tiny_pipeline(gated=args.gated)
     elif args.model == "sd15":
@@ -237,11 +243,12 @@ def main() -> None:
     parser.add_argument(
         "--model",
         default="tiny",
-        help="'tiny', 'sd15' (random weights, built in code), 'shipped', or a model folder/name",
+        help="'tiny', 'sd15', 'sdxl' (SDXL base's architecture; random weights, built in code), 'shipped', or a "
+        "model folder/name",
     )
     parser.add_argument("--gated", action="store_true", help="tiny/sd15: with GLIGEN's gated layers")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--dtype", default="fp32", choices=["fp32", "fp16", "bf16"], help="tiny/sd15 weights")
+    parser.add_argument("--dtype", default="fp32", choices=["fp32", "fp16", "bf16"], help="tiny/sd15/sdxl weights")
     parser.add_argument("--size", type=int, default=None, help="image side in pixels (default: the model's)")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3)

@@ -44,3 +44,24 @@ def test_flux_methods_are_timed_per_round_and_summarised(bench):
     assert summary["ratio_per_round"]["regional"] == pytest.approx(regional, abs=1e-3)
     assert summary["median_ratio_per_round"]["regional"] == pytest.approx(sum(regional) / 2, abs=1e-3)
     assert summary["ratio_fastest"]["refocus"] == pytest.approx(min(times["refocus"]) / min(times["none"]), abs=1e-3)
+
+
+def test_a_method_out_of_gpu_memory_is_recorded_once_and_the_others_go_on(bench):
+    class Pipe:  # the timing loop's view of a pipeline: a transformer with a device, and a call
+        class transformer:
+            device = torch.device("cpu")
+
+        calls: list[str] = []
+
+        def __call__(self, *, method, **_):
+            self.calls.append(method)
+            if method == "refocus":
+                raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 98.00 MiB")
+
+    pipe, rounds_seen = Pipe(), []
+    methods = {"none": None, "refocus": None}
+    times, peaks = bench.time_methods(pipe, methods, 3, 64, 1.0, after_round=lambda t, p: rounds_seen.append(1))
+    assert len(times["none"]) == 3 and times["refocus"] == [] and peaks["refocus"] == [-1]
+    assert pipe.calls.count("refocus") == 1  # not retried in later rounds
+    assert len(rounds_seen) == 3  # results are written after every round
+    assert set(bench.summarise(times)["median_ratio_per_round"]) == {"none"}
