@@ -8,6 +8,7 @@ attention and regional+refocus, interleaved A B C D A B C D in one process.
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/dit_real.py --family flux --double 2 --single 4 --size 512 \
         --repeats 5 --methods none,regional --out docs/results/dit/real-architecture/flux-2x4-512
     python benchmarks/dit_real.py --device cuda --size 1024 --steps 28 --repeats 3 --out OUT   # one GPU
+    python benchmarks/dit_real.py --size 128 --save-to FOLDER      # then: layoutguide generate --model FOLDER ...
 
 On CUDA the modules are built on the GPU (random initialisation there takes seconds, not minutes), times are taken
 after ``torch.cuda.synchronize`` and memory is the allocator's peak (above the loaded weights, and in all); a method
@@ -255,8 +256,16 @@ def main() -> None:
         default=",".join(METHODS),
         help="comma-separated method specs (with options in brackets), e.g. " + ", ".join(METHODS),
     )
-    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--out", type=Path, help="results folder (results.json)")
+    parser.add_argument(
+        "--save-to",
+        type=Path,
+        help="write the built pipeline as a diffusers folder (save_pretrained, with a layoutguide.json whose "
+        "image_size is --size) for `layoutguide generate --model FOLDER`, instead of timing",
+    )
     args = parser.parse_args()
+    if (args.out is None) == (args.save_to is None):
+        parser.error("give one of --out (time the methods) or --save-to (write the folder)")
     dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float32
     t0 = time.perf_counter()
     if args.family == "flux":
@@ -268,6 +277,12 @@ def main() -> None:
         blocks_read = [int(b) for b in args.attention_blocks.split(",")]
         pipe.model_defaults = {**pipe.model_defaults, "attention_blocks": blocks_read}
     build_s = time.perf_counter() - t0
+    if args.save_to is not None:
+        pipe.save_pretrained(args.save_to)
+        defaults = {"image_size": args.size, **({"attention_blocks": blocks_read} if blocks_read else {})}
+        atomic_write_text(args.save_to / "layoutguide.json", json.dumps(defaults, indent=2) + "\n")
+        print(f"built in {build_s:.0f} s, saved to {args.save_to}")
+        return
     params = sum(p.numel() for p in pipe.transformer.parameters())
     chosen = {m: METHODS.get(m) for m in split_methods(args.methods)}
     blocks = {"layers": args.layers} if args.family == "sd35" else {"double": args.double, "single": args.single}

@@ -65,3 +65,40 @@ def test_a_method_out_of_gpu_memory_is_recorded_once_and_the_others_go_on(bench)
     assert pipe.calls.count("refocus") == 1  # not retried in later rounds
     assert len(rounds_seen) == 3  # results are written after every round
     assert set(bench.summarise(times)["median_ratio_per_round"]) == {"none"}
+
+
+@pytest.mark.slow
+def test_a_saved_real_width_sd35_folder_generates_with_regional_refocus(bench, tmp_path, monkeypatch):
+    """The issue's "generate --model DIT_FOLDER --method regional+refocus" on SD3.5-medium's widths (one of its 24
+    blocks, so the test stays small; the whole transformer is docs/results/dit/real-architecture/report.md's)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from layoutguide.cli import app
+
+    folder = tmp_path / "sd35-one-block"
+    argv = ["dit_real.py", "--family", "sd35", "--layers", "1", "--size", "64", "--dtype", "fp32"]
+    monkeypatch.setattr("sys.argv", argv + ["--save-to", str(folder)])
+    bench.main()
+    config = json.loads((folder / "transformer" / "config.json").read_text())
+    widths = (config["num_attention_heads"], config["attention_head_dim"], config["joint_attention_dim"])
+    assert widths == (24, 64, 4096)
+    assert json.loads((folder / "layoutguide.json").read_text()) == {"image_size": 64}
+    layout = tmp_path / "layout.json"
+    layout.write_text(json.dumps(bench.LAYOUT.to_dict()))
+    out = tmp_path / "out.png"
+    result = CliRunner().invoke(
+        app,
+        ["generate", "--model", str(folder), "--layout", str(layout), "--method", "regional+refocus"]
+        + ["--steps", "2", "--device", "cpu", "--out", str(out)],
+    )
+    assert result.exit_code == 0, result.output
+    assert out.exists()
+
+
+def test_save_or_time_is_asked_for_exactly_once(bench, monkeypatch):
+    monkeypatch.setattr("sys.argv", ["dit_real.py", "--family", "sd35"])
+    with pytest.raises(SystemExit) as e:
+        bench.main()
+    assert e.value.code == 2
