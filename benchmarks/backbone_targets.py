@@ -66,9 +66,11 @@ def main() -> None:
     metric = args.metric or ("relation_acc" if relations else "object_in_box")
     new = scores(args.results, metric)
     reference = scores(args.reference, metric, args.reference_first) if args.reference else {}
+    # a phrase-form run labels its rows "none (article)" and so on
+    unguided = next((label for label in new if label == "none" or label.startswith("none (")), "none")
     print(f"| method | {metric} | x unguided | reference | difference | targets |")
     print("|---|---|---|---|---|---|")
-    print("\n".join(target_rows(new, reference, args.min_ratio, args.within)))
+    print("\n".join(target_rows(new, reference, args.min_ratio, args.within, unguided)))
 
 
 if __name__ == "__main__":

@@ -64,3 +64,14 @@ def test_the_reference_can_be_cut_to_the_same_layouts(load_benchmark, tmp_path):
         and bench.scores(path, "object_in_box", 3)["none"] == 0.5
     )
     assert bench.scores(path, "object_in_box", first=1) == {"none": 1.0}
+
+
+def test_a_phrase_form_run_is_judged_against_its_own_unguided_row(load_benchmark, tmp_path, capsys, monkeypatch):
+    bench = load_benchmark("backbone_targets")
+    path = tmp_path / "article.json"
+    rows = {"none (article)": 0.05, "refocus (article)": 0.20}
+    path.write_text(json.dumps({"methods": {m: {"object_in_box": v} for m, v in rows.items()}}))
+    monkeypatch.setattr("sys.argv", ["backbone_targets.py", str(path)])
+    bench.main()
+    table = capsys.readouterr().out
+    assert "| none (article) | 0.050 | - |" in table and "| refocus (article) | 0.200 | 4.0x |" in table
